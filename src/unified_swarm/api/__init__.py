@@ -1,0 +1,1 @@
+"""The HTTP surface: one router module per resource, thin handlers over the Orchestrator."""

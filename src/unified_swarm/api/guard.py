@@ -1,0 +1,140 @@
+"""The ASGI guard in front of every route: Host allow-list, body cap, per-token rate limit.
+
+It runs before any parsing, so a 1 GiB body is refused from its Content-Length (or, when
+chunked, as soon as the running count passes the cap) without being buffered, and a
+flooding token is answered 429 before it costs a store round-trip.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from ..config import Settings
+from ..errors import PayloadTooLarge, RateLimited, SwarmError
+from ..errors import InvalidInput as _Invalid
+from .responses import error_response
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1", "[::1]")
+
+
+class _TooLarge(BaseException):
+    """Raised from receive(); a BaseException so no framework layer turns it into a 400."""
+
+
+class TokenBuckets:
+    """A token bucket per caller key (a token's digest, or the client address)."""
+
+    def __init__(self, rate: float, burst: float, clock: Callable[[], float]) -> None:
+        self.rate, self.burst, self.clock = rate, burst, clock
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def take(self, key: str) -> float:
+        """0 when allowed, else the seconds until one request will be."""
+        now = self.clock()
+        level, last = self._buckets.get(key, (self.burst, now))
+        level = min(self.burst, level + (now - last) * self.rate)
+        if level < 1:
+            self._buckets[key] = (level, now)
+            return (1 - level) / self.rate
+        self._buckets[key] = (level - 1, now)
+        if len(self._buckets) > 100_000:  # forget callers idle long enough to be full again
+            self._buckets = {k: v for k, v in self._buckets.items()
+                             if v[1] > now - self.burst / self.rate}
+        return 0.0
+
+
+class Guard:
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+        hosts = {*LOOPBACK_NAMES, settings.host, *settings.allowed_hosts}
+        self.any_host = "*" in hosts or settings.host in ("0.0.0.0", "::")
+        self.hosts = {h.lower() for h in hosts}
+        self.buckets = (TokenBuckets(settings.rate_limit, settings.rate_burst, time.monotonic)
+                        if settings.rate_limit > 0 else None)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            return await self.app(scope, receive, send)
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1")
+                   for k, v in scope.get("headers", [])}
+        try:
+            self._check_host(headers.get("host", ""))
+            self._check_rate(scope, headers)
+            if scope["type"] == "http":
+                self._check_length(headers.get("content-length"))
+        except SwarmError as exc:
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1008})
+                return None
+            return await error_response(exc)(scope, receive, send)
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        return await self._capped(scope, receive, send)
+
+    def _check_host(self, host: str) -> None:
+        if self.any_host:
+            return
+        name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+        if name.lower() not in self.hosts:
+            raise _Invalid(f"Host {host!r} is not allowed (see SWARM_ALLOWED_HOSTS)")
+
+    def _check_rate(self, scope: Scope, headers: dict[str, str]) -> None:
+        if self.buckets is None or scope.get("path") == "/healthz":
+            return
+        auth = headers.get("authorization", "")
+        if auth:
+            key = hashlib.sha256(auth.encode()).hexdigest()
+        else:
+            client = scope.get("client") or ("?", 0)
+            key = f"addr:{client[0]}"
+        wait = self.buckets.take(key)
+        if wait > 0:
+            raise RateLimited("too many requests for this token", retry_after=wait)
+
+    def _check_length(self, raw: str | None) -> None:
+        if raw is None:
+            return
+        try:
+            length = int(raw)
+        except ValueError:
+            raise _Invalid("Content-Length is not a number") from None
+        if length > self.settings.max_body_bytes:
+            raise PayloadTooLarge(
+                f"request body of {length} bytes is over the {self.settings.max_body_bytes} "
+                "byte limit")
+
+    async def _capped(self, scope: Scope, receive: Receive, send: Send) -> None:
+        limit = self.settings.max_body_bytes
+        seen = 0
+        started = False
+
+        async def counted_receive() -> Message:
+            nonlocal seen
+            msg = await receive()
+            if msg["type"] == "http.request":
+                seen += len(msg.get("body", b""))
+                if seen > limit:
+                    raise _TooLarge
+            return msg
+
+        async def tracked_send(msg: Message) -> None:
+            nonlocal started
+            if msg["type"] == "http.response.start":
+                started = True
+            await send(msg)
+
+        try:
+            await self.app(scope, counted_receive, tracked_send)
+        except _TooLarge:
+            if not started:
+                exc = PayloadTooLarge(f"request body is over the {limit} byte limit")
+                await error_response(exc)(scope, receive, send)

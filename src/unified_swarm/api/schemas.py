@@ -1,0 +1,96 @@
+"""Request bodies. Strict types: "5" is not a number and 1 is not a boolean here."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..core.rules import TaskSpec
+
+Str64 = Annotated[str, Field(min_length=1, max_length=64)]
+IdStr = Annotated[str, Field(min_length=1, max_length=128)]
+Token = Annotated[int, Field(ge=0, le=2**62)]
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(strict=True)
+
+
+class TaskIn(Body):
+    type: Str64
+    id: IdStr | None = None
+    title: Annotated[str, Field(max_length=1000)] | None = None
+    input: Any = None
+    required_capability: Str64 | None = None
+    priority: Annotated[int, Field(ge=1, le=10)] | None = None
+    critical: bool = False
+    infinite_scale: bool = False
+    roi: Annotated[str, Field(max_length=32)] | None = None
+    estimated_hours: Annotated[float, Field(ge=0, le=1e6)] | None = None
+    dependencies: Annotated[list[IdStr], Field(max_length=1000)] = []
+    max_attempts: Annotated[int, Field(ge=1, le=100)] | None = None
+
+    def spec(self) -> TaskSpec:
+        return TaskSpec(
+            type=self.type, id=self.id, title=self.title or "", input=self.input,
+            required_capability=self.required_capability, priority=self.priority,
+            critical=self.critical, infinite_scale=self.infinite_scale, roi=self.roi,
+            estimated_hours=self.estimated_hours, dependencies=list(self.dependencies),
+            max_attempts=self.max_attempts,
+        )
+
+
+class TaskBatch(Body):
+    tasks: Annotated[list[TaskIn], Field(min_length=1)]
+
+
+class RegisterIn(Body):
+    capabilities: Annotated[list[Str64], Field(max_length=100)]
+    id: IdStr | None = None
+    name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    max_concurrent_tasks: Annotated[int, Field(ge=1, le=1000)] | None = None
+    heartbeat_interval: Annotated[float, Field(ge=0.1, le=3600)] | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class HeartbeatIn(Body):
+    status: Literal["idle", "busy", "draining"] | None = None
+
+
+class ClaimIn(Body):
+    task_id: IdStr
+
+
+class ProgressIn(Body):
+    task_id: IdStr
+    fencing_token: Token
+    progress: Annotated[float, Field(ge=0.0, le=1.0)]
+    message: Annotated[str, Field(max_length=4096)] | None = None
+
+
+class CompleteIn(Body):
+    task_id: IdStr
+    fencing_token: Token
+    result: Any = None
+
+
+class FailIn(Body):
+    task_id: IdStr
+    fencing_token: Token
+    error: Annotated[str, Field(max_length=65536)]
+    retry: bool = True
+
+
+class CancelIn(Body):
+    reason: Annotated[str, Field(max_length=1024)] = "cancelled by operator"
+
+
+class InterruptIn(Body):
+    reason: Annotated[str, Field(min_length=1, max_length=1024)]
+
+
+class KnowledgeIn(Body):
+    content: Any
+    expected_version: Annotated[int, Field(ge=0, le=2**62)] | None = None
+    tags: Annotated[list[Str64], Field(max_length=100)] = []

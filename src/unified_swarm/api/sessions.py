@@ -1,0 +1,62 @@
+"""Sessions: join, heartbeat (with directives), leave, drain, the registry."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Body
+
+from ..core.orchestrator import SessionSpec
+from ..errors import Forbidden
+from ..models import SessionStatus
+from .deps import Caller, Operator, Orch, SessionCaller, SwarmRoute
+from .responses import JSONResp
+from .schemas import HeartbeatIn, RegisterIn
+
+router = APIRouter(route_class=SwarmRoute, tags=["sessions"])
+
+
+@router.post("/session/register", status_code=201)
+async def register(body: RegisterIn, orch: Orch, _: Operator) -> JSONResp:
+    session, token = await orch.register(SessionSpec(
+        capabilities=body.capabilities, id=body.id, name=body.name,
+        max_concurrent_tasks=body.max_concurrent_tasks,
+        heartbeat_interval=body.heartbeat_interval, metadata=body.metadata))
+    return JSONResp({"session": session.wire(), "token": token}, status_code=201)
+
+
+@router.post("/session/heartbeat")
+async def heartbeat(orch: Orch, session: SessionCaller,
+                    body: HeartbeatIn | None = Body(None)) -> JSONResp:
+    beat, directives = await orch.heartbeat(session.id, body.status if body else None)
+    return JSONResp({
+        "session": beat.session.wire(),
+        "held": [lease.wire() for lease in beat.held],
+        "directives": {
+            "assignments": [t.wire() for t in directives.assignments],
+            "interrupt": directives.interrupt.wire() if directives.interrupt else None,
+            "drain": directives.drain,
+        },
+    })
+
+
+@router.delete("/session/{session_id}")
+async def leave(session_id: str, orch: Orch, caller: Caller) -> JSONResp:
+    if caller.role != "operator" and caller.session_id != session_id:
+        raise Forbidden("a session can only remove itself")
+    return JSONResp({"session": (await orch.leave(session_id)).wire()})
+
+
+@router.post("/session/{session_id}/drain")
+async def drain(session_id: str, orch: Orch, _: Operator) -> JSONResp:
+    return JSONResp({"session": (await orch.drain(session_id)).wire()})
+
+
+@router.get("/sessions")
+async def list_sessions(orch: Orch, _: Caller, status: SessionStatus | None = None) -> JSONResp:
+    sessions = await orch.store.list_sessions()
+    return JSONResp({"sessions": [s.wire() for s in sessions
+                                  if status is None or s.status == status]})
+
+
+@router.get("/session/{session_id}")
+async def get_session(session_id: str, orch: Orch, _: Caller) -> JSONResp:
+    return JSONResp({"session": (await orch.get_session(session_id)).wire()})

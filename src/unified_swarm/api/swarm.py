@@ -1,0 +1,42 @@
+"""The swarm as a whole: status, interrupt, health."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from ..errors import SwarmError
+from .deps import Caller, Operator, Orch, SwarmRoute
+from .responses import JSONResp
+from .schemas import InterruptIn
+
+router = APIRouter(route_class=SwarmRoute, tags=["swarm"])
+
+
+@router.get("/swarm/status")
+async def status(orch: Orch, _: Caller) -> JSONResp:
+    return JSONResp(await orch.status())
+
+
+@router.post("/swarm/interrupt")
+async def interrupt(body: InterruptIn, orch: Orch, op: Operator) -> JSONResp:
+    value = await orch.set_interrupt(body.reason, op.name)
+    return JSONResp({"interrupt": value.wire() if value else None})
+
+
+@router.delete("/swarm/interrupt")
+async def lift_interrupt(orch: Orch, op: Operator) -> JSONResp:
+    await orch.set_interrupt(None, op.name)
+    return JSONResp({"interrupt": None})
+
+
+@router.get("/healthz")
+async def healthz(orch: Orch) -> JSONResp:
+    """Liveness, no auth. `store_ok` false (with 503) when the store does not answer."""
+    body = {"status": "ok", "store": orch.store.kind, "replica_id": orch.settings.replica_id,
+            "leader": orch.leader}
+    try:
+        await orch.store.ping()
+    except SwarmError as exc:
+        return JSONResp({**body, "status": "degraded", "error": exc.message}, status_code=503,
+                        headers={"Retry-After": "1"})
+    return JSONResp(body)

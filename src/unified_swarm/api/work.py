@@ -1,0 +1,113 @@
+"""The work queue: add, list, request (long-poll), claim, progress, complete, fail, cancel."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Query, Request
+from starlette.responses import Response
+
+from ..core.waiters import Waiter
+from ..errors import InvalidInput
+from ..models import TaskStatus
+from ..store.base import Claimed, Recorded
+from .deps import Caller, Operator, Orch, SessionCaller, SwarmRoute, check_size
+from .responses import JSONResp
+from .schemas import CancelIn, ClaimIn, CompleteIn, FailIn, ProgressIn, TaskBatch, TaskIn
+
+router = APIRouter(route_class=SwarmRoute, tags=["work"])
+
+
+def _claimed(c: Claimed) -> JSONResp:
+    return JSONResp({"task": c.task.wire(), "lease": c.lease.wire()})
+
+
+def _recorded(r: Recorded) -> JSONResp:
+    return JSONResp({"task": r.task.wire(), "duplicate": r.duplicate})
+
+
+@router.post("/work", status_code=201)
+async def add_work(body: TaskBatch | TaskIn, orch: Orch, _: Caller) -> JSONResp:
+    items = body.tasks if isinstance(body, TaskBatch) else [body]
+    limit = orch.settings.max_input_bytes
+    for item in items:
+        check_size(item.input, limit, f"input of task {item.id or item.type!r}")
+    tasks = await orch.add_tasks([item.spec() for item in items])
+    return JSONResp({"tasks": [t.wire() for t in tasks]}, status_code=201)
+
+
+@router.get("/work")
+async def list_work(
+    orch: Orch, _: Caller,
+    status: TaskStatus | None = None,
+    capability: str | None = None,
+    session: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: str | None = None,
+) -> JSONResp:
+    tasks, nxt = await orch.store.list_tasks(
+        status=status.value if status else None, capability=capability, session=session,
+        limit=limit, cursor=cursor)
+    return JSONResp({"tasks": [t.wire() for t in tasks], "next_cursor": nxt})
+
+
+async def _watch_disconnect(request: Request, waiter: Waiter) -> None:
+    """A long-poll whose client hung up must not claim a task for nobody."""
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            waiter.abandon()
+            return
+
+
+@router.get("/work/request", responses={204: {"description": "nothing came in time"}})
+async def request_work(request: Request, orch: Orch, session: SessionCaller,
+                       wait: Annotated[float, Query(ge=0)] = 0.0) -> Response:
+    if wait > orch.settings.max_wait:
+        raise InvalidInput(f"wait is at most {orch.settings.max_wait} seconds")
+    waiter = Waiter(session.id, frozenset(session.capabilities))
+    watcher = asyncio.create_task(_watch_disconnect(request, waiter)) if wait > 0 else None
+    try:
+        got = await orch.request_work(session, wait, waiter)
+    finally:
+        if watcher is not None:
+            watcher.cancel()
+    return Response(status_code=204) if got is None else _claimed(got)
+
+
+@router.post("/work/claim")
+async def claim(body: ClaimIn, orch: Orch, session: SessionCaller) -> JSONResp:
+    return _claimed(await orch.claim(session, body.task_id))
+
+
+@router.post("/work/progress")
+async def progress(body: ProgressIn, orch: Orch, session: SessionCaller) -> JSONResp:
+    rec = await orch.progress(session, body.task_id, body.fencing_token, body.progress,
+                              body.message)
+    return _recorded(rec)
+
+
+@router.post("/work/complete")
+async def complete(body: CompleteIn, orch: Orch, session: SessionCaller) -> JSONResp:
+    check_size(body.result, orch.settings.max_input_bytes, "result")
+    return _recorded(await orch.complete(session, body.task_id, body.fencing_token, body.result))
+
+
+@router.post("/work/fail")
+async def fail(body: FailIn, orch: Orch, session: SessionCaller) -> JSONResp:
+    rec = await orch.fail(session, body.task_id, body.fencing_token, body.error, body.retry)
+    return _recorded(rec)
+
+
+@router.get("/work/{task_id}")
+async def get_work(task_id: str, orch: Orch, _: Caller) -> JSONResp:
+    task, history = await orch.get_task(task_id)
+    return JSONResp({"task": task.wire(), "history": [a.wire() for a in history]})
+
+
+@router.post("/work/{task_id}/cancel")
+async def cancel(task_id: str, orch: Orch, _: Operator,
+                 body: CancelIn | None = Body(None)) -> JSONResp:
+    reason = body.reason if body else "cancelled by operator"
+    return JSONResp({"task": (await orch.cancel(task_id, reason)).wire()})

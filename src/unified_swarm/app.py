@@ -1,0 +1,92 @@
+"""The composition root: `create_app(settings)` builds the store, the orchestrator and the
+FastAPI app; the lifespan opens and closes them. No module globals."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+
+from . import __version__
+from .api import knowledge, sessions, swarm, work
+from .api.guard import Guard
+from .api.responses import JSONResp, error_body, error_response
+from .config import Settings
+from .core.orchestrator import Orchestrator
+from .errors import SwarmError
+from .store import make_store
+from .store.base import Store
+from .tokens import operator_token
+
+log = logging.getLogger("unified_swarm.app")
+HTTP_CODES = {400: "invalid_input", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+              405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media_type"}
+
+
+def create_app(
+    settings: Settings,
+    *,
+    store: Store | None = None,
+    clock: Callable[[], float] = time.time,
+    run_loop: bool = True,
+) -> FastAPI:
+    """Build the app. Tests pass a store or a clock; the server passes neither."""
+    store = store or make_store(settings)
+    token, _ = operator_token(settings)
+    orch = Orchestrator(store, settings, token, clock)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await store.open()
+        await orch.start(run_loop=run_loop)
+        try:
+            yield
+        finally:
+            await orch.stop()
+            await store.close()
+
+    app = FastAPI(title="Unified Swarm", version=__version__, lifespan=lifespan,
+                  docs_url="/docs", redoc_url=None)
+    app.state.settings = settings
+    app.state.orchestrator = orch
+    for module in (sessions, work, knowledge, swarm):
+        app.include_router(module.router)
+    _install_error_handlers(app)
+    app.add_middleware(Guard, settings=settings)
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(SwarmError)
+    async def swarm_error(_: Request, exc: SwarmError) -> JSONResp:
+        if exc.status >= 500 and exc.status != 503:
+            log.error("internal error: %s", exc.message)
+        return error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> JSONResp:
+        parts = []
+        for err in exc.errors()[:5]:
+            if err.get("type") == "json_invalid":
+                ctx = err.get("ctx") or {}
+                parts.append(f"malformed JSON at byte {err['loc'][-1]}: {ctx.get('error', '')}")
+                continue
+            loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+            parts.append(f"{loc or 'body'}: {err.get('msg', 'invalid')}")
+        return JSONResp(error_body("validation_error", "; ".join(parts)), status_code=422)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, exc: HTTPException) -> JSONResp:
+        code = HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
+        return JSONResp(error_body(code, str(exc.detail)), status_code=exc.status_code,
+                        headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def crash(_: Request, exc: Exception) -> JSONResp:
+        log.exception("unhandled error")
+        return JSONResp(error_body("internal", "internal error"), status_code=500)

@@ -1,0 +1,154 @@
+"""Every default of the swarm, named once.
+
+The seed's protocol rules (heartbeat interval, claim timeout, idle threshold, ...) live here.
+Each field can be set from the environment as `SWARM_<FIELD>` (e.g. `SWARM_HEARTBEAT_INTERVAL=10`)
+and from the matching `swarm server --<field>` flag; `Settings.validate()` refuses nonsense
+before anything starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import InvalidInput
+
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Capability:
+    name: str
+    description: str
+    skills: tuple[str, ...]
+    time_multiplier: float
+
+
+#: The seed's capability catalogue. With `strict_capabilities` only these names are accepted.
+CATALOGUE: dict[str, Capability] = {
+    c.name: c
+    for c in (
+        Capability("build", "Write, test and ship code", ("python", "typescript", "ci"), 1.0),
+        Capability("architect", "Design systems and review plans", ("design", "review"), 1.2),
+        Capability("marketing", "Copy, launch plans, positioning", ("copy", "seo"), 0.8),
+        Capability("research", "Find, read and summarise sources", ("search", "analysis"), 1.5),
+        Capability("coordination", "Split, route and merge work", ("planning",), 0.5),
+    )
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    # where it listens and keeps its data
+    host: str = "127.0.0.1"
+    port: int = 8600
+    data_dir: Path = Path(".swarm")
+    #: "sqlite" (a file in data_dir), "sqlite:///path/to/file.db" or "redis://host:port/db"
+    store: str = "sqlite"
+    #: operator token; when unset it is generated into <data_dir>/token on first start
+    token: str | None = None
+    #: key prefix for the Redis store, so several swarms share one Redis
+    redis_prefix: str = "swarm"
+    #: start even when Redis has eviction on or AOF off (loses acknowledged writes)
+    redis_allow_unsafe: bool = False
+
+    # the seed's protocol rules
+    heartbeat_interval: float = 60.0
+    task_claim_timeout: float = 300.0
+    idle_threshold: float = 120.0
+    max_concurrent_tasks: int = 1
+    collaboration_threshold: float = 8.0
+    default_max_attempts: int = 3
+    #: lease TTL = lease_factor x the session's heartbeat interval (also: offline after this)
+    lease_factor: float = 3.0
+    strict_capabilities: bool = False
+
+    # input limits: everything past these is a 4xx before it touches the store
+    max_body_bytes: int = 16 * MiB
+    max_input_bytes: int = 1 * MiB
+    max_json_depth: int = 64
+    max_batch: int = 1000
+    max_wait: float = 60.0
+
+    # abuse limits, per token: sustained requests per second and burst (0 disables)
+    rate_limit: float = 2000.0
+    rate_burst: float = 4000.0
+    #: extra Host header values accepted besides loopback names and the bind host
+    allowed_hosts: tuple[str, ...] = ()
+    public_metrics: bool = False
+
+    # the coordination loop
+    reap_batch: int = 500
+    replica_id: str = field(default_factory=lambda: f"{os.uname().nodename}-{os.getpid()}")
+
+    def lease_ttl(self, heartbeat_interval: float) -> float:
+        return self.lease_factor * heartbeat_interval
+
+    def validate(self) -> Settings:
+        """Refuse settings that cannot work; returns self for chaining."""
+        positive = (
+            "heartbeat_interval", "task_claim_timeout", "idle_threshold", "lease_factor",
+            "max_body_bytes", "max_input_bytes", "max_json_depth", "max_batch", "reap_batch",
+        )
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise InvalidInput(f"{name} must be > 0, got {getattr(self, name)!r}")
+        if not 1 <= self.max_concurrent_tasks <= 1000:
+            raise InvalidInput("max_concurrent_tasks must be within 1..1000")
+        if not 1 <= self.default_max_attempts <= 100:
+            raise InvalidInput("default_max_attempts must be within 1..100")
+        if not 0 < self.port < 65536:
+            raise InvalidInput(f"port must be within 1..65535, got {self.port}")
+        if not (self.store == "sqlite" or self.store.startswith(("sqlite:///", "redis://",
+                                                                   "rediss://", "unix://"))):
+            raise InvalidInput(f"store must be 'sqlite', 'sqlite:///FILE' or 'redis://...', "
+                               f"got {self.store!r}")
+        return self
+
+    @property
+    def store_kind(self) -> str:
+        return "sqlite" if self.store.startswith("sqlite") else "redis"
+
+    @property
+    def sqlite_path(self) -> Path:
+        if self.store.startswith("sqlite:///"):
+            return Path(self.store.removeprefix("sqlite:///"))
+        return self.data_dir / "swarm.db"
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Defaults, then `SWARM_*` variables, then explicit overrides (CLI flags)."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            raw = env.get(f"SWARM_{f.name.upper()}")
+            if raw is not None and raw != "":
+                values[f.name] = _parse(f.name, str(f.type), raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values).validate()
+
+
+def _parse(name: str, type_name: str, raw: str) -> Any:
+    try:
+        if type_name == "bool":
+            if raw.lower() not in {"1", "0", "true", "false", "yes", "no", "on", "off"}:
+                raise ValueError(raw)
+            return raw.lower() in {"1", "true", "yes", "on"}
+        if type_name == "int":
+            return int(raw)
+        if type_name == "float":
+            return float(raw)
+        if type_name == "Path":
+            return Path(raw)
+        if type_name.startswith("tuple"):
+            return tuple(p.strip() for p in raw.split(",") if p.strip())
+    except ValueError as exc:
+        raise InvalidInput(f"SWARM_{name.upper()}={raw!r} is not a valid {type_name}") from exc
+    return raw

@@ -1,0 +1,69 @@
+"""Long-poll waiters: sessions parked in GET /work/request until a matching task is ready.
+
+Wake-ups are targeted: a task that becomes ready for capability C wakes one waiter that can
+take C (not all of them), so 64 idle sessions do not stampede the store for one task. A
+waiter woken for C that ends up claiming a task of another capability passes the wake-up on,
+so a ready task never sits while a matching session sleeps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+
+@dataclass(eq=False, slots=True)
+class Waiter:
+    session_id: str
+    capabilities: frozenset[str]  # empty: takes any capability
+    event: asyncio.Event = field(default_factory=asyncio.Event)
+    woken_for: str | None = None
+    #: the client went away: claim nothing more for it
+    abandoned: bool = False
+
+    def abandon(self) -> None:
+        self.abandoned = True
+        self.event.set()
+
+    def matches(self, capability: str | None) -> bool:
+        return capability is None or not self.capabilities or capability in self.capabilities
+
+
+class Waiters:
+    """The parked sessions of this process, oldest first."""
+
+    def __init__(self) -> None:
+        self._parked: list[Waiter] = []
+
+    def __len__(self) -> int:
+        return len(self._parked)
+
+    def park(self, waiter: Waiter) -> None:
+        self._parked.append(waiter)
+
+    def leave(self, waiter: Waiter) -> None:
+        try:
+            self._parked.remove(waiter)
+        except ValueError:
+            pass
+
+    def wake(self, capability: str | None, n: int = 1) -> int:
+        """Wake up to `n` not-yet-woken waiters that can take `capability` (None: any)."""
+        woken = 0
+        for w in self._parked:
+            if woken >= n:
+                break
+            if not w.event.is_set() and w.matches(capability):
+                w.woken_for = capability
+                w.event.set()
+                woken += 1
+        return woken
+
+    def wake_all(self) -> None:
+        for w in self._parked:
+            w.event.set()
+
+    def wake_session(self, session_id: str) -> None:
+        for w in self._parked:
+            if w.session_id == session_id:
+                w.event.set()

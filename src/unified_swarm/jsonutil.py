@@ -1,0 +1,57 @@
+"""JSON in and out, with the limits every boundary enforces.
+
+orjson refuses what cannot round-trip (NaN, Infinity, integers past 64 bits, lone
+surrogates), so a value accepted once is stored and served back unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import orjson
+
+from .errors import InvalidInput, ValidationFailed
+
+
+def dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def dumpb(value: Any) -> bytes:
+    return orjson.dumps(value)
+
+
+def loads(raw: str | bytes | None) -> Any:
+    return None if raw is None else orjson.loads(raw)
+
+
+def parse_body(raw: bytes, max_depth: int) -> Any:
+    """Parse a request body; malformed JSON or nesting past `max_depth` is a 4xx."""
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ValidationFailed(f"malformed JSON: {exc}") from None
+    check_depth(value, max_depth)
+    return value
+
+
+def check_depth(value: Any, max_depth: int) -> None:
+    """Iterative, so a hostile document cannot exhaust the Python stack."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > max_depth:
+            raise InvalidInput(f"JSON nested deeper than {max_depth} levels")
+        stack.extend((c, depth + 1) for c in children)
+
+
+def digest(value: Any) -> str:
+    """A stable digest of a JSON value (keys sorted), for idempotency checks."""
+    return hashlib.sha256(orjson.dumps(value, option=orjson.OPT_SORT_KEYS)).hexdigest()

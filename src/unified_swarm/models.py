@@ -1,0 +1,239 @@
+"""Records and state enums of the swarm. No I/O.
+
+Times are float seconds since the epoch inside the process and ISO 8601 UTC strings on the
+wire (`iso`). Every record has a `wire()` method giving the JSON shape of DESIGN.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+JSON = Any
+
+
+def iso(ts: float | None) -> str | None:
+    """Seconds since the epoch -> ISO 8601 UTC with milliseconds, or None."""
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class SessionStatus(StrEnum):
+    IDLE = "idle"
+    BUSY = "busy"
+    DRAINING = "draining"
+    OFFLINE = "offline"
+
+
+class TaskStatus(StrEnum):
+    PENDING = "pending"
+    READY = "ready"
+    ASSIGNED = "assigned"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    BLOCKED = "blocked"
+
+
+#: States a task never leaves. `blocked` is final too: its dependency can no longer complete.
+FINAL = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.BLOCKED})
+#: States in which a session holds the task (an offer or a lease).
+HELD = frozenset({TaskStatus.ASSIGNED, TaskStatus.IN_PROGRESS})
+
+
+class Outcome(StrEnum):
+    COMPLETED = "completed"
+    FAILED = "failed"
+    EXPIRED = "expired"
+    RELEASED = "released"
+
+
+@dataclass(slots=True)
+class Session:
+    id: str
+    name: str
+    capabilities: list[str]
+    status: SessionStatus
+    max_concurrent_tasks: int
+    heartbeat_interval: float
+    last_heartbeat: float
+    registered_at: float
+    metadata: dict[str, JSON] = field(default_factory=dict)
+    performance_score: float = 0.5
+    capability_scores: dict[str, float] = field(default_factory=dict)
+    tasks_completed: int = 0
+    tasks_failed: int = 0
+    current_tasks: list[str] = field(default_factory=list)
+
+    def wire(self) -> dict[str, JSON]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "capabilities": self.capabilities,
+            "status": self.status.value,
+            "current_tasks": self.current_tasks,
+            "max_concurrent_tasks": self.max_concurrent_tasks,
+            "heartbeat_interval": self.heartbeat_interval,
+            "last_heartbeat": iso(self.last_heartbeat),
+            "registered_at": iso(self.registered_at),
+            "performance_score": round(self.performance_score, 4),
+            "capability_scores": {k: round(v, 4) for k, v in self.capability_scores.items()},
+            "tasks_completed": self.tasks_completed,
+            "tasks_failed": self.tasks_failed,
+            "metadata": self.metadata,
+        }
+
+
+@dataclass(slots=True)
+class Task:
+    id: str
+    type: str
+    required_capability: str
+    priority: int
+    status: TaskStatus
+    created_at: float
+    title: str = ""
+    input: JSON = None
+    priority_given: bool = False
+    critical: bool = False
+    infinite_scale: bool = False
+    roi: str | None = None
+    estimated_hours: float | None = None
+    dependencies: list[str] = field(default_factory=list)
+    assigned_to: str | None = None
+    attempts: int = 0
+    max_attempts: int = 3
+    lease_expires_at: float | None = None
+    fencing_token: int = 0
+    progress: float = 0.0
+    progress_message: str | None = None
+    result: JSON = None
+    error: str | None = None
+    parent_id: str | None = None
+    started_at: float | None = None
+    completed_at: float | None = None
+    updated_at: float | None = None
+    #: insertion order, the tie-breaker after priority ("then age")
+    seq: int = 0
+
+    def wire(self) -> dict[str, JSON]:
+        return {
+            "id": self.id,
+            "type": self.type,
+            "title": self.title,
+            "input": self.input,
+            "required_capability": self.required_capability,
+            "priority": self.priority,
+            "critical": self.critical,
+            "infinite_scale": self.infinite_scale,
+            "roi": self.roi,
+            "estimated_hours": self.estimated_hours,
+            "dependencies": self.dependencies,
+            "status": self.status.value,
+            "assigned_to": self.assigned_to,
+            "attempts": self.attempts,
+            "max_attempts": self.max_attempts,
+            "lease_expires_at": iso(self.lease_expires_at),
+            "fencing_token": self.fencing_token,
+            "progress": {"value": self.progress, "message": self.progress_message},
+            "result": self.result,
+            "error": self.error,
+            "parent_id": self.parent_id,
+            "created_at": iso(self.created_at),
+            "started_at": iso(self.started_at),
+            "completed_at": iso(self.completed_at),
+            "updated_at": iso(self.updated_at),
+        }
+
+
+@dataclass(slots=True, frozen=True)
+class Lease:
+    task_id: str
+    session_id: str
+    fencing_token: int
+    expires_at: float
+
+    def wire(self) -> dict[str, JSON]:
+        return {
+            "task_id": self.task_id,
+            "session_id": self.session_id,
+            "fencing_token": self.fencing_token,
+            "expires_at": iso(self.expires_at),
+        }
+
+
+@dataclass(slots=True)
+class Attempt:
+    task_id: str
+    attempt: int
+    session_id: str
+    fencing_token: int
+    capability: str
+    started_at: float
+    ended_at: float | None = None
+    outcome: Outcome | None = None
+    error: str | None = None
+
+    @property
+    def duration(self) -> float | None:
+        return None if self.ended_at is None else self.ended_at - self.started_at
+
+    def wire(self) -> dict[str, JSON]:
+        return {
+            "attempt": self.attempt,
+            "session_id": self.session_id,
+            "fencing_token": self.fencing_token,
+            "capability": self.capability,
+            "started_at": iso(self.started_at),
+            "ended_at": iso(self.ended_at),
+            "duration": self.duration,
+            "outcome": self.outcome.value if self.outcome else None,
+            "error": self.error,
+        }
+
+
+@dataclass(slots=True, frozen=True)
+class KnowledgeEntry:
+    topic: str
+    version: int
+    content: JSON
+    updated_by: str | None
+    updated_at: float
+    tags: list[str] = field(default_factory=list)
+    deleted: bool = False
+
+    def wire(self) -> dict[str, JSON]:
+        return {
+            "topic": self.topic,
+            "version": self.version,
+            "content": self.content,
+            "updated_by": self.updated_by,
+            "updated_at": iso(self.updated_at),
+            "tags": self.tags,
+            "deleted": self.deleted,
+        }
+
+
+@dataclass(slots=True, frozen=True)
+class Event:
+    seq: int
+    type: str
+    at: float
+    data: dict[str, JSON]
+
+    def wire(self) -> dict[str, JSON]:
+        return {"seq": self.seq, "type": self.type, "at": iso(self.at), "data": self.data}
+
+
+@dataclass(slots=True, frozen=True)
+class Interrupt:
+    reason: str
+    at: float
+    by: str | None = None
+
+    def wire(self) -> dict[str, JSON]:
+        return {"reason": self.reason, "at": iso(self.at), "by": self.by}

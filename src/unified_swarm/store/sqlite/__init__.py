@@ -1,0 +1,289 @@
+"""The embedded store: one SQLite file in WAL mode, no server.
+
+Durability: `journal_mode=WAL`, `synchronous=FULL` (a COMMIT returns after the WAL is on
+disk), one writer thread with group commit (see engine.py). The data directory must be on a
+local disk: SQLite's locking is unreliable on network filesystems.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ...config import Settings
+from ...core.rules import TaskSpec
+from ...errors import InvalidInput
+from ...jsonutil import dumps, loads
+from ...models import (
+    JSON,
+    Attempt,
+    Event,
+    Interrupt,
+    KnowledgeEntry,
+    Session,
+    Task,
+)
+from ..base import Claimed, Counts, EventListener, Heartbeat, Reaped, Recorded
+from . import knowledge, sessions, tasks
+from .engine import Engine
+from .rows import attempt_from_row, emit, held_ids, load_session, load_task, session_from_row
+from .rows import task_from_row as _task_from_row
+from .schema import DDL, SCHEMA_VERSION
+
+
+class SQLiteStore:
+    """Implements `store.base.Store` on one SQLite file."""
+
+    kind = "sqlite"
+
+    def __init__(self, path: Path, settings: Settings) -> None:
+        self.path = Path(path)
+        self.settings = settings
+        self._listeners: list[EventListener] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._engine = Engine(self.path, self._committed)
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def open(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        await asyncio.to_thread(self._engine.start, _init_schema)
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self._engine.stop)
+
+    def add_listener(self, listener: EventListener) -> None:
+        self._listeners.append(listener)
+
+    def _committed(self, events: list[Event]) -> None:
+        """Writer thread, after COMMIT: hand the events to the loop, in order."""
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._dispatch, events)
+
+    def _dispatch(self, events: list[Event]) -> None:
+        for listener in self._listeners:
+            listener(events)
+
+    async def _write(self, fn: Any, *args: Any) -> Any:
+        return await self._engine.write(lambda conn, ev: fn(conn, ev, *args))
+
+    async def _read(self, fn: Any, *args: Any) -> Any:
+        return await self._engine.read(lambda conn: fn(conn, *args))
+
+    async def ping(self) -> None:
+        await self._read(lambda conn: conn.execute("SELECT 1").fetchone())
+
+    # -- sessions ------------------------------------------------------------------------
+
+    async def register_session(self, session: Session, token_hash: str, now: float) -> Session:
+        return await self._write(sessions.register, session, token_hash, now)  # type: ignore[no-any-return]
+
+    async def session_by_token(self, token_hash: str) -> Session | None:
+        def read(conn: sqlite3.Connection) -> Session | None:
+            row = conn.execute("SELECT * FROM sessions WHERE token_hash = ?",
+                               (token_hash,)).fetchone()
+            return None if row is None else session_from_row(row, held_ids(conn, row["id"]))
+        return await self._read(read)  # type: ignore[no-any-return]
+
+    async def get_session(self, session_id: str) -> Session | None:
+        return await self._read(load_session, session_id)  # type: ignore[no-any-return]
+
+    async def list_sessions(self) -> list[Session]:
+        def read(conn: sqlite3.Connection) -> list[Session]:
+            held: dict[str, list[str]] = {}
+            for r in conn.execute("SELECT assigned_to, id FROM tasks WHERE status IN "
+                                  "('assigned', 'in_progress') ORDER BY seq"):
+                held.setdefault(r[0], []).append(r[1])
+            rows = conn.execute("SELECT * FROM sessions ORDER BY registered_at, id").fetchall()
+            return [session_from_row(r, held.get(r["id"], [])) for r in rows]
+        return await self._read(read)  # type: ignore[no-any-return]
+
+    async def heartbeat(self, session_id: str, now: float, status: str | None) -> Heartbeat:
+        return await self._write(  # type: ignore[no-any-return]
+            sessions.heartbeat, session_id, now, status, self.settings)
+
+    async def leave_session(self, session_id: str, now: float, reason: str) -> Session:
+        return await self._write(sessions.leave, session_id, now, reason)  # type: ignore[no-any-return]
+
+    async def set_draining(self, session_id: str, now: float) -> Session:
+        return await self._write(sessions.set_draining, session_id, now)  # type: ignore[no-any-return]
+
+    async def idle_sessions(self, now: float, idle_for: float) -> list[Session]:
+        def read(conn: sqlite3.Connection) -> list[Session]:
+            rows = conn.execute(
+                "SELECT * FROM sessions s WHERE status = 'idle' AND idle_since <= ? AND NOT "
+                "EXISTS (SELECT 1 FROM tasks t WHERE t.assigned_to = s.id AND t.status IN "
+                "('assigned', 'in_progress')) ORDER BY idle_since", (now - idle_for,)).fetchall()
+            return [session_from_row(r, []) for r in rows]
+        return await self._read(read)  # type: ignore[no-any-return]
+
+    # -- tasks ---------------------------------------------------------------------------
+
+    async def add_tasks(self, specs: Sequence[TaskSpec], now: float) -> list[Task]:
+        return await self._write(tasks.add_tasks, specs, now, self.settings)  # type: ignore[no-any-return]
+
+    async def get_task(self, task_id: str) -> Task | None:
+        return await self._read(load_task, task_id)  # type: ignore[no-any-return]
+
+    async def list_tasks(
+        self, *, status: str | None = None, capability: str | None = None,
+        session: str | None = None, limit: int = 100, cursor: str | None = None,
+    ) -> tuple[list[Task], str | None]:
+        try:
+            after = int(cursor) if cursor else 0
+        except ValueError:
+            raise InvalidInput(f"cursor {cursor!r} is not one this server gave") from None
+        clauses, args = ["seq > ?"], [after]
+        for column, value in (("status", status), ("required_capability", capability),
+                              ("assigned_to", session)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                args.append(value)  # type: ignore[arg-type]
+
+        def read(conn: sqlite3.Connection) -> tuple[list[Task], str | None]:
+            rows = conn.execute(f"SELECT * FROM tasks WHERE {' AND '.join(clauses)} "
+                                f"ORDER BY seq LIMIT ?", (*args, limit + 1)).fetchall()
+            found = [_task_from_row(r) for r in rows[:limit]]
+            more = len(rows) > limit
+            return found, (str(found[-1].seq) if more and found else None)
+        return await self._read(read)  # type: ignore[no-any-return]
+
+    async def history(self, task_id: str) -> list[Attempt]:
+        def read(conn: sqlite3.Connection) -> list[Attempt]:
+            rows = conn.execute("SELECT * FROM attempts WHERE task_id = ? ORDER BY fencing_token",
+                                (task_id,)).fetchall()
+            return [attempt_from_row(r) for r in rows]
+        return await self._read(read)  # type: ignore[no-any-return]
+
+    async def claim_next(self, session_id: str, now: float) -> Claimed | None:
+        return await self._write(tasks.claim_next, session_id, now, self.settings)  # type: ignore[no-any-return]
+
+    async def claim(self, session_id: str, task_id: str, now: float) -> Claimed:
+        return await self._write(tasks.claim, session_id, task_id, now, self.settings)  # type: ignore[no-any-return]
+
+    async def assign_next(self, session_id: str, now: float, deadline: float) -> Task | None:
+        return await self._write(tasks.assign_next, session_id, now, deadline)  # type: ignore[no-any-return]
+
+    async def progress(self, session_id: str, task_id: str, token: int, value: float,
+                       message: str | None, now: float) -> Recorded:
+        return await self._write(  # type: ignore[no-any-return]
+            tasks.progress, session_id, task_id, token, value, message, now, self.settings)
+
+    async def complete(self, session_id: str, task_id: str, token: int, result: JSON,
+                       now: float) -> Recorded:
+        return await self._write(tasks.complete, session_id, task_id, token, result, now)  # type: ignore[no-any-return]
+
+    async def fail(self, session_id: str, task_id: str, token: int, error: str, retry: bool,
+                   now: float) -> Recorded:
+        return await self._write(tasks.fail, session_id, task_id, token, error, retry, now)  # type: ignore[no-any-return]
+
+    async def cancel(self, task_id: str, now: float, reason: str) -> Task:
+        return await self._write(tasks.cancel, task_id, now, reason)  # type: ignore[no-any-return]
+
+    async def reap(self, now: float, limit: int) -> Reaped:
+        settings = self.settings
+
+        def step(conn: sqlite3.Connection, ev: list[Event]) -> Reaped:
+            offline, more_s = sessions.reap_silent(conn, ev, now, limit, settings)
+            requeued, failed, more_t = tasks.reap_leases(conn, ev, now, limit)
+            return Reaped(requeued, failed, offline, more_s or more_t)
+        return await self._engine.write(step)  # type: ignore[no-any-return]
+
+    async def next_deadline(self) -> float | None:
+        factor = self.settings.lease_factor
+
+        def read(conn: sqlite3.Connection) -> float | None:
+            lease = conn.execute("SELECT MIN(lease_expires_at) FROM tasks "
+                                 "WHERE status IN ('assigned', 'in_progress')").fetchone()[0]
+            silent = conn.execute("SELECT MIN(last_heartbeat + ? * heartbeat_interval) FROM "
+                                  "sessions WHERE status != 'offline'", (factor,)).fetchone()[0]
+            found = [d for d in (lease, silent) if d is not None]
+            return min(found) if found else None
+        return await self._read(read)  # type: ignore[no-any-return]
+
+    # -- knowledge -----------------------------------------------------------------------
+
+    async def put_knowledge(self, topic: str, content: JSON, tags: list[str],
+                            expected_version: int | None, updated_by: str | None,
+                            now: float) -> KnowledgeEntry:
+        return await self._write(  # type: ignore[no-any-return]
+            knowledge.put, topic, content, tags, expected_version, updated_by, now)
+
+    async def get_knowledge(self, topic: str, version: int | None = None) -> KnowledgeEntry | None:
+        return await self._read(knowledge.get, topic, version)  # type: ignore[no-any-return]
+
+    async def list_knowledge(self, tag: str | None = None) -> list[KnowledgeEntry]:
+        return await self._read(knowledge.list_latest, tag)  # type: ignore[no-any-return]
+
+    async def delete_knowledge(self, topic: str, expected_version: int | None,
+                               updated_by: str | None, now: float) -> KnowledgeEntry:
+        return await self._write(  # type: ignore[no-any-return]
+            knowledge.delete, topic, expected_version, updated_by, now)
+
+    # -- the swarm -----------------------------------------------------------------------
+
+    async def set_interrupt(self, interrupt: Interrupt | None, now: float) -> None:
+        def step(conn: sqlite3.Connection, ev: list[Event]) -> None:
+            value = None if interrupt is None else dumps(
+                {"reason": interrupt.reason, "at": interrupt.at, "by": interrupt.by})
+            conn.execute("DELETE FROM meta WHERE key = 'interrupt'")
+            if value is not None:
+                conn.execute("INSERT INTO meta (key, value) VALUES ('interrupt', ?)", (value,))
+            emit(conn, ev, "swarm.interrupt", now, {
+                "active": interrupt is not None,
+                "reason": None if interrupt is None else interrupt.reason})
+        await self._engine.write(step)
+
+    async def get_interrupt(self) -> Interrupt | None:
+        def read(conn: sqlite3.Connection) -> Interrupt | None:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'interrupt'").fetchone()
+            if row is None:
+                return None
+            d = loads(row[0])
+            return Interrupt(d["reason"], d["at"], d.get("by"))
+        return await self._read(read)  # type: ignore[no-any-return]
+
+    async def counts(self) -> Counts:
+        def read(conn: sqlite3.Connection) -> Counts:
+            sess = dict(conn.execute("SELECT status, COUNT(*) FROM sessions GROUP BY status"))
+            tsk = dict(conn.execute("SELECT status, COUNT(*) FROM tasks GROUP BY status"))
+            meta = dict(conn.execute("SELECT key, value FROM meta"))
+            last = conn.execute("SELECT MAX(seq) FROM events").fetchone()[0] or 0
+            return Counts(sess, tsk, int(meta.get("completed", 0)),
+                          float(meta.get("duration_sum", 0.0)), last)
+        return await self._read(read)  # type: ignore[no-any-return]
+
+    async def events_after(self, seq: int, limit: int) -> list[Event]:
+        def read(conn: sqlite3.Connection) -> list[Event]:
+            rows = conn.execute("SELECT * FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+                                (seq, limit)).fetchall()
+            return [Event(r["seq"], r["type"], r["at"], loads(r["data"])) for r in rows]
+        return await self._read(read)  # type: ignore[no-any-return]
+
+
+def _init_schema(conn: sqlite3.Connection) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for statement in DDL.split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if row is None:
+            for key, value in (("schema_version", str(SCHEMA_VERSION)),
+                               ("epoch", uuid.uuid4().hex), ("completed", "0"),
+                               ("duration_sum", "0")):
+                conn.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (key, value))
+        elif int(row[0]) > SCHEMA_VERSION:
+            raise InvalidInput(f"the data file has schema {row[0]}, newer than this "
+                               f"version of unified-swarm understands ({SCHEMA_VERSION})")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+__all__ = ["SQLiteStore"]

@@ -1,0 +1,116 @@
+"""The SQLite schema, in one place, with its version.
+
+tasks.seq is the insertion order ("then age") and the list cursor. Partial indexes keep the
+hot queries small: `tasks_ready` serves "best ready task of capability C" with one index probe
+per capability, `tasks_deadline` serves the reaper, `tasks_holder` the per-session lookups.
+events.seq is the contiguous event sequence: one writer commits, and a rolled-back step
+gives its numbers back, so there are no gaps.
+"""
+
+from __future__ import annotations
+
+SCHEMA_VERSION = 1
+
+DDL = """
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS sessions (
+    id                   TEXT PRIMARY KEY,
+    name                 TEXT NOT NULL,
+    capabilities         TEXT NOT NULL,          -- JSON list
+    status               TEXT NOT NULL,
+    max_concurrent_tasks INTEGER NOT NULL,
+    heartbeat_interval   REAL NOT NULL,
+    last_heartbeat       REAL NOT NULL,
+    registered_at        REAL NOT NULL,
+    idle_since           REAL NOT NULL,
+    token_hash           TEXT UNIQUE,
+    metadata             TEXT NOT NULL,          -- JSON object
+    performance_score    REAL NOT NULL DEFAULT 0.5,
+    capability_scores    TEXT NOT NULL DEFAULT '{}',
+    tasks_completed      INTEGER NOT NULL DEFAULT 0,
+    tasks_failed         INTEGER NOT NULL DEFAULT 0
+);
+
+CREATE TABLE IF NOT EXISTS tasks (
+    seq                 INTEGER PRIMARY KEY AUTOINCREMENT,
+    id                  TEXT NOT NULL UNIQUE,
+    type                TEXT NOT NULL,
+    title               TEXT NOT NULL,
+    input               TEXT,                    -- JSON
+    required_capability TEXT NOT NULL,
+    priority            INTEGER NOT NULL,
+    priority_given      INTEGER NOT NULL,
+    critical            INTEGER NOT NULL,
+    infinite_scale      INTEGER NOT NULL,
+    roi                 TEXT,
+    estimated_hours     REAL,
+    dependencies        TEXT NOT NULL,           -- JSON list, also rows in deps
+    status              TEXT NOT NULL,
+    assigned_to         TEXT,
+    attempts            INTEGER NOT NULL,
+    max_attempts        INTEGER NOT NULL,
+    lease_expires_at    REAL,
+    fencing_token       INTEGER NOT NULL,
+    progress            REAL NOT NULL,
+    progress_message    TEXT,
+    result              TEXT,                    -- JSON
+    error               TEXT,
+    parent_id           TEXT,
+    created_at          REAL NOT NULL,
+    started_at          REAL,
+    completed_at        REAL,
+    updated_at          REAL
+);
+CREATE INDEX IF NOT EXISTS tasks_ready
+    ON tasks (required_capability, priority DESC, seq) WHERE status = 'ready';
+CREATE INDEX IF NOT EXISTS tasks_ready_any
+    ON tasks (priority DESC, seq) WHERE status = 'ready';
+CREATE INDEX IF NOT EXISTS tasks_deadline
+    ON tasks (lease_expires_at) WHERE status IN ('assigned', 'in_progress');
+CREATE INDEX IF NOT EXISTS tasks_holder
+    ON tasks (assigned_to) WHERE status IN ('assigned', 'in_progress');
+CREATE INDEX IF NOT EXISTS tasks_status ON tasks (status, seq);
+
+CREATE TABLE IF NOT EXISTS deps (
+    task_id    TEXT NOT NULL,
+    depends_on TEXT NOT NULL,
+    PRIMARY KEY (task_id, depends_on)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS deps_reverse ON deps (depends_on);
+
+CREATE TABLE IF NOT EXISTS attempts (
+    task_id       TEXT NOT NULL,
+    fencing_token INTEGER NOT NULL,
+    attempt       INTEGER NOT NULL,
+    session_id    TEXT NOT NULL,
+    capability    TEXT NOT NULL,
+    started_at    REAL NOT NULL,
+    ended_at      REAL,
+    outcome       TEXT,
+    error         TEXT,
+    digest        TEXT,                          -- of the recorded outcome, for idempotency
+    PRIMARY KEY (task_id, fencing_token)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS knowledge (
+    topic      TEXT NOT NULL,
+    version    INTEGER NOT NULL,
+    content    TEXT,                             -- JSON
+    tags       TEXT NOT NULL,                    -- JSON list
+    updated_by TEXT,
+    updated_at REAL NOT NULL,
+    deleted    INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (topic, version)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS events (
+    seq  INTEGER PRIMARY KEY,
+    type TEXT NOT NULL,
+    at   REAL NOT NULL,
+    data TEXT NOT NULL                           -- JSON object
+);
+"""

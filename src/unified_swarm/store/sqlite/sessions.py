@@ -1,0 +1,125 @@
+"""Session steps: join, heartbeat, leave, drain, and the silent-session half of the reaper."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from ...config import Settings
+from ...core import rules
+from ...errors import AlreadyExists, NotFound
+from ...jsonutil import dumps
+from ...models import Event, Outcome, Session, SessionStatus
+from ..base import Heartbeat
+from .rows import emit, lease_of, load_session
+from .tasks import held_now, release_held
+
+Conn = sqlite3.Connection
+
+
+def register(conn: Conn, ev: list[Event], s: Session, token_hash: str, now: float) -> Session:
+    old = conn.execute("SELECT status FROM sessions WHERE id = ?", (s.id,)).fetchone()
+    if old is not None and old["status"] != SessionStatus.OFFLINE.value:
+        raise AlreadyExists(f"session {s.id!r} is online already")
+    if old is None:
+        conn.execute(
+            "INSERT INTO sessions (id, name, capabilities, status, max_concurrent_tasks, "
+            "heartbeat_interval, last_heartbeat, registered_at, idle_since, token_hash, "
+            "metadata) VALUES (?, ?, ?, 'idle', ?, ?, ?, ?, ?, ?, ?)",
+            (s.id, s.name, dumps(s.capabilities), s.max_concurrent_tasks, s.heartbeat_interval,
+             now, now, now, token_hash, dumps(s.metadata)))
+    else:  # resume: history, counters and scores stay
+        conn.execute(
+            "UPDATE sessions SET name = ?, capabilities = ?, status = 'idle', "
+            "max_concurrent_tasks = ?, heartbeat_interval = ?, last_heartbeat = ?, "
+            "idle_since = ?, token_hash = ?, metadata = ? WHERE id = ?",
+            (s.name, dumps(s.capabilities), s.max_concurrent_tasks, s.heartbeat_interval, now,
+             now, token_hash, dumps(s.metadata), s.id))
+    emit(conn, ev, "session.joined", now, {
+        "session_id": s.id, "name": s.name, "capabilities": s.capabilities,
+        "resumed": old is not None, "heartbeat_interval": s.heartbeat_interval})
+    joined = load_session(conn, s.id)
+    assert joined is not None
+    return joined
+
+
+def heartbeat(conn: Conn, ev: list[Event], session_id: str, now: float, status: str | None,
+              settings: Settings) -> Heartbeat:
+    s = load_session(conn, session_id)
+    if s is None:
+        raise NotFound(f"session {session_id!r} does not exist")
+    if s.status == SessionStatus.OFFLINE:  # it was only silent (paused, partitioned): back
+        new = SessionStatus.BUSY if s.current_tasks else SessionStatus.IDLE
+        conn.execute("UPDATE sessions SET status = ? WHERE id = ?", (new.value, session_id))
+        emit(conn, ev, "session.joined", now, {"session_id": session_id, "name": s.name,
+                                                "capabilities": s.capabilities, "resumed": True,
+                                                "heartbeat_interval": s.heartbeat_interval})
+    if status == SessionStatus.DRAINING.value:
+        _drain(conn, ev, session_id, now)
+    elif status in (SessionStatus.IDLE.value, SessionStatus.BUSY.value):
+        conn.execute("UPDATE sessions SET status = ? WHERE id = ? AND status IN ('idle', 'busy')",
+                     (status, session_id))
+    deadline = rules.lease_deadline(now, s.heartbeat_interval, settings)
+    conn.execute(
+        "UPDATE tasks SET lease_expires_at = ? WHERE assigned_to = ? AND status = 'in_progress' "
+        "AND lease_expires_at > ?", (deadline, session_id, now))
+    conn.execute("UPDATE sessions SET last_heartbeat = ? WHERE id = ?", (now, session_id))
+    held = held_now(conn, session_id)
+    fresh = load_session(conn, session_id)
+    assert fresh is not None
+    return Heartbeat(
+        session=fresh,
+        held=[lease_of(t) for t in held if t.status.value == "in_progress"
+              and t.lease_expires_at is not None and t.lease_expires_at > now],
+        assignments=[t for t in held if t.status.value == "assigned"],
+    )
+
+
+def _drain(conn: Conn, ev: list[Event], session_id: str, now: float) -> None:
+    cur = conn.execute("UPDATE sessions SET status = 'draining' WHERE id = ? "
+                       "AND status IN ('idle', 'busy')", (session_id,))
+    if cur.rowcount:
+        emit(conn, ev, "session.draining", now, {"session_id": session_id})
+
+
+def set_draining(conn: Conn, ev: list[Event], session_id: str, now: float) -> Session:
+    s = load_session(conn, session_id)
+    if s is None:
+        raise NotFound(f"session {session_id!r} does not exist")
+    _drain(conn, ev, session_id, now)
+    # offers not yet claimed go back at once: a draining session starts nothing new
+    for row in conn.execute("SELECT id FROM tasks WHERE assigned_to = ? AND status = 'assigned'",
+                            (session_id,)).fetchall():
+        conn.execute("UPDATE tasks SET status = 'ready', assigned_to = NULL, "
+                     "lease_expires_at = NULL, updated_at = ? WHERE id = ?", (now, row[0]))
+        emit(conn, ev, "task.requeued", now, {"task_id": row[0], "session_id": session_id,
+                                               "reason": "draining"})
+    out = load_session(conn, session_id)
+    assert out is not None
+    return out
+
+
+def leave(conn: Conn, ev: list[Event], session_id: str, now: float, reason: str) -> Session:
+    s = load_session(conn, session_id)
+    if s is None:
+        raise NotFound(f"session {session_id!r} does not exist")
+    outcome = Outcome.RELEASED if reason == "left" else Outcome.EXPIRED
+    release_held(conn, ev, session_id, now, outcome, "session " + reason)
+    revoke = ", token_hash = NULL" if reason == "left" else ""
+    conn.execute(f"UPDATE sessions SET status = 'offline'{revoke} WHERE id = ?", (session_id,))
+    if s.status != SessionStatus.OFFLINE or reason == "left":
+        emit(conn, ev, f"session.{reason}", now, {"session_id": session_id, "name": s.name})
+    out = load_session(conn, session_id)
+    assert out is not None
+    return out
+
+
+def reap_silent(conn: Conn, ev: list[Event], now: float, limit: int,
+                settings: Settings) -> tuple[list[str], bool]:
+    rows = conn.execute(
+        "SELECT id FROM sessions WHERE status != 'offline' "
+        "AND last_heartbeat + ? * heartbeat_interval <= ? LIMIT ?",
+        (settings.lease_factor, now, limit + 1)).fetchall()
+    ids = [r[0] for r in rows[:limit]]
+    for sid in ids:
+        leave(conn, ev, sid, now, "offline")
+    return ids, len(rows) > limit

@@ -1,0 +1,417 @@
+"""Task steps. Each function runs inside the writer's transaction and is one atomic step."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+
+from ...config import Settings
+from ...core import rules
+from ...core.rules import TaskSpec
+from ...errors import Forbidden, LeaseLost, NotClaimable, NotFound, OutcomeMismatch
+from ...jsonutil import digest
+from ...models import (
+    JSON,
+    FINAL,
+    Event,
+    Outcome,
+    Session,
+    SessionStatus,
+    Task,
+    TaskStatus,
+)
+from ..base import Claimed, Recorded
+from .rows import (
+    INSERT_TASK,
+    emit,
+    end_attempt,
+    lease_of,
+    load_session,
+    load_task,
+    save_task,
+    task_from_row,
+    task_values,
+)
+
+S = TaskStatus
+Conn = sqlite3.Connection
+
+
+def add_tasks(conn: Conn, ev: list[Event], specs: Sequence[TaskSpec], now: float,
+              settings: Settings) -> list[Task]:
+    def lookup(ids: list[str]) -> dict[str, TaskStatus]:
+        found: dict[str, TaskStatus] = {}
+        for i in range(0, len(ids), 500):
+            chunk = ids[i:i + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in conn.execute(f"SELECT id, status FROM tasks WHERE id IN ({marks})", chunk):
+                found[row[0]] = TaskStatus(row[1])
+        return found
+
+    tasks = rules.plan_batch(specs, lookup, now, settings)
+    for t in tasks:
+        cur = conn.execute(INSERT_TASK, task_values(t))
+        assert cur.lastrowid is not None
+        t.seq = cur.lastrowid
+        conn.executemany("INSERT INTO deps (task_id, depends_on) VALUES (?, ?)",
+                         [(t.id, d) for d in t.dependencies])
+        emit(conn, ev, "task.added", now, _brief(t))
+    return tasks
+
+
+def _brief(t: Task) -> dict[str, JSON]:
+    return {"task_id": t.id, "status": t.status.value, "type": t.type,
+            "required_capability": t.required_capability, "priority": t.priority,
+            "dependencies": t.dependencies, "title": t.title}
+
+
+# -- claiming ----------------------------------------------------------------------------
+
+
+def _claimable_session(conn: Conn, session_id: str) -> Session:
+    s = load_session(conn, session_id)
+    if s is None:
+        raise NotFound(f"session {session_id!r} does not exist")
+    if s.status == SessionStatus.OFFLINE:
+        raise NotClaimable(f"session {session_id!r} is offline")
+    if s.status == SessionStatus.DRAINING:
+        raise NotClaimable(f"session {session_id!r} is draining and takes no new work")
+    running = conn.execute(
+        "SELECT COUNT(*) FROM tasks WHERE assigned_to = ? AND status = 'in_progress'",
+        (session_id,)).fetchone()[0]
+    if running >= s.max_concurrent_tasks:
+        raise NotClaimable(
+            f"session {session_id!r} already runs {running} task(s), its max_concurrent_tasks")
+    return s
+
+
+def claim_next(conn: Conn, ev: list[Event], session_id: str, now: float,
+               settings: Settings) -> Claimed | None:
+    s = _claimable_session(conn, session_id)
+    row = conn.execute(
+        "SELECT * FROM tasks WHERE assigned_to = ? AND status = 'assigned' "
+        "ORDER BY priority DESC, seq LIMIT 1", (session_id,)).fetchone()
+    if row is None:
+        row = _best_ready(conn, s.capabilities)
+    if row is None:
+        return None
+    return _claim(conn, ev, task_from_row(row), s, now, settings)
+
+
+def _best_ready(conn: Conn, capabilities: list[str]) -> sqlite3.Row | None:
+    """One index probe per capability; the best head wins (O(capabilities x log n))."""
+    if not capabilities:
+        return conn.execute("SELECT * FROM tasks WHERE status = 'ready' "
+                            "ORDER BY priority DESC, seq LIMIT 1").fetchone()
+    best: sqlite3.Row | None = None
+    for cap in dict.fromkeys(capabilities):
+        row = conn.execute(
+            "SELECT * FROM tasks WHERE status = 'ready' AND required_capability = ? "
+            "ORDER BY priority DESC, seq LIMIT 1", (cap,)).fetchone()
+        if row is not None and (best is None or (-row["priority"], row["seq"])
+                                < (-best["priority"], best["seq"])):
+            best = row
+    return best
+
+
+def claim(conn: Conn, ev: list[Event], session_id: str, task_id: str, now: float,
+          settings: Settings) -> Claimed:
+    t = load_task(conn, task_id)
+    if t is None:
+        raise NotFound(f"task {task_id!r} does not exist")
+    s = _claimable_session(conn, session_id)
+    if t.status == S.ASSIGNED and t.assigned_to != session_id:
+        raise NotClaimable(f"task {task_id!r} is offered to another session")
+    if t.status not in (S.READY, S.ASSIGNED):
+        raise NotClaimable(f"task {task_id!r} is {t.status.value}, not ready")
+    if s.capabilities and t.required_capability not in s.capabilities:
+        raise NotClaimable(
+            f"task {task_id!r} needs capability {t.required_capability!r}, "
+            f"which session {session_id!r} does not have")
+    return _claim(conn, ev, t, s, now, settings)
+
+
+def _claim(conn: Conn, ev: list[Event], t: Task, s: Session, now: float,
+           settings: Settings) -> Claimed:
+    rules.check_transition(t.status, S.IN_PROGRESS)
+    # compare-and-set on the status we read: the single writer makes it hold, the WHERE
+    # clause keeps it honest if that ever changes
+    t.status = S.IN_PROGRESS
+    t.assigned_to = s.id
+    t.attempts += 1
+    t.fencing_token += 1
+    t.lease_expires_at = rules.lease_deadline(now, s.heartbeat_interval, settings)
+    t.started_at = now
+    t.progress, t.progress_message = 0.0, None
+    t.updated_at = now
+    save_task(conn, t)
+    conn.execute(
+        "INSERT INTO attempts (task_id, fencing_token, attempt, session_id, capability, "
+        "started_at) VALUES (?, ?, ?, ?, ?, ?)",
+        (t.id, t.fencing_token, t.attempts, s.id, t.required_capability, now))
+    conn.execute("UPDATE sessions SET status = 'busy' WHERE id = ? AND status = 'idle'", (s.id,))
+    lease = lease_of(t)
+    emit(conn, ev, "task.claimed", now, {
+        "task_id": t.id, "session_id": s.id, "fencing_token": t.fencing_token,
+        "attempt": t.attempts, "expires_at": lease.expires_at,
+        "required_capability": t.required_capability})
+    return Claimed(t, lease)
+
+
+def assign_next(conn: Conn, ev: list[Event], session_id: str, now: float,
+                deadline: float) -> Task | None:
+    s = _claimable_session(conn, session_id)
+    row = _best_ready(conn, s.capabilities)
+    if row is None:
+        return None
+    t = task_from_row(row)
+    rules.check_transition(t.status, S.ASSIGNED)
+    t.status, t.assigned_to, t.lease_expires_at, t.updated_at = (
+        S.ASSIGNED, session_id, deadline, now)
+    save_task(conn, t)
+    emit(conn, ev, "task.assigned", now, {"task_id": t.id, "session_id": session_id,
+                                           "deadline": deadline})
+    return t
+
+
+# -- outcomes ----------------------------------------------------------------------------
+
+
+def _attempt_row(conn: Conn, task_id: str, token: int) -> sqlite3.Row | None:
+    return conn.execute(  # type: ignore[no-any-return]
+        "SELECT * FROM attempts WHERE task_id = ? AND fencing_token = ?",
+        (task_id, token)).fetchone()
+
+
+def _held(conn: Conn, session_id: str, task_id: str, token: int, now: float,
+          outcome: Outcome | None, payload_digest: str | None) -> Task | Recorded:
+    """The task when the caller holds a valid lease on it; a duplicate when the very same
+    outcome was already recorded for this token; else the right refusal."""
+    t = load_task(conn, task_id)
+    if t is None:
+        raise NotFound(f"task {task_id!r} does not exist")
+    if (t.status == S.IN_PROGRESS and t.assigned_to == session_id
+            and t.fencing_token == token and t.lease_expires_at is not None
+            and t.lease_expires_at > now):
+        return t
+    att = _attempt_row(conn, task_id, token)
+    if att is None or att["session_id"] != session_id:
+        if t.assigned_to == session_id or _ever_held(conn, session_id, task_id):
+            raise LeaseLost(f"fencing token {token} is not the current lease of {task_id!r}")
+        raise Forbidden(f"task {task_id!r} is not held by this session")
+    if outcome is not None and att["outcome"] == outcome.value:
+        if att["digest"] == payload_digest:
+            return Recorded(t, duplicate=True)
+        raise OutcomeMismatch(
+            f"a different {outcome.value} outcome is already recorded for {task_id!r} "
+            f"token {token}")
+    if att["outcome"] in (Outcome.COMPLETED.value, Outcome.FAILED.value):
+        raise OutcomeMismatch(
+            f"attempt {token} of {task_id!r} already ended {att['outcome']}")
+    raise LeaseLost(f"the lease of {task_id!r} (token {token}) is no longer held"
+                    + (" (expired)" if att["outcome"] is None else f" ({att['outcome']})"))
+
+
+def _ever_held(conn: Conn, session_id: str, task_id: str) -> bool:
+    return conn.execute("SELECT 1 FROM attempts WHERE task_id = ? AND session_id = ? LIMIT 1",
+                        (task_id, session_id)).fetchone() is not None
+
+
+def progress(conn: Conn, ev: list[Event], session_id: str, task_id: str, token: int,
+             value: float, message: str | None, now: float, settings: Settings) -> Recorded:
+    held = _held(conn, session_id, task_id, token, now, None, None)
+    assert isinstance(held, Task)
+    t = held
+    interval = conn.execute("SELECT heartbeat_interval FROM sessions WHERE id = ?",
+                            (session_id,)).fetchone()[0]
+    t.progress, t.progress_message, t.updated_at = value, message, now
+    t.lease_expires_at = rules.lease_deadline(now, interval, settings)
+    save_task(conn, t)
+    conn.execute("UPDATE sessions SET last_heartbeat = ? WHERE id = ?", (now, session_id))
+    emit(conn, ev, "task.progress", now, {"task_id": t.id, "session_id": session_id,
+                                           "progress": value, "message": message})
+    return Recorded(t)
+
+
+def complete(conn: Conn, ev: list[Event], session_id: str, task_id: str, token: int,
+             result: JSON, now: float) -> Recorded:
+    d = digest(result)
+    held = _held(conn, session_id, task_id, token, now, Outcome.COMPLETED, d)
+    if isinstance(held, Recorded):
+        return held
+    t = held
+    rules.check_transition(t.status, S.COMPLETED)
+    end_attempt(conn, t, now, Outcome.COMPLETED, None, d)
+    duration = now - (t.started_at or now)
+    t.status, t.result, t.completed_at, t.updated_at = S.COMPLETED, result, now, now
+    t.progress, t.lease_expires_at, t.error = 1.0, None, None
+    save_task(conn, t)
+    _score(conn, session_id, t.required_capability, True, now)
+    conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'completed'")
+    conn.execute("UPDATE meta SET value = CAST(value AS REAL) + ? WHERE key = 'duration_sum'",
+                 (duration,))
+    emit(conn, ev, "task.completed", now, {"task_id": t.id, "session_id": session_id,
+                                            "fencing_token": token, "duration": duration})
+    _release_dependents(conn, ev, t.id, now)
+    return Recorded(t)
+
+
+def fail(conn: Conn, ev: list[Event], session_id: str, task_id: str, token: int, error: str,
+         retry: bool, now: float) -> Recorded:
+    d = digest([error, retry])
+    held = _held(conn, session_id, task_id, token, now, Outcome.FAILED, d)
+    if isinstance(held, Recorded):
+        return held
+    end_attempt(conn, held, now, Outcome.FAILED, error, d)
+    _score(conn, session_id, held.required_capability, False, now)
+    _release(conn, ev, held, now, retry=retry, reason="failed", error=error)
+    return Recorded(held)
+
+
+def _release(conn: Conn, ev: list[Event], t: Task, now: float, *, retry: bool, reason: str,
+             error: str | None) -> None:
+    """End a held task's attempt: back to ready while attempts remain, else failed."""
+    holder = t.assigned_to
+    if t.status == S.ASSIGNED:  # an offer, never started: no attempt was spent
+        new = S.READY
+    else:
+        new = rules.after_release(t, retry)
+    rules.check_transition(t.status, new)
+    t.status, t.assigned_to, t.lease_expires_at, t.updated_at = new, None, None, now
+    if error is not None:
+        t.error = error
+    if new == S.FAILED:
+        t.completed_at = now
+    save_task(conn, t)
+    if holder is not None:
+        _maybe_idle(conn, holder, now)
+    data = {"task_id": t.id, "session_id": holder, "reason": reason, "error": error,
+            "attempts": t.attempts, "required_capability": t.required_capability}
+    if new == S.READY:
+        emit(conn, ev, "task.requeued", now, data)
+    else:
+        emit(conn, ev, "task.failed", now, data)
+        _block_dependents(conn, ev, t.id, now)
+
+
+def _maybe_idle(conn: Conn, session_id: str, now: float) -> None:
+    conn.execute(
+        "UPDATE sessions SET status = 'idle', idle_since = ? WHERE id = ? AND status = 'busy' "
+        "AND NOT EXISTS (SELECT 1 FROM tasks WHERE assigned_to = ? "
+        "AND status IN ('assigned', 'in_progress'))", (now, session_id, session_id))
+
+
+def _score(conn: Conn, session_id: str, capability: str, success: bool, now: float) -> None:
+    from ...jsonutil import dumps, loads
+
+    row = conn.execute("SELECT performance_score, capability_scores FROM sessions WHERE id = ?",
+                       (session_id,)).fetchone()
+    scores = loads(row["capability_scores"])
+    scores[capability] = rules.updated_score(scores.get(capability, 0.5), success)
+    counter = "tasks_completed" if success else "tasks_failed"
+    conn.execute(
+        f"UPDATE sessions SET performance_score = ?, capability_scores = ?, "
+        f"{counter} = {counter} + 1 WHERE id = ?",
+        (rules.updated_score(row["performance_score"], success), dumps(scores), session_id))
+    _maybe_idle(conn, session_id, now)
+
+
+def _release_dependents(conn: Conn, ev: list[Event], task_id: str, now: float) -> None:
+    rows = conn.execute(
+        "SELECT t.* FROM deps d JOIN tasks t ON t.id = d.task_id "
+        "WHERE d.depends_on = ? AND t.status = 'pending'", (task_id,)).fetchall()
+    for row in rows:
+        t = task_from_row(row)
+        open_deps = conn.execute(
+            "SELECT COUNT(*) FROM deps d JOIN tasks u ON u.id = d.depends_on "
+            "WHERE d.task_id = ? AND u.status != 'completed'", (t.id,)).fetchone()[0]
+        if open_deps == 0:
+            rules.on_ready(t)
+            t.updated_at = now
+            save_task(conn, t)
+            emit(conn, ev, "task.ready", now, {
+                "task_id": t.id, "required_capability": t.required_capability,
+                "priority": t.priority})
+
+
+def _block_dependents(conn: Conn, ev: list[Event], task_id: str, now: float) -> None:
+    """Every pending task downstream of a dead one can never run: block it, transitively."""
+    frontier = [task_id]
+    while frontier:
+        cause = frontier.pop()
+        rows = conn.execute(
+            "SELECT t.id FROM deps d JOIN tasks t ON t.id = d.task_id "
+            "WHERE d.depends_on = ? AND t.status = 'pending'", (cause,)).fetchall()
+        for (dep_id,) in rows:
+            rules.check_transition(S.PENDING, S.BLOCKED)
+            conn.execute("UPDATE tasks SET status = 'blocked', updated_at = ?, "
+                         "completed_at = ? WHERE id = ?", (now, now, dep_id))
+            emit(conn, ev, "task.blocked", now, {"task_id": dep_id, "because": cause})
+            frontier.append(dep_id)
+
+
+def cancel(conn: Conn, ev: list[Event], task_id: str, now: float, reason: str) -> Task:
+    t = load_task(conn, task_id)
+    if t is None:
+        raise NotFound(f"task {task_id!r} does not exist")
+    if t.status in FINAL:
+        raise NotClaimable(f"task {task_id!r} is already {t.status.value}")
+    rules.check_transition(t.status, S.CANCELLED)
+    holder = t.assigned_to
+    if t.status == S.IN_PROGRESS:
+        end_attempt(conn, t, now, Outcome.RELEASED, f"cancelled: {reason}")
+    t.status, t.assigned_to, t.lease_expires_at = S.CANCELLED, None, None
+    t.completed_at = t.updated_at = now
+    save_task(conn, t)
+    if holder is not None:
+        _maybe_idle(conn, holder, now)
+    emit(conn, ev, "task.cancelled", now, {"task_id": t.id, "reason": reason,
+                                            "session_id": holder})
+    _block_dependents(conn, ev, t.id, now)
+    return t
+
+
+# -- reaping -----------------------------------------------------------------------------
+
+
+def release_held(conn: Conn, ev: list[Event], session_id: str, now: float,
+                 outcome: Outcome, reason: str) -> list[Task]:
+    """Put everything a departing session holds back in the queue (offers and leases)."""
+    rows = conn.execute(
+        "SELECT * FROM tasks WHERE assigned_to = ? AND status IN ('assigned', 'in_progress') "
+        "ORDER BY seq", (session_id,)).fetchall()
+    out = []
+    for row in rows:
+        t = task_from_row(row)
+        if t.status == S.IN_PROGRESS:
+            end_attempt(conn, t, now, outcome, reason)
+        _release(conn, ev, t, now, retry=True, reason=reason, error=None)
+        out.append(t)
+    return out
+
+
+def reap_leases(conn: Conn, ev: list[Event], now: float, limit: int) -> tuple[
+        list[str], list[str], bool]:
+    rows = conn.execute(
+        "SELECT * FROM tasks WHERE status IN ('assigned', 'in_progress') "
+        "AND lease_expires_at <= ? ORDER BY lease_expires_at LIMIT ?", (now, limit + 1)
+    ).fetchall()
+    requeued: list[str] = []
+    failed: list[str] = []
+    for row in rows[:limit]:
+        t = task_from_row(row)
+        if t.status == S.IN_PROGRESS:
+            end_attempt(conn, t, now, Outcome.EXPIRED, "lease expired")
+            reason = "lease_expired"
+        else:
+            reason = "claim_timeout"
+        _release(conn, ev, t, now, retry=True, reason=reason, error=None)
+        (requeued if t.status == S.READY else failed).append(t.id)
+    return requeued, failed, len(rows) > limit
+
+
+def held_now(conn: Conn, session_id: str) -> list[Task]:
+    rows = conn.execute(
+        "SELECT * FROM tasks WHERE assigned_to = ? AND status IN ('assigned', 'in_progress') "
+        "ORDER BY seq", (session_id,)).fetchall()
+    return [task_from_row(r) for r in rows]
