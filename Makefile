@@ -1,0 +1,48 @@
+# The two commands a newcomer needs: `make run` (the demo swarm) and `make test`.
+# Both create the virtualenv and install what they need; `make test` also installs the
+# system packages the real-parts tests use (redis-server, chromium) when they are missing.
+
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+PYTEST_ARGS ?=
+
+.PHONY: install system-deps run server test lint typecheck imports check bench soak clean
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+system-deps:
+	bash scripts/system-deps.sh
+
+run: install
+	$(BIN)/swarm demo
+
+server: install
+	$(BIN)/swarm server
+
+test: install system-deps
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check src tests bench
+
+typecheck: install
+	$(BIN)/mypy
+
+imports: install
+	$(BIN)/lint-imports
+
+check: lint typecheck imports test
+
+bench: install system-deps
+	$(BIN)/python bench/throughput.py
+
+clean:
+	rm -rf $(VENV) .swarm .pytest_cache .mypy_cache .ruff_cache
