@@ -26,6 +26,7 @@ from ...models import (
     KnowledgeEntry,
     Session,
     Task,
+    TaskStatus,
 )
 from ..base import Claimed, Counts, EventListener, Heartbeat, Reaped, Recorded
 from . import knowledge, sessions, tasks
@@ -188,8 +189,11 @@ class SQLiteStore:
         settings = self.settings
 
         def step(conn: sqlite3.Connection, ev: list[Event]) -> Reaped:
-            offline, more_s = sessions.reap_silent(conn, ev, now, limit, settings)
+            moved: list[Task] = []
+            offline, more_s = sessions.reap_silent(conn, ev, now, limit, settings, moved)
             requeued, failed, more_t = tasks.reap_leases(conn, ev, now, limit)
+            requeued += [t.id for t in moved if t.status == TaskStatus.READY]
+            failed += [t.id for t in moved if t.status == TaskStatus.FAILED]
             return Reaped(requeued, failed, offline, more_s or more_t)
         return await self._engine.write(step)  # type: ignore[no-any-return]
 

@@ -8,7 +8,7 @@ from ...config import Settings
 from ...core import rules
 from ...errors import AlreadyExists, NotFound
 from ...jsonutil import dumps
-from ...models import Event, Outcome, Session, SessionStatus
+from ...models import Event, Outcome, Session, SessionStatus, Task
 from ..base import Heartbeat
 from .rows import emit, lease_of, load_session
 from .tasks import held_now, release_held
@@ -98,12 +98,16 @@ def set_draining(conn: Conn, ev: list[Event], session_id: str, now: float) -> Se
     return out
 
 
-def leave(conn: Conn, ev: list[Event], session_id: str, now: float, reason: str) -> Session:
+def leave(conn: Conn, ev: list[Event], session_id: str, now: float, reason: str,
+          moved: list[Task] | None = None) -> Session:
+    """Take a session offline; the tasks it held are appended to `moved` when given."""
     s = load_session(conn, session_id)
     if s is None:
         raise NotFound(f"session {session_id!r} does not exist")
     outcome = Outcome.RELEASED if reason == "left" else Outcome.EXPIRED
-    release_held(conn, ev, session_id, now, outcome, "session " + reason)
+    released = release_held(conn, ev, session_id, now, outcome, "session " + reason)
+    if moved is not None:
+        moved.extend(released)
     revoke = ", token_hash = NULL" if reason == "left" else ""
     conn.execute(f"UPDATE sessions SET status = 'offline'{revoke} WHERE id = ?", (session_id,))
     if s.status != SessionStatus.OFFLINE or reason == "left":
@@ -113,13 +117,13 @@ def leave(conn: Conn, ev: list[Event], session_id: str, now: float, reason: str)
     return out
 
 
-def reap_silent(conn: Conn, ev: list[Event], now: float, limit: int,
-                settings: Settings) -> tuple[list[str], bool]:
+def reap_silent(conn: Conn, ev: list[Event], now: float, limit: int, settings: Settings,
+                moved: list[Task]) -> tuple[list[str], bool]:
     rows = conn.execute(
         "SELECT id FROM sessions WHERE status != 'offline' "
         "AND last_heartbeat + ? * heartbeat_interval <= ? LIMIT ?",
         (settings.lease_factor, now, limit + 1)).fetchall()
     ids = [r[0] for r in rows[:limit]]
     for sid in ids:
-        leave(conn, ev, sid, now, "offline")
+        leave(conn, ev, sid, now, "offline", moved)
     return ids, len(rows) > limit
