@@ -40,7 +40,8 @@ class TaskStatus(StrEnum):
 
 
 #: States a task never leaves. `blocked` is final too: its dependency can no longer complete.
-FINAL = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.BLOCKED})
+FINAL = frozenset(
+    {TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.BLOCKED})
 #: States in which a session holds the task (an offer or a lease).
 HELD = frozenset({TaskStatus.ASSIGNED, TaskStatus.IN_PROGRESS})
 

@@ -45,7 +45,7 @@ async def join(o: Orchestrator, sid: str, caps: list[str], **kw: object) -> Sess
 
 async def test_authenticate(orch: Orchestrator) -> None:
     assert (await orch.authenticate("op-token")).role == "operator"
-    s, token = await orch.register(SessionSpec(capabilities=["build"], id="w1"))
+    _s, token = await orch.register(SessionSpec(capabilities=["build"], id="w1"))
     p = await orch.authenticate(token)
     assert p.role == "session" and p.session_id == "w1"
     for bad in (None, "", "op-token ", "nope"):

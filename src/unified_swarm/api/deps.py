@@ -40,7 +40,8 @@ class SwarmRoute(APIRoute):
         return route
 
 
-def get_orchestrator(request: Request) -> Orchestrator:
+async def get_orchestrator(request: Request) -> Orchestrator:
+    # async on purpose: FastAPI runs plain `def` dependencies in a thread pool (a hop each)
     orch: Orchestrator = request.app.state.orchestrator
     return orch
 
@@ -52,7 +53,8 @@ def bearer(request: Request) -> str | None:
 
 
 async def get_principal(request: Request) -> Principal:
-    principal: Principal = await get_orchestrator(request).authenticate(bearer(request))
+    orch: Orchestrator = request.app.state.orchestrator
+    principal: Principal = await orch.authenticate(bearer(request))
     return principal
 
 

@@ -13,8 +13,8 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from ..config import Settings
-from ..errors import PayloadTooLarge, RateLimited, SwarmError
 from ..errors import InvalidInput as _Invalid
+from ..errors import PayloadTooLarge, RateLimited, SwarmError
 from .responses import error_response
 
 Scope = MutableMapping[str, Any]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Body
 
 from ..core.orchestrator import SessionSpec
@@ -25,7 +27,7 @@ async def register(body: RegisterIn, orch: Orch, _: Operator) -> JSONResp:
 
 @router.post("/session/heartbeat")
 async def heartbeat(orch: Orch, session: SessionCaller,
-                    body: HeartbeatIn | None = Body(None)) -> JSONResp:
+                    body: Annotated[HeartbeatIn | None, Body()] = None) -> JSONResp:
     beat, directives = await orch.heartbeat(session.id, body.status if body else None)
     return JSONResp({
         "session": beat.session.wire(),

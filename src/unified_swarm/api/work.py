@@ -108,6 +108,6 @@ async def get_work(task_id: str, orch: Orch, _: Caller) -> JSONResp:
 
 @router.post("/work/{task_id}/cancel")
 async def cancel(task_id: str, orch: Orch, _: Operator,
-                 body: CancelIn | None = Body(None)) -> JSONResp:
+                 body: Annotated[CancelIn | None, Body()] = None) -> JSONResp:
     reason = body.reason if body else "cancelled by operator"
     return JSONResp({"task": (await orch.cancel(task_id, reason)).wire()})

@@ -8,6 +8,7 @@ store, so a restarted orchestrator, or another replica, carries on where this on
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import logging
@@ -118,10 +119,8 @@ class Orchestrator:
         self.waiters.wake_all()
         if self._loop_task is not None:
             self._loop_task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._loop_task
-            except asyncio.CancelledError:
-                pass
 
     # -- who is calling ------------------------------------------------------------------
 
@@ -357,10 +356,8 @@ class Orchestrator:
                 except SwarmError as exc:
                     log.warning("coordination pass failed, retrying in 1 s: %s", exc)
                     delay = 1.0
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._poke.wait(), delay)
-            except TimeoutError:
-                pass
 
 
 def _check_topic(topic: str) -> None:

@@ -9,6 +9,7 @@ so a ready task never sits while a matching session sleeps.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass, field
 
 
@@ -42,10 +43,8 @@ class Waiters:
         self._parked.append(waiter)
 
     def leave(self, waiter: Waiter) -> None:
-        try:
+        with contextlib.suppress(ValueError):
             self._parked.remove(waiter)
-        except ValueError:
-            pass
 
     def wake(self, capability: str | None, n: int = 1) -> int:
         """Wake up to `n` not-yet-woken waiters that can take `capability` (None: any)."""

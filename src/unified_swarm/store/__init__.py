@@ -13,9 +13,9 @@ def make_store(settings: Settings) -> Store:
 
         return SQLiteStore(settings.sqlite_path, settings)
     try:
-        from .redis import RedisStore  # type: ignore[import-not-found,unused-ignore]
+        from .redis import RedisStore
     except ImportError as exc:  # the optional extra is missing
         raise SystemExit(
             "the Redis store needs the redis extra: pip install 'unified-swarm[redis]'"
         ) from exc
-    return RedisStore(settings.store, settings)  # type: ignore[no-any-return,unused-ignore]
+    return RedisStore(settings.store, settings)

@@ -11,8 +11,8 @@ from ...core.rules import TaskSpec
 from ...errors import Forbidden, LeaseLost, NotClaimable, NotFound, OutcomeMismatch
 from ...jsonutil import digest
 from ...models import (
-    JSON,
     FINAL,
+    JSON,
     Event,
     Outcome,
     Session,
@@ -101,8 +101,10 @@ def claim_next(conn: Conn, ev: list[Event], session_id: str, now: float,
 def _best_ready(conn: Conn, capabilities: list[str]) -> sqlite3.Row | None:
     """One index probe per capability; the best head wins (O(capabilities x log n))."""
     if not capabilities:
-        return conn.execute("SELECT * FROM tasks WHERE status = 'ready' "
-                            "ORDER BY priority DESC, seq LIMIT 1").fetchone()
+        row: sqlite3.Row | None = conn.execute(
+            "SELECT * FROM tasks WHERE status = 'ready' ORDER BY priority DESC, seq LIMIT 1"
+        ).fetchone()
+        return row
     best: sqlite3.Row | None = None
     for cap in dict.fromkeys(capabilities):
         row = conn.execute(
@@ -272,10 +274,8 @@ def _release(conn: Conn, ev: list[Event], t: Task, now: float, *, retry: bool, r
              error: str | None) -> None:
     """End a held task's attempt: back to ready while attempts remain, else failed."""
     holder = t.assigned_to
-    if t.status == S.ASSIGNED:  # an offer, never started: no attempt was spent
-        new = S.READY
-    else:
-        new = rules.after_release(t, retry)
+    # an offer that was never started spent no attempt: it simply goes back
+    new = S.READY if t.status == S.ASSIGNED else rules.after_release(t, retry)
     rules.check_transition(t.status, new)
     t.status, t.assigned_to, t.lease_expires_at, t.updated_at = new, None, None, now
     if error is not None:
