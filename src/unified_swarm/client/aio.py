@@ -1,0 +1,250 @@
+"""`AsyncClient`: the asyncio SDK, the twin of `Client` (sync.py) method for method.
+
+    async with AsyncClient("http://127.0.0.1:8600", operator_token) as swarm:
+        me = await swarm.register(["build"], id="worker-1")
+        worker = swarm.with_token(me["token"])
+        got = await worker.request_work(wait=30)
+        if got is not None:
+            lease = got["lease"]
+            await worker.complete(lease["task_id"], lease["fencing_token"], {"ok": True})
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import time
+from collections.abc import AsyncIterator, Iterable, Mapping
+from types import TracebackType
+from typing import TypeVar
+
+import httpx
+
+from ..errors import SwarmError
+from . import base
+from .base import BaseClient, Call, RetryPolicy
+from .types import (
+    JSON,
+    Claimed,
+    Health,
+    HeartbeatReply,
+    Interrupt,
+    KnowledgeEntry,
+    Recorded,
+    Registered,
+    Session,
+    Status,
+    Task,
+    TaskDetail,
+    TaskIn,
+    TaskPage,
+)
+
+T = TypeVar("T")
+
+
+class AsyncClient(BaseClient):
+    """An asyncio client for one swarm server.
+
+    `token` is the operator token or a session token (`with_token` switches); `url` and
+    `token` default to `SWARM_URL` and `SWARM_TOKEN`. Transient failures are retried by
+    `retry` (a `RetryPolicy`); every error the server answers is raised as the
+    `unified_swarm.errors` class it raised, and a server that cannot be reached as
+    `ServerUnreachable` (an `Unavailable`). Pass `transport` to talk through any httpx
+    transport (tests, proxies, a Unix socket).
+    """
+
+    def __init__(self, url: str | None = None, token: str | None = None, *,
+                 timeout: float = 30.0, retry: RetryPolicy | None = None,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+        super().__init__(url, token, timeout, retry)
+        self._http = httpx.AsyncClient(base_url=self.url, transport=transport, timeout=timeout)
+        self._owns_http = True
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    def with_token(self, token: str) -> AsyncClient:
+        """The same client acting with another token (say, a session's own), sharing this
+        one's connections. Close the original, not the copy."""
+        twin = copy.copy(self)
+        twin.token = token
+        twin._owns_http = False
+        return twin
+
+    async def aclose(self) -> None:
+        """Close the connections (a `with_token` copy leaves them to its original)."""
+        if self._owns_http:
+            await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self.aclose()
+
+    async def send(self, call: Call[T]) -> T:
+        """Send one call, retrying transient failures as the policy allows."""
+        started = time.monotonic()
+        for retry in range(1, self.retry.attempts + 1):
+            try:
+                response = await self._http.send(self._http.build_request(**self._args(call)))
+                return base.decode(call, response.status_code, response.headers,
+                                   response.content)
+            except (httpx.TransportError, SwarmError) as exc:
+                pause = self._pause(call, exc, retry, time.monotonic() - started)
+                if pause is None:
+                    if isinstance(exc, httpx.TransportError):
+                        raise base.unreachable(self.url, exc) from exc
+                    raise
+                await asyncio.sleep(pause)
+        raise AssertionError("unreachable: the policy refuses the last retry")
+
+    # -- health and sessions -------------------------------------------------------------
+
+    async def healthz(self) -> Health:
+        """Liveness (no token needed): `status` is "ok", or "degraded" when the store does
+        not answer."""
+        return await self.send(base.healthz())
+
+    async def register(self, capabilities: Iterable[str], *, id: str | None = None,
+                       name: str | None = None, max_concurrent_tasks: int | None = None,
+                       heartbeat_interval: float | None = None,
+                       metadata: Mapping[str, JSON] | None = None) -> Registered:
+        """Join the swarm (operator token). Answers the session and its own token; use
+        `with_token(reply["token"])` to act as it. An id that is online already raises
+        `AlreadyExists`; an offline one resumes."""
+        return await self.send(base.register(
+            capabilities, id=id, name=name, max_concurrent_tasks=max_concurrent_tasks,
+            heartbeat_interval=heartbeat_interval, metadata=metadata))
+
+    async def heartbeat(self, status: str | None = None) -> HeartbeatReply:
+        """Say this session is alive (session token): renews its leases and answers the
+        leases it holds and the directives waiting for it (assignments, interrupt,
+        drain)."""
+        return await self.send(base.heartbeat(status))
+
+    async def leave(self, session_id: str) -> Session:
+        """Leave the swarm (the session's own token or the operator's); its unfinished
+        tasks go back to the queue at once."""
+        return await self.send(base.leave(session_id))
+
+    async def drain(self, session_id: str) -> Session:
+        """Operator: the session finishes what it holds, takes nothing new, and leaves."""
+        return await self.send(base.drain(session_id))
+
+    async def interrupt(self, reason: str) -> Interrupt:
+        """Operator: every session stops taking new work until `lift_interrupt`."""
+        return await self.send(base.interrupt(reason))
+
+    async def lift_interrupt(self) -> None:
+        """Operator: lift the interrupt in force, if any."""
+        return await self.send(base.lift_interrupt())
+
+    async def sessions(self, status: str | None = None) -> list[Session]:
+        """Every session the swarm knows (those that left stay, as `offline`)."""
+        return await self.send(base.sessions(status))
+
+    async def session(self, session_id: str) -> Session:
+        """One session; `NotFound` when there is none of that id."""
+        return await self.send(base.session(session_id))
+
+    # -- tasks ---------------------------------------------------------------------------
+
+    async def add_task(self, type: str, *, id: str | None = None, title: str | None = None,
+                       input: JSON = None, required_capability: str | None = None,
+                       priority: int | None = None, critical: bool | None = None,
+                       infinite_scale: bool | None = None, roi: str | None = None,
+                       estimated_hours: float | None = None,
+                       dependencies: Iterable[str] | None = None,
+                       max_attempts: int | None = None) -> Task:
+        """Add one task and answer it as stored (status, computed priority, ...)."""
+        return await self.send(base.add_task(base.task_in(
+            type, id=id, title=title, input=input, required_capability=required_capability,
+            priority=priority, critical=critical, infinite_scale=infinite_scale, roi=roi,
+            estimated_hours=estimated_hours, dependencies=dependencies,
+            max_attempts=max_attempts)))
+
+    async def add_tasks(self, tasks: Iterable[TaskIn]) -> list[Task]:
+        """Add a batch, all or nothing; dependencies inside the batch are allowed, cycles
+        raise `DependencyCycle`."""
+        return await self.send(base.add_tasks(tasks))
+
+    async def list_tasks(self, *, status: str | None = None, capability: str | None = None,
+                         session: str | None = None, limit: int | None = None,
+                         cursor: str | None = None) -> TaskPage:
+        """One page of tasks; pass `next_cursor` back as `cursor` for the next one."""
+        return await self.send(base.list_tasks(status, capability, session, limit, cursor))
+
+    async def iter_tasks(self, *, status: str | None = None, capability: str | None = None,
+                         session: str | None = None,
+                         page_size: int = 500) -> AsyncIterator[Task]:
+        """Every matching task, page after page."""
+        cursor: str | None = None
+        while True:
+            page = await self.list_tasks(status=status, capability=capability,
+                                         session=session, limit=page_size, cursor=cursor)
+            for task in page["tasks"]:
+                yield task
+            if not page["next_cursor"] or page["next_cursor"] == cursor:
+                return
+            cursor = page["next_cursor"]
+
+    async def get_task(self, task_id: str) -> TaskDetail:
+        """One task and its history, one entry per attempt."""
+        return await self.send(base.get_task(task_id))
+
+    async def request_work(self, wait: float = 0.0) -> Claimed | None:
+        """Claim the best ready task for this session (session token), waiting up to
+        `wait` seconds for one; None when nothing came in time."""
+        return await self.send(base.request_work(wait))
+
+    async def claim(self, task_id: str) -> Claimed:
+        """Claim one named task (ready, or offered to this session); `NotClaimable` when
+        another session holds it or it is not ready."""
+        return await self.send(base.claim(task_id))
+
+    async def progress(self, task_id: str, fencing_token: int, progress: float,
+                       message: str | None = None) -> Recorded:
+        """Report progress (0..1) and renew the lease; `LeaseLost` when the lease is gone."""
+        return await self.send(base.progress(task_id, fencing_token, progress, message))
+
+    async def complete(self, task_id: str, fencing_token: int, result: JSON = None) -> Recorded:
+        """Record the result; a repeat answers `duplicate: True`, a stale token raises
+        `LeaseLost` and records nothing."""
+        return await self.send(base.complete(task_id, fencing_token, result))
+
+    async def fail(self, task_id: str, fencing_token: int, error: str, *,
+             retry: bool = True) -> Recorded:
+        """Record a failure; with `retry` the task runs again until its max_attempts."""
+        return await self.send(base.fail(task_id, fencing_token, error, retry))
+
+    async def cancel(self, task_id: str, reason: str | None = None) -> Task:
+        """Operator: cancel a task; its dependents become blocked."""
+        return await self.send(base.cancel(task_id, reason))
+
+    # -- knowledge and status ------------------------------------------------------------
+
+    async def get_knowledge(self, topic: str, version: int | None = None) -> KnowledgeEntry:
+        """The latest entry of a topic, or the given version of it."""
+        return await self.send(base.get_knowledge(topic, version))
+
+    async def put_knowledge(self, topic: str, content: JSON, *,
+                            expected_version: int | None = None,
+                            tags: Iterable[str] = ()) -> KnowledgeEntry:
+        """Write a new version; with `expected_version` (0: the topic must not exist) a
+        stale one raises `StaleVersion`."""
+        return await self.send(base.put_knowledge(topic, content, expected_version, tags))
+
+    async def list_knowledge(self, tag: str | None = None) -> list[KnowledgeEntry]:
+        """The latest entry of every topic, optionally only those with `tag`."""
+        return await self.send(base.list_knowledge(tag))
+
+    async def delete_knowledge(self, topic: str,
+                               expected_version: int | None = None) -> KnowledgeEntry:
+        """Delete a topic (its history stays readable by version)."""
+        return await self.send(base.delete_knowledge(topic, expected_version))
+
+    async def status(self) -> Status:
+        """The swarm's global metrics: sessions, tasks by status, times, utilization."""
+        return await self.send(base.status())

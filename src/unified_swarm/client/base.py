@@ -1,0 +1,397 @@
+"""The pure half of the SDK: what each call sends, how an answer is read, which failures
+are worth another try. No I/O here; `Client` and `AsyncClient` only send what this builds.
+
+Every endpoint is one function returning a `Call`: method, path, body, and how to turn the
+answer's JSON into the typed result. Errors come back as the `SwarmError` class the server
+raised (`{"error": {"code", "message"}}` -> `errors.from_code`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Any, Generic, TypeVar, cast
+from urllib.parse import quote
+
+import httpx
+
+from ..errors import InvalidInput, RateLimited, SwarmError, Unavailable, from_code
+from .types import (
+    JSON,
+    Claimed,
+    Health,
+    HeartbeatReply,
+    Interrupt,
+    KnowledgeEntry,
+    Recorded,
+    Registered,
+    Session,
+    Status,
+    Task,
+    TaskDetail,
+    TaskIn,
+    TaskPage,
+)
+
+T = TypeVar("T")
+DEFAULT_URL = "http://127.0.0.1:8600"
+#: how long past `wait` a long-poll may take before the client gives up on the answer
+LONG_POLL_MARGIN = 10.0
+Params = dict[str, str | int | float]
+
+
+class ServerUnreachable(Unavailable):
+    """The server could not be reached, or did not answer in time, after every retry."""
+
+
+class _NoBody:
+    """Marks a call without a request body (None is a valid JSON body: `null`)."""
+
+
+NO_BODY: Any = _NoBody()
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Bounded exponential backoff for transient failures.
+
+    `attempts` counts every try, the first one included; no retry starts once `budget`
+    seconds have passed since the first. A `Retry-After` from the server lengthens the pause
+    (never past the budget). `RetryPolicy(attempts=1)` turns retries off.
+    """
+
+    attempts: int = 4
+    backoff: float = 0.2
+    multiplier: float = 2.0
+    max_backoff: float = 3.0
+    budget: float = 10.0
+    jitter: float = 0.2
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1 or self.backoff < 0 or self.budget < 0 or self.multiplier < 1:
+            raise InvalidInput(f"unusable retry policy: {self!r}")
+        if not 0 <= self.jitter < 1:
+            raise InvalidInput("jitter must be within 0..1")
+
+    def pause(self, retry: int, retry_after: float | None, elapsed: float,
+              rand: float = 0.5) -> float | None:
+        """Seconds to sleep before retry number `retry` (1 = the second try), or None when
+        no retry is left. `rand` in [0, 1) spreads clients that failed together."""
+        if retry >= self.attempts:
+            return None
+        pause = min(self.max_backoff, self.backoff * self.multiplier ** (retry - 1))
+        pause *= 1 + self.jitter * (2 * rand - 1)
+        if retry_after is not None:
+            pause = max(pause, retry_after)
+        if elapsed + pause > self.budget:
+            return None
+        return pause
+
+
+NO_RETRY = RetryPolicy(attempts=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Call(Generic[T]):
+    """One HTTP exchange: what to send and how to read a successful answer.
+
+    `idempotent` calls may be repeated after a failure that may have reached the server (a
+    read timeout, a dropped connection); the others are repeated only when the request
+    surely did nothing (no connection, 503, 429).
+    """
+
+    method: str
+    path: str
+    parse: Callable[[Any], T]
+    params: Params | None = None
+    body: JSON = NO_BODY
+    idempotent: bool = False
+    auth: bool = True
+    read_timeout: float | None = None
+    #: error statuses whose body is still the answer (healthz says "degraded" with 503)
+    accept: frozenset[int] = field(default_factory=frozenset)
+
+
+def encode(value: JSON) -> bytes:
+    """JSON the server accepts: no NaN or Infinity (refused here, not with a 422)."""
+    try:
+        return json.dumps(value, allow_nan=False, separators=(",", ":")).encode()
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"the request body is not JSON: {exc}") from None
+
+
+def request_args(call: Call[Any], token: str | None, timeout: float) -> dict[str, Any]:
+    """Keyword arguments for `httpx.Client.build_request` (the same for the async one)."""
+    headers = {"accept": "application/json"}
+    if token and call.auth:
+        headers["authorization"] = f"Bearer {token}"
+    read = max(timeout, call.read_timeout or 0.0)
+    args: dict[str, Any] = {
+        "method": call.method, "url": call.path, "headers": headers,
+        "timeout": httpx.Timeout(timeout, connect=min(timeout, 5.0), read=read),
+    }
+    if call.params:
+        args["params"] = call.params
+    if not isinstance(call.body, _NoBody):
+        args["content"] = encode(call.body)
+        headers["content-type"] = "application/json"
+    return args
+
+
+def parse_retry_after(raw: str | None, now: float | None = None) -> float | None:
+    """`Retry-After` as seconds: a number, or an HTTP date."""
+    if not raw:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(raw).timestamp()
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when - (time.time() if now is None else now))
+
+
+def error_from(status: int, headers: Mapping[str, str], content: bytes) -> SwarmError:
+    """The SwarmError a non-2xx answer stands for; a body that is not ours still maps by
+    its status (a proxy's 502 page, for one)."""
+    retry_after = parse_retry_after(headers.get("retry-after"))
+    code = message = ""
+    try:
+        body = json.loads(content) if content else None
+    except ValueError:
+        body = None
+    err = body.get("error") if isinstance(body, dict) else None
+    if isinstance(err, dict):
+        code, message = str(err.get("code") or ""), str(err.get("message") or "")
+    elif isinstance(err, str):
+        message = err
+    if not message:
+        text = content[:200].decode("utf-8", "replace").strip()
+        message = f"HTTP {status}" + (f": {text}" if text else "")
+    return from_code(code, message, status, retry_after)
+
+
+def decode(call: Call[T], status: int, headers: Mapping[str, str], content: bytes) -> T:
+    """The typed result of an answer, or raise the error it carries."""
+    if not (200 <= status < 300 or status in call.accept):
+        raise error_from(status, headers, content)
+    if status == 204 or not content:
+        return call.parse(None)
+    try:
+        body = json.loads(content)
+    except ValueError:
+        raise SwarmError(f"the server answered {status} with a body that is not JSON") from None
+    return call.parse(body)
+
+
+def is_transient(exc: BaseException, idempotent: bool) -> bool:
+    """Worth another try? Never a 4xx other than 429."""
+    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
+        return True  # the request never left: safe for every call
+    if isinstance(exc, RateLimited | Unavailable):
+        return True  # refused before anything was written
+    # the request may have been acted on (a lost answer): repeat only what is idempotent
+    return isinstance(exc, httpx.TransportError) and idempotent
+
+
+def retry_after_of(exc: BaseException) -> float | None:
+    return exc.retry_after if isinstance(exc, SwarmError) else None
+
+
+def unreachable(url: str, exc: httpx.TransportError) -> ServerUnreachable:
+    what = "did not answer in time" if isinstance(exc, httpx.TimeoutException) else "failed"
+    return ServerUnreachable(f"{url} {what}: {type(exc).__name__}: {exc}")
+
+
+class BaseClient:
+    """What both twins share: where, who, how long, how persistent."""
+
+    def __init__(self, url: str | None, token: str | None, timeout: float,
+                 retry: RetryPolicy | None) -> None:
+        self.url = (url or os.environ.get("SWARM_URL") or DEFAULT_URL).rstrip("/")
+        if not self.url.startswith(("http://", "https://")):
+            raise InvalidInput(f"the server URL must start with http:// or https://: {url!r}")
+        self.token = token if token is not None else os.environ.get("SWARM_TOKEN") or None
+        if timeout <= 0:
+            raise InvalidInput("timeout must be > 0")
+        self.timeout = timeout
+        self.retry = retry or RetryPolicy()
+        self._rand = random.Random()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.url!r})"  # never the token
+
+    def _args(self, call: Call[Any]) -> dict[str, Any]:
+        return request_args(call, self.token, self.timeout)
+
+    def _pause(self, call: Call[Any], exc: BaseException, retry: int,
+               elapsed: float) -> float | None:
+        if not is_transient(exc, call.idempotent):
+            return None
+        return self.retry.pause(retry, retry_after_of(exc), elapsed, self._rand.random())
+
+
+# -- the endpoints -------------------------------------------------------------------------
+
+
+def _seg(value: str, what: str) -> str:
+    if not value:
+        raise InvalidInput(f"{what} must not be empty")
+    return quote(value, safe="")
+
+
+def _topic(topic: str) -> str:
+    if not topic:
+        raise InvalidInput("a knowledge topic must not be empty")
+    return quote(topic, safe="/")
+
+
+def _given(**values: Any) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def _key(name: str) -> Callable[[Any], Any]:
+    return lambda body: body[name]
+
+
+def healthz() -> Call[Health]:
+    return Call("GET", "/healthz", lambda b: cast(Health, b), auth=False,
+                idempotent=True, accept=frozenset({503}))
+
+
+def register(capabilities: Iterable[str], *, id: str | None, name: str | None,
+             max_concurrent_tasks: int | None, heartbeat_interval: float | None,
+             metadata: Mapping[str, JSON] | None) -> Call[Registered]:
+    body = {"capabilities": list(capabilities), **_given(
+        id=id, name=name, max_concurrent_tasks=max_concurrent_tasks,
+        heartbeat_interval=heartbeat_interval,
+        metadata=dict(metadata) if metadata is not None else None)}
+    return Call("POST", "/session/register", lambda b: cast(Registered, b), body=body)
+
+
+def heartbeat(status: str | None) -> Call[HeartbeatReply]:
+    return Call("POST", "/session/heartbeat", lambda b: cast(HeartbeatReply, b),
+                body=_given(status=status), idempotent=True)
+
+
+def leave(session_id: str) -> Call[Session]:
+    return Call("DELETE", f"/session/{_seg(session_id, 'session id')}", _key("session"))
+
+
+def drain(session_id: str) -> Call[Session]:
+    return Call("POST", f"/session/{_seg(session_id, 'session id')}/drain", _key("session"))
+
+
+def interrupt(reason: str) -> Call[Interrupt]:
+    return Call("POST", "/swarm/interrupt", _key("interrupt"), body={"reason": reason},
+                idempotent=True)
+
+
+def lift_interrupt() -> Call[None]:
+    return Call("DELETE", "/swarm/interrupt", lambda _: None, idempotent=True)
+
+
+def sessions(status: str | None) -> Call[list[Session]]:
+    return Call("GET", "/sessions", _key("sessions"), params=_given(status=status),
+                idempotent=True)
+
+
+def session(session_id: str) -> Call[Session]:
+    return Call("GET", f"/session/{_seg(session_id, 'session id')}", _key("session"),
+                idempotent=True)
+
+
+def add_tasks(tasks: Iterable[TaskIn]) -> Call[list[Task]]:
+    return Call("POST", "/work", _key("tasks"), body={"tasks": [dict(t) for t in tasks]})
+
+
+def task_in(type: str, **fields: Any) -> TaskIn:
+    """One task object, leaving out every field not given (the server fills defaults)."""
+    given = _given(**fields)
+    if "dependencies" in given:
+        given["dependencies"] = list(given["dependencies"])
+    return cast(TaskIn, {"type": type, **given})
+
+
+def add_task(task: TaskIn) -> Call[Task]:
+    return Call("POST", "/work", lambda b: cast(Task, b["tasks"][0]), body=dict(task))
+
+
+def list_tasks(status: str | None, capability: str | None, session: str | None,
+               limit: int | None, cursor: str | None) -> Call[TaskPage]:
+    params = _given(status=status, capability=capability, session=session, limit=limit,
+                    cursor=cursor)
+    return Call("GET", "/work", lambda b: cast(TaskPage, b), params=params, idempotent=True)
+
+
+def get_task(task_id: str) -> Call[TaskDetail]:
+    return Call("GET", f"/work/{_seg(task_id, 'task id')}", lambda b: cast(TaskDetail, b),
+                idempotent=True)
+
+
+def request_work(wait: float) -> Call[Claimed | None]:
+    if wait < 0:
+        raise InvalidInput("wait must be >= 0")
+    # not idempotent: a lost answer may have claimed a task (heartbeat's `held` finds it)
+    return Call("GET", "/work/request", lambda b: cast("Claimed | None", b),
+                params={"wait": wait}, read_timeout=wait + LONG_POLL_MARGIN)
+
+
+def claim(task_id: str) -> Call[Claimed]:
+    return Call("POST", "/work/claim", lambda b: cast(Claimed, b), body={"task_id": task_id})
+
+
+def progress(task_id: str, fencing_token: int, value: float,
+             message: str | None) -> Call[Recorded]:
+    body = {"task_id": task_id, "fencing_token": fencing_token, "progress": value,
+            **_given(message=message)}
+    return Call("POST", "/work/progress", lambda b: cast(Recorded, b), body=body,
+                idempotent=True)
+
+
+def complete(task_id: str, fencing_token: int, result: JSON) -> Call[Recorded]:
+    body = {"task_id": task_id, "fencing_token": fencing_token, "result": result}
+    return Call("POST", "/work/complete", lambda b: cast(Recorded, b), body=body,
+                idempotent=True)
+
+
+def fail(task_id: str, fencing_token: int, error: str, retry: bool) -> Call[Recorded]:
+    body = {"task_id": task_id, "fencing_token": fencing_token, "error": error,
+            "retry": retry}
+    return Call("POST", "/work/fail", lambda b: cast(Recorded, b), body=body, idempotent=True)
+
+
+def cancel(task_id: str, reason: str | None) -> Call[Task]:
+    body = {"reason": reason} if reason is not None else NO_BODY
+    return Call("POST", f"/work/{_seg(task_id, 'task id')}/cancel", _key("task"), body=body)
+
+
+def get_knowledge(topic: str, version: int | None) -> Call[KnowledgeEntry]:
+    return Call("GET", f"/knowledge/{_topic(topic)}", _key("entry"),
+                params=_given(version=version), idempotent=True)
+
+
+def put_knowledge(topic: str, content: JSON, expected_version: int | None,
+                  tags: Iterable[str]) -> Call[KnowledgeEntry]:
+    body = {"content": content, "tags": list(tags), **_given(expected_version=expected_version)}
+    return Call("PUT", f"/knowledge/{_topic(topic)}", _key("entry"), body=body)
+
+
+def list_knowledge(tag: str | None) -> Call[list[KnowledgeEntry]]:
+    return Call("GET", "/knowledge", _key("entries"), params=_given(tag=tag), idempotent=True)
+
+
+def delete_knowledge(topic: str, expected_version: int | None) -> Call[KnowledgeEntry]:
+    return Call("DELETE", f"/knowledge/{_topic(topic)}", _key("entry"),
+                params=_given(expected_version=expected_version))
+
+
+def status() -> Call[Status]:
+    return Call("GET", "/swarm/status", lambda b: cast(Status, b), idempotent=True)

@@ -1,0 +1,206 @@
+"""The JSON shapes the server answers with, as TypedDicts (see the `wire()` methods in
+unified_swarm.models and "The wire contract" in DESIGN.md).
+
+Times are ISO 8601 UTC strings, durations seconds. These are plain dicts at run time, so a
+field the server adds later reaches the caller untouched.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, NotRequired, TypedDict
+
+JSON = Any
+SessionState = Literal["idle", "busy", "draining", "offline"]
+TaskState = Literal["pending", "ready", "assigned", "in_progress", "completed", "failed",
+                    "cancelled", "blocked"]
+OutcomeName = Literal["completed", "failed", "expired", "released"]
+
+
+class Session(TypedDict):
+    id: str
+    name: str
+    capabilities: list[str]
+    status: SessionState
+    current_tasks: list[str]
+    max_concurrent_tasks: int
+    heartbeat_interval: float
+    last_heartbeat: str | None
+    registered_at: str | None
+    performance_score: float
+    capability_scores: dict[str, float]
+    tasks_completed: int
+    tasks_failed: int
+    metadata: dict[str, JSON]
+
+
+class Progress(TypedDict):
+    value: float
+    message: str | None
+
+
+class Task(TypedDict):
+    id: str
+    type: str
+    title: str
+    input: JSON
+    required_capability: str
+    priority: int
+    critical: bool
+    infinite_scale: bool
+    roi: str | None
+    estimated_hours: float | None
+    dependencies: list[str]
+    status: TaskState
+    assigned_to: str | None
+    attempts: int
+    max_attempts: int
+    lease_expires_at: str | None
+    fencing_token: int
+    progress: Progress
+    result: JSON
+    error: str | None
+    parent_id: str | None
+    created_at: str | None
+    started_at: str | None
+    completed_at: str | None
+    updated_at: str | None
+
+
+class Lease(TypedDict):
+    task_id: str
+    session_id: str
+    fencing_token: int
+    expires_at: str | None
+
+
+class Attempt(TypedDict):
+    attempt: int
+    session_id: str
+    fencing_token: int
+    capability: str
+    started_at: str | None
+    ended_at: str | None
+    duration: float | None
+    outcome: OutcomeName | None
+    error: str | None
+
+
+class KnowledgeEntry(TypedDict):
+    topic: str
+    version: int
+    content: JSON
+    updated_by: str | None
+    updated_at: str | None
+    tags: list[str]
+    deleted: bool
+
+
+class Event(TypedDict):
+    seq: int
+    type: str
+    at: str | None
+    data: dict[str, JSON]
+
+
+class Interrupt(TypedDict):
+    reason: str
+    at: str | None
+    by: str | None
+
+
+class Status(TypedDict):
+    """`GET /swarm/status`: the seed's `metrics:global`, extended."""
+
+    total_sessions: int
+    active_sessions: int
+    idle_sessions: int
+    busy_sessions: int
+    draining_sessions: NotRequired[int]
+    offline_sessions: NotRequired[int]
+    tasks_total: NotRequired[int]
+    tasks_completed: int
+    tasks_pending: int
+    tasks_ready: int
+    tasks_assigned: NotRequired[int]
+    tasks_in_progress: int
+    tasks_failed: int
+    tasks_blocked: NotRequired[int]
+    tasks_cancelled: NotRequired[int]
+    avg_task_time: float
+    utilization: float
+    last_event_seq: NotRequired[int]
+
+
+class Health(TypedDict):
+    status: str
+    store: str
+    replica_id: str
+    leader: bool
+    error: NotRequired[str]
+
+
+# -- composite answers ---------------------------------------------------------------------
+
+
+class Registered(TypedDict):
+    """`POST /session/register`: the session and its own secret (shown only here)."""
+
+    session: Session
+    token: str
+
+
+class Directives(TypedDict):
+    assignments: list[Task]
+    interrupt: Interrupt | None
+    drain: bool
+
+
+class HeartbeatReply(TypedDict):
+    session: Session
+    held: list[Lease]
+    directives: Directives
+
+
+class Claimed(TypedDict):
+    """A task claimed for the calling session, and the lease it now holds."""
+
+    task: Task
+    lease: Lease
+
+
+class Recorded(TypedDict):
+    """An outcome call's answer; `duplicate` is true when it repeated a recorded one."""
+
+    task: Task
+    duplicate: bool
+
+
+class TaskDetail(TypedDict):
+    task: Task
+    history: list[Attempt]
+
+
+class TaskPage(TypedDict):
+    tasks: list[Task]
+    next_cursor: str | None
+
+
+# -- what the caller sends -----------------------------------------------------------------
+
+
+class TaskIn(TypedDict):
+    """One task for `add_tasks`; only `type` is required (`required_capability` defaults
+    to it, `priority` to the seed's rule)."""
+
+    type: str
+    id: NotRequired[str]
+    title: NotRequired[str]
+    input: NotRequired[JSON]
+    required_capability: NotRequired[str]
+    priority: NotRequired[int]
+    critical: NotRequired[bool]
+    infinite_scale: NotRequired[bool]
+    roi: NotRequired[str]
+    estimated_hours: NotRequired[float]
+    dependencies: NotRequired[list[str]]
+    max_attempts: NotRequired[int]
