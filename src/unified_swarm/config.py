@@ -61,7 +61,6 @@ class Settings:
     task_claim_timeout: float = 300.0
     idle_threshold: float = 120.0
     max_concurrent_tasks: int = 1
-    collaboration_threshold: float = 8.0
     default_max_attempts: int = 3
     #: lease TTL = lease_factor x the session's heartbeat interval (also: offline after this)
     lease_factor: float = 3.0
