@@ -401,6 +401,21 @@ async def test_silent_session_goes_offline_and_comes_back(store: Store) -> None:
     assert beat.session.status == SessionStatus.IDLE and beat.held == []
 
 
+async def test_asking_for_work_revives_a_silent_session(store: Store) -> None:
+    await join(store, "w1")
+    await store.add_tasks([spec("a")], T0)
+    await store.reap(T0 + LEASE, 100)
+    s = await store.get_session("w1")
+    assert s is not None and s.status == SessionStatus.OFFLINE
+    c = await store.claim_next("w1", T0 + LEASE + 1)
+    assert c is not None
+    s = await store.get_session("w1")
+    assert s is not None and s.status == SessionStatus.BUSY
+    assert s.last_heartbeat == T0 + LEASE + 1
+    types = [e.type for e in await store.events_after(0, 100)]
+    assert types.count("session.joined") == 2
+
+
 async def test_reap_is_bounded(store: Store) -> None:
     for i in range(5):
         await join(store, f"w{i}", interval=1)

@@ -162,7 +162,9 @@ class Store(Protocol):
         First a task offered to this session (`assigned` to it), else the ready task with
         the session's capability (any, when it has none) of highest priority, then oldest.
         The claim bumps the fencing token and attempts, starts a lease and an attempt row.
-        Raises NotClaimable when the session is offline, draining or at max concurrency.
+        Asking for work proves the session alive (like a heartbeat): a session that had gone
+        silent comes back online (`session.joined`, resumed); one that left stays out.
+        Raises NotClaimable when the session left, is draining or at max concurrency.
         Emits `task.claimed`.
         """
 

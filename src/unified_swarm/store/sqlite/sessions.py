@@ -11,7 +11,7 @@ from ...jsonutil import dumps
 from ...models import Event, Outcome, Session, SessionStatus, Task
 from ..base import Heartbeat
 from .rows import emit, lease_of, load_session
-from .tasks import held_now, release_held
+from .tasks import held_now, release_held, revive
 
 Conn = sqlite3.Connection
 
@@ -47,12 +47,7 @@ def heartbeat(conn: Conn, ev: list[Event], session_id: str, now: float, status: 
     s = load_session(conn, session_id)
     if s is None:
         raise NotFound(f"session {session_id!r} does not exist")
-    if s.status == SessionStatus.OFFLINE:  # it was only silent (paused, partitioned): back
-        new = SessionStatus.BUSY if s.current_tasks else SessionStatus.IDLE
-        conn.execute("UPDATE sessions SET status = ? WHERE id = ?", (new.value, session_id))
-        emit(conn, ev, "session.joined", now, {"session_id": session_id, "name": s.name,
-                                                "capabilities": s.capabilities, "resumed": True,
-                                                "heartbeat_interval": s.heartbeat_interval})
+    revive(conn, ev, session_id, now)  # it was only silent (paused, partitioned): back
     if status == SessionStatus.DRAINING.value:
         _drain(conn, ev, session_id, now)
     elif status in (SessionStatus.IDLE.value, SessionStatus.BUSY.value):

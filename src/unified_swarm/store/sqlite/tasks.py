@@ -9,7 +9,7 @@ from ...config import Settings
 from ...core import rules
 from ...core.rules import TaskSpec
 from ...errors import Forbidden, LeaseLost, NotClaimable, NotFound, OutcomeMismatch
-from ...jsonutil import digest
+from ...jsonutil import digest, dumps, loads
 from ...models import (
     FINAL,
     JSON,
@@ -68,12 +68,20 @@ def _brief(t: Task) -> dict[str, JSON]:
 # -- claiming ----------------------------------------------------------------------------
 
 
-def _claimable_session(conn: Conn, session_id: str) -> Session:
-    s = load_session(conn, session_id)
-    if s is None:
+def _claimable_session(conn: Conn, ev: list[Event], session_id: str, now: float) -> Session:
+    """The session, alive again if it had only gone silent: asking for work proves liveness.
+
+    One that left (its token revoked) stays offline.
+    """
+    row = conn.execute("SELECT token_hash FROM sessions WHERE id = ?", (session_id,)).fetchone()
+    if row is None:
         raise NotFound(f"session {session_id!r} does not exist")
+    if row["token_hash"] is not None:
+        revive(conn, ev, session_id, now)
+    s = load_session(conn, session_id)
+    assert s is not None
     if s.status == SessionStatus.OFFLINE:
-        raise NotClaimable(f"session {session_id!r} is offline")
+        raise NotClaimable(f"session {session_id!r} left the swarm")
     if s.status == SessionStatus.DRAINING:
         raise NotClaimable(f"session {session_id!r} is draining and takes no new work")
     running = conn.execute(
@@ -87,7 +95,7 @@ def _claimable_session(conn: Conn, session_id: str) -> Session:
 
 def claim_next(conn: Conn, ev: list[Event], session_id: str, now: float,
                settings: Settings) -> Claimed | None:
-    s = _claimable_session(conn, session_id)
+    s = _claimable_session(conn, ev, session_id, now)
     row = conn.execute(
         "SELECT * FROM tasks WHERE assigned_to = ? AND status = 'assigned' "
         "ORDER BY priority DESC, seq LIMIT 1", (session_id,)).fetchone()
@@ -121,7 +129,7 @@ def claim(conn: Conn, ev: list[Event], session_id: str, task_id: str, now: float
     t = load_task(conn, task_id)
     if t is None:
         raise NotFound(f"task {task_id!r} does not exist")
-    s = _claimable_session(conn, session_id)
+    s = _claimable_session(conn, ev, session_id, now)
     if t.status == S.ASSIGNED and t.assigned_to != session_id:
         raise NotClaimable(f"task {task_id!r} is offered to another session")
     if t.status not in (S.READY, S.ASSIGNED):
@@ -131,6 +139,22 @@ def claim(conn: Conn, ev: list[Event], session_id: str, task_id: str, now: float
             f"task {task_id!r} needs capability {t.required_capability!r}, "
             f"which session {session_id!r} does not have")
     return _claim(conn, ev, t, s, now, settings)
+
+
+def revive(conn: Conn, ev: list[Event], session_id: str, now: float) -> None:
+    """Mark a session alive at `now`; one that had gone silent comes back online."""
+    row = conn.execute("SELECT status, name, capabilities, heartbeat_interval FROM sessions "
+                       "WHERE id = ?", (session_id,)).fetchone()
+    if row["status"] == SessionStatus.OFFLINE.value:
+        held = conn.execute("SELECT 1 FROM tasks WHERE assigned_to = ? AND status IN "
+                            "('assigned', 'in_progress') LIMIT 1", (session_id,)).fetchone()
+        conn.execute("UPDATE sessions SET status = ?, idle_since = ? WHERE id = ?",
+                     ("busy" if held else "idle", now, session_id))
+        emit(conn, ev, "session.joined", now, {
+            "session_id": session_id, "name": row["name"],
+            "capabilities": loads(row["capabilities"]), "resumed": True,
+            "heartbeat_interval": row["heartbeat_interval"]})
+    conn.execute("UPDATE sessions SET last_heartbeat = ? WHERE id = ?", (now, session_id))
 
 
 def _claim(conn: Conn, ev: list[Event], t: Task, s: Session, now: float,
@@ -162,7 +186,7 @@ def _claim(conn: Conn, ev: list[Event], t: Task, s: Session, now: float,
 
 def assign_next(conn: Conn, ev: list[Event], session_id: str, now: float,
                 deadline: float) -> Task | None:
-    s = _claimable_session(conn, session_id)
+    s = _claimable_session(conn, ev, session_id, now)
     row = _best_ready(conn, s.capabilities)
     if row is None:
         return None
@@ -302,8 +326,6 @@ def _maybe_idle(conn: Conn, session_id: str, now: float) -> None:
 
 
 def _score(conn: Conn, session_id: str, capability: str, success: bool, now: float) -> None:
-    from ...jsonutil import dumps, loads
-
     row = conn.execute("SELECT performance_score, capability_scores FROM sessions WHERE id = ?",
                        (session_id,)).fetchone()
     scores = loads(row["capability_scores"])
