@@ -178,6 +178,8 @@ class Attempt:
     ended_at: float | None = None
     outcome: Outcome | None = None
     error: str | None = None
+    #: the lease's deadline when the attempt ended (so "requeued within 1 s" is checkable)
+    lease_expires_at: float | None = None
 
     @property
     def duration(self) -> float | None:
@@ -194,6 +196,7 @@ class Attempt:
             "duration": self.duration,
             "outcome": self.outcome.value if self.outcome else None,
             "error": self.error,
+            "lease_expires_at": iso(self.lease_expires_at),
         }
 
 

@@ -297,8 +297,10 @@ async def test_expired_lease_is_refused_before_and_after_reaping(store: Store) -
     await store.complete("w2", "a", 2, "fresh", late + 1)
     t = await store.get_task("a")
     assert t is not None and t.result == "fresh"
-    outcomes = [a.outcome for a in await store.history("a")]
-    assert outcomes == [Outcome.EXPIRED, Outcome.COMPLETED]
+    history = await store.history("a")
+    assert [a.outcome for a in history] == [Outcome.EXPIRED, Outcome.COMPLETED]
+    assert history[0].lease_expires_at == pytest.approx(T0 + LEASE)  # its deadline
+    assert history[0].ended_at == late
 
 
 async def test_heartbeat_and_progress_renew_the_lease(store: Store) -> None:

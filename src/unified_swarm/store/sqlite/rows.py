@@ -137,6 +137,7 @@ def attempt_from_row(row: sqlite3.Row) -> Attempt:
         ended_at=row["ended_at"],
         outcome=Outcome(row["outcome"]) if row["outcome"] else None,
         error=row["error"],
+        lease_expires_at=row["lease_expires_at"],
     )
 
 
@@ -169,6 +170,6 @@ def emit(conn: sqlite3.Connection, out: list[Event], type_: str, now: float,
 def end_attempt(conn: sqlite3.Connection, t: Task, now: float, outcome: Outcome,
                 error: str | None, digest: str | None = None) -> None:
     conn.execute(
-        "UPDATE attempts SET ended_at = ?, outcome = ?, error = ?, digest = ? "
-        "WHERE task_id = ? AND fencing_token = ?",
-        (now, outcome.value, error, digest, t.id, t.fencing_token))
+        "UPDATE attempts SET ended_at = ?, outcome = ?, error = ?, digest = ?, "
+        "lease_expires_at = ? WHERE task_id = ? AND fencing_token = ?",
+        (now, outcome.value, error, digest, t.lease_expires_at, t.id, t.fencing_token))

@@ -93,6 +93,7 @@ CREATE TABLE IF NOT EXISTS attempts (
     outcome       TEXT,
     error         TEXT,
     digest        TEXT,                          -- of the recorded outcome, for idempotency
+    lease_expires_at REAL,                       -- the lease's deadline when the attempt ended
     PRIMARY KEY (task_id, fencing_token)
 ) WITHOUT ROWID;
 
