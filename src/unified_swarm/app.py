@@ -12,8 +12,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 
-from . import __version__
-from .api import knowledge, sessions, swarm, work
+from . import __version__, dashboard
+from .api import knowledge, metrics, realtime, sessions, swarm, work
+from .api.events_hub import EventHub
 from .api.guard import Guard
 from .api.responses import JSONResp, error_body, error_response
 from .config import Settings
@@ -39,14 +40,17 @@ def create_app(
     store = store or make_store(settings)
     token, _ = operator_token(settings)
     orch = Orchestrator(store, settings, token, clock)
+    hub = EventHub(store)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await store.open()
         await orch.start(run_loop=run_loop)
+        hub.open()
         try:
             yield
         finally:
+            hub.close()
             await orch.stop()
             await store.close()
 
@@ -54,8 +58,11 @@ def create_app(
                   docs_url="/docs", redoc_url=None)
     app.state.settings = settings
     app.state.orchestrator = orch
-    for module in (sessions, work, knowledge, swarm):
+    app.state.hub = hub
+    app.state.metrics = metrics.make_metrics(store, hub)
+    for module in (sessions, work, knowledge, swarm, realtime, metrics):
         app.include_router(module.router)
+    dashboard.mount(app)
     _install_error_handlers(app)
     app.add_middleware(Guard, settings=settings)
     return app

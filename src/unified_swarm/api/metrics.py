@@ -1,0 +1,148 @@
+"""`GET /metrics`: Prometheus text, from a per-app registry (no module globals).
+
+Gauges (sessions and tasks by status, the newest event seq, open event streams) are read
+from `store.counts()` at each scrape, so they are right whichever replica is scraped.
+Counters and histograms are fed by the event hub: each process counts every event it hears
+from the moment it starts (on Redis that is every replica's events, so scrape one replica,
+or take `max` across them, rather than summing).
+
+`prometheus-client` is an optional extra, imported only when the app is built; without it
+`/metrics` answers 501 naming the install command.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Sequence
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from ..errors import Forbidden, SwarmError
+from ..models import Event, SessionStatus, TaskStatus
+from ..store.base import Store
+from .deps import Orch, bearer
+from .events_hub import EventHub
+
+log = logging.getLogger("unified_swarm.metrics")
+router = APIRouter(tags=["metrics"])
+INSTALL_HINT = "pip install 'unified-swarm[metrics]'"
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+                   120.0, 300.0, 600.0, 1800.0, 3600.0)
+DURATION_BUCKETS = (0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
+                    7200.0, 14400.0, 28800.0, 86400.0)
+#: events that make a task claimable: the assignment latency runs from the newest of them
+READY_TYPES = frozenset({"task.ready", "task.requeued"})
+#: tasks we remember a ready time for; the oldest are forgotten past this
+MAX_TRACKED = 100_000
+
+
+class MetricsUnavailable(SwarmError):
+    status = 501
+    code = "not_implemented"
+
+
+class SwarmMetrics:
+    """The swarm's Prometheus metrics for one app."""
+
+    def __init__(self, store: Store, hub: EventHub) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+        self.store, self.hub = store, hub
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.sessions = Gauge("swarm_sessions", "Sessions by status", ["status"], registry=r)
+        self.tasks = Gauge("swarm_tasks", "Tasks by status", ["status"], registry=r)
+        self.last_seq = Gauge("swarm_event_last_seq", "Sequence number of the newest event",
+                              registry=r)
+        self.streams = Gauge("swarm_realtime_streams", "Open event streams on this replica",
+                             registry=r)
+        self.events = Counter("swarm_events", "Events heard, by type", ["type"], registry=r)
+        self.claims = Counter("swarm_task_claims", "Tasks claimed under a new lease", registry=r)
+        self.completions = Counter("swarm_task_completions", "Tasks completed", registry=r)
+        self.failures = Counter("swarm_task_failures",
+                                "Tasks failed for good (no attempts left or no retry)",
+                                registry=r)
+        self.requeues = Counter("swarm_task_requeues", "Tasks sent back to the queue, by reason",
+                                ["reason"], registry=r)
+        self.lease_expiries = Counter("swarm_lease_expiries",
+                                      "Leases that ran out (the holder went silent)", registry=r)
+        self.latency = Histogram(
+            "swarm_task_assignment_latency_seconds",
+            "From a task becoming ready to its claim", buckets=LATENCY_BUCKETS, registry=r)
+        self.duration = Histogram(
+            "swarm_task_duration_seconds", "From claim to completion of completed tasks",
+            buckets=DURATION_BUCKETS, registry=r)
+        self._ready_at: OrderedDict[str, float] = OrderedDict()
+        hub.tap(self.observe)
+
+    def observe(self, events: Sequence[Event]) -> None:
+        """The hub tap: runs on the event loop for every committed batch."""
+        for ev in events:
+            self.events.labels(ev.type).inc()
+            self._observe(ev)
+
+    def _observe(self, ev: Event) -> None:
+        d, task_id = ev.data, str(ev.data.get("task_id"))
+        if ev.type in READY_TYPES or (ev.type == "task.added" and d.get("status") == "ready"):
+            self._ready(task_id, ev.at)
+        if ev.type == "task.claimed":
+            self.claims.inc()
+            since = self._ready_at.pop(task_id, None)
+            if since is not None:
+                self.latency.observe(max(ev.at - since, 0.0))
+        elif ev.type == "task.completed":
+            self.completions.inc()
+            if isinstance(d.get("duration"), int | float):
+                self.duration.observe(max(float(d["duration"]), 0.0))
+        elif ev.type == "task.failed":
+            self.failures.inc()
+        elif ev.type == "task.requeued":
+            self.requeues.labels(str(d.get("reason") or "unknown")).inc()
+        if ev.type in ("task.requeued", "task.failed") and d.get("reason") == "lease_expired":
+            self.lease_expiries.inc()
+        if ev.type in ("task.cancelled", "task.failed", "task.blocked"):
+            self._ready_at.pop(task_id, None)
+
+    def _ready(self, task_id: str, at: float) -> None:
+        self._ready_at[task_id] = at
+        self._ready_at.move_to_end(task_id)
+        while len(self._ready_at) > MAX_TRACKED:
+            self._ready_at.popitem(last=False)
+
+    async def render(self) -> tuple[bytes, str]:
+        """Refresh the gauges from one consistent read of the store, then render."""
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        counts = await self.store.counts()
+        for status in SessionStatus:
+            self.sessions.labels(status.value).set(counts.sessions.get(status.value, 0))
+        for tstatus in TaskStatus:
+            self.tasks.labels(tstatus.value).set(counts.tasks.get(tstatus.value, 0))
+        self.last_seq.set(counts.last_seq)
+        self.streams.set(self.hub.subscribers)
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+def make_metrics(store: Store, hub: EventHub) -> SwarmMetrics | None:
+    """The metrics, or None (and a note in the log) when prometheus-client is missing."""
+    try:
+        return SwarmMetrics(store, hub)
+    except ImportError:
+        log.info("prometheus-client is not installed, /metrics is off: %s", INSTALL_HINT)
+        return None
+
+
+@router.get("/metrics")
+async def metrics(request: Request, orch: Orch) -> Response:
+    if not orch.settings.public_metrics:
+        principal = await orch.authenticate(bearer(request))
+        if principal.role != "operator":
+            raise Forbidden("/metrics takes the operator token")
+    m: SwarmMetrics | None = request.app.state.metrics
+    if m is None:
+        raise MetricsUnavailable(f"metrics need prometheus-client: {INSTALL_HINT}")
+    body, content_type = await m.render()
+    return Response(body, media_type=content_type)

@@ -1,0 +1,296 @@
+// The dashboard: load a snapshot over REST, then follow the event stream from the snapshot's
+// sequence number, so nothing that happened in between is missed.
+
+import { Api, ApiError, AuthError, forgetToken, loadToken, saveToken } from "./api.js";
+import { $ } from "./dom.js";
+import { renderGraph } from "./graph.js";
+import { LiveStream } from "./live.js";
+import { Model } from "./state.js";
+import * as views from "./views.js";
+
+const PREFILL = 100; // events before the snapshot shown in the feed on load
+const FLUSH_MS = 200; // refetch what events touched at most this often
+const REFRESH_MS = 10000; // heartbeats emit no events: re-read sessions this often
+const MAX_SINGLE_FETCHES = 20; // more dirty tasks than this: re-read the whole list
+
+class Dashboard {
+  constructor(token) {
+    this.token = token;
+    this.api = new Api(token);
+    this.model = new Model();
+    this.filter = null;
+    this.openTopics = new Set();
+    this.pending = new Set();
+    this.frame = 0;
+    this.flushTimer = null;
+    this.flushing = false;
+    this.live = null;
+    this.ticker = null;
+  }
+
+  async start() {
+    // The status first: its last_event_seq is where the stream takes over from the snapshot.
+    const status = await this.api.status();
+    const [sessions, tasks, knowledge] = await Promise.all([
+      this.api.sessions(), this.api.tasks(), this.api.knowledge()]);
+    this.model.status = status;
+    this.model.setSessions(sessions.sessions);
+    this.model.setTasks(tasks);
+    this.model.knowledge = knowledge.entries;
+    showMain();
+    this.render("all");
+    this.live = new LiveStream(this.token, {
+      onEvent: (ev) => this.onEvent(ev),
+      onState: (state) => this.onConnection(state),
+      onResync: () => this.restart(),
+    });
+    this.live.start(Math.max(0, status.last_event_seq - PREFILL));
+    this.ticker = setInterval(() => {
+      this.model.dirty.sessions = true;
+      this.model.dirty.status = true;
+      this.scheduleFlush();
+    }, REFRESH_MS);
+    this.ageTicker = setInterval(() => this.render("sessions"), 1000);
+  }
+
+  stop() {
+    if (this.live) this.live.stop();
+    clearInterval(this.ticker);
+    clearInterval(this.ageTicker);
+    clearTimeout(this.flushTimer);
+  }
+
+  async restart() {
+    this.stop();
+    const next = new Dashboard(this.token);
+    app = next;
+    await next.start().catch(failed);
+  }
+
+  onEvent(ev) {
+    this.model.apply(ev);
+    $("conn-seq").textContent = `#${ev.seq}`;
+    if (ev.type.startsWith("task.")) this.render("queue", "graph");
+    if (ev.type.startsWith("session.")) this.render("sessions");
+    if (ev.type === "swarm.interrupt") this.render("interrupt");
+    this.render("feed");
+    this.scheduleFlush();
+  }
+
+  onConnection(state) {
+    $("conn").dataset.state = state;
+    $("conn-text").textContent = state;
+    if (state === "refused") {
+      // Is it the token? One REST call tells (it answers 401 if so).
+      this.api.status().catch((err) => { if (err instanceof AuthError) this.signOut(err.message); });
+    }
+  }
+
+  scheduleFlush() {
+    if (!this.flushTimer) this.flushTimer = setTimeout(() => this.flush(), FLUSH_MS);
+  }
+
+  /** Refetch what events marked dirty; events arriving meanwhile mark it dirty again. */
+  async flush() {
+    this.flushTimer = null;
+    if (this.flushing) { this.scheduleFlush(); return; }
+    this.flushing = true;
+    const d = this.model.dirty;
+    const taskIds = [...d.tasks];
+    const want = { sessions: d.sessions, status: d.status, knowledge: d.knowledge };
+    this.model.dirty = { tasks: new Set(), sessions: false, status: false, knowledge: false };
+    try {
+      await Promise.all([
+        this.refreshTasks(taskIds),
+        want.sessions && this.api.sessions().then((r) => { this.model.setSessions(r.sessions); this.render("sessions"); }),
+        want.status && this.api.status().then((r) => { this.model.status = r; this.render("metrics"); }),
+        want.knowledge && this.api.knowledge().then((r) => { this.model.knowledge = r.entries; this.render("knowledge"); }),
+      ]);
+    } catch (err) {
+      this.report(err);
+    } finally {
+      this.flushing = false;
+    }
+  }
+
+  async refreshTasks(ids) {
+    if (!ids.length) return;
+    if (ids.length > MAX_SINGLE_FETCHES) {
+      this.model.setTasks(await this.api.tasks());
+      if (this.model.selected) ids = [this.model.selected];
+      else ids = [];
+    }
+    await Promise.all(ids.map((id) => this.api.task(id).then((r) => {
+      this.model.putTask(r.task);
+      if (id === this.model.selected) { this.model.detail = r; this.render("detail"); }
+    }, (err) => { if (!(err instanceof ApiError && err.status === 404)) throw err; })));
+    this.render("queue", "graph");
+  }
+
+  async select(id) {
+    this.model.selected = id;
+    this.model.detail = null;
+    this.render("detail", "queue", "graph");
+    try {
+      const r = await this.api.task(id);
+      if (this.model.selected !== id) return;
+      this.model.putTask(r.task);
+      this.model.detail = r;
+      this.render("detail");
+    } catch (err) {
+      this.report(err);
+    }
+  }
+
+  async cancel(id) {
+    try {
+      const r = await this.api.cancel(id, "cancelled from the dashboard");
+      this.model.putTask(r.task);
+      toast(`Cancelled ${id}`);
+      await this.select(id);
+    } catch (err) {
+      this.report(err);
+    }
+  }
+
+  async addTask(form) {
+    const f = new FormData(form);
+    const text = (k) => String(f.get(k) || "").trim();
+    const spec = { type: text("type") };
+    if (text("id")) spec.id = text("id");
+    if (text("title")) spec.title = text("title");
+    if (text("capability")) spec.required_capability = text("capability");
+    if (text("priority")) spec.priority = Number(text("priority"));
+    const deps = text("dependencies").split(",").map((x) => x.trim()).filter(Boolean);
+    if (deps.length) spec.dependencies = deps;
+    if (text("input")) {
+      try { spec.input = JSON.parse(text("input")); } catch (err) {
+        formMessage(`Input is not JSON: ${err.message}`, true);
+        return;
+      }
+    }
+    try {
+      const r = await this.api.addTask(spec);
+      const task = r.tasks[0];
+      this.model.putTask(task);
+      form.reset();
+      formMessage(`Added ${task.id} (${task.status})`);
+      this.render("queue", "graph");
+      await this.select(task.id);
+    } catch (err) {
+      if (err instanceof AuthError) this.signOut(err.message);
+      else formMessage(err.message, true);
+    }
+  }
+
+  signOut(message) {
+    this.stop();
+    forgetToken();
+    showLogin(message);
+  }
+
+  report(err) {
+    if (err instanceof AuthError) this.signOut(err.message);
+    else toast(err.message, true);
+  }
+
+  /** Coalesce renders into one animation frame. */
+  render(...parts) {
+    for (const p of parts) this.pending.add(p);
+    if (this.frame) return;
+    this.frame = requestAnimationFrame(() => {
+      this.frame = 0;
+      const todo = this.pending;
+      this.pending = new Set();
+      const all = todo.has("all");
+      const m = this.model;
+      const select = (id) => this.select(id);
+      if (all || todo.has("metrics")) views.renderMetrics(m.status);
+      if (all || todo.has("sessions")) views.renderSessions(m, select);
+      if (all || todo.has("queue")) views.renderQueue(m, this.filter, (f) => { this.filter = f; this.render("queue"); }, select);
+      if (all || todo.has("graph")) renderGraph(m, select);
+      if (all || todo.has("detail")) views.renderDetail(m, { select, cancel: (id) => this.cancel(id) });
+      if (all || todo.has("knowledge")) views.renderKnowledge(m.knowledge, this.openTopics, (t) => this.toggleTopic(t));
+      if (all || todo.has("feed")) views.renderFeed(m.feed);
+      if (all || todo.has("interrupt")) views.renderInterrupt(m.interrupt);
+    });
+  }
+
+  toggleTopic(topic) {
+    if (this.openTopics.has(topic)) this.openTopics.delete(topic);
+    else this.openTopics.add(topic);
+    this.render("knowledge");
+  }
+}
+
+let app = null;
+let toastTimer = null;
+
+function toast(message, isError = false) {
+  const el = $("toast");
+  el.textContent = message;
+  el.classList.toggle("error", isError);
+  el.hidden = false;
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => { el.hidden = true; }, 4000);
+}
+
+function formMessage(message, isError = false) {
+  const el = $("add-msg");
+  el.textContent = message;
+  el.classList.toggle("error", isError);
+}
+
+function showMain() {
+  $("login").hidden = true;
+  $("main").hidden = false;
+  $("signout").hidden = false;
+}
+
+function showLogin(message = "") {
+  $("main").hidden = true;
+  $("signout").hidden = true;
+  $("login").hidden = false;
+  $("login-msg").textContent = message;
+  $("conn").dataset.state = "offline";
+  $("conn-text").textContent = "signed out";
+  $("login-token").focus();
+}
+
+function failed(err) {
+  if (err instanceof AuthError) {
+    forgetToken();
+    showLogin("That token was refused.");
+  } else {
+    toast(`Cannot reach the swarm: ${err.message}`, true);
+    setTimeout(() => boot(), 3000);
+  }
+}
+
+function boot() {
+  const token = loadToken();
+  if (!token) { showLogin(); return; }
+  if (app) app.stop();
+  app = new Dashboard(token);
+  app.start().catch(failed);
+}
+
+$("login-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const token = $("login-token").value.trim();
+  if (!token) return;
+  saveToken(token);
+  $("login-token").value = "";
+  boot();
+});
+
+$("add-task").addEventListener("submit", (e) => {
+  e.preventDefault();
+  if (app) app.addTask(e.target);
+});
+
+$("signout").addEventListener("click", () => { if (app) app.signOut(""); });
+
+window.addEventListener("hashchange", () => { if (location.hash.includes("token=")) boot(); });
+
+boot();

@@ -1,0 +1,102 @@
+// What the page knows of the swarm, kept current by events. An event updates the record it
+// names at once (so the page moves without waiting), and marks what it touched "dirty";
+// the app then refetches those records from the API, a few at a time, so every detail the
+// event did not carry (scores, history, results) catches up too.
+
+export const TASK_ORDER = [
+  "in_progress", "assigned", "ready", "pending", "blocked", "failed", "cancelled", "completed",
+];
+export const FINAL = new Set(["completed", "failed", "cancelled", "blocked"]);
+const STATUS_AFTER = {
+  "task.ready": "ready",
+  "task.assigned": "assigned",
+  "task.claimed": "in_progress",
+  "task.completed": "completed",
+  "task.failed": "failed",
+  "task.requeued": "ready",
+  "task.blocked": "blocked",
+  "task.cancelled": "cancelled",
+};
+const RELEASES = new Set(["task.requeued", "task.failed", "task.cancelled"]);
+const FEED_SIZE = 200;
+
+export class Model {
+  constructor() {
+    this.sessions = new Map();
+    this.tasks = new Map();
+    this.knowledge = [];
+    this.status = null;
+    this.interrupt = null;
+    this.feed = [];
+    this.selected = null;
+    this.detail = null; // {task, history} of the selected task
+    this.dirty = { tasks: new Set(), sessions: false, status: false, knowledge: false };
+  }
+
+  setSessions(list) {
+    this.sessions = new Map(list.map((s) => [s.id, s]));
+  }
+
+  setTasks(list) {
+    this.tasks = new Map(list.map((t) => [t.id, t]));
+  }
+
+  putTask(task) {
+    this.tasks.set(task.id, task);
+  }
+
+  apply(ev) {
+    this.feed.unshift(ev);
+    if (this.feed.length > FEED_SIZE) this.feed.length = FEED_SIZE;
+    this.dirty.status = true;
+    const d = ev.data || {};
+    if (ev.type.startsWith("task.")) this.applyTask(ev, d);
+    if (ev.type.startsWith("session.")) {
+      const s = this.sessions.get(d.session_id);
+      if (s && ev.type !== "session.joined") s.status = ev.type.slice("session.".length).replace("left", "offline");
+      this.dirty.sessions = true;
+    }
+    if (ev.type === "knowledge.updated") this.dirty.knowledge = true;
+    if (ev.type === "swarm.interrupt") this.interrupt = d.active ? d : null;
+  }
+
+  applyTask(ev, d) {
+    const id = d.task_id;
+    if (!id) return;
+    let t = this.tasks.get(id);
+    if (ev.type === "task.added") {
+      t = t || {
+        id, type: d.type, title: d.title, required_capability: d.required_capability,
+        priority: d.priority, dependencies: d.dependencies || [], status: d.status,
+        assigned_to: null, attempts: 0, progress: { value: 0, message: null },
+        created_at: ev.at, updated_at: ev.at,
+      };
+      t.status = d.status;
+      this.tasks.set(id, t);
+    } else if (t) {
+      if (STATUS_AFTER[ev.type]) t.status = STATUS_AFTER[ev.type];
+      if (ev.type === "task.claimed" || ev.type === "task.assigned") t.assigned_to = d.session_id;
+      if (ev.type === "task.claimed") t.attempts = d.attempt ?? t.attempts;
+      if (RELEASES.has(ev.type)) t.assigned_to = null;
+      if (ev.type === "task.progress") t.progress = { value: d.progress, message: d.message };
+      t.updated_at = ev.at;
+    }
+    this.dirty.tasks.add(id);
+    if (ev.type !== "task.added" && ev.type !== "task.progress") this.dirty.sessions = true;
+  }
+
+  /** Tasks in queue order: active first, then by priority, then newest. */
+  sortedTasks(filter) {
+    const rank = (st) => TASK_ORDER.indexOf(st);
+    return [...this.tasks.values()]
+      .filter((t) => !filter || t.status === filter)
+      .sort((a, b) => rank(a.status) - rank(b.status) || b.priority - a.priority
+        || String(b.created_at).localeCompare(String(a.created_at)));
+  }
+
+  countsByStatus() {
+    const counts = Object.fromEntries(TASK_ORDER.map((st) => [st, 0]));
+    for (const t of this.tasks.values()) counts[t.status] = (counts[t.status] || 0) + 1;
+    return counts;
+  }
+}

@@ -1,0 +1,210 @@
+// Rendering: each function rebuilds one section from the model. Sections are small, so a
+// rebuild per animation frame is cheap and keeps the code free of diffing.
+
+import { $, ago, badge, clock, duration, fill, h, json, pct } from "./dom.js";
+import { FINAL, TASK_ORDER } from "./state.js";
+
+const MAX_ROWS = 200;
+
+export function renderMetrics(status) {
+  if (!status) return;
+  const card = (label, value, hint) => h("div", { class: "metric", "data-metric": label },
+    h("span", { class: "metric-value" }, value),
+    h("span", { class: "metric-label" }, label),
+    hint ? h("span", { class: "metric-hint" }, hint) : null);
+  fill($("metrics"),
+    card("sessions", status.active_sessions, `${status.total_sessions} known`),
+    card("idle", status.idle_sessions),
+    card("busy", status.busy_sessions),
+    card("ready", status.tasks_ready, `${status.tasks_pending} pending`),
+    card("in progress", status.tasks_in_progress, `${status.tasks_assigned ?? 0} offered`),
+    card("completed", status.tasks_completed),
+    card("failed", status.tasks_failed, `${status.tasks_blocked ?? 0} blocked`),
+    card("avg task", duration(status.avg_task_time)),
+    card("utilization", pct(status.utilization)),
+  );
+}
+
+export function renderSessions(model, onSelectTask) {
+  const order = { busy: 0, idle: 1, draining: 2, offline: 3 };
+  const list = [...model.sessions.values()]
+    .sort((a, b) => order[a.status] - order[b.status] || a.id.localeCompare(b.id));
+  const online = list.filter((s) => s.status !== "offline").length;
+  $("sessions-count").textContent = `${online} online · ${list.length} known`;
+  if (!list.length) {
+    $("sessions").replaceChildren(h("p", { class: "empty" }, "No session has joined yet."));
+    return;
+  }
+  const rows = list.map((s) => h("tr", { "data-session-id": s.id, class: `sess-${s.status}` },
+    h("td", {}, h("div", { class: "name" }, s.name),
+      s.name !== s.id ? h("div", { class: "sub mono" }, s.id) : null),
+    h("td", {}, badge(s.status)),
+    h("td", {}, s.capabilities.length
+      ? s.capabilities.map((c) => h("span", { class: "cap" }, c)) : h("span", { class: "muted" }, "any")),
+    h("td", {}, s.current_tasks.length
+      ? h("div", { class: "current" }, s.current_tasks.map((id) => h("button", {
+        type: "button", class: "link mono", onclick: () => onSelectTask(id),
+      }, id)))
+      : h("span", { class: "muted" }, "–")),
+    h("td", { class: "num", title: s.last_heartbeat || "" }, ago(s.last_heartbeat)),
+    h("td", { class: "num" }, scoreBar(s.performance_score),
+      h("span", { class: "sub" }, ` ${s.tasks_completed}✓ ${s.tasks_failed}✗`))));
+  $("sessions").replaceChildren(table(
+    ["Session", "Status", "Capabilities", "Current task", "Heartbeat", "Score"], rows));
+}
+
+function scoreBar(score) {
+  return h("span", { class: "score", title: score.toFixed(3) },
+    h("meter", { min: "0", max: "1", value: String(score) }), ` ${score.toFixed(2)}`);
+}
+
+function table(headings, rows) {
+  return h("table", {},
+    h("thead", {}, h("tr", {}, headings.map((x) => h("th", {}, x)))),
+    h("tbody", {}, rows));
+}
+
+export function renderQueue(model, filter, onFilter, onSelect) {
+  const counts = model.countsByStatus();
+  const chip = (label, value, count) => h("button", {
+    type: "button", role: "tab", class: `chip ${value ? `st-${value}` : ""}`,
+    "aria-selected": String(filter === value), "data-filter": value || "all",
+    onclick: () => onFilter(value),
+  }, label, h("span", { class: "count" }, String(count)));
+  $("queue-filter").replaceChildren(
+    chip("all", null, model.tasks.size),
+    ...TASK_ORDER.filter((st) => counts[st]).map((st) => chip(st.replace("_", " "), st, counts[st])));
+  const tasks = model.sortedTasks(filter);
+  if (!tasks.length) {
+    $("queue").replaceChildren(h("p", { class: "empty" }, filter ? `No ${filter} task.` : "The queue is empty."));
+    return;
+  }
+  const rows = tasks.slice(0, MAX_ROWS).map((t) => h("tr", {
+    "data-task-id": t.id, class: t.id === model.selected ? "selected" : null,
+    tabindex: "0", onclick: () => onSelect(t.id),
+    onkeydown: (e) => { if (e.key === "Enter") onSelect(t.id); },
+  },
+  h("td", {}, h("div", { class: "mono" }, t.id),
+    t.title && t.title !== t.id ? h("div", { class: "sub" }, t.title) : null),
+  h("td", {}, h("span", { class: "cap" }, t.required_capability)),
+  h("td", { class: "num" }, h("span", { class: `prio p${t.priority}` }, String(t.priority))),
+  h("td", {}, badge(t.status)),
+  h("td", { class: "mono sub" }, t.assigned_to || ""),
+  h("td", { class: "num" }, t.status === "in_progress"
+    ? h("meter", { min: "0", max: "1", value: String(t.progress?.value || 0), title: t.progress?.message || "" })
+    : `${t.attempts}/${t.max_attempts ?? "?"}`)));
+  const more = tasks.length > MAX_ROWS ? h("p", { class: "muted" }, `and ${tasks.length - MAX_ROWS} more`) : null;
+  fill($("queue"), table(["Task", "Capability", "Prio", "Status", "Session", "Progress / tries"], rows), more);
+}
+
+export function renderDetail(model, actions) {
+  const box = $("detail");
+  const d = model.detail;
+  if (!model.selected) return;
+  if (!d || d.task.id !== model.selected) {
+    box.replaceChildren(h("p", { class: "muted" }, `Loading ${model.selected}…`));
+    return;
+  }
+  const t = d.task;
+  const field = (k, v) => [h("dt", {}, k), h("dd", {}, v ?? "–")];
+  fill(box,
+    h("div", { class: "detail-head", "data-detail-id": t.id },
+      h("div", {}, h("div", { class: "mono strong" }, t.id), t.title ? h("div", { class: "sub" }, t.title) : null),
+      badge(t.status)),
+    h("dl", { class: "fields" },
+      field("type", t.type),
+      field("capability", t.required_capability),
+      field("priority", String(t.priority)),
+      field("session", t.assigned_to),
+      field("attempts", `${t.attempts} of ${t.max_attempts}`),
+      field("depends on", t.dependencies.length ? t.dependencies.map((id) => h("button", {
+        type: "button", class: "link mono", onclick: () => actions.select(id),
+      }, id)) : null),
+      field("progress", t.status === "in_progress"
+        ? `${pct(t.progress.value)}${t.progress.message ? ` · ${t.progress.message}` : ""}` : null),
+      field("created", clock(t.created_at)),
+      field("started", clock(t.started_at)),
+      field("completed", clock(t.completed_at))),
+    t.input !== null ? section("Input", h("pre", {}, json(t.input))) : null,
+    t.result !== null ? section("Result", h("pre", { class: "result" }, json(t.result))) : null,
+    t.error ? section("Error", h("pre", { class: "error" }, t.error)) : null,
+    section("History", historyTable(d.history)),
+    FINAL.has(t.status) ? null : cancelControl(t, actions),
+  );
+}
+
+function section(title, body) {
+  return h("div", { class: "section" }, h("h3", {}, title), body);
+}
+
+function historyTable(history) {
+  if (!history.length) return h("p", { class: "muted" }, "Not attempted yet.");
+  return table(["#", "Session", "Started", "Took", "Outcome"], history.map((a) => h("tr", {},
+    h("td", { class: "num" }, String(a.attempt)),
+    h("td", { class: "mono" }, a.session_id),
+    h("td", {}, clock(a.started_at)),
+    h("td", { class: "num" }, a.duration === null ? "running" : duration(a.duration)),
+    h("td", { title: a.error || "" }, a.outcome ? badge(a.outcome) : h("span", { class: "muted" }, "…")))));
+}
+
+function cancelControl(task, actions) {
+  const box = h("div", { class: "actions danger-zone" });
+  const ask = () => box.replaceChildren(
+    h("span", {}, `Cancel ${task.id}? Its dependents will be blocked.`),
+    h("button", { type: "button", class: "danger", "data-action": "confirm-cancel",
+      onclick: () => actions.cancel(task.id) }, "Yes, cancel"),
+    h("button", { type: "button", class: "ghost", onclick: idle }, "Keep"));
+  const idle = () => box.replaceChildren(
+    h("button", { type: "button", class: "danger", "data-action": "cancel", onclick: ask }, "Cancel task"));
+  idle();
+  return box;
+}
+
+export function renderKnowledge(entries, open, onToggle) {
+  $("knowledge-count").textContent = `${entries.length} topics`;
+  if (!entries.length) {
+    $("knowledge").replaceChildren(h("p", { class: "empty" }, "Nothing shared yet."));
+    return;
+  }
+  $("knowledge").replaceChildren(h("ul", { class: "topics" }, entries.map((e) => h("li", {
+    "data-topic": e.topic, class: open.has(e.topic) ? "open" : null,
+  },
+  h("button", { type: "button", class: "topic", onclick: () => onToggle(e.topic) },
+    h("span", { class: "mono" }, e.topic),
+    h("span", { class: "sub" }, `v${e.version} · ${e.updated_by || "?"} · ${ago(e.updated_at)}`)),
+  e.tags.length ? h("div", { class: "tags" }, e.tags.map((t) => h("span", { class: "cap" }, t))) : null,
+  open.has(e.topic) ? h("pre", {}, json(e.content)) : null))));
+}
+
+export function renderFeed(feed) {
+  $("feed-count").textContent = feed.length ? `last ${feed.length}` : "";
+  if (!feed.length) {
+    $("feed").replaceChildren(h("li", { class: "empty" }, "Waiting for events…"));
+    return;
+  }
+  $("feed").replaceChildren(...feed.map((ev) => h("li", { "data-seq": String(ev.seq) },
+    h("span", { class: "seq mono" }, `#${ev.seq}`),
+    h("span", { class: "time" }, clock(ev.at)),
+    h("span", { class: `etype et-${ev.type.split(".")[0]}` }, ev.type),
+    h("span", { class: "summary" }, summary(ev)))));
+}
+
+function summary(ev) {
+  const d = ev.data || {};
+  const parts = [];
+  if (d.task_id) parts.push(d.task_id);
+  if (d.session_id) parts.push(`@ ${d.session_id}`);
+  if (d.topic) parts.push(`${d.topic} v${d.version}`);
+  if (ev.type === "task.progress") parts.push(pct(d.progress) + (d.message ? ` ${d.message}` : ""));
+  if (ev.type === "task.completed") parts.push(duration(d.duration));
+  if (d.reason) parts.push(`(${d.reason})`);
+  if (d.because) parts.push(`because ${d.because}`);
+  if (d.error) parts.push(`: ${d.error}`);
+  return parts.join(" ");
+}
+
+export function renderInterrupt(interrupt) {
+  const el = $("interrupt");
+  el.hidden = !interrupt;
+  el.textContent = interrupt ? `Swarm interrupted: ${interrupt.reason}` : "";
+}
