@@ -1,0 +1,48 @@
+"""The deterministic test executor: sleep `input.ms`, logging (task, token, pid) before and
+after to a side-effect log, so every attempt that really ran is counted even when its result
+is refused. Run it with the python executor: `unified_swarm.chaos.effects:run`.
+
+The log directory comes from `SWARM_CHAOS_EFFECTS` (one file per process).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+ENV = "SWARM_CHAOS_EFFECTS"
+
+
+def _log(phase: str, task_id: str, token: int) -> None:
+    directory = Path(os.environ.get(ENV, "."))
+    line = json.dumps({"task": task_id, "token": token, "pid": os.getpid(), "phase": phase,
+                       "t": time.time()})
+    with (directory / f"effects-{os.getpid()}.jsonl").open("a") as f:
+        f.write(line + "\n")
+        f.flush()
+        os.fsync(f.fileno())  # a SIGKILL right after must not lose the line
+
+
+def run(task: dict[str, Any]) -> dict[str, Any]:
+    """Executor entry point: the task as the server sent it (with its fencing token)."""
+    token = int(task["fencing_token"])
+    _log("start", task["id"], token)
+    ms = (task.get("input") or {}).get("ms", 0)
+    time.sleep(max(0.0, float(ms)) / 1000)
+    _log("end", task["id"], token)
+    return {"task": task["id"], "token": token, "pid": os.getpid()}
+
+
+def read_effects(directory: Path) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for path in sorted(directory.glob("effects-*.jsonl")):
+        with path.open() as f:
+            for raw in f:
+                try:
+                    out.append(json.loads(raw))
+                except json.JSONDecodeError:
+                    continue
+    return out
