@@ -1,0 +1,82 @@
+"""`swarm knowledge get|put|list|delete`: shared, versioned knowledge."""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.console import Console
+from rich.markup import escape
+
+from ..client.types import KnowledgeEntry
+from . import output
+from .common import ClientConfig, add_client_options, parse_json
+
+HELP = "read and write shared knowledge (versioned topics)"
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    get = sub.add_parser("get", help="the latest version of a topic, or --version N")
+    get.add_argument("topic")
+    get.add_argument("--version", type=int)
+    get.set_defaults(handler=get_entry)
+    put = sub.add_parser("put", help="write a new version of a topic")
+    put.add_argument("topic")
+    put.add_argument("content", metavar="JSON", help='the content as JSON ("-" reads stdin)')
+    put.add_argument("--expected-version", type=int, metavar="N",
+                     help="refuse (exit 4) unless the topic is at version N (0: new topic)")
+    put.add_argument("--tag", action="append", default=[], help="a tag (repeat for more)")
+    put.set_defaults(handler=put_entry)
+    ls = sub.add_parser("list", help="the latest entry of every topic")
+    ls.add_argument("--tag", help="only topics with this tag")
+    ls.set_defaults(handler=list_entries)
+    delete = sub.add_parser("delete", help="delete a topic (its history stays)")
+    delete.add_argument("topic")
+    delete.add_argument("--expected-version", type=int, metavar="N")
+    delete.set_defaults(handler=delete_entry)
+    for leaf in (get, put, ls, delete):
+        add_client_options(leaf)
+
+
+def render(con: Console, e: KnowledgeEntry) -> None:
+    state = " (deleted)" if e["deleted"] else ""
+    tags = f", tags: {', '.join(e['tags'])}" if e["tags"] else ""
+    con.print(f"[bold]{escape(e['topic'])}[/bold] version {e['version']}{state}, by "
+              f"{escape(str(e['updated_by']))} at {e['updated_at']}{escape(tags)}")
+    if not e["deleted"]:
+        con.print(output.pretty(e["content"]), markup=False, soft_wrap=True)
+
+
+def get_entry(args: argparse.Namespace) -> int:
+    cfg = ClientConfig.from_args(args)
+    with cfg.client() as client:
+        entry = client.get_knowledge(args.topic, args.version)
+    output.emit(cfg, {"entry": entry}, lambda con: render(con, entry))
+    return 0
+
+
+def put_entry(args: argparse.Namespace) -> int:
+    cfg = ClientConfig.from_args(args)
+    content = parse_json(args.content, "the content")
+    with cfg.client() as client:
+        entry = client.put_knowledge(args.topic, content,
+                                     expected_version=args.expected_version, tags=args.tag)
+    output.emit(cfg, {"entry": entry}, lambda con: render(con, entry))
+    return 0
+
+
+def list_entries(args: argparse.Namespace) -> int:
+    cfg = ClientConfig.from_args(args)
+    with cfg.client() as client:
+        entries = client.list_knowledge(args.tag)
+    output.emit(cfg, {"entries": entries},
+                lambda con: con.print(output.knowledge_table(entries)))
+    return 0
+
+
+def delete_entry(args: argparse.Namespace) -> int:
+    cfg = ClientConfig.from_args(args)
+    with cfg.client() as client:
+        entry = client.delete_knowledge(args.topic, args.expected_version)
+    output.emit(cfg, {"entry": entry}, lambda con: render(con, entry))
+    return 0

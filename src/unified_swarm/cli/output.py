@@ -1,0 +1,96 @@
+"""Printing: the server's JSON with --json, rich tables for people."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from ..client.types import Attempt, KnowledgeEntry, Session, Task
+from .common import ClientConfig
+
+
+def console() -> Console:
+    # made per call so output follows the current sys.stdout (pytest's capture, a pipe)
+    return Console(highlight=False, soft_wrap=False)
+
+
+def emit(cfg: ClientConfig, value: Any, human: Callable[[Console], None]) -> None:
+    """Print `value` as JSON (--json) or let `human` render it."""
+    if cfg.json:
+        print(json.dumps(value, indent=2, ensure_ascii=False))
+    else:
+        human(console())
+
+
+def compact(value: Any, limit: int = 60) -> str:
+    """A JSON value on one line, cut to `limit` characters."""
+    if value is None:
+        return ""
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def cell(value: Any) -> Text:
+    """Plain text: a title with [brackets] is not rich markup."""
+    return Text("" if value is None else str(value))
+
+
+def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> Table:
+    t = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left")
+    for name in columns:
+        t.add_column(name, overflow="fold")
+    for row in rows:
+        t.add_row(*(cell(v) for v in row))
+    return t
+
+
+def pairs(title: str | None, items: Iterable[tuple[str, Any]]) -> Table:
+    """A two-column key/value table."""
+    t = Table(title=title, box=box.SIMPLE, show_header=False, title_justify="left")
+    t.add_column("field", style="bold")
+    t.add_column("value", overflow="fold")
+    for key, value in items:
+        t.add_row(key, cell(value))
+    return t
+
+
+def tasks_table(tasks: Sequence[Task], title: str | None = None) -> Table:
+    return table(title, ("id", "type", "status", "prio", "assigned to", "tries", "title"), (
+        (t["id"], t["type"], t["status"], t["priority"], t["assigned_to"],
+         f"{t['attempts']}/{t['max_attempts']}", compact(t["title"], 40)) for t in tasks))
+
+
+def sessions_table(sessions: Sequence[Session]) -> Table:
+    return table(None, ("id", "status", "capabilities", "tasks", "score", "last heartbeat"), (
+        (s["id"], s["status"], ",".join(s["capabilities"]),
+         f"{len(s['current_tasks'])}/{s['max_concurrent_tasks']}",
+         f"{s['performance_score']:.2f}", when(s["last_heartbeat"])) for s in sessions))
+
+
+def knowledge_table(entries: Sequence[KnowledgeEntry]) -> Table:
+    return table(None, ("topic", "version", "tags", "updated by", "updated at", "content"), (
+        (e["topic"], e["version"], ",".join(e["tags"]), e["updated_by"], when(e["updated_at"]),
+         compact(e["content"], 40)) for e in entries))
+
+
+def attempts_table(history: Sequence[Attempt]) -> Table:
+    return table("attempts", ("#", "session", "token", "started", "seconds", "outcome",
+                              "error"), (
+        (a["attempt"], a["session_id"], a["fencing_token"], when(a["started_at"]),
+         None if a["duration"] is None else f"{a['duration']:.3f}", a["outcome"] or "running",
+         compact(a["error"], 80)) for a in history))
+
+
+def when(stamp: str | None) -> str | None:
+    """An ISO 8601 UTC time, shortened for a table cell: 2026-01-02 03:04:05."""
+    return None if stamp is None else stamp[:19].replace("T", " ")
+
+
+def pretty(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False)

@@ -1,0 +1,61 @@
+"""`swarm session list|show|drain`: the registry of sessions."""
+
+from __future__ import annotations
+
+import argparse
+
+from . import output
+from .common import ClientConfig, add_client_options
+
+HELP = "list, show and drain sessions"
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    ls = sub.add_parser("list", help="every session, those that left included (offline)")
+    ls.add_argument("--status", choices=("idle", "busy", "draining", "offline"))
+    ls.set_defaults(handler=list_sessions)
+    show = sub.add_parser("show", help="one session")
+    show.add_argument("session_id", metavar="ID")
+    show.set_defaults(handler=show_session)
+    drain = sub.add_parser("drain", help="the session finishes what it holds, then leaves")
+    drain.add_argument("session_id", metavar="ID")
+    drain.set_defaults(handler=drain_session)
+    for leaf in (ls, show, drain):
+        add_client_options(leaf)
+
+
+def list_sessions(args: argparse.Namespace) -> int:
+    cfg = ClientConfig.from_args(args)
+    with cfg.client() as client:
+        sessions = client.sessions(args.status)
+    output.emit(cfg, {"sessions": sessions},
+                lambda con: con.print(output.sessions_table(sessions)))
+    return 0
+
+
+def show_session(args: argparse.Namespace) -> int:
+    cfg = ClientConfig.from_args(args)
+    with cfg.client() as client:
+        s = client.session(args.session_id)
+    output.emit(cfg, {"session": s}, lambda con: con.print(output.pairs(f"session {s['id']}", (
+        ("name", s["name"]), ("status", s["status"]),
+        ("capabilities", ", ".join(s["capabilities"])),
+        ("current tasks", ", ".join(s["current_tasks"])),
+        ("max concurrent", s["max_concurrent_tasks"]),
+        ("heartbeat every", f"{s['heartbeat_interval']:g} s"),
+        ("last heartbeat", s["last_heartbeat"]), ("registered", s["registered_at"]),
+        ("score", f"{s['performance_score']:.2f}"),
+        ("completed / failed", f"{s['tasks_completed']} / {s['tasks_failed']}"),
+        ("metadata", output.compact(s["metadata"], 200)),
+    ))))
+    return 0
+
+
+def drain_session(args: argparse.Namespace) -> int:
+    cfg = ClientConfig.from_args(args)
+    with cfg.client() as client:
+        s = client.drain(args.session_id)
+    output.emit(cfg, {"session": s},
+                lambda con: con.print(f"session {s['id']} is now {s['status']}"))
+    return 0

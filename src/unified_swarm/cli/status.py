@@ -1,0 +1,37 @@
+"""`swarm status`: the swarm's global metrics."""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.console import Console
+
+from ..client.types import Status
+from . import output
+from .common import ClientConfig, add_client_options
+
+HELP = "the swarm's metrics: sessions, tasks by status, times, utilization"
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    add_client_options(parser)
+    parser.set_defaults(handler=show_status)
+
+
+def show_status(args: argparse.Namespace) -> int:
+    cfg = ClientConfig.from_args(args)
+    with cfg.client() as client:
+        status = client.status()
+    output.emit(cfg, status, lambda con: render(con, status))
+    return 0
+
+
+def render(con: Console, status: Status) -> None:
+    rows: list[tuple[str, object]] = []
+    for key, value in status.items():
+        if key == "utilization" and isinstance(value, int | float):
+            value = f"{value:.0%}"
+        elif key == "avg_task_time" and isinstance(value, int | float):
+            value = f"{value:.2f} s"
+        rows.append((key.replace("_", " "), value))
+    con.print(output.pairs("swarm status", rows))
