@@ -62,7 +62,8 @@ def test_bodies_and_paths() -> None:
     assert task == {"type": "build", "id": "t", "dependencies": ["a"]}
     with pytest.raises(errors.InvalidInput):
         base.get_task("")
-    with pytest.raises(errors.InvalidInput):
-        base.request_work(-1)
+    for wait in (-1, float("nan"), 1e308):
+        with pytest.raises(errors.InvalidInput):
+            base.request_work(wait)
     with pytest.raises(errors.InvalidInput):
         base.encode({"x": float("inf")})

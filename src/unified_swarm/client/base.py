@@ -42,6 +42,8 @@ T = TypeVar("T")
 DEFAULT_URL = "http://127.0.0.1:8600"
 #: how long past `wait` a long-poll may take before the client gives up on the answer
 LONG_POLL_MARGIN = 10.0
+#: the longest long-poll the SDK asks for (servers cap it lower: `max_wait`, 60 s by default)
+MAX_WAIT = 3600.0
 Params = dict[str, str | int | float]
 
 
@@ -337,8 +339,8 @@ def get_task(task_id: str) -> Call[TaskDetail]:
 
 
 def request_work(wait: float) -> Call[Claimed | None]:
-    if wait < 0:
-        raise InvalidInput("wait must be >= 0")
+    if not 0 <= wait <= MAX_WAIT:  # also refuses NaN
+        raise InvalidInput(f"wait must be within 0..{MAX_WAIT:g} seconds, got {wait!r}")
     # not idempotent: a lost answer may have claimed a task (heartbeat's `held` finds it)
     return Call("GET", "/work/request", lambda b: cast("Claimed | None", b),
                 params={"wait": wait}, read_timeout=wait + LONG_POLL_MARGIN)
