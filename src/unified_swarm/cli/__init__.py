@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "session": "unified_swarm.cli.session",
     "status": "unified_swarm.cli.status",
     "knowledge": "unified_swarm.cli.knowledge",
+    "worker": "unified_swarm.cli.worker",
 }
 
 

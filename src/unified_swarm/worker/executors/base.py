@@ -1,0 +1,185 @@
+"""What every executor shares: the `Executor` protocol, the per-task `TaskContext`, and
+`TaskFailed`, the one way an executor says "this attempt failed".
+
+An executor turns one claimed task into a JSON result (returned) or a failure (raised). It
+never talks to the server: the worker records the outcome with the lease's fencing token,
+renews the lease, and reports the progress the executor passes to `TaskContext.progress`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ...client.types import JSON, Task
+
+#: how an executor reports progress: (fraction 0..1, message or None); never blocks
+ProgressFn = Callable[[float, "str | None"], None]
+
+
+class TaskFailed(Exception):
+    """This attempt failed. `retry` False asks the server not to try the task again (it
+    still stops at the task's max_attempts either way)."""
+
+    def __init__(self, message: str, *, retry: bool = True) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry = retry
+
+
+class ExecutorConfigError(ValueError):
+    """An executor's options cannot work (no command, an unimportable function, ...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TaskContext:
+    """What an executor knows about the attempt it runs, besides the task itself."""
+
+    task: Task
+    fencing_token: int
+    session_id: str
+    worker_name: str
+    report: ProgressFn = field(default=lambda value, message: None, repr=False)
+
+    @property
+    def task_id(self) -> str:
+        return self.task["id"]
+
+    def progress(self, value: float, message: str | None = None) -> None:
+        """Report progress (0..1; it also renews the lease). Callable from any thread."""
+        self.report(min(1.0, max(0.0, float(value))), message)
+
+    def environment(self) -> dict[str, str]:
+        """The task as `SWARM_*` variables: the only way task data reaches a command line
+        program besides its stdin (see `ShellExecutor`). Never a token of any kind."""
+        task = self.task
+        env = {
+            "SWARM_TASK_ID": task["id"],
+            "SWARM_TASK_TYPE": task["type"],
+            "SWARM_TASK_TITLE": task.get("title") or "",
+            "SWARM_TASK_INPUT": json.dumps(task.get("input"), ensure_ascii=False),
+            "SWARM_TASK_CAPABILITY": task.get("required_capability") or "",
+            "SWARM_TASK_PRIORITY": str(task.get("priority", "")),
+            "SWARM_TASK_ATTEMPT": str(task.get("attempts", "")),
+            "SWARM_TASK_MAX_ATTEMPTS": str(task.get("max_attempts", "")),
+            "SWARM_FENCING_TOKEN": str(self.fencing_token),
+            "SWARM_SESSION_ID": self.session_id,
+            "SWARM_WORKER_NAME": self.worker_name,
+        }
+        env.update(input_variables(task.get("input")))
+        return env
+
+
+def input_variables(value: JSON) -> dict[str, str]:
+    """Top-level scalar fields of an object input as `SWARM_INPUT_<KEY>` (key upper-cased,
+    other characters than letters, digits and _ dropped), so a shell script reads
+    `"$SWARM_INPUT_SECONDS"` without a JSON parser."""
+    if not isinstance(value, Mapping):
+        return {}
+    out: dict[str, str] = {}
+    for key, item in value.items():
+        name = "".join(c for c in str(key).upper() if c.isalnum() or c == "_")
+        if not name or not name.isascii():
+            continue
+        if isinstance(item, bool):
+            out[f"SWARM_INPUT_{name}"] = "true" if item else "false"
+        elif isinstance(item, str | int | float):
+            out[f"SWARM_INPUT_{name}"] = str(item)
+    return out
+
+
+def ensure_json(value: Any, what: str) -> JSON:
+    """`value` if it is JSON the server can store, else TaskFailed (no retry: a second run
+    would return the same kind of thing)."""
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise TaskFailed(f"{what} is not JSON: {exc}", retry=False) from None
+    return value
+
+
+class Executor(Protocol):
+    """Runs one task. Returns its JSON result or raises `TaskFailed`; any other exception
+    is a failure too (retried). Cancellation means the worker gives the task back: stop at
+    once and leave nothing running (kill child processes)."""
+
+    @property
+    def kind(self) -> str:
+        """"shell", "python", "claude", ...: shown in the worker's log and metadata."""
+        ...
+
+    async def run(self, ctx: TaskContext) -> JSON:
+        """Run `ctx.task` once."""
+        ...
+
+    def describe(self) -> str:
+        """One line for the worker's log (never a secret)."""
+        ...
+
+
+class Options:
+    """An executor's options (from flags or a config file), read with type checks so a
+    wrong value is one clear error before the worker registers."""
+
+    def __init__(self, kind: str, raw: Mapping[str, object], allowed: frozenset[str]) -> None:
+        unknown = sorted(set(raw) - allowed)
+        if unknown:
+            raise ExecutorConfigError(f"unknown option(s) for the {kind} executor: "
+                                      f"{', '.join(unknown)} (known: {', '.join(sorted(allowed))})")
+        self.kind = kind
+        self.raw = {k: v for k, v in raw.items() if v is not None}
+
+    def _bad(self, key: str, want: str) -> ExecutorConfigError:
+        return ExecutorConfigError(f"{self.kind} executor option {key!r} must be {want}, "
+                                   f"got {self.raw[key]!r}")
+
+    def text(self, key: str) -> str | None:
+        value = self.raw.get(key)
+        if value is None or isinstance(value, str):
+            return value or None
+        raise self._bad(key, "a string")
+
+    def number(self, key: str) -> float | None:
+        value = self.raw.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise self._bad(key, "a number")
+        try:
+            return float(value)
+        except ValueError:
+            raise self._bad(key, "a number") from None
+
+    def integer(self, key: str) -> int | None:
+        value = self.number(key)
+        if value is not None and value != int(value):
+            raise self._bad(key, "a whole number")
+        return None if value is None else int(value)
+
+    def strings(self, key: str) -> list[str]:
+        """A list of strings; a string is split on commas."""
+        value = self.raw.get(key)
+        if value is None:
+            return []
+        if isinstance(value, str):
+            return [p.strip() for p in value.split(",") if p.strip()]
+        if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+            return list(value)
+        raise self._bad(key, "a list of strings")
+
+    def command(self, key: str) -> str | list[str] | None:
+        """A command: a string (split like a shell would) or a list of arguments."""
+        value = self.raw.get(key)
+        if value is None or isinstance(value, str):
+            return value or None
+        return self.strings(key)
+
+    def mapping(self, key: str) -> dict[str, object]:
+        value = self.raw.get(key)
+        if value is None:
+            return {}
+        if isinstance(value, Mapping):
+            return {str(k): v for k, v in value.items()}
+        raise self._bad(key, "a table (name = value)")

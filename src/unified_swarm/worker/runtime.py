@@ -1,0 +1,531 @@
+"""`Worker`: register, heartbeat, long-poll for work, run each task through an executor,
+record its outcome with the lease's fencing token; drain and leave when told to.
+
+    worker = Worker(config, ShellExecutor(command=("./run-task.sh",)))
+    exit_code = asyncio.run(worker.run())
+
+The event loop runs the polling and the tasks (up to `max_concurrent_tasks` at once); the
+heartbeat runs in a thread of its own (heartbeat.py). The worker talks to the server only
+through the SDK, so it runs on any host that can reach the API.
+
+Stopping, in order of urgency:
+
+- **drain** (first SIGTERM/SIGINT, the `drain` directive, or burst mode finding the queue
+  empty): take no new work, finish what runs, record it, deregister, exit 0;
+- **abort** (a second signal): cancel what runs (child processes are killed), give each task
+  back with `fail(retry=True)`, deregister, exit 130; a third signal exits at once.
+
+The `interrupt` directive pauses taking new work (running tasks go on) until it is lifted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import MutableMapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from .. import __version__
+from ..client import AsyncClient, Client, RetryPolicy
+from ..client.types import JSON, Claimed, Interrupt, Registered, Task
+from ..errors import (
+    AlreadyExists,
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotClaimable,
+    NotFound,
+    PayloadTooLarge,
+    RateLimited,
+    SwarmError,
+    Unauthorized,
+    Unavailable,
+)
+from .config import WorkerConfig
+from .executors.base import Executor, TaskContext, TaskFailed
+from .executors.python import describe_exception
+from .heartbeat import Beat, Heartbeat, SessionGone
+from .leases import Key, LeaseBook
+
+log = logging.getLogger("unified_swarm.worker")
+
+
+class WorkerExit(enum.IntEnum):
+    """Exit codes of `swarm worker`."""
+
+    OK = 0  # drained: every task it took was finished and recorded (or refused)
+    ERROR = 1  # could not register, or the session was removed under it
+    ABORTED = 130  # a second signal: running tasks were given back unfinished
+
+
+class Mode(enum.Enum):
+    RUNNING = "running"
+    DRAINING = "draining"
+    ABORTING = "aborting"
+
+
+@dataclass(frozen=True, slots=True)
+class Completed:
+    result: JSON
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    error: str
+    retry: bool = True
+    #: not a failure of the task: this worker gives it back unfinished
+    released: bool = False
+
+
+Outcome = Completed | Failed
+PollResult = Claimed | Literal["empty", "retry"]
+
+
+@dataclass(slots=True)
+class Run:
+    """One attempt running on this worker."""
+
+    task: Task
+    token: int
+    started: float
+    handle: asyncio.Task[None] | None = None
+    executing: asyncio.Task[JSON] | None = None
+    pending_progress: tuple[float, str | None] | None = None
+    progress_sender: asyncio.Task[None] | None = None
+    lease_lost: bool = False
+    done: bool = False
+
+    @property
+    def key(self) -> Key:
+        return (self.task["id"], self.token)
+
+
+@dataclass(slots=True)
+class Stats:
+    claimed: int = 0
+    completed: int = 0
+    failed: int = 0
+    refused: int = 0
+    released: int = 0
+
+    def line(self) -> str:
+        return (f"{self.claimed} claimed, {self.completed} completed, {self.failed} failed, "
+                f"{self.refused} refused by the server (lease lost), "
+                f"{self.released} given back")
+
+
+class _Prefix(logging.LoggerAdapter[logging.Logger]):
+    """Every line says which worker wrote it (several share one terminal in the demo)."""
+
+    def process(self, msg: Any, kwargs: MutableMapping[str, Any]
+                ) -> tuple[Any, MutableMapping[str, Any]]:
+        return f"[{self.extra['worker'] if self.extra else '?'}] {msg}", kwargs
+
+
+class Worker:
+    """See the module docstring. `run()` returns a `WorkerExit` code."""
+
+    def __init__(self, config: WorkerConfig, executor: Executor) -> None:
+        self.config = config
+        self.executor = executor
+        self.log = _Prefix(log, {"worker": config.name})
+        self.book = LeaseBook()
+        self.stats = Stats()
+        self.session_id: str | None = None
+        self.mode = Mode.RUNNING
+        self.interrupt: Interrupt | None = None
+        self.exit_code = WorkerExit.OK
+        self._runs: dict[str, Run] = {}
+        self._wake = asyncio.Event()
+        self._poll: asyncio.Task[PollResult] | None = None
+        self._session: AsyncClient | None = None
+        self._heart: Heartbeat | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread = 0
+        self._signals = 0
+
+    # -- public controls (call them on the worker's event loop) ---------------------------
+
+    def drain(self, reason: str) -> None:
+        """Take no new work; finish what runs, deregister, exit 0."""
+        if self.mode is not Mode.RUNNING:
+            return
+        self.mode = Mode.DRAINING
+        self.log.info("draining (%s): finishing %d running task(s), taking no new work",
+                      reason, len(self._runs))
+        if self._poll is not None:
+            self._poll.cancel()
+        if self._heart is not None:
+            self._heart.poke()  # tell the server now, not an interval from now
+        self._wake.set()
+
+    def abort(self, reason: str, code: WorkerExit = WorkerExit.ABORTED) -> None:
+        """Stop now: cancel what runs, give it back (fail with retry), deregister."""
+        if self.mode is Mode.ABORTING:
+            return
+        self.mode = Mode.ABORTING
+        self.exit_code = code
+        self.log.warning("stopping now (%s): giving back %d running task(s)", reason,
+                         len(self._runs))
+        if self._poll is not None:
+            self._poll.cancel()
+        for run in self._runs.values():
+            if run.executing is not None:
+                run.executing.cancel()
+        self._wake.set()
+
+    # -- the main loop --------------------------------------------------------------------
+
+    async def run(self, *, handle_signals: bool = True) -> int:
+        """Register, work until drained or aborted, deregister. Returns the exit code."""
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        if handle_signals:
+            self._install_signals()
+        self.log.info("starting: %s; capabilities %s; %d at a time; heartbeat every %.3g s",
+                      self.executor.describe(), ",".join(self.config.capabilities) or "(any)",
+                      self.config.max_concurrent_tasks, self.config.heartbeat_interval)
+        try:
+            async with AsyncClient(self.config.url, self.config.token,
+                                   timeout=max(10.0, self.config.heartbeat_interval)) as op:
+                try:
+                    registered = await self._register(op)
+                except SwarmError as exc:
+                    self.log.error("cannot register with %s: %s: %s", self.config.url,
+                                   exc.code, exc.message)
+                    return int(WorkerExit.ERROR)
+                if registered is not None:
+                    await self._work(op.with_token(registered["token"]), registered)
+        finally:
+            if handle_signals:
+                self._remove_signals()
+        self.log.info("stopped: %s", self.stats.line())
+        return int(self.exit_code)
+
+    async def _work(self, session: AsyncClient, registered: Registered) -> None:
+        self._session = session
+        self.session_id = sid = registered["session"]["id"]
+        self.log.info("registered as session %s at %s", sid, self.config.url)
+        heart_client = Client(self.config.url, registered["token"],
+                              timeout=max(1.0, self.config.heartbeat_interval),
+                              retry=RetryPolicy(attempts=2, backoff=0.1,
+                                                budget=self.config.heartbeat_interval))
+        self._heart = Heartbeat(heart_client, self.config.heartbeat_interval, self.book,
+                                status=self._status_report, deliver=self._from_heartbeat,
+                                log=self.log, worker_name=self.config.name)
+        self._heart.start()
+        try:
+            await self._serve()
+        finally:
+            await self._settle_runs()
+            self._heart.stop()
+            heart_client.close()
+            await self._leave(session, sid)
+
+    async def _serve(self) -> None:
+        while True:
+            self._wake.clear()
+            if self.mode is Mode.ABORTING or (self.mode is Mode.DRAINING and not self._runs):
+                return
+            if not self._may_take_work():
+                await self._wake.wait()
+                continue
+            self._poll = asyncio.create_task(self._request())
+            await asyncio.wait({self._poll})
+            poll, self._poll = self._poll, None
+            got = "retry" if poll.cancelled() else poll.result()
+            if got == "empty":
+                if self.config.burst:
+                    if not self._runs:
+                        self.drain("burst mode: the queue is empty")
+                    else:  # ask again once something finishes, not in a tight loop
+                        await self._wake.wait()
+            elif got != "retry":
+                self._start(got)
+
+    def _may_take_work(self) -> bool:
+        return (self.mode is Mode.RUNNING and self.interrupt is None
+                and len(self._runs) < self.config.max_concurrent_tasks)
+
+    # -- registering and leaving ------------------------------------------------------------
+
+    async def _register(self, op: AsyncClient) -> Registered | None:
+        """Register, waiting (bounded) for the server to come up and for a previous run's
+        session of the same id to time out; None when told to stop meanwhile."""
+        cfg = self.config
+        deadline = time.monotonic() + cfg.connect_timeout
+        pause, said = 0.1, set()
+        metadata = {"host": socket.gethostname(), "pid": os.getpid(), "agent": "swarm-worker",
+                    "executor": self.executor.kind, "version": __version__, **cfg.metadata}
+        while self.mode is Mode.RUNNING:
+            try:
+                return await op.register(
+                    cfg.capabilities, id=cfg.id, name=cfg.name,
+                    max_concurrent_tasks=cfg.max_concurrent_tasks,
+                    heartbeat_interval=cfg.heartbeat_interval, metadata=metadata)
+            except AlreadyExists:
+                # a crashed run of this id: it goes offline once its heartbeats stop for
+                # a lease TTL
+                if time.monotonic() > deadline + cfg.lease_ttl:
+                    raise
+                if "exists" not in said:
+                    self.log.warning("session %s is still online (a previous run?); waiting "
+                                     "for it to time out", cfg.id)
+                    said.add("exists")
+            except (Unavailable, RateLimited) as exc:
+                if time.monotonic() > deadline:
+                    raise
+                if "down" not in said:
+                    self.log.info("waiting for the server at %s (%s)", cfg.url, exc.message)
+                    said.add("down")
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 2.0)
+        return None
+
+    async def _leave(self, session: AsyncClient, sid: str) -> None:
+        try:
+            await session.leave(sid)
+            self.log.info("deregistered session %s", sid)
+        except (Unauthorized, NotFound):
+            pass  # removed already
+        except SwarmError as exc:
+            self.log.warning("could not deregister (%s); the session goes offline when "
+                             "its heartbeats stop for a lease TTL", exc.message)
+
+    # -- asking for work --------------------------------------------------------------------
+
+    async def _request(self) -> PollResult:
+        assert self._session is not None
+        call = self.book.call_started(time.monotonic())
+        claimed: Key | None = None
+        try:
+            got = await self._session.request_work(wait=self.config.poll_wait)
+            if got is None:
+                return "empty"
+            claimed = (got["task"]["id"], got["lease"]["fencing_token"])
+            return got
+        except NotClaimable as exc:  # draining or at capacity on the server's side
+            self.log.debug("not claimable now: %s", exc.message)
+            await asyncio.sleep(min(1.0, self.config.heartbeat_interval))
+        except (Unauthorized, NotFound) as exc:
+            self._session_gone(SessionGone(f"{exc.code}: {exc.message}"))
+        except (Unavailable, RateLimited) as exc:
+            self.log.warning("asking for work failed (%s); retrying", exc.message)
+            await asyncio.sleep(max(exc.retry_after or 0.0, 1.0))
+        except SwarmError as exc:
+            self.log.error("asking for work failed: %s: %s", exc.code, exc.message)
+            await asyncio.sleep(1.0)
+        finally:
+            self.book.call_ended(call, claimed, time.monotonic())
+        return "retry"
+
+    # -- running one task -------------------------------------------------------------------
+
+    def _start(self, claimed: Claimed) -> None:
+        task, lease = claimed["task"], claimed["lease"]
+        run = Run(task, lease["fencing_token"], time.monotonic())
+        self._runs[task["id"]] = run
+        self.stats.claimed += 1
+        self.log.info("claimed %s (%s, priority %d, attempt %d of %d, token %d): %s",
+                      task["id"], task["type"], task["priority"], task["attempts"],
+                      task["max_attempts"], run.token, task["title"] or "(untitled)")
+        run.handle = asyncio.create_task(self._execute(run), name=f"swarm-task-{task['id']}")
+
+    async def _execute(self, run: Run) -> None:
+        assert self.session_id is not None
+        ctx = TaskContext(run.task, run.token, self.session_id, self.config.name,
+                          report=lambda value, message: self._report(run, value, message))
+        try:
+            run.executing = asyncio.create_task(self.executor.run(ctx))
+            if self.mode is Mode.ABORTING:
+                run.executing.cancel()
+            await asyncio.wait({run.executing})
+            run.done = True
+            if run.progress_sender is not None:
+                run.progress_sender.cancel()
+            await self._record(run, self._outcome(run.executing))
+        finally:
+            self.book.concluded(run.key, time.monotonic())
+            self._runs.pop(run.task["id"], None)
+            self._wake.set()
+
+    def _outcome(self, done: asyncio.Task[JSON]) -> Outcome:
+        if done.cancelled():
+            return Failed(f"given back by {self.config.name}: the worker was stopped before "
+                          "the task finished", retry=True, released=True)
+        exc = done.exception()
+        if isinstance(exc, TaskFailed):
+            return Failed(exc.message, exc.retry)
+        if exc is not None:
+            return Failed(describe_exception(exc))
+        return Completed(done.result())
+
+    async def _record(self, run: Run, outcome: Outcome) -> None:
+        """Complete or fail the attempt with its fencing token. Transient errors are
+        retried (the call is idempotent per token); a refusal is final."""
+        assert self._session is not None
+        task_id, seconds = run.task["id"], time.monotonic() - run.started
+        budget = 5.0 if self.mode is Mode.ABORTING else self.config.record_budget
+        deadline, pause = time.monotonic() + budget, 0.5
+        verb = "complete" if isinstance(outcome, Completed) else "fail"
+        while True:
+            try:
+                if isinstance(outcome, Completed):
+                    await self._session.complete(task_id, run.token, outcome.result)
+                    self.stats.completed += 1
+                    self.log.info("completed %s in %.2f s", task_id, seconds)
+                else:
+                    rec = await self._session.fail(task_id, run.token, outcome.error,
+                                                   retry=outcome.retry)
+                    self._count_failure(run, outcome, seconds, rec["task"]["status"])
+                return
+            except (Conflict, Forbidden) as exc:
+                self.stats.refused += 1
+                self.log.warning("%s of %s refused by the server (%d %s: %s): the lease was "
+                                 "lost, so this result is dropped and not retried", verb,
+                                 task_id, exc.status, exc.code, exc.message)
+                return
+            except (PayloadTooLarge, InvalidInput) as exc:
+                if not isinstance(outcome, Completed):
+                    self.log.error("fail of %s refused: %s", task_id, exc.message)
+                    return
+                outcome, verb = Failed(f"the result was refused: {exc.message}", False), "fail"
+            except (Unauthorized, NotFound) as exc:
+                self.log.error("%s of %s refused: this session is gone (%s)", verb, task_id,
+                               exc.message)
+                return
+            except (Unavailable, RateLimited) as exc:
+                if time.monotonic() + pause > deadline:
+                    self.log.error("giving up on recording %s of %s after %.0f s: %s; the "
+                                   "lease runs out and the task goes back to the queue",
+                                   verb, task_id, budget, exc.message)
+                    return
+                self.log.warning("%s of %s not recorded yet (%s); retrying in %.1f s", verb,
+                                 task_id, exc.message, pause)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 10.0)
+            except SwarmError as exc:
+                self.log.error("%s of %s failed: %s: %s", verb, task_id, exc.code, exc.message)
+                return
+
+    def _count_failure(self, run: Run, outcome: Failed, seconds: float, status: str) -> None:
+        now = "back in the queue" if status == "ready" else f"now {status}"
+        if outcome.released:
+            self.stats.released += 1
+            self.log.warning("gave back %s (token %d) after %.2f s; %s", run.task["id"],
+                             run.token, seconds, now)
+        else:
+            self.stats.failed += 1
+            first = outcome.error.strip().splitlines()[0] if outcome.error.strip() else ""
+            self.log.warning("attempt %d of %s failed after %.2f s (%s): %s",
+                             run.task["attempts"], run.task["id"], seconds, now, first[:300])
+
+    async def _settle_runs(self) -> None:
+        """Wait for every run to record its outcome (aborting cancels them first)."""
+        handles = [r.handle for r in self._runs.values() if r.handle is not None]
+        if handles:
+            await asyncio.wait(handles)
+
+    # -- progress ---------------------------------------------------------------------------
+
+    def _report(self, run: Run, value: float, message: str | None) -> None:
+        """An executor's progress, from any thread; the latest value wins."""
+        if threading.get_ident() == self._loop_thread:
+            self._queue_progress(run, value, message)
+        elif self._loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop closed: nobody listens
+                self._loop.call_soon_threadsafe(self._queue_progress, run, value, message)
+
+    def _queue_progress(self, run: Run, value: float, message: str | None) -> None:
+        if run.done:
+            return
+        run.pending_progress = (value, message)
+        if run.progress_sender is None or run.progress_sender.done():
+            run.progress_sender = asyncio.create_task(self._send_progress(run))
+
+    async def _send_progress(self, run: Run) -> None:
+        assert self._session is not None
+        while run.pending_progress is not None and not run.done:
+            (value, message), run.pending_progress = run.pending_progress, None
+            try:
+                await self._session.progress(run.task["id"], run.token, value, message)
+            except (Conflict, Forbidden) as exc:
+                self._note_lost(run, f"progress refused: {exc.message}")
+                return
+            except SwarmError as exc:
+                self.log.debug("progress of %s not sent: %s", run.task["id"], exc.message)
+
+    def _note_lost(self, run: Run, why: str) -> None:
+        if not run.lease_lost:
+            run.lease_lost = True
+            self.log.warning("lease on %s (token %d) lost (%s); its result will be refused",
+                             run.task["id"], run.token, why)
+
+    # -- what the heartbeat brings ----------------------------------------------------------
+
+    def _status_report(self) -> str | None:
+        return "draining" if self.mode is not Mode.RUNNING else None
+
+    def _from_heartbeat(self, beat: Beat | SessionGone) -> None:
+        """Called on the heartbeat thread: hand over to the event loop."""
+        if self._loop is None:
+            return
+        with contextlib.suppress(RuntimeError):  # the loop closed: the worker is exiting
+            if isinstance(beat, SessionGone):
+                self._loop.call_soon_threadsafe(self._session_gone, beat)
+            else:
+                self._loop.call_soon_threadsafe(self._on_beat, beat)
+
+    def _on_beat(self, beat: Beat) -> None:
+        directives = beat.reply["directives"]
+        interrupt = directives["interrupt"]
+        if interrupt is not None and self.interrupt is None:
+            self.log.warning("interrupted by the operator (%s): taking no new work until "
+                             "it is lifted", interrupt["reason"])
+        elif interrupt is None and self.interrupt is not None:
+            self.log.info("interrupt lifted: taking work again")
+        self.interrupt = interrupt
+        for task_id, token in beat.review.lost:
+            run = self._runs.get(task_id)
+            if run is not None and run.token == token:
+                self._note_lost(run, "the heartbeat no longer lists it")
+        if directives["drain"]:
+            self.drain("the orchestrator asked this session to drain")
+        self._wake.set()
+
+    def _session_gone(self, gone: SessionGone) -> None:
+        if self.mode is Mode.ABORTING:
+            return
+        self.log.error("this session is gone on the server (%s); stopping", gone)
+        self.abort("the session was removed", WorkerExit.ERROR)
+
+    # -- signals ----------------------------------------------------------------------------
+
+    def _install_signals(self) -> None:
+        assert self._loop is not None
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self._loop.add_signal_handler(sig, self._on_signal, sig)
+
+    def _remove_signals(self) -> None:
+        assert self._loop is not None
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self._loop.remove_signal_handler(sig)
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        self._signals += 1
+        name = signal.Signals(sig).name
+        if self._signals == 1:
+            self.drain(f"{name}; send it again to give running tasks back and stop now")
+        elif self._signals == 2:
+            self.abort(f"second {name}")
+        else:
+            self.log.error("third %s: exiting at once", name)
+            os._exit(int(WorkerExit.ABORTED))
