@@ -4,9 +4,11 @@ Starts a real server (uvicorn, separate process) on a free loopback port, on the
 store; N worker processes (one keep-alive connection each, like the workers of a job queue)
 claim and complete M no-op tasks (the clock starts when every worker is up);
 then one idle long-polling worker measures submit->start latency over K single tasks.
-Prints one table.
+With `--repeat R` the whole run (fresh server, fresh store) happens R times and the table
+shows the median rate and latencies. Prints one table.
 
     python bench/throughput.py --store sqlite --workers 8 --tasks 5000
+    python bench/throughput.py --store redis --appendfsync always --repeat 3
 """
 
 from __future__ import annotations
@@ -18,12 +20,15 @@ import json
 import multiprocessing
 import os
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from multiprocessing.queues import Queue
 from pathlib import Path
@@ -46,11 +51,20 @@ class Server:
     url: str
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        stop_process(self.proc)
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """Terminate a child started in its own session, its whole process group with it."""
+    if proc.poll() is None:
+        with suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        with suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
 
 
 def start_server(store: str, data_dir: Path) -> Server:
@@ -64,35 +78,38 @@ def start_server(store: str, data_dir: Path) -> Server:
             "s = Settings.from_env()\n"
             "uvicorn.run(create_app(s), host='127.0.0.1', port=s.port, log_level='warning',"
             " access_log=False)\n")
-    proc = subprocess.Popen([sys.executable, "-c", code], env=env)
+    proc = subprocess.Popen([sys.executable, "-c", code], env=env, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and proc.poll() is None:
         try:
             if httpx.get(f"{url}/healthz", timeout=0.5).status_code == 200:
                 return Server(proc, url)
         except httpx.HTTPError:
             time.sleep(0.05)
-    proc.kill()
-    raise SystemExit("the server did not start")
+    stop_process(proc)
+    raise SystemExit(f"the server on {store.split(':')[0]} did not start")
 
 
-def start_redis(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_redis(workdir: Path, appendfsync: str = "always") -> tuple[subprocess.Popen[bytes], str]:
+    """A private redis-server on a free loopback port: AOF with `appendfsync`, noeviction."""
     binary = shutil.which("redis-server")
     if binary is None:
         raise SystemExit("redis-server is not installed (make system-deps)")
+    workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     proc = subprocess.Popen(
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
-         "yes", "--appendfsync", "always", "--dir", str(workdir), "--maxmemory-policy",
-         "noeviction"], stdout=subprocess.DEVNULL)
+         "yes", "--appendfsync", appendfsync, "--dir", str(workdir), "--maxmemory-policy",
+         "noeviction"], stdout=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and proc.poll() is None:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
             return proc, f"redis://127.0.0.1:{port}/0"
         except OSError:
             time.sleep(0.05)
+    stop_process(proc)
     raise SystemExit("redis-server did not start")
 
 
@@ -147,26 +164,31 @@ async def _prepare(url: str, workers: int, tasks: int) -> list[str]:
         return tokens
 
 
-def throughput(url: str, workers: int, tasks: int, deadline_s: float) -> float:
-    """Claim+complete rate of `workers` separate processes over `tasks` queued no-ops."""
+def throughput(url: str, workers: int, tasks: int, deadline_s: float) -> tuple[float, int]:
+    """Claim+complete rate of `workers` separate processes over `tasks` queued no-ops,
+    and how many ran (fewer than `tasks` when the deadline cut the run short)."""
     tokens = asyncio.run(_prepare(url, workers, tasks))
     ctx = multiprocessing.get_context("spawn")
     out: Queue[int] = ctx.Queue()
     gate = ctx.Barrier(len(tokens) + 1)
     procs = [ctx.Process(target=_worker_proc, args=(url, tok, deadline_s, gate, out))
              for tok in tokens]
-    for p in procs:
-        p.start()
-    gate.wait()
-    t0 = time.perf_counter()
-    done = sum(out.get(timeout=deadline_s + 30) for _ in procs)
-    elapsed = time.perf_counter() - t0
-    for p in procs:
-        p.join(10)
-    return done / elapsed
+    try:
+        for p in procs:
+            p.start()
+        gate.wait(60)
+        t0 = time.perf_counter()
+        done = sum(out.get(timeout=deadline_s + 30) for _ in procs)
+        elapsed = time.perf_counter() - t0
+    finally:
+        for p in procs:
+            p.join(10)
+            if p.is_alive():
+                p.kill()
+    return done / elapsed, done
 
 
-async def latency(url: str, samples: int) -> list[float]:
+async def latency(url: str, samples: int, gap_s: float = 0.005) -> list[float]:
     """Submit one task at a time to an idle long-polling worker; time submit -> claimed."""
     async with httpx.AsyncClient(base_url=url, timeout=60) as http:
         h = await register(http, "lat")
@@ -174,7 +196,7 @@ async def latency(url: str, samples: int) -> list[float]:
         out: list[float] = []
         for i in range(samples):
             poll = asyncio.create_task(http.get("/work/request", params={"wait": 10}, headers=h))
-            await asyncio.sleep(0.005)  # let the poll park on the server
+            await asyncio.sleep(gap_s)  # let the poll park on the server
             t0 = time.perf_counter()
             (await http.post("/work", json={"id": f"lat-{i}", "type": "noop"},
                              headers=op)).raise_for_status()
@@ -191,6 +213,53 @@ def pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
 
 
+def exit_on_sigterm() -> None:
+    """Turn SIGTERM into SystemExit, so every `finally` stops the processes it started."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+
+@dataclass
+class Result:
+    """One measured run (or the median of several): tasks/s, tasks run, latencies in s."""
+
+    rate: float
+    done: int
+    p50: float
+    p99: float
+
+
+@contextmanager
+def swarm_server(store: str, appendfsync: str = "always") -> Iterator[Server]:
+    """A server on a fresh store ("sqlite" or "redis", then with its own redis-server)."""
+    with tempfile.TemporaryDirectory(prefix="swarm-bench-") as tmp:
+        redis = None
+        url = "sqlite"
+        try:
+            if store == "redis":
+                redis, url = start_redis(Path(tmp) / "redis", appendfsync)
+            server = start_server(url, Path(tmp) / "swarm")
+            try:
+                yield server
+            finally:
+                server.stop()
+        finally:
+            if redis is not None:
+                stop_process(redis)
+
+
+def measure(store: str, workers: int, tasks: int, samples: int, max_seconds: float,
+            appendfsync: str = "always", repeat: int = 1, gap_s: float = 0.005) -> Result:
+    """Throughput, then idle latency, `repeat` times on fresh stores; medians of each."""
+    runs: list[Result] = []
+    for _ in range(repeat):
+        with swarm_server(store, appendfsync) as server:
+            rate, done = throughput(server.url, workers, tasks, max_seconds)
+            lat = asyncio.run(latency(server.url, samples, gap_s))
+        runs.append(Result(rate, done, statistics.median(lat), pct(lat, 99)))
+    return Result(statistics.median(r.rate for r in runs), min(r.done for r in runs),
+                  statistics.median(r.p50 for r in runs), statistics.median(r.p99 for r in runs))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--store", choices=["sqlite", "redis"], default="sqlite")
@@ -198,25 +267,20 @@ def main() -> None:
     ap.add_argument("--tasks", type=int, default=5000)
     ap.add_argument("--latency-samples", type=int, default=300)
     ap.add_argument("--max-seconds", type=float, default=120)
+    ap.add_argument("--appendfsync", choices=["always", "everysec", "no"], default="always",
+                    help="the private redis-server's AOF fsync policy (--store redis)")
+    ap.add_argument("--repeat", type=int, default=1, help="runs; the table shows medians")
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        redis = None
-        store = "sqlite"
-        if args.store == "redis":
-            redis, store = start_redis(Path(tmp))
-        server = start_server(store, Path(tmp) / "swarm")
-        try:
-            rate = throughput(server.url, args.workers, args.tasks, args.max_seconds)
-            lat = asyncio.run(latency(server.url, args.latency_samples))
-        finally:
-            server.stop()
-            if redis is not None:
-                redis.terminate()
-                redis.wait(10)
-    print(f"{'system':<22} {'store':<8} {'workers':>7} {'tasks':>7} {'tasks/s':>9} "
-          f"{'p50 ms':>8} {'p99 ms':>8}")
-    print(f"{'unified-swarm':<22} {args.store:<8} {args.workers:>7} {args.tasks:>7} "
-          f"{rate:>9.0f} {statistics.median(lat) * 1000:>8.2f} {pct(lat, 99) * 1000:>8.2f}")
+    exit_on_sigterm()
+    r = measure(args.store, args.workers, args.tasks, args.latency_samples, args.max_seconds,
+                args.appendfsync, args.repeat)
+    store = args.store if args.store == "sqlite" else f"redis/{args.appendfsync}"
+    print(f"{'system':<22} {'store':<15} {'workers':>7} {'tasks':>7} {'done':>7} "
+          f"{'tasks/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
+    print(f"{'unified-swarm':<22} {store:<15} {args.workers:>7} {args.tasks:>7} {r.done:>7} "
+          f"{r.rate:>9.0f} {r.p50 * 1000:>8.2f} {r.p99 * 1000:>8.2f}")
+    if args.repeat > 1:
+        print(f"(medians of {args.repeat} runs)")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,248 @@
+"""The throughput benchmark's no-op workload on Celery, RQ, Huey and Dramatiq, side by side
+with unified-swarm on SQLite and on Redis, all measured in this one run. Prints one table.
+
+Every peer gets a private redis-server on a free loopback port, configured like the one
+bench/throughput.py gives unified-swarm (AOF, `appendfsync always`, noeviction), and the
+same N worker processes. Throughput: queue all M no-ops first, start the workers with the
+peer's own CLI, and time from the first task's start to the M-th task's end (counted by
+one INCR per task on a second, non-persistent Redis, so counting never touches the
+broker's AOF). Latency: a fresh single worker, then one task at a time, `--gap-ms` apart;
+submit -> the task body starts. A peer still short of M after `--max-seconds` is reported
+with what it did (marked partial).
+
+    python bench/peers.py --workers 8 --tasks 5000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+
+import throughput as tp  # bench/throughput.py: the same server, workers and latency probe
+from peer_tasks import COUNTER_ENV, DONE_KEY, FIRST_KEY, LAST_KEY, TOTAL_ENV
+
+BENCH_DIR = Path(__file__).resolve().parent
+BIN = Path(sys.executable).parent
+
+
+@dataclass(frozen=True)
+class Peer:
+    """One peer queue: its task module and how its CLI starts `n` worker processes."""
+
+    name: str
+    module: str
+    env: dict[str, str] = field(default_factory=dict)
+
+    def worker_cmds(self, n: int, broker: str) -> list[list[str]]:
+        mod = f"peer_tasks.{self.module}"
+        if self.module == "celery_app":
+            return [[str(BIN / "celery"), "-A", mod, "worker", "-c", str(n), "-P", "prefork",
+                     "-l", "WARNING"]]
+        if self.module == "rq_jobs":  # RQ runs one job at a time per worker process
+            return [[str(BIN / "rq"), "worker", "-u", broker, "-q", "default"]] * n
+        if self.module == "huey_app":
+            return [[str(BIN / "huey_consumer"), f"{mod}.huey", "-w", str(n), "-k", "process",
+                     "-q"]]
+        return [[str(BIN / "dramatiq"), mod, "-p", str(n), "-t", "1"]]
+
+
+PEERS = {
+    p.name: p
+    for p in (
+        Peer("celery", "celery_app"),
+        Peer("celery-acks-late", "celery_app", {"BENCH_CELERY_ACKS_LATE": "1"}),
+        Peer("rq", "rq_jobs"),
+        Peer("huey", "huey_app"),
+        Peer("dramatiq", "dramatiq_actors"),
+    )
+}
+
+FOOTNOTE = """\
+Settings (library defaults unless stated; logging at WARNING for every system):
+  unified-swarm  HTTP server (uvicorn, 1 process) + N worker processes, each one keep-alive
+                 connection doing GET /work/request + POST /work/complete; a task is done only
+                 when completed under its lease. SQLite: WAL, synchronous=FULL, group commit.
+                 Redis: the same private redis-server as the peers. Latency: one idle worker
+                 long-polling (wait=10).
+  celery         prefork pool -c N, task_acks_late=False (acked on receipt, before it runs),
+                 prefetch multiplier 4, no result backend.
+  celery-acks-late  the same with task_acks_late=True (acked after it runs).
+  rq             N `rq worker` processes, the default forking Worker (one fork per job); job
+                 hash and registries kept with the default 500 s result TTL.
+  huey           RedisHuey, huey_consumer -w N -k process; blocking BRPOP dequeue (removed
+                 from Redis when dequeued), results on (a None result is not stored).
+  dramatiq       RedisBroker, dramatiq -p N -t 1, default middleware; acked after it runs;
+                 an idle consumer polls with backoff up to worker_timeout=1 s.
+Every broker: private redis-server on 127.0.0.1, AOF appendfsync={fsync}, noeviction.
+Peers' tasks/s: first task start -> M-th task end (worker start-up excluded); each peer task
+also does one INCR on a separate non-persistent Redis to be counted. unified-swarm: all
+workers connected -> all M completed. Ratio columns: peer tasks/s / unified-swarm tasks/s
+from this same run (>1: the peer is faster). Latency: submit -> task start, one idle worker,
+one task at a time, {gap} ms apart."""
+
+
+@dataclass
+class Row:
+    system: str
+    store: str
+    done: int
+    rate: float | None
+    p50: float | None = None
+    p99: float | None = None
+    note: str = ""
+
+
+@contextmanager
+def workers(cmds: list[list[str]], env: dict[str, str], log: Path) -> Iterator[None]:
+    """Run the peer's worker commands, each in its own process group; kill them all after."""
+    procs: list[subprocess.Popen[bytes]] = []
+    with log.open("ab") as out:
+        try:
+            for cmd in cmds:
+                procs.append(subprocess.Popen(cmd, env=env, cwd=BENCH_DIR, stdout=out,
+                                              stderr=subprocess.STDOUT, start_new_session=True))
+            yield
+        finally:
+            for p in procs:
+                tp.stop_process(p)
+
+
+def counting_redis(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """The second Redis, only for counting: no AOF, no snapshots."""
+    port = tp.free_port()
+    proc = subprocess.Popen([shutil.which("redis-server") or "redis-server", "--port", str(port),
+                             "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                             "--dir", str(tmp)], stdout=subprocess.DEVNULL,
+                            start_new_session=True)
+    client = redis.Redis(port=port)
+    for _ in range(200):
+        try:
+            client.ping()
+            return proc, f"redis://127.0.0.1:{port}/0"
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    tp.stop_process(proc)
+    raise SystemExit("the counting redis-server did not start")
+
+
+def wait_done(count: redis.Redis, tasks: int, max_seconds: float) -> tuple[float | None, int]:
+    """Poll the counter every 20 ms until `tasks` ran or `max_seconds` passed."""
+    deadline = time.monotonic() + max_seconds
+    done = 0
+    while time.monotonic() < deadline:
+        done = int(count.get(DONE_KEY) or 0)
+        if done >= tasks:
+            break
+        time.sleep(0.02)
+    first = count.get(FIRST_KEY)
+    if first is None or done < 2:
+        return None, done
+    last = count.get(LAST_KEY)
+    end = float(last) if last is not None else time.monotonic()
+    return (done - 1) / (end - float(first)), done
+
+
+def run_peer(peer: Peer, args: argparse.Namespace, tmp: Path) -> Row:
+    """Fresh broker and counter; M queued no-ops, N workers; then the latency probe."""
+    with ExitStack() as stack:
+        broker_proc, broker = tp.start_redis(tmp / "broker", args.appendfsync)
+        stack.callback(tp.stop_process, broker_proc)
+        counter_proc, counter_url = counting_redis(tmp)
+        stack.callback(tp.stop_process, counter_proc)
+        env = {**os.environ, **peer.env, "PYTHONPATH": str(BENCH_DIR),
+               "BENCH_BROKER_URL": broker, COUNTER_ENV: counter_url, TOTAL_ENV: str(args.tasks)}
+        submit = [sys.executable, "-m", f"peer_tasks.{peer.module}"]
+        subprocess.run([*submit, "enqueue", str(args.tasks)], env=env, cwd=BENCH_DIR,
+                       check=True, timeout=300)
+        count = redis.Redis.from_url(counter_url)
+        log = tmp / f"{peer.name}.log"
+        with workers(peer.worker_cmds(args.workers, broker), env, log):
+            rate, done = wait_done(count, args.tasks, args.max_seconds)
+        note = "" if done >= args.tasks else f"partial: {done} in {args.max_seconds:.0f} s"
+        if rate is None:
+            return Row(peer.name, "redis", done, None, note=note or "no task ran")
+        with workers(peer.worker_cmds(1, broker), env, log):
+            out = subprocess.run([*submit, "latency", str(args.latency_samples),
+                                  str(args.gap_ms)], env=env, cwd=BENCH_DIR, check=True,
+                                 timeout=30 + args.latency_samples * 11, capture_output=True)
+        lat = [float(x) for x in json.loads(out.stdout)]
+        return Row(peer.name, "redis", done, rate, statistics.median(lat), tp.pct(lat, 99),
+                   note)
+
+
+def run_swarm(store: str, args: argparse.Namespace) -> Row:
+    try:
+        r = tp.measure(store, args.workers, args.tasks, args.latency_samples, args.max_seconds,
+                       args.appendfsync, gap_s=args.gap_ms / 1000)
+    except (SystemExit, Exception) as exc:  # e.g. the Redis store is not installed yet
+        return Row("unified-swarm", store, 0, None, note=f"not measured: {exc}")
+    note = "" if r.done >= args.tasks else f"partial: {r.done} in {args.max_seconds:.0f} s"
+    return Row("unified-swarm", store, r.done, r.rate, r.p50, r.p99, note)
+
+
+def fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def ratio(row: Row, base: Row) -> str:
+    if row.rate is None or base.rate is None:
+        return "-"
+    return f"{row.rate / base.rate:.2f}x"
+
+
+def print_table(rows: list[Row], args: argparse.Namespace) -> None:
+    sqlite, red = rows[0], rows[1]
+    print(f"{'system':<18} {'store':<7} {'workers':>7} {'tasks':>6} {'done':>6} {'tasks/s':>8} "
+          f"{'p50 ms':>8} {'p99 ms':>8} {'vs sqlite':>9} {'vs redis':>9}  note")
+    for r in rows:
+        p50 = fmt(r.p50 and r.p50 * 1000, ".2f")
+        p99 = fmt(r.p99 and r.p99 * 1000, ".2f")
+        print(f"{r.system:<18} {r.store:<7} {args.workers:>7} {args.tasks:>6} {r.done:>6} "
+              f"{fmt(r.rate, '.0f'):>8} {p50:>8} {p99:>8} {ratio(r, sqlite):>9} "
+              f"{ratio(r, red):>9}  {r.note}")
+    print()
+    print(FOOTNOTE.format(fsync=args.appendfsync, gap=f"{args.gap_ms:g}"))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--workers", type=int, default=8)
+    ap.add_argument("--tasks", type=int, default=5000)
+    ap.add_argument("--latency-samples", type=int, default=200)
+    ap.add_argument("--gap-ms", type=float, default=5.0,
+                    help="idle time before each latency sample")
+    ap.add_argument("--max-seconds", type=float, default=120, help="per system")
+    ap.add_argument("--appendfsync", choices=["always", "everysec", "no"], default="always")
+    ap.add_argument("--peers", default=",".join(PEERS),
+                    help=f"comma-separated subset of {','.join(PEERS)}")
+    args = ap.parse_args()
+    chosen = [PEERS[name] for name in args.peers.split(",") if name]
+    tp.exit_on_sigterm()
+    rows = [run_swarm("sqlite", args), run_swarm("redis", args)]
+    for peer in chosen:
+        with tempfile.TemporaryDirectory(prefix=f"peer-{peer.name}-") as tmp:
+            try:
+                rows.append(run_peer(peer, args, Path(tmp)))
+            except (subprocess.SubprocessError, OSError, ValueError) as exc:
+                log = Path(tmp) / f"{peer.name}.log"
+                tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+                print(f"{peer.name} failed: {exc}\n{tail}", file=sys.stderr)
+                rows.append(Row(peer.name, "redis", 0, None, note=f"failed: {exc}"[:80]))
+    print_table(rows, args)
+
+
+if __name__ == "__main__":
+    main()
