@@ -83,7 +83,10 @@ def _install_error_handlers(app: FastAPI) -> None:
                 ctx = err.get("ctx") or {}
                 parts.append(f"malformed JSON at byte {err['loc'][-1]}: {ctx.get('error', '')}")
                 continue
-            loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+            path = [str(p) for p in err.get("loc", ()) if p != "body"]
+            if path and path[0] in ("batch", "one"):  # the POST /work shape's tag
+                path = path[1:]
+            loc = ".".join(path)
             parts.append(f"{loc or 'body'}: {err.get('msg', 'invalid')}")
         return JSONResp(error_body("validation_error", "; ".join(parts)), status_code=422)
 

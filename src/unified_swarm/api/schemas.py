@@ -1,15 +1,22 @@
-"""Request bodies. Strict types: "5" is not a number and 1 is not a boolean here."""
+"""Request bodies. Strict types: "5" is not a number and 1 is not a boolean here.
+
+The id and name grammars are checked by core (one rule for every interface, answered 400);
+here they are only written into the OpenAPI document, so the schema says what is accepted.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
-from ..core.rules import TaskSpec
+from ..core.rules import ID_PATTERN, NAME_PATTERN, TaskSpec
 
 Str64 = Annotated[str, Field(min_length=1, max_length=64)]
-IdStr = Annotated[str, Field(min_length=1, max_length=128)]
+IdStr = Annotated[str, Field(min_length=1, max_length=128,
+                              json_schema_extra={"pattern": ID_PATTERN})]
+Name = Annotated[str, Field(min_length=1, max_length=64,
+                             json_schema_extra={"pattern": NAME_PATTERN})]
 Token = Annotated[int, Field(ge=0, le=2**62)]
 
 
@@ -22,7 +29,7 @@ class TaskIn(Body):
     id: IdStr | None = None
     title: Annotated[str, Field(max_length=1000)] | None = None
     input: Any = None
-    required_capability: Str64 | None = None
+    required_capability: Name | None = None
     priority: Annotated[int, Field(ge=1, le=10)] | None = None
     critical: bool = False
     infinite_scale: bool = False
@@ -45,8 +52,20 @@ class TaskBatch(Body):
     tasks: Annotated[list[TaskIn], Field(min_length=1)]
 
 
+def _batch_or_one(value: Any) -> str:
+    return "batch" if isinstance(value, dict) and "tasks" in value else "one"
+
+
+#: POST /work takes `{"tasks": [...]}` or one task; the discriminator picks the branch first
+#: so a refusal names only the fields of the shape the client meant
+WorkIn = Annotated[
+    Annotated[TaskBatch, Tag("batch")] | Annotated[TaskIn, Tag("one")],
+    Discriminator(_batch_or_one),
+]
+
+
 class RegisterIn(Body):
-    capabilities: Annotated[list[Str64], Field(max_length=100)]
+    capabilities: Annotated[list[Name], Field(max_length=100)]
     id: IdStr | None = None
     name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
     max_concurrent_tasks: Annotated[int, Field(ge=1, le=1000)] | None = None

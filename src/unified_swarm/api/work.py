@@ -13,10 +13,28 @@ from ..errors import InvalidInput
 from ..models import TaskStatus
 from ..store.base import Claimed, Recorded
 from .deps import Caller, Operator, Orch, SessionCaller, SwarmRoute, check_size
+from .replies import (
+    COMMON,
+    ClaimedReply,
+    RecordedReply,
+    TaskDetail,
+    TaskPage,
+    TaskReply,
+    TasksReply,
+    errors,
+)
 from .responses import JSONResp
-from .schemas import CancelIn, ClaimIn, CompleteIn, FailIn, ProgressIn, TaskBatch, TaskIn
+from .schemas import CancelIn, ClaimIn, CompleteIn, FailIn, ProgressIn, TaskBatch, WorkIn
 
-router = APIRouter(route_class=SwarmRoute, tags=["work"])
+router = APIRouter(route_class=SwarmRoute, tags=["work"], responses=errors(*COMMON))
+#: ids may hold "/" (rules.ID_RE), so they take a path converter to stay addressable
+ONE = "/work/{task_id:path}"
+#: what an outcome call (progress, complete, fail) may answer besides 200
+OUTCOME = errors(403, 404, 409)
+#: the protocol's longest long-poll (DESIGN: "default 0, max 60"); a server may cut it
+#: shorter with `max_wait`, and then answers 204 sooner rather than refusing the call
+MAX_WAIT = 60.0
+Wait = Annotated[float, Query(ge=0, json_schema_extra={"maximum": MAX_WAIT})]
 
 
 def _claimed(c: Claimed) -> JSONResp:
@@ -27,8 +45,8 @@ def _recorded(r: Recorded) -> JSONResp:
     return JSONResp({"task": r.task.wire(), "duplicate": r.duplicate})
 
 
-@router.post("/work", status_code=201)
-async def add_work(body: TaskBatch | TaskIn, orch: Orch, _: Caller) -> JSONResp:
+@router.post("/work", status_code=201, response_model=TasksReply, responses=errors(409))
+async def add_work(body: WorkIn, orch: Orch, _: Caller) -> JSONResp:
     items = body.tasks if isinstance(body, TaskBatch) else [body]
     limit = orch.settings.max_input_bytes
     for item in items:
@@ -37,7 +55,7 @@ async def add_work(body: TaskBatch | TaskIn, orch: Orch, _: Caller) -> JSONResp:
     return JSONResp({"tasks": [t.wire() for t in tasks]}, status_code=201)
 
 
-@router.get("/work")
+@router.get("/work", response_model=TaskPage)
 async def list_work(
     orch: Orch, _: Caller,
     status: TaskStatus | None = None,
@@ -61,11 +79,13 @@ async def _watch_disconnect(request: Request, waiter: Waiter) -> None:
             return
 
 
-@router.get("/work/request", responses={204: {"description": "nothing came in time"}})
+@router.get("/work/request", response_model=ClaimedReply,
+            responses={204: {"description": "nothing came in time"}, **errors(403, 409)})
 async def request_work(request: Request, orch: Orch, session: SessionCaller,
-                       wait: Annotated[float, Query(ge=0)] = 0.0) -> Response:
-    if wait > orch.settings.max_wait:
-        raise InvalidInput(f"wait is at most {orch.settings.max_wait} seconds")
+                       wait: Wait = 0.0) -> Response:
+    if wait > MAX_WAIT:
+        raise InvalidInput(f"wait is at most {MAX_WAIT:g} seconds")
+    wait = min(wait, orch.settings.max_wait)
     waiter = Waiter(session.id, frozenset(session.capabilities))
     watcher = asyncio.create_task(_watch_disconnect(request, waiter)) if wait > 0 else None
     try:
@@ -76,37 +96,37 @@ async def request_work(request: Request, orch: Orch, session: SessionCaller,
     return Response(status_code=204) if got is None else _claimed(got)
 
 
-@router.post("/work/claim")
+@router.post("/work/claim", response_model=ClaimedReply, responses=errors(403, 404, 409))
 async def claim(body: ClaimIn, orch: Orch, session: SessionCaller) -> JSONResp:
     return _claimed(await orch.claim(session, body.task_id))
 
 
-@router.post("/work/progress")
+@router.post("/work/progress", response_model=RecordedReply, responses=OUTCOME)
 async def progress(body: ProgressIn, orch: Orch, session: SessionCaller) -> JSONResp:
     rec = await orch.progress(session, body.task_id, body.fencing_token, body.progress,
                               body.message)
     return _recorded(rec)
 
 
-@router.post("/work/complete")
+@router.post("/work/complete", response_model=RecordedReply, responses=OUTCOME)
 async def complete(body: CompleteIn, orch: Orch, session: SessionCaller) -> JSONResp:
     check_size(body.result, orch.settings.max_input_bytes, "result")
     return _recorded(await orch.complete(session, body.task_id, body.fencing_token, body.result))
 
 
-@router.post("/work/fail")
+@router.post("/work/fail", response_model=RecordedReply, responses=OUTCOME)
 async def fail(body: FailIn, orch: Orch, session: SessionCaller) -> JSONResp:
     rec = await orch.fail(session, body.task_id, body.fencing_token, body.error, body.retry)
     return _recorded(rec)
 
 
-@router.get("/work/{task_id}")
+@router.get(ONE, response_model=TaskDetail, responses=errors(404))
 async def get_work(task_id: str, orch: Orch, _: Caller) -> JSONResp:
     task, history = await orch.get_task(task_id)
     return JSONResp({"task": task.wire(), "history": [a.wire() for a in history]})
 
 
-@router.post("/work/{task_id}/cancel")
+@router.post(ONE + "/cancel", response_model=TaskReply, responses=errors(403, 404, 409))
 async def cancel(task_id: str, orch: Orch, _: Operator,
                  body: Annotated[CancelIn | None, Body()] = None) -> JSONResp:
     reason = body.reason if body else "cancelled by operator"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import queue
 import sqlite3
 import sys
@@ -84,7 +85,10 @@ class Engine:
         # The writer must get the GIL soon after its fsync returns, or every request waits
         # out the interpreter's 5 ms switch interval behind the busy event loop.
         sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL))
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # the data holds results and token digests: owner-only, like the token file (SQLite
+        # gives the -wal and -shm files the database file's mode)
+        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
         conn = connect(self.path)
         init(conn)
         self._closed = False
