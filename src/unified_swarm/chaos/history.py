@@ -39,18 +39,16 @@ class HistoryWriter:
         self.proc = proc or f"pid-{os.getpid()}"
         self.path = directory / f"history-{os.getpid()}-{threading.get_ident()}.jsonl"
         self._lock = threading.Lock()
-        self._file = self.path.open("a", buffering=1)
 
     def record(self, op: Op) -> None:
         line = json.dumps({
             "proc": op.proc or self.proc, "op": op.op, "invoke": op.invoke,
             "complete": op.complete, "outcome": op.outcome, "task": op.task,
             "token": op.token, "session": op.session, "data": op.data})
-        with self._lock:
-            self._file.write(line + "\n")
-
-    def close(self) -> None:
-        self._file.close()
+        # open, append, close: no handle outlives the line, and a killed process loses at
+        # most the line it was writing (the reader skips a torn one)
+        with self._lock, self.path.open("a") as f:
+            f.write(line + "\n")
 
 
 def read_histories(directory: Path) -> list[Op]:

@@ -212,11 +212,36 @@ def unreachable(url: str, exc: httpx.TransportError) -> ServerUnreachable:
     return ServerUnreachable(f"{url} {what}: {type(exc).__name__}: {exc}")
 
 
+#: Told of every call once it is settled: (call, token, invoke, complete, outcome, value).
+#: `outcome` is "ok" (a 2xx), "fail" (a 4xx: nothing happened) or "info" (no answer, or a
+#: 5xx: it may or may not have taken effect); `value` is the result or the exception.
+CallHook = Callable[["Call[Any]", "str | None", float, float, str, Any], None]
+JOURNAL_ENV = "SWARM_JOURNAL_DIR"
+
+
+def journal_from_env() -> CallHook | None:
+    """With `SWARM_JOURNAL_DIR` set, every call is journaled there (the chaos campaign and
+    `swarm selftest` check these journals); otherwise no hook."""
+    directory = os.environ.get(JOURNAL_ENV)
+    if not directory:
+        return None
+    from ..chaos.journal import ClientJournal
+
+    return ClientJournal.in_dir(directory)
+
+
+def outcome_of(exc: BaseException) -> str:
+    if isinstance(exc, SwarmError) and not isinstance(exc, ServerUnreachable):
+        status = getattr(exc, "status", 500)
+        return "fail" if 400 <= status < 500 else "info"
+    return "info"
+
+
 class BaseClient:
     """What both twins share: where, who, how long, how persistent."""
 
     def __init__(self, url: str | None, token: str | None, timeout: float,
-                 retry: RetryPolicy | None) -> None:
+                 retry: RetryPolicy | None, on_call: CallHook | None = None) -> None:
         self.url = (url or os.environ.get("SWARM_URL") or DEFAULT_URL).rstrip("/")
         if not self.url.startswith(("http://", "https://")):
             raise InvalidInput(f"the server URL must start with http:// or https://: {url!r}")
@@ -226,12 +251,17 @@ class BaseClient:
         self.timeout = timeout
         self.retry = retry or RetryPolicy()
         self._rand = random.Random()
+        self.on_call = on_call if on_call is not None else journal_from_env()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.url!r})"  # never the token
 
     def _args(self, call: Call[Any]) -> dict[str, Any]:
         return request_args(call, self.token, self.timeout)
+
+    def _settled(self, call: Call[Any], invoke: float, outcome: str, value: Any) -> None:
+        if self.on_call is not None:
+            self.on_call(call, self.token, invoke, time.time(), outcome, value)
 
     def _pause(self, call: Call[Any], exc: BaseException, retry: int,
                elapsed: float) -> float | None:

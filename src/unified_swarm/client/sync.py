@@ -50,13 +50,15 @@ class Client(BaseClient):
     `retry` (a `RetryPolicy`); every error the server answers is raised as the
     `unified_swarm.errors` class it raised, and a server that cannot be reached as
     `ServerUnreachable` (an `Unavailable`). Pass `transport` to talk through any httpx
-    transport (tests, proxies, a Unix socket).
+    transport (tests, proxies, a Unix socket), and `on_call` to hear of every settled call
+    (see `base.CallHook`; `SWARM_JOURNAL_DIR` installs the chaos journal).
     """
 
     def __init__(self, url: str | None = None, token: str | None = None, *,
                  timeout: float = 30.0, retry: RetryPolicy | None = None,
-                 transport: httpx.BaseTransport | None = None) -> None:
-        super().__init__(url, token, timeout, retry)
+                 transport: httpx.BaseTransport | None = None,
+                 on_call: base.CallHook | None = None) -> None:
+        super().__init__(url, token, timeout, retry, on_call)
         self._http = httpx.Client(base_url=self.url, transport=transport, timeout=timeout)
         self._owns_http = True
 
@@ -84,19 +86,23 @@ class Client(BaseClient):
 
     def send(self, call: Call[T]) -> T:
         """Send one call, retrying transient failures as the policy allows."""
-        started = time.monotonic()
+        started, invoke = time.monotonic(), time.time()
         for retry in range(1, self.retry.attempts + 1):
             try:
                 response = self._http.send(self._http.build_request(**self._args(call)))
-                return base.decode(call, response.status_code, response.headers,
-                                   response.content)
+                value = base.decode(call, response.status_code, response.headers,
+                                    response.content)
             except (httpx.TransportError, SwarmError) as exc:
                 pause = self._pause(call, exc, retry, time.monotonic() - started)
                 if pause is None:
-                    if isinstance(exc, httpx.TransportError):
-                        raise base.unreachable(self.url, exc) from exc
-                    raise
+                    err = (base.unreachable(self.url, exc)
+                           if isinstance(exc, httpx.TransportError) else exc)
+                    self._settled(call, invoke, base.outcome_of(err), err)
+                    raise err from (exc if err is not exc else None)
                 time.sleep(pause)
+            else:
+                self._settled(call, invoke, "ok", value)
+                return value
         raise AssertionError("unreachable: the policy refuses the last retry")
 
     # -- health and sessions -------------------------------------------------------------

@@ -1,0 +1,47 @@
+"""The SDK journals every settled call with the right outcome, against a real server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import LiveServer
+from unified_swarm.chaos.history import read_histories
+from unified_swarm.client import Client
+from unified_swarm.client.base import NO_RETRY
+from unified_swarm.errors import LeaseLost, Unavailable
+
+
+def test_calls_are_journaled(sqlite_server: LiveServer, tmp_path: Path,
+                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SWARM_JOURNAL_DIR", str(tmp_path))
+    with Client(sqlite_server.url, sqlite_server.token) as op:
+        reg = op.register(["build"], id="w1")
+        op.add_tasks([{"id": "a", "type": "build"}])
+        op.put_knowledge("k", {"v": 1})
+        me = op.with_token(reg["token"])
+        got = me.request_work()
+        assert got is not None
+        with pytest.raises(LeaseLost):
+            me.complete("a", 9, result="stale")
+        me.complete("a", got["lease"]["fencing_token"], result={"done": True})
+    with pytest.raises(Unavailable):  # nobody listens there: indeterminate, "info"
+        Client("http://127.0.0.1:9", "x", retry=NO_RETRY, timeout=1).status()
+    with Client("http://127.0.0.1:9", "x", retry=NO_RETRY, timeout=1) as dead, \
+            pytest.raises(Unavailable):
+        dead.complete("a", 1)
+    ops = [(o.op, o.outcome, o.task, o.token, o.session) for o in read_histories(tmp_path)]
+    assert ops == [
+        ("register", "ok", None, None, None),
+        ("add", "ok", None, None, None),
+        ("knowledge_put", "ok", None, None, None),
+        ("request", "ok", "a", 1, "w1"),
+        ("complete", "fail", "a", 9, "w1"),
+        ("complete", "ok", "a", 1, "w1"),
+        ("complete", "info", "a", 1, None),
+    ]
+    journal = read_histories(tmp_path)
+    assert journal[1].data["ids"] == ["a"]
+    assert journal[2].data["topic"] == "k" and journal[2].data["version"] == 1
+    assert all(o.invoke <= o.complete for o in journal)
