@@ -6,9 +6,12 @@ from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
 import orjson
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Request, Security
 from fastapi.routing import APIRoute
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.responses import Response
+from starlette.routing import Match, Route
+from starlette.types import Receive, Scope, Send
 
 from ..core.orchestrator import Orchestrator, Principal, require_holder
 from ..errors import Forbidden, InvalidInput, PayloadTooLarge
@@ -39,6 +42,24 @@ class SwarmRoute(APIRoute):
             return await handler(SwarmRequest(request.scope, request.receive))
         return route
 
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # Starlette's 405 names only this route's methods; a path served by several routes
+        # (GET and POST /work) must list them all in `Allow`
+        if self.methods and scope["method"] not in self.methods:
+            raise HTTPException(405, "Method Not Allowed",
+                                headers={"Allow": ", ".join(allowed_methods(scope))})
+        await super().handle(scope, receive, send)
+
+
+def allowed_methods(scope: Scope) -> list[str]:
+    """Every method some route of the app serves at this request's path."""
+    methods: set[str] = set()
+    for route in getattr(scope.get("router"), "routes", ()):
+        if (isinstance(route, Route) and route.methods
+                and route.matches(scope)[0] is not Match.NONE):
+            methods |= route.methods
+    return sorted(methods)
+
 
 async def get_orchestrator(request: Request) -> Orchestrator:
     # async on purpose: FastAPI runs plain `def` dependencies in a thread pool (a hop each)
@@ -52,7 +73,13 @@ def bearer(request: Request) -> str | None:
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
 
 
-async def get_principal(request: Request) -> Principal:
+#: declares the bearer token in the OpenAPI document; the token itself is read by `bearer`
+BEARER = HTTPBearer(auto_error=False, scheme_name="bearer",
+                    description="The operator token, or a session's token from register")
+Declared = Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)]
+
+
+async def get_principal(request: Request, _: Declared) -> Principal:
     orch: Orchestrator = request.app.state.orchestrator
     principal: Principal = await orch.authenticate(bearer(request))
     return principal

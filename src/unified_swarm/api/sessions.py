@@ -10,13 +10,17 @@ from ..core.orchestrator import SessionSpec
 from ..errors import Forbidden
 from ..models import SessionStatus
 from .deps import Caller, Operator, Orch, SessionCaller, SwarmRoute
+from .replies import COMMON, HeartbeatOut, Registered, SessionReply, SessionsReply, errors
 from .responses import JSONResp
 from .schemas import HeartbeatIn, RegisterIn
 
-router = APIRouter(route_class=SwarmRoute, tags=["sessions"])
+router = APIRouter(route_class=SwarmRoute, tags=["sessions"], responses=errors(*COMMON))
+#: ids may hold "/" (rules.ID_RE), so they take a path converter to stay addressable
+ONE = "/session/{session_id:path}"
 
 
-@router.post("/session/register", status_code=201)
+@router.post("/session/register", status_code=201, response_model=Registered,
+             responses=errors(403, 409))
 async def register(body: RegisterIn, orch: Orch, _: Operator) -> JSONResp:
     session, token = await orch.register(SessionSpec(
         capabilities=body.capabilities, id=body.id, name=body.name,
@@ -25,7 +29,7 @@ async def register(body: RegisterIn, orch: Orch, _: Operator) -> JSONResp:
     return JSONResp({"session": session.wire(), "token": token}, status_code=201)
 
 
-@router.post("/session/heartbeat")
+@router.post("/session/heartbeat", response_model=HeartbeatOut, responses=errors(403, 404))
 async def heartbeat(orch: Orch, session: SessionCaller,
                     body: Annotated[HeartbeatIn | None, Body()] = None) -> JSONResp:
     beat, directives = await orch.heartbeat(session.id, body.status if body else None)
@@ -40,25 +44,25 @@ async def heartbeat(orch: Orch, session: SessionCaller,
     })
 
 
-@router.delete("/session/{session_id}")
+@router.delete(ONE, response_model=SessionReply, responses=errors(403, 404))
 async def leave(session_id: str, orch: Orch, caller: Caller) -> JSONResp:
     if caller.role != "operator" and caller.session_id != session_id:
         raise Forbidden("a session can only remove itself")
     return JSONResp({"session": (await orch.leave(session_id)).wire()})
 
 
-@router.post("/session/{session_id}/drain")
+@router.post(ONE + "/drain", response_model=SessionReply, responses=errors(403, 404, 409))
 async def drain(session_id: str, orch: Orch, _: Operator) -> JSONResp:
     return JSONResp({"session": (await orch.drain(session_id)).wire()})
 
 
-@router.get("/sessions")
+@router.get("/sessions", response_model=SessionsReply)
 async def list_sessions(orch: Orch, _: Caller, status: SessionStatus | None = None) -> JSONResp:
     sessions = await orch.store.list_sessions()
     return JSONResp({"sessions": [s.wire() for s in sessions
                                   if status is None or s.status == status]})
 
 
-@router.get("/session/{session_id}")
+@router.get(ONE, response_model=SessionReply, responses=errors(404))
 async def get_session(session_id: str, orch: Orch, _: Caller) -> JSONResp:
     return JSONResp({"session": (await orch.get_session(session_id)).wire()})

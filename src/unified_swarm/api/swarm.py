@@ -6,30 +6,32 @@ from fastapi import APIRouter
 
 from ..errors import SwarmError
 from .deps import Caller, Operator, Orch, SwarmRoute
+from .replies import COMMON, Health, InterruptReply, StatusReply, errors
 from .responses import JSONResp
 from .schemas import InterruptIn
 
-router = APIRouter(route_class=SwarmRoute, tags=["swarm"])
+router = APIRouter(route_class=SwarmRoute, tags=["swarm"], responses=errors(*COMMON))
 
 
-@router.get("/swarm/status")
+@router.get("/swarm/status", response_model=StatusReply)
 async def status(orch: Orch, _: Caller) -> JSONResp:
     return JSONResp(await orch.status())
 
 
-@router.post("/swarm/interrupt")
+@router.post("/swarm/interrupt", response_model=InterruptReply, responses=errors(403))
 async def interrupt(body: InterruptIn, orch: Orch, op: Operator) -> JSONResp:
     value = await orch.set_interrupt(body.reason, op.name)
     return JSONResp({"interrupt": value.wire() if value else None})
 
 
-@router.delete("/swarm/interrupt")
+@router.delete("/swarm/interrupt", response_model=InterruptReply, responses=errors(403))
 async def lift_interrupt(orch: Orch, op: Operator) -> JSONResp:
     await orch.set_interrupt(None, op.name)
     return JSONResp({"interrupt": None})
 
 
-@router.get("/healthz")
+@router.get("/healthz", response_model=Health,
+            responses={503: {"model": Health, "description": "The store does not answer"}})
 async def healthz(orch: Orch) -> JSONResp:
     """Liveness, no auth. `store_ok` false (with 503) when the store does not answer."""
     body = {"status": "ok", "store": orch.store.kind, "replica_id": orch.settings.replica_id,

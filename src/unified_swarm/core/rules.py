@@ -47,8 +47,12 @@ TRANSITIONS: frozenset[tuple[TaskStatus, TaskStatus]] = frozenset(
     }
 )
 
-ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}$")
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
+#: the grammar of ids and names, as JSON Schema (ECMA) patterns for the API's schema...
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}$"
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
+#: ...and as Python regexes, ending in `\Z`: `$` also matches before a final "\n"
+ID_RE = re.compile(ID_PATTERN.removesuffix("$") + r"\Z")
+NAME_RE = re.compile(NAME_PATTERN.removesuffix("$") + r"\Z")
 BASE_PRIORITY = 5
 MAX_PRIORITY = 10
 SCORE_ALPHA = 0.2

@@ -1,0 +1,227 @@
+"""Response shapes, for the OpenAPI document only.
+
+Handlers render their replies with orjson (`JSONResp`), so FastAPI neither validates nor
+serialises through these models: they cost nothing per request. They exist so that
+`/openapi.json` says what the server answers, every status code and every field, and the
+schema-driven fuzz suite (tests/fuzz) checks each live response against them. Required
+fields are the wire contract; extra fields are allowed, so adding one is not a break.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from ..models import Outcome, SessionStatus, TaskStatus
+
+Time = datetime  # ISO 8601 UTC on the wire ("...Z")
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorOut(BaseModel):
+    """Every error: `{"error": {"code", "message"}}`."""
+
+    error: ErrorDetail
+
+
+class SessionOut(BaseModel):
+    id: str
+    name: str
+    capabilities: list[str]
+    status: SessionStatus
+    current_tasks: list[str]
+    max_concurrent_tasks: int
+    heartbeat_interval: float
+    last_heartbeat: Time
+    registered_at: Time
+    performance_score: float
+    capability_scores: dict[str, float]
+    tasks_completed: int
+    tasks_failed: int
+    metadata: dict[str, Any]
+
+
+class ProgressOut(BaseModel):
+    value: float
+    message: str | None
+
+
+class TaskOut(BaseModel):
+    id: str
+    type: str
+    title: str
+    input: Any
+    required_capability: str
+    priority: int = Field(ge=1, le=10)
+    critical: bool
+    infinite_scale: bool
+    roi: str | None
+    estimated_hours: float | None
+    dependencies: list[str]
+    status: TaskStatus
+    assigned_to: str | None
+    attempts: int
+    max_attempts: int
+    lease_expires_at: Time | None
+    fencing_token: int
+    progress: ProgressOut
+    result: Any
+    error: str | None
+    parent_id: str | None
+    created_at: Time
+    started_at: Time | None
+    completed_at: Time | None
+    updated_at: Time | None
+
+
+class LeaseOut(BaseModel):
+    task_id: str
+    session_id: str
+    fencing_token: int
+    expires_at: Time
+
+
+class AttemptOut(BaseModel):
+    attempt: int
+    session_id: str
+    fencing_token: int
+    capability: str
+    started_at: Time
+    ended_at: Time | None
+    duration: float | None
+    outcome: Outcome | None
+    error: str | None
+    lease_expires_at: Time | None
+
+
+class EntryOut(BaseModel):
+    topic: str
+    version: int
+    content: Any
+    updated_by: str | None
+    updated_at: Time
+    tags: list[str]
+    deleted: bool
+
+
+class InterruptOut(BaseModel):
+    reason: str
+    at: Time
+    by: str | None
+
+
+# -- replies -------------------------------------------------------------------------------
+
+
+class Registered(BaseModel):
+    session: SessionOut
+    token: str
+
+
+class DirectivesOut(BaseModel):
+    assignments: list[TaskOut]
+    interrupt: InterruptOut | None
+    drain: bool
+
+
+class HeartbeatOut(BaseModel):
+    session: SessionOut
+    held: list[LeaseOut]
+    directives: DirectivesOut
+
+
+class SessionReply(BaseModel):
+    session: SessionOut
+
+
+class SessionsReply(BaseModel):
+    sessions: list[SessionOut]
+
+
+class TasksReply(BaseModel):
+    tasks: list[TaskOut]
+
+
+class TaskPage(BaseModel):
+    tasks: list[TaskOut]
+    next_cursor: str | None
+
+
+class ClaimedReply(BaseModel):
+    task: TaskOut
+    lease: LeaseOut
+
+
+class RecordedReply(BaseModel):
+    task: TaskOut
+    duplicate: bool
+
+
+class TaskReply(BaseModel):
+    task: TaskOut
+
+
+class TaskDetail(BaseModel):
+    task: TaskOut
+    history: list[AttemptOut]
+
+
+class EntriesReply(BaseModel):
+    entries: list[EntryOut]
+
+
+class EntryReply(BaseModel):
+    entry: EntryOut
+
+
+class InterruptReply(BaseModel):
+    interrupt: InterruptOut | None
+
+
+class StatusReply(BaseModel):
+    total_sessions: int
+    active_sessions: int
+    idle_sessions: int
+    busy_sessions: int
+    tasks_completed: int
+    tasks_pending: int
+    tasks_ready: int
+    tasks_in_progress: int
+    tasks_failed: int
+    avg_task_time: float
+    utilization: float
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded"]
+    store: str
+    replica_id: str
+    leader: bool
+
+
+# -- error responses -----------------------------------------------------------------------
+
+_WHY = {
+    400: "Bad input (ids, graph checks, limits) or a Host not allowed",
+    401: "Missing or unknown token",
+    403: "The token's role may not make this call",
+    404: "No such session, task or topic",
+    409: "Conflict: already exists, not claimable, lease lost, stale version",
+    413: "Body or payload over its byte limit",
+    422: "Malformed JSON or wrong types",
+    429: "Rate limited: see Retry-After",
+    503: "The store is unreachable: see Retry-After",
+}
+#: what any route may answer: the Guard (400 Host, 413, 429), auth (401), the store (503)
+COMMON = (400, 401, 413, 422, 429, 503)
+
+
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for these error statuses, all with the one error shape."""
+    return {s: {"model": ErrorOut, "description": _WHY[s]} for s in statuses}
