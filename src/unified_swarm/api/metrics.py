@@ -35,6 +35,9 @@ DURATION_BUCKETS = (0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1
                     7200.0, 14400.0, 28800.0, 86400.0)
 #: events that make a task claimable: the assignment latency runs from the newest of them
 READY_TYPES = frozenset({"task.ready", "task.requeued"})
+#: requeue/fail reasons meaning a lease ran out: on its own, or with its silent session (the
+#: reaper takes a silent session offline first and releases its leases with it)
+EXPIRY_REASONS = frozenset({"lease_expired", "session offline"})
 #: tasks we remember a ready time for; the oldest are forgotten past this
 MAX_TRACKED = 100_000
 
@@ -67,8 +70,9 @@ class SwarmMetrics:
                                 registry=r)
         self.requeues = Counter("swarm_task_requeues", "Tasks sent back to the queue, by reason",
                                 ["reason"], registry=r)
-        self.lease_expiries = Counter("swarm_lease_expiries",
-                                      "Leases that ran out (the holder went silent)", registry=r)
+        self.lease_expiries = Counter(
+            "swarm_lease_expiries", "Leases that ran out because their holder went silent",
+            registry=r)
         self.latency = Histogram(
             "swarm_task_assignment_latency_seconds",
             "From a task becoming ready to its claim", buckets=LATENCY_BUCKETS, registry=r)
@@ -101,7 +105,7 @@ class SwarmMetrics:
             self.failures.inc()
         elif ev.type == "task.requeued":
             self.requeues.labels(str(d.get("reason") or "unknown")).inc()
-        if ev.type in ("task.requeued", "task.failed") and d.get("reason") == "lease_expired":
+        if ev.type in ("task.requeued", "task.failed") and d.get("reason") in EXPIRY_REASONS:
             self.lease_expiries.inc()
         if ev.type in ("task.cancelled", "task.failed", "task.blocked"):
             self._ready_at.pop(task_id, None)

@@ -143,6 +143,7 @@ class Dashboard {
   }
 
   async cancel(id) {
+    this.model.confirming = null;
     try {
       const r = await this.api.cancel(id, "cancelled from the dashboard");
       this.model.putTask(r.task);
@@ -209,7 +210,11 @@ class Dashboard {
       if (all || todo.has("sessions")) views.renderSessions(m, select);
       if (all || todo.has("queue")) views.renderQueue(m, this.filter, (f) => { this.filter = f; this.render("queue"); }, select);
       if (all || todo.has("graph")) renderGraph(m, select);
-      if (all || todo.has("detail")) views.renderDetail(m, { select, cancel: (id) => this.cancel(id) });
+      if (all || todo.has("detail")) views.renderDetail(m, {
+        select,
+        cancel: (id) => this.cancel(id),
+        confirm: (id) => { m.confirming = id; this.render("detail"); },
+      });
       if (all || todo.has("knowledge")) views.renderKnowledge(m.knowledge, this.openTopics, (t) => this.toggleTopic(t));
       if (all || todo.has("feed")) views.renderFeed(m.feed);
       if (all || todo.has("interrupt")) views.renderInterrupt(m.interrupt);

@@ -30,6 +30,7 @@ export class Model {
     this.feed = [];
     this.selected = null;
     this.detail = null; // {task, history} of the selected task
+    this.confirming = null; // the task whose cancel button asks "are you sure?"
     this.dirty = { tasks: new Set(), sessions: false, status: false, knowledge: false };
   }
 

@@ -129,7 +129,7 @@ export function renderDetail(model, actions) {
     t.result !== null ? section("Result", h("pre", { class: "result" }, json(t.result))) : null,
     t.error ? section("Error", h("pre", { class: "error" }, t.error)) : null,
     section("History", historyTable(d.history)),
-    FINAL.has(t.status) ? null : cancelControl(t, actions),
+    FINAL.has(t.status) ? null : cancelControl(t, model.confirming === t.id, actions),
   );
 }
 
@@ -147,17 +147,18 @@ function historyTable(history) {
     h("td", { title: a.error || "" }, a.outcome ? badge(a.outcome) : h("span", { class: "muted" }, "…")))));
 }
 
-function cancelControl(task, actions) {
-  const box = h("div", { class: "actions danger-zone" });
-  const ask = () => box.replaceChildren(
+function cancelControl(task, confirming, actions) {
+  // The "are you sure" state lives in the model, so a re-render (an event) keeps it.
+  if (!confirming) {
+    return h("div", { class: "actions danger-zone" },
+      h("button", { type: "button", class: "danger", "data-action": "cancel",
+        onclick: () => actions.confirm(task.id) }, "Cancel task"));
+  }
+  return h("div", { class: "actions danger-zone" },
     h("span", {}, `Cancel ${task.id}? Its dependents will be blocked.`),
     h("button", { type: "button", class: "danger", "data-action": "confirm-cancel",
       onclick: () => actions.cancel(task.id) }, "Yes, cancel"),
-    h("button", { type: "button", class: "ghost", onclick: idle }, "Keep"));
-  const idle = () => box.replaceChildren(
-    h("button", { type: "button", class: "danger", "data-action": "cancel", onclick: ask }, "Cancel task"));
-  idle();
-  return box;
+    h("button", { type: "button", class: "ghost", onclick: () => actions.confirm(null) }, "Keep"));
 }
 
 export function renderKnowledge(entries, open, onToggle) {
