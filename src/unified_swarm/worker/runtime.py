@@ -33,6 +33,8 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import httpx
+
 from .. import __version__
 from ..client import AsyncClient, Client, RetryPolicy
 from ..client.types import JSON, Claimed, Interrupt, Registered, Task
@@ -133,9 +135,13 @@ class _Prefix(logging.LoggerAdapter[logging.Logger]):
 class Worker:
     """See the module docstring. `run()` returns a `WorkerExit` code."""
 
-    def __init__(self, config: WorkerConfig, executor: Executor) -> None:
+    def __init__(self, config: WorkerConfig, executor: Executor, *,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.config = config
         self.executor = executor
+        #: how the event loop's calls travel (the heartbeat keeps its own connection);
+        #: tests inject faults here, as the SDK's tests do
+        self.transport = transport
         self.log = _Prefix(log, {"worker": config.name})
         self.book = LeaseBook()
         self.stats = Stats()
@@ -167,6 +173,11 @@ class Worker:
             self._heart.poke()  # tell the server now, not an interval from now
         self._wake.set()
 
+    def drain_soon(self, reason: str) -> None:
+        """`drain` from any thread (an embedding program, a test)."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self.drain, reason)
+
     def abort(self, reason: str, code: WorkerExit = WorkerExit.ABORTED) -> None:
         """Stop now: cancel what runs, give it back (fail with retry), deregister."""
         if self.mode is Mode.ABORTING:
@@ -195,7 +206,8 @@ class Worker:
                       self.config.max_concurrent_tasks, self.config.heartbeat_interval)
         try:
             async with AsyncClient(self.config.url, self.config.token,
-                                   timeout=max(10.0, self.config.heartbeat_interval)) as op:
+                                   timeout=max(10.0, self.config.heartbeat_interval),
+                                   transport=self.transport) as op:
                 try:
                     registered = await self._register(op)
                 except SwarmError as exc:
@@ -306,6 +318,7 @@ class Worker:
         assert self._session is not None
         call = self.book.call_started(time.monotonic())
         claimed: Key | None = None
+        pause = 0.0
         try:
             got = await self._session.request_work(wait=self.config.poll_wait)
             if got is None:
@@ -314,17 +327,20 @@ class Worker:
             return got
         except NotClaimable as exc:  # draining or at capacity on the server's side
             self.log.debug("not claimable now: %s", exc.message)
-            await asyncio.sleep(min(1.0, self.config.heartbeat_interval))
+            pause = min(1.0, self.config.heartbeat_interval)
         except (Unauthorized, NotFound) as exc:
             self._session_gone(SessionGone(f"{exc.code}: {exc.message}"))
         except (Unavailable, RateLimited) as exc:
             self.log.warning("asking for work failed (%s); retrying", exc.message)
-            await asyncio.sleep(max(exc.retry_after or 0.0, 1.0))
+            pause = max(exc.retry_after or 0.0, 1.0)
         except SwarmError as exc:
             self.log.error("asking for work failed: %s: %s", exc.code, exc.message)
-            await asyncio.sleep(1.0)
+            pause = 1.0
         finally:
+            # ended before any pause: a lease this call may have claimed without our hearing
+            # of it can be released by the heartbeat from now on
             self.book.call_ended(call, claimed, time.monotonic())
+        await asyncio.sleep(pause)
         return "retry"
 
     # -- running one task -------------------------------------------------------------------

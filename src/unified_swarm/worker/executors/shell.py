@@ -119,7 +119,11 @@ def result_of(stdout: bytes, truncated: bool) -> JSON:
     text = text_of(stdout)
     if not truncated:
         try:
-            return json.loads(text) if text.strip() else None
+            return json.loads(text, parse_constant=_no_constant) if text.strip() else None
         except ValueError:
             pass
     return text.rstrip("\n")
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON the server accepts")

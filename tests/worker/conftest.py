@@ -1,0 +1,153 @@
+"""Real `swarm worker` processes against a real server (the in-process uvicorn of
+tests/conftest.py), each in its own process group so a test can SIGKILL, SIGSTOP or SIGTERM
+it. Waits are bounded polls of the API or of a worker's log, never bare sleeps."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+
+from tests.conftest import LiveServer
+from unified_swarm.client import Client
+from unified_swarm.client.types import Session, TaskDetail
+from unified_swarm.errors import NotFound
+
+T = TypeVar("T")
+ROOT = Path(__file__).resolve().parents[2]
+#: the heartbeat of test workers: leases of 1.5 s
+BEAT = 0.5
+
+
+def swarm_command() -> list[str]:
+    script = Path(sys.executable).with_name("swarm")  # the installed console script
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-c", "import sys; from unified_swarm.cli import main; "
+                                  "sys.exit(main())"]
+
+
+def wait_for(check: Callable[[], T | None], what: str, within: float = 15.0,
+             every: float = 0.05) -> T:
+    """Poll `check` until it returns something truthy; fail after `within` seconds."""
+    deadline = time.monotonic() + within
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {within} s waiting for {what}")
+        time.sleep(every)
+
+
+class WorkerProcess:
+    """One `swarm worker` subprocess; its stdout and stderr go to a log file."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], name: str, log_path: Path) -> None:
+        self.proc, self.name, self.log_path = proc, name, log_path
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_log(self, text: str, within: float = 15.0) -> None:
+        wait_for(lambda: text in self.log() or None, f"{text!r} in {self.name}'s log\n"
+                 f"--- log so far ---\n{self.log()}", within)
+
+    def send_signal(self, sig: signal.Signals) -> None:
+        os.kill(self.proc.pid, sig)
+
+    def signal_group(self, sig: signal.Signals) -> None:
+        os.killpg(self.proc.pid, sig)
+
+    def wait(self, within: float = 15.0) -> int:
+        try:
+            return self.proc.wait(within)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"{self.name} did not exit in {within} s\n{self.log()}"
+                                 ) from None
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGCONT)  # a stopped one cannot die
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait(10)
+
+
+class Workers:
+    """Starts workers for one test and kills whatever is left at its end."""
+
+    def __init__(self, server: LiveServer, tmp_path: Path) -> None:
+        self.server, self.tmp_path = server, tmp_path
+        self.started: list[WorkerProcess] = []
+
+    def start(self, name: str, *args: str, capabilities: str = "build",
+              beat: float = BEAT, env: dict[str, str] | None = None) -> WorkerProcess:
+        log_path = self.tmp_path / f"{name}.log"
+        clean = {k: v for k, v in os.environ.items() if not k.startswith("SWARM_")}
+        clean.update({"SWARM_TOKEN": self.server.token, "SWARM_URL": self.server.url,
+                      "SWARM_TEST_DIR": str(self.tmp_path), **(env or {})})
+        cmd = [*swarm_command(), "worker", "--id", name, "--name", name, "-c", capabilities,
+               "--heartbeat-interval", str(beat), "--wait", "5", *args]
+        with log_path.open("wb") as log:
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=clean,
+                                    cwd=ROOT, start_new_session=True)
+        worker = WorkerProcess(proc, name, log_path)
+        self.started.append(worker)
+        return worker
+
+    def close(self) -> None:
+        for worker in self.started:
+            worker.kill()
+
+
+@pytest.fixture
+def op(sqlite_server: LiveServer) -> Iterator[Client]:
+    with Client(sqlite_server.url, sqlite_server.token) as client:
+        yield client
+
+
+@pytest.fixture
+def workers(sqlite_server: LiveServer, tmp_path: Path) -> Iterator[Workers]:
+    pool = Workers(sqlite_server, tmp_path)
+    try:
+        yield pool
+    finally:
+        pool.close()
+
+
+def task_state(op: Client, task_id: str) -> TaskDetail:
+    return op.get_task(task_id)
+
+
+def status_is(op: Client, task_id: str, *statuses: str) -> TaskDetail | None:
+    detail = op.get_task(task_id)
+    return detail if detail["task"]["status"] in statuses else None
+
+
+def session_or_none(op: Client, session_id: str) -> Session | None:
+    """The session, or None before it registered."""
+    try:
+        return op.session(session_id)
+    except NotFound:
+        return None
+
+
+def held_by(op: Client, task_id: str, session: str) -> TaskDetail | None:
+    detail = op.get_task(task_id)
+    task = detail["task"]
+    return detail if task["status"] == "in_progress" and task["assigned_to"] == session \
+        else None

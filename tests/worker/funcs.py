@@ -1,0 +1,49 @@
+"""Callables for the python executor's tests (`tests.worker.funcs:NAME`)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from unified_swarm.worker import TaskContext, TaskFailed
+
+
+def echo(task: dict[str, Any]) -> dict[str, Any]:
+    return {"id": task["id"], "input": task["input"], "pid": os.getpid()}
+
+
+async def async_echo(task: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
+    ctx.progress(0.5, "halfway")
+    await asyncio.sleep(0)
+    return {"id": task["id"], "token": ctx.fencing_token, "session": ctx.session_id}
+
+
+def boom(task: dict[str, Any]) -> None:
+    raise ValueError(f"bad input for {task['id']}")
+
+
+def refuse(task: dict[str, Any]) -> None:
+    raise TaskFailed("not worth retrying", retry=False)
+
+
+def not_json(task: dict[str, Any]) -> object:
+    return object()
+
+
+def slow(task: dict[str, Any]) -> None:
+    time.sleep(float(task["input"]["seconds"]))
+
+
+def flaky(task: dict[str, Any]) -> dict[str, Any]:
+    """Fails the first time it sees a task, succeeds afterwards (a marker file per task)."""
+    marker = Path(task["input"]["dir"]) / f"{task['id']}.seen"
+    if not marker.exists():
+        marker.touch()
+        raise RuntimeError("first attempt fails on purpose")
+    return {"ok": True}
+
+
+NOT_CALLABLE = 42
