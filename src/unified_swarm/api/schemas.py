@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag
 
 from ..core.rules import ID_PATTERN, NAME_PATTERN, TaskSpec
 
@@ -17,7 +17,21 @@ IdStr = Annotated[str, Field(min_length=1, max_length=128,
                               json_schema_extra={"pattern": ID_PATTERN})]
 Name = Annotated[str, Field(min_length=1, max_length=64,
                              json_schema_extra={"pattern": NAME_PATTERN})]
-Token = Annotated[int, Field(ge=0, le=2**62)]
+
+
+def _integral(value: Any) -> Any:
+    """JSON has one number type and JSON Schema counts 3.0 as an integer: so do we (3.5 and
+    "3" stay refused)."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+#: goes after the bounds in `Annotated[int, Field(ge, le), Integral]`: placed before them,
+#: the OpenAPI document loses the bounds
+Integral = BeforeValidator(_integral)
+#: the largest integer a JSON number carries exactly everywhere (a double, JavaScript's
+#: Number; RFC 7493 I-JSON): a fencing token or version past it would not round-trip
+MAX_SAFE_INT = 2**53 - 1
+Token = Annotated[int, Field(ge=0, le=MAX_SAFE_INT), Integral]
 
 
 class Body(BaseModel):
@@ -30,13 +44,13 @@ class TaskIn(Body):
     title: Annotated[str, Field(max_length=1000)] | None = None
     input: Any = None
     required_capability: Name | None = None
-    priority: Annotated[int, Field(ge=1, le=10)] | None = None
+    priority: Annotated[int, Field(ge=1, le=10), Integral] | None = None
     critical: bool = False
     infinite_scale: bool = False
     roi: Annotated[str, Field(max_length=32)] | None = None
     estimated_hours: Annotated[float, Field(ge=0, le=1e6)] | None = None
     dependencies: Annotated[list[IdStr], Field(max_length=1000)] = []
-    max_attempts: Annotated[int, Field(ge=1, le=100)] | None = None
+    max_attempts: Annotated[int, Field(ge=1, le=100), Integral] | None = None
 
     def spec(self) -> TaskSpec:
         return TaskSpec(
@@ -68,7 +82,7 @@ class RegisterIn(Body):
     capabilities: Annotated[list[Name], Field(max_length=100)]
     id: IdStr | None = None
     name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
-    max_concurrent_tasks: Annotated[int, Field(ge=1, le=1000)] | None = None
+    max_concurrent_tasks: Annotated[int, Field(ge=1, le=1000), Integral] | None = None
     heartbeat_interval: Annotated[float, Field(ge=0.1, le=3600)] | None = None
     metadata: dict[str, Any] | None = None
 
@@ -111,5 +125,5 @@ class InterruptIn(Body):
 
 class KnowledgeIn(Body):
     content: Any
-    expected_version: Annotated[int, Field(ge=0, le=2**62)] | None = None
+    expected_version: Annotated[int, Field(ge=0, le=MAX_SAFE_INT), Integral] | None = None
     tags: Annotated[list[Str64], Field(max_length=100)] = []

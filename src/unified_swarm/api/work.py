@@ -35,6 +35,8 @@ OUTCOME = errors(403, 404, 409)
 #: shorter with `max_wait`, and then answers 204 sooner rather than refusing the call
 MAX_WAIT = 60.0
 Wait = Annotated[float, Query(ge=0, json_schema_extra={"maximum": MAX_WAIT})]
+#: a position this server gave (`next_cursor`; empty: the start); the store refuses others (400)
+Cursor = Annotated[str | None, Query(json_schema_extra={"pattern": r"^[0-9]{0,18}$"})]
 
 
 def _claimed(c: Claimed) -> JSONResp:
@@ -62,7 +64,7 @@ async def list_work(
     capability: str | None = None,
     session: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: str | None = None,
+    cursor: Cursor = None,
 ) -> JSONResp:
     tasks, nxt = await orch.store.list_tasks(
         status=status.value if status else None, capability=capability, session=session,
