@@ -45,6 +45,8 @@ class Profile:
     batch: int = 200
     in_flight: int = 800
     fault_every: float = 0.15
+    #: every n-th fault hits the infrastructure (orchestrator, Redis, leader replica)
+    infra_every: int = 25
     time_limit: float = 600.0
 
     @classmethod
@@ -53,7 +55,7 @@ class Profile:
             "ci": cls("ci", tasks=10_000, min_faults=100),
             "soak": cls("soak", tasks=100_000, min_faults=1000, time_limit=7200),
             "selftest": cls("selftest", tasks=600, min_faults=24, workers=4, batch=100,
-                            in_flight=300, time_limit=180),
+                            in_flight=300, infra_every=8, time_limit=180),
         }[name]
 
 
@@ -90,6 +92,7 @@ class Swarm:
         for d in (self.journal_dir, self.effects_dir):
             d.mkdir(parents=True, exist_ok=True)
         self.prefix = prefix or f"chaos-{os.getpid()}-{random.randrange(1 << 30)}"
+        (workdir / "prefix").write_text(self.prefix)  # so a selftest can clean up after
         self.redis: RedisProc | None = None
         self.kind = "redis" if store.startswith("redis") else "sqlite"
         if self.kind == "redis" and external_redis is None:
@@ -124,6 +127,11 @@ class Swarm:
                 "--heartbeat-interval", str(self.profile.heartbeat), "--wait", "2",
                 "--log-level", "warning"]
         return Proc(name, argv, env, self.workdir / "logs" / f"{name}.log").start()
+
+    def infra_faults(self) -> tuple[str, ...]:
+        if self.kind == "sqlite":
+            return ("server_kill",)
+        return ("leader_kill", "redis_kill") if self.redis is not None else ("leader_kill",)
 
     def replace(self, dead: Proc) -> Proc:
         return self.new_worker(int(dead.name[1:].split("-")[0]))
@@ -213,7 +221,7 @@ def _always_cleaned(swarm: Swarm) -> Iterator[Swarm]:
 
 
 def run(profile: Profile, store: str, workdir: Path, seed: int | None = None,
-        external_redis: str | None = None, infra_faults: bool = True) -> Report:
+        external_redis: str | None = None) -> Report:
     """Run one campaign and check it. `external_redis`: a Redis the campaign must not kill
     (swarm selftest); its keys get a prefix of their own."""
     seed = random.randrange(1 << 31) if seed is None else seed
@@ -226,8 +234,8 @@ def run(profile: Profile, store: str, workdir: Path, seed: int | None = None,
         swarm.start()
         lease = 3 * profile.heartbeat
         nemesis = Nemesis(rng.randrange(1 << 31), lease, swarm.workers, swarm.servers,
-                          swarm.redis, swarm.replace, _held_by(swarm),
-                          infra_every=25 if infra_faults else 10**9)
+                          swarm.redis, swarm.replace, _held_by(swarm), swarm.infra_faults(),
+                          profile.infra_every)
         submitted, stop_writer = threading.Event(), threading.Event()
         threads = [threading.Thread(target=_submit, args=(swarm, profile, rng, submitted,
                                                           deadline), daemon=True),

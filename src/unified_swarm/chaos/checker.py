@@ -151,7 +151,8 @@ def leases_never_overlap(_: list[Op], __: list[dict[str, Any]], dump: Dump) -> R
 
 def _judged_from(deadline: float, outages: list[tuple[float, float]]) -> float:
     """A lease due during an outage (or just before it, not yet reaped) can only be reaped
-    once a coordinator runs again: its second starts at the outage's end."""
+    once a coordinator runs again, which it does on start, before the outage is seen to end:
+    its second is counted from the outage's end."""
     for start, end in outages:
         if start - REQUEUE_BOUND <= deadline <= end:
             return max(deadline, end)
@@ -169,10 +170,11 @@ def requeue_latency(_: list[Op], __: list[dict[str, Any]], dump: Dump) -> Result
                 continue
             judged = _judged_from(deadline, dump.outages)
             excused += judged != deadline
-            lag = end - judged
+            early, lag = end - deadline, max(0.0, end - judged)
             lags.append(lag)
-            if not -0.002 <= lag <= REQUEUE_BOUND:  # ms rounding on the wire
-                bad.append(f"{tid}: token {a['fencing_token']} requeued {lag:+.3f}s from expiry")
+            if early < -0.002 or lag > REQUEUE_BOUND:  # ms rounding on the wire
+                bad.append(f"{tid}: token {a['fencing_token']} requeued {early:+.3f}s from "
+                           f"expiry" + (" (after an outage)" if judged != deadline else ""))
     note = (f"max {max(lags) * 1000:.0f} ms, p50 {statistics.median(lags) * 1000:.0f} ms"
             if lags else "no lease expired")
     if excused:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,11 +41,18 @@ class HistoryWriter:
         self.path = directory / f"history-{os.getpid()}-{threading.get_ident()}.jsonl"
         self._lock = threading.Lock()
 
-    def record(self, op: Op) -> None:
-        line = json.dumps({
-            "proc": op.proc or self.proc, "op": op.op, "invoke": op.invoke,
-            "complete": op.complete, "outcome": op.outcome, "task": op.task,
-            "token": op.token, "session": op.session, "data": op.data})
+    def invoke(self, op: Op) -> None:
+        """The first half of an operation, written before it is sent."""
+        self._write({"phase": "invoke", "proc": op.proc or self.proc, "op": op.op,
+                     "invoke": op.invoke, "task": op.task, "token": op.token,
+                     "session": op.session, "data": op.data})
+
+    def complete(self, fields: dict[str, Any]) -> None:
+        """The second half: `id` names the invocation; `outcome` and anything learned."""
+        self._write({"phase": "complete", "complete": time.time(), **fields})
+
+    def _write(self, record: dict[str, Any]) -> None:
+        line = json.dumps(record)
         # open, append, close: no handle outlives the line, and a killed process loses at
         # most the line it was writing (the reader skips a torn one)
         with self._lock, self.path.open("a") as f:
@@ -52,15 +60,24 @@ class HistoryWriter:
 
 
 def read_histories(directory: Path) -> list[Op]:
-    """Every operation of every journal in `directory`, by invoke time. A torn last line
-    (the writer was killed mid-write) is skipped: its operation is unknown, like `info`."""
-    ops: list[Op] = []
+    """Every operation of every journal in `directory`, by invoke time. An invocation with
+    no completion (its process died, or the line was torn) stays `info`: it may or may not
+    have taken effect."""
+    ops: dict[str, Op] = {}
     for path in sorted(directory.glob("history-*.jsonl")):
         for d in _lines(path):
-            ops.append(Op(d["proc"], d["op"], d["invoke"], d["complete"], d["outcome"],
-                          d.get("task"), d.get("token"), d.get("session"), d.get("data") or {}))
-    ops.sort(key=lambda o: o.invoke)
-    return ops
+            if d.get("phase") == "invoke":
+                data = d.get("data") or {}
+                ops[data["id"]] = Op(d["proc"], d["op"], d["invoke"], float("inf"), "info",
+                                     d.get("task"), d.get("token"), d.get("session"), data)
+            elif d.get("phase") == "complete" and d.get("id") in ops:
+                op = ops[d["id"]]
+                op.complete, op.outcome = d["complete"], d["outcome"]
+                op.task = d.get("task", op.task)
+                op.token = d.get("token", op.token)
+                op.session = d.get("session", op.session)
+                op.data.update({k: d[k] for k in ("topic", "version", "error") if k in d})
+    return sorted(ops.values(), key=lambda o: o.invoke)
 
 
 def _lines(path: Path) -> Iterator[dict[str, Any]]:

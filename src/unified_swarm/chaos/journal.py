@@ -7,6 +7,8 @@ journal every request, claim, progress, complete and fail they make, with its ou
 from __future__ import annotations
 
 import threading
+import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,8 @@ OPS = {
 
 
 class ClientJournal:
-    """A CallHook writing `history.Op` lines; learns which session a token belongs to."""
+    """A CallHook writing an invoke line and a completion line per call (history.Op);
+    learns which session a token belongs to."""
 
     _by_dir: dict[str, ClientJournal] = {}
     _lock = threading.Lock()
@@ -44,40 +47,52 @@ class ClientJournal:
                 cls._by_dir[directory] = cls(HistoryWriter(Path(directory)))
             return cls._by_dir[directory]
 
-    def __call__(self, call: Any, token: str | None, invoke: float, complete: float,
-                 outcome: str, value: Any) -> None:
+    def begin(self, call: Any, token: str | None) -> Op | None:
+        """Journal the invocation before anything is sent: if this process dies before the
+        answer, the reader still knows the call may have happened."""
         name = OPS.get((call.method, call.path))
+        if name is None and call.method == "PUT" and call.path.startswith("/knowledge/"):
+            name = "knowledge_put"
         if name is None:
-            if call.method == "PUT" and call.path.startswith("/knowledge/"):
-                name = "knowledge_put"
-            else:
-                return  # reads and the rest prove nothing about the invariants
+            return None  # reads and the rest prove nothing about the invariants
         body = call.body if isinstance(call.body, dict) else {}
-        op = Op(self.writer.proc, name, invoke, complete, outcome,  # type: ignore[arg-type]
-                body.get("task_id"), body.get("fencing_token"))
-        if outcome == "ok" and isinstance(value, dict):
-            self._learn(op, token, value, body)
-        elif outcome != "ok":
-            op.data["error"] = type(value).__name__
+        op = Op(self.writer.proc, name, time.time(), float("inf"), "info",
+                body.get("task_id"), body.get("fencing_token"),
+                self._sessions.get(token or ""), {"id": uuid.uuid4().hex})
         if name == "complete":
             op.data["result_digest"] = digest(body.get("result"))
         if name == "add":  # the ids sent; an accepted batch has exactly these
             tasks = body.get("tasks", [body])
             op.data["ids"] = [t.get("id") for t in tasks if isinstance(t, dict)]
-        op.session = self._sessions.get(token or "")
-        self.writer.record(op)
+        if name == "knowledge_put":
+            op.data["content_digest"] = digest(body.get("content"))
+        self.writer.invoke(op)
+        op.data["_token"] = token
+        return op
 
-    def _learn(self, op: Op, token: str | None, value: dict[str, Any],
-               body: dict[str, Any]) -> None:
+    def end(self, op: Op | None, outcome: str, value: Any) -> None:
+        if op is None:
+            return
+        token = op.data.pop("_token")
+        done: dict[str, Any] = {"id": op.data["id"], "outcome": outcome}
+        if outcome == "ok" and isinstance(value, dict):
+            done.update(self._learn(op.op, token, value))
+        elif outcome != "ok":
+            done["error"] = type(value).__name__
+        self.writer.complete(done)
+
+    def _learn(self, name: str, token: str | None, value: dict[str, Any]) -> dict[str, Any]:
+        learned: dict[str, Any] = {}
         lease = value.get("lease")
         if isinstance(lease, dict):  # request / claim
-            op.task, op.token = lease["task_id"], lease["fencing_token"]
+            learned.update(task=lease["task_id"], token=lease["fencing_token"],
+                           session=lease["session_id"])
             self._sessions[token or ""] = lease["session_id"]
         session = value.get("session")
-        if isinstance(session, dict) and op.op in ("heartbeat", "register"):
-            key = value.get("token") if op.op == "register" else token
+        if isinstance(session, dict) and name in ("heartbeat", "register"):
+            key = value.get("token") if name == "register" else token
             self._sessions[str(key or "")] = session["id"]
         entry = value.get("entry", value)  # the raw answer, or the SDK's unwrapped entry
-        if op.op == "knowledge_put" and isinstance(entry, dict) and "version" in entry:
-            op.data.update(topic=entry["topic"], version=entry["version"],
-                           content_digest=digest(body.get("content")))
+        if name == "knowledge_put" and isinstance(entry, dict) and "version" in entry:
+            learned.update(topic=entry["topic"], version=entry["version"])
+        return learned

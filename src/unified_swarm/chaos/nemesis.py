@@ -46,6 +46,8 @@ class Nemesis:
     redis: RedisProc | None
     replace_worker: Callable[[Proc], Proc]
     held_by: Callable[[str], dict[str, int]]
+    #: the infrastructure faults allowed (none against a Redis the campaign does not own)
+    infra: tuple[str, ...] = ()
     infra_every: int = 25
     faults: list[Fault] = field(default_factory=list)
     outages: list[tuple[float, float]] = field(default_factory=list)
@@ -60,15 +62,10 @@ class Nemesis:
     def counts(self) -> Counter[str]:
         return Counter(f.kind for f in self.faults)
 
-    def infra_kinds(self) -> list[str]:
-        if self.redis is None:
-            return ["server_kill"]
-        return ["leader_kill", "redis_kill"]
-
     def step(self) -> None:
         """Inject one fault; every `infra_every`-th is an infrastructure fault."""
-        if self.faults and len(self.faults) % self.infra_every == 0:
-            getattr(self, self.rng.choice(self.infra_kinds()))()
+        if self.infra and self.faults and len(self.faults) % self.infra_every == 0:
+            getattr(self, self.rng.choice(self.infra))()
             return
         running = [w for w in self.workers if w.alive and not w.stopped]
         if len(running) <= len(self.workers) // 2:
@@ -90,8 +87,15 @@ class Nemesis:
         self._later(pause, w.cont)
 
     def worker_pause_short(self, w: Proc) -> None:
+        """Prefer a worker that holds work: the point is that its lease survives."""
         pause = self.rng.uniform(0.1, self.lease / 4)
-        held = self.held_by(w.name)
+        candidates = [x for x in self.workers if x.alive and not x.stopped]
+        self.rng.shuffle(candidates)
+        for x in [w, *candidates[:3]]:
+            held = self.held_by(x.name)
+            if held:
+                w = x
+                break
         w.stop()
         self.expectations.append(Expectation(w.name, held))
         self._record("worker_pause_short", w.name, f"{pause:.2f}s, {len(held)} held")

@@ -87,7 +87,7 @@ class AsyncClient(BaseClient):
 
     async def send(self, call: Call[T]) -> T:
         """Send one call, retrying transient failures as the policy allows."""
-        started, invoke = time.monotonic(), time.time()
+        started, handle = time.monotonic(), self._begun(call)
         for retry in range(1, self.retry.attempts + 1):
             try:
                 response = await self._http.send(self._http.build_request(**self._args(call)))
@@ -98,11 +98,11 @@ class AsyncClient(BaseClient):
                 if pause is None:
                     err = (base.unreachable(self.url, exc)
                            if isinstance(exc, httpx.TransportError) else exc)
-                    self._settled(call, invoke, base.outcome_of(err), err)
+                    self._settled(handle, base.outcome_of(err), err)
                     raise err from (exc if err is not exc else None)
                 await asyncio.sleep(pause)
             else:
-                self._settled(call, invoke, "ok", value)
+                self._settled(handle, "ok", value)
                 return value
         raise AssertionError("unreachable: the policy refuses the last retry")
 

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, Generic, Protocol, TypeVar, cast
 from urllib.parse import quote
 
 import httpx
@@ -212,10 +212,19 @@ def unreachable(url: str, exc: httpx.TransportError) -> ServerUnreachable:
     return ServerUnreachable(f"{url} {what}: {type(exc).__name__}: {exc}")
 
 
-#: Told of every call once it is settled: (call, token, invoke, complete, outcome, value).
-#: `outcome` is "ok" (a 2xx), "fail" (a 4xx: nothing happened) or "info" (no answer, or a
-#: 5xx: it may or may not have taken effect); `value` is the result or the exception.
-CallHook = Callable[["Call[Any]", "str | None", float, float, str, Any], None]
+class CallHook(Protocol):
+    """Told of every call: `begin` before the first try, `end` once it is settled.
+
+    `outcome` is "ok" (a 2xx), "fail" (a 4xx: nothing happened) or "info" (no answer, or a
+    5xx: it may or may not have taken effect); `value` is the result or the exception. A
+    process killed between the two leaves a begun call without an end: indeterminate.
+    """
+
+    def begin(self, call: Call[Any], token: str | None) -> Any: ...
+
+    def end(self, handle: Any, outcome: str, value: Any) -> None: ...
+
+
 JOURNAL_ENV = "SWARM_JOURNAL_DIR"
 
 
@@ -259,9 +268,12 @@ class BaseClient:
     def _args(self, call: Call[Any]) -> dict[str, Any]:
         return request_args(call, self.token, self.timeout)
 
-    def _settled(self, call: Call[Any], invoke: float, outcome: str, value: Any) -> None:
+    def _begun(self, call: Call[Any]) -> Any:
+        return None if self.on_call is None else self.on_call.begin(call, self.token)
+
+    def _settled(self, handle: Any, outcome: str, value: Any) -> None:
         if self.on_call is not None:
-            self.on_call(call, self.token, invoke, time.time(), outcome, value)
+            self.on_call.end(handle, outcome, value)
 
     def _pause(self, call: Call[Any], exc: BaseException, retry: int,
                elapsed: float) -> float | None:
