@@ -35,6 +35,8 @@ class Expectation:
 
     session: str
     held: dict[str, int]  # task id -> fencing token at the pause
+    start: float
+    end: float
 
 
 @dataclass
@@ -51,6 +53,9 @@ class Nemesis:
     infra_every: int = 25
     faults: list[Fault] = field(default_factory=list)
     outages: list[tuple[float, float]] = field(default_factory=list)
+    #: kill -> the killed process serves again (a worker of a killed replica cannot heartbeat
+    #: until then, pause or no pause)
+    disruptions: list[tuple[float, float]] = field(default_factory=list)
     expectations: list[Expectation] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -97,7 +102,8 @@ class Nemesis:
                 w = x
                 break
         w.stop()
-        self.expectations.append(Expectation(w.name, held))
+        now = time.time()
+        self.expectations.append(Expectation(w.name, held, now, now + pause))
         self._record("worker_pause_short", w.name, f"{pause:.2f}s, {len(held)} held")
         self._later(pause, w.cont)
 
@@ -111,6 +117,7 @@ class Nemesis:
         time.sleep(self.rng.uniform(0.2, 1.0))
         server.start()
         self.outages.append((t0, time.time()))
+        self.disruptions.append((t0, time.time()))
 
     def leader_kill(self) -> None:
         leaders = [s for s in self.servers if (s.health() or {}).get("leader")]
@@ -125,6 +132,7 @@ class Nemesis:
                    "another replica to take the lead")
         self.outages.append((t0, time.time()))
         victim.start()
+        self.disruptions.append((t0, time.time()))
 
     def redis_kill(self) -> None:
         assert self.redis is not None
@@ -136,6 +144,7 @@ class Nemesis:
         wait_until(lambda: any((s.health() or {}).get("leader") for s in self.servers), 30,
                    "a leader after the Redis restart")
         self.outages.append((t0, time.time()))
+        self.disruptions.append((t0, time.time()))
 
     # -- plumbing ------------------------------------------------------------------------
 
