@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install system-deps run server test lint typecheck imports check bench soak clean
+.PHONY: install system-deps run server test lint typecheck imports check bench soak selftest clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -42,7 +42,15 @@ imports: install
 check: lint typecheck imports test
 
 bench: install system-deps
+	$(BIN)/pip install -q -e '.[dev,bench]'
 	$(BIN)/python bench/throughput.py
+
+# the long chaos campaign: 100,000 tasks and at least 1,000 faults per store
+soak: install system-deps
+	SWARM_CHAOS_PROFILE=soak $(BIN)/pytest -s tests/chaos/test_campaign.py -k ci_campaign
+
+selftest: install
+	$(BIN)/swarm selftest
 
 clean:
 	rm -rf $(VENV) .swarm .pytest_cache .mypy_cache .ruff_cache
