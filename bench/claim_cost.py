@@ -97,6 +97,7 @@ async def run_store(kind: str, args: argparse.Namespace, tmp: Path) -> list[Row]
             rate = (reached - added) / (time.perf_counter() - t0) if reached > added else 0.0
             added = reached
             note = "" if reached == want else f"fill stopped at {args.max_fill_seconds:.0f} s"
+            await asyncio.sleep(args.settle)  # let the fill's disk writes drain first
             await claims(store, args.warmup)
             consumed += args.warmup
             queued = added - consumed
@@ -137,6 +138,8 @@ def main() -> None:
                     type=lambda s: [int(x) for x in s.split(",")])
     ap.add_argument("--claims", type=int, default=300)
     ap.add_argument("--warmup", type=int, default=20, help="untimed claims before each depth")
+    ap.add_argument("--settle", type=float, default=5.0,
+                    help="seconds to wait after each fill before claiming")
     ap.add_argument("--max-fill-seconds", type=float, default=600, help="per store")
     ap.add_argument("--appendfsync", choices=["always", "everysec", "no"], default="always")
     args = ap.parse_args()

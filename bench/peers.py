@@ -174,13 +174,26 @@ def run_peer(peer: Peer, args: argparse.Namespace, tmp: Path) -> Row:
         note = "" if done >= args.tasks else f"partial: {done} in {args.max_seconds:.0f} s"
         if rate is None:
             return Row(peer.name, "redis", done, None, note=note or "no task ran")
-        with workers(peer.worker_cmds(1, broker), env, log):
-            out = subprocess.run([*submit, "latency", str(args.latency_samples),
-                                  str(args.gap_ms)], env=env, cwd=BENCH_DIR, check=True,
-                                 timeout=30 + args.latency_samples * 11, capture_output=True)
-        lat = [float(x) for x in json.loads(out.stdout)]
+        # what a partial run left queued would otherwise run before the first sample
+        redis.Redis.from_url(broker).flushdb()
+        try:
+            lat = latency(peer, args, env, broker, log)
+        except (subprocess.SubprocessError, ValueError) as exc:
+            print(f"{peer.name} latency failed: {exc}\n{tail(log)}", file=sys.stderr)
+            return Row(peer.name, "redis", done, rate, note=f"{note} latency failed: {exc}"[:90])
         return Row(peer.name, "redis", done, rate, statistics.median(lat), tp.pct(lat, 99),
                    note)
+
+
+def latency(peer: Peer, args: argparse.Namespace, env: dict[str, str], broker: str,
+            log: Path) -> list[float]:
+    """One fresh worker process; the peer module submits one task at a time."""
+    cmd = [sys.executable, "-m", f"peer_tasks.{peer.module}", "latency",
+           str(args.latency_samples), str(args.gap_ms)]
+    with workers(peer.worker_cmds(1, broker), env, log), log.open("ab") as err:
+        out = subprocess.run(cmd, env=env, cwd=BENCH_DIR, check=True, stdout=subprocess.PIPE,
+                             stderr=err, timeout=30 + args.latency_samples * 11)
+    return [float(x) for x in json.loads(out.stdout)]
 
 
 def run_swarm(store: str, args: argparse.Namespace) -> Row:
@@ -191,6 +204,10 @@ def run_swarm(store: str, args: argparse.Namespace) -> Row:
         return Row("unified-swarm", store, 0, None, note=f"not measured: {exc}")
     note = "" if r.done >= args.tasks else f"partial: {r.done} in {args.max_seconds:.0f} s"
     return Row("unified-swarm", store, r.done, r.rate, r.p50, r.p99, note)
+
+
+def tail(log: Path) -> str:
+    return log.read_text(errors="replace")[-2000:] if log.exists() else ""
 
 
 def fmt(value: float | None, spec: str) -> str:
@@ -204,7 +221,9 @@ def ratio(row: Row, base: Row) -> str:
 
 
 def print_table(rows: list[Row], args: argparse.Namespace) -> None:
-    sqlite, red = rows[0], rows[1]
+    swarm = {r.store: r for r in rows if r.system == "unified-swarm"}
+    none = Row("", "", 0, None)
+    sqlite, red = swarm.get("sqlite", none), swarm.get("redis", none)
     print(f"{'system':<18} {'store':<7} {'workers':>7} {'tasks':>6} {'done':>6} {'tasks/s':>8} "
           f"{'p50 ms':>8} {'p99 ms':>8} {'vs sqlite':>9} {'vs redis':>9}  note")
     for r in rows:
@@ -228,18 +247,19 @@ def main() -> None:
     ap.add_argument("--appendfsync", choices=["always", "everysec", "no"], default="always")
     ap.add_argument("--peers", default=",".join(PEERS),
                     help=f"comma-separated subset of {','.join(PEERS)}")
+    ap.add_argument("--stores", default="sqlite,redis",
+                    help="unified-swarm's stores to measure (the ratio columns' bases)")
     args = ap.parse_args()
     chosen = [PEERS[name] for name in args.peers.split(",") if name]
     tp.exit_on_sigterm()
-    rows = [run_swarm("sqlite", args), run_swarm("redis", args)]
+    rows = [run_swarm(store, args) for store in args.stores.split(",") if store]
     for peer in chosen:
         with tempfile.TemporaryDirectory(prefix=f"peer-{peer.name}-") as tmp:
             try:
                 rows.append(run_peer(peer, args, Path(tmp)))
             except (subprocess.SubprocessError, OSError, ValueError) as exc:
-                log = Path(tmp) / f"{peer.name}.log"
-                tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
-                print(f"{peer.name} failed: {exc}\n{tail}", file=sys.stderr)
+                print(f"{peer.name} failed: {exc}\n{tail(Path(tmp) / f'{peer.name}.log')}",
+                      file=sys.stderr)
                 rows.append(Row(peer.name, "redis", 0, None, note=f"failed: {exc}"[:80]))
     print_table(rows, args)
 
