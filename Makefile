@@ -44,6 +44,7 @@ check: lint typecheck imports test
 bench: install system-deps
 	$(BIN)/pip install -q -e '.[dev,bench]'
 	$(BIN)/python bench/throughput.py
+	$(BIN)/python bench/peers.py
 
 # the long chaos campaign: 100,000 tasks and at least 1,000 faults per store
 soak: install system-deps
