@@ -106,7 +106,8 @@ class Row:
 
 
 @contextmanager
-def workers(cmds: list[list[str]], env: dict[str, str], log: Path) -> Iterator[None]:
+def workers(cmds: list[list[str]], env: dict[str, str],
+            log: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
     """Run the peer's worker commands, each in its own process group; kill them all after."""
     procs: list[subprocess.Popen[bytes]] = []
     with log.open("ab") as out:
@@ -114,7 +115,7 @@ def workers(cmds: list[list[str]], env: dict[str, str], log: Path) -> Iterator[N
             for cmd in cmds:
                 procs.append(subprocess.Popen(cmd, env=env, cwd=BENCH_DIR, stdout=out,
                                               stderr=subprocess.STDOUT, start_new_session=True))
-            yield
+            yield procs
         finally:
             for p in procs:
                 tp.stop_process(p)
@@ -138,11 +139,13 @@ def counting_redis(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
     raise SystemExit("the counting redis-server did not start")
 
 
-def wait_done(count: redis.Redis, tasks: int, max_seconds: float) -> tuple[float | None, int]:
-    """Poll the counter every 20 ms until `tasks` ran or `max_seconds` passed."""
+def wait_done(count: redis.Redis, tasks: int, max_seconds: float,
+              procs: list[subprocess.Popen[bytes]]) -> tuple[float | None, int]:
+    """Poll the counter every 20 ms until `tasks` ran, `max_seconds` passed or every worker
+    process exited; the rate runs from the first task's start to the last one's end."""
     deadline = time.monotonic() + max_seconds
     done = 0
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and any(p.poll() is None for p in procs):
         done = int(count.get(DONE_KEY) or 0)
         if done >= tasks:
             break
@@ -169,9 +172,9 @@ def run_peer(peer: Peer, args: argparse.Namespace, tmp: Path) -> Row:
                        check=True, timeout=300)
         count = redis.Redis.from_url(counter_url)
         log = tmp / f"{peer.name}.log"
-        with workers(peer.worker_cmds(args.workers, broker), env, log):
-            rate, done = wait_done(count, args.tasks, args.max_seconds)
-        note = "" if done >= args.tasks else f"partial: {done} in {args.max_seconds:.0f} s"
+        with workers(peer.worker_cmds(args.workers, broker), env, log) as procs:
+            rate, done = wait_done(count, args.tasks, args.max_seconds, procs)
+        note = partial(done, args)
         if rate is None:
             return Row(peer.name, "redis", done, None, note=note or "no task ran")
         # what a partial run left queued would otherwise run before the first sample
@@ -202,8 +205,11 @@ def run_swarm(store: str, args: argparse.Namespace) -> Row:
                        args.appendfsync, gap_s=args.gap_ms / 1000)
     except (SystemExit, Exception) as exc:  # e.g. the Redis store is not installed yet
         return Row("unified-swarm", store, 0, None, note=f"not measured: {exc}")
-    note = "" if r.done >= args.tasks else f"partial: {r.done} in {args.max_seconds:.0f} s"
-    return Row("unified-swarm", store, r.done, r.rate, r.p50, r.p99, note)
+    return Row("unified-swarm", store, r.done, r.rate, r.p50, r.p99, partial(r.done, args))
+
+
+def partial(done: int, args: argparse.Namespace) -> str:
+    return "" if done >= args.tasks else f"partial: {done} of {args.tasks}"
 
 
 def tail(log: Path) -> str:
