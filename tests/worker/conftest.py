@@ -22,8 +22,9 @@ from unified_swarm.errors import NotFound
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[2]
-#: the heartbeat of test workers: leases of 1.5 s
-BEAT = 0.5
+#: the heartbeat of test workers (leases of 3 s); tests about lease expiry use FAST_BEAT
+BEAT = 1.0
+FAST_BEAT = 0.5
 
 
 def swarm_command() -> list[str]:

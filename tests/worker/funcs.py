@@ -47,3 +47,9 @@ def flaky(task: dict[str, Any]) -> dict[str, Any]:
 
 
 NOT_CALLABLE = 42
+
+
+async def block_the_loop(task: dict[str, Any]) -> dict[str, Any]:
+    """A badly behaved async executor: it blocks the worker's event loop outright."""
+    time.sleep(float(task["input"]["seconds"]))  # noqa: ASYNC251  (that is the point)  # noqa: ASYNC251  (the point)
+    return {"blocked_for": task["input"]["seconds"]}

@@ -1,6 +1,7 @@
 """`swarm worker` as real processes against a real server: crashes, pauses, signals,
-directives, concurrency, and what a run leaves readable. Heartbeats every 0.5 s, so leases
-last 1.5 s. Every wait polls the API or a worker's log, with a deadline."""
+directives, concurrency, and what a run leaves readable. Workers whose lease must run out
+heart-beat every 0.5 s (leases of 1.5 s), the others every second. Every wait polls the
+API or a worker's log, with a deadline."""
 
 from __future__ import annotations
 
@@ -18,7 +19,15 @@ from tests.conftest import LiveServer
 from unified_swarm.client import Client
 from unified_swarm.worker import PythonExecutor, Worker, WorkerConfig
 
-from .conftest import Workers, held_by, session_or_none, status_is, swarm_command, wait_for
+from .conftest import (
+    FAST_BEAT,
+    Workers,
+    held_by,
+    session_or_none,
+    status_is,
+    swarm_command,
+    wait_for,
+)
 
 #: the shell executor runs tests/worker/task.sh (sleep input.seconds, log, print JSON)
 TASK = ("--command", "sh tests/worker/task.sh")
@@ -41,7 +50,7 @@ def outcomes(op: Client, task_id: str) -> list[tuple[str, str | None]]:
 def test_a_killed_workers_task_is_finished_by_another_exactly_once(
         op: Client, workers: Workers, tmp_path: Path) -> None:
     op.add_task("build", id="k1", input={"seconds": 1.0})
-    wa = workers.start("wa", *TASK)
+    wa = workers.start("wa", *TASK, beat=FAST_BEAT)
     wait_for(lambda: held_by(op, "k1", "wa"), "wa to claim k1")
     wa.signal_group(signal.SIGKILL)
     assert wa.wait() == -signal.SIGKILL
@@ -90,7 +99,7 @@ def test_a_second_signal_gives_the_task_back(op: Client, workers: Workers) -> No
 def test_a_paused_workers_late_result_is_refused(op: Client, workers: Workers,
                                                  tmp_path: Path) -> None:
     op.add_task("build", id="p1", input={"seconds": 1.5})
-    wa = workers.start("wa", *TASK, capabilities="build,special")
+    wa = workers.start("wa", *TASK, capabilities="build,special", beat=FAST_BEAT)
     wait_for(lambda: held_by(op, "p1", "wa"), "wa to claim p1")
     wa.signal_group(signal.SIGSTOP)  # its task's child runs on in its own group
     try:
@@ -181,6 +190,18 @@ def test_a_failing_then_succeeding_task_is_readable_everywhere(
          "--token", sqlite_server.token], capture_output=True, text=True, timeout=30)
     assert shown.returncode == 0, shown.stderr
     assert json.loads(shown.stdout) == raw
+
+
+@pytest.mark.slow
+def test_an_executor_blocking_the_event_loop_does_not_starve_the_heartbeat(
+        op: Client, workers: Workers) -> None:
+    op.add_task("build", id="b1", input={"seconds": 3})  # two leases' worth
+    wb = workers.start("wb", "--executor", "python", "--function",
+                       "tests.worker.funcs:block_the_loop", beat=FAST_BEAT)
+    done = wait_for(lambda: status_is(op, "b1", "completed"), "b1 to complete")
+    assert outcomes(op, "b1") == [("wb", "completed")]  # never expired meanwhile
+    assert done["task"]["result"] == {"blocked_for": 3}
+    assert wb.proc.poll() is None
 
 
 class LoseFirstClaim(httpx.AsyncHTTPTransport):

@@ -20,7 +20,7 @@ import sys
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from ..worker import EXECUTORS, Worker, WorkerConfig, make_executor
 from ..worker.config import CONNECT_TIMEOUT, HEARTBEAT_INTERVAL, POLL_WAIT, WorkerConfigError
@@ -152,10 +152,26 @@ def config_from(args: argparse.Namespace, file: Mapping[str, Any]) -> WorkerConf
         raise CliError(str(exc)) from None
 
 
+class _Stderr(logging.StreamHandler[TextIO]):
+    """Writes to whatever sys.stderr is when a line is logged (not when it was made)."""
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _: object) -> None:
+        pass
+
+
 def setup_logging(level: str) -> None:
-    logging.basicConfig(stream=sys.stderr, level=level.upper(),
-                        format="%(asctime)s %(levelname)-7s %(message)s", force=True)
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
+    """The worker's lines on stderr: time, level, [worker name] message."""
+    logger = logging.getLogger("unified_swarm")
+    logger.setLevel(level.upper())
+    if not any(isinstance(h, _Stderr) for h in logger.handlers):
+        handler = _Stderr()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(message)s"))
+        logger.addHandler(handler)
 
 
 def run_worker(args: argparse.Namespace) -> int:
