@@ -149,7 +149,9 @@ class Worker:
         self.mode = Mode.RUNNING
         self.interrupt: Interrupt | None = None
         self.exit_code = WorkerExit.OK
-        self._runs: dict[str, Run] = {}
+        #: by (task id, fencing token): a worker resumed after a pause may run a stale
+        #: attempt of a task and, with free slots, a fresh attempt of the same task
+        self._runs: dict[Key, Run] = {}
         self._wake = asyncio.Event()
         self._poll: asyncio.Task[PollResult] | None = None
         self._session: AsyncClient | None = None
@@ -348,7 +350,7 @@ class Worker:
     def _start(self, claimed: Claimed) -> None:
         task, lease = claimed["task"], claimed["lease"]
         run = Run(task, lease["fencing_token"], time.monotonic())
-        self._runs[task["id"]] = run
+        self._runs[run.key] = run
         self.stats.claimed += 1
         self.log.info("claimed %s (%s, priority %d, attempt %d of %d, token %d): %s",
                       task["id"], task["type"], task["priority"], task["attempts"],
@@ -370,7 +372,7 @@ class Worker:
             await self._record(run, self._outcome(run.executing))
         finally:
             self.book.concluded(run.key, time.monotonic())
-            self._runs.pop(run.task["id"], None)
+            self._runs.pop(run.key, None)
             self._wake.set()
 
     def _outcome(self, done: asyncio.Task[JSON]) -> Outcome:
@@ -509,9 +511,9 @@ class Worker:
         elif interrupt is None and self.interrupt is not None:
             self.log.info("interrupt lifted: taking work again")
         self.interrupt = interrupt
-        for task_id, token in beat.review.lost:
-            run = self._runs.get(task_id)
-            if run is not None and run.token == token:
+        for key in beat.review.lost:
+            run = self._runs.get(key)
+            if run is not None:
                 self._note_lost(run, "the heartbeat no longer lists it")
         if directives["drain"]:
             self.drain("the orchestrator asked this session to drain")
