@@ -1,0 +1,395 @@
+"""The Redis store: several hosts, several orchestrator replicas, one swarm.
+
+`SWARM_STORE=redis://host:port/db[?clock=caller|server]`, keys under
+`settings.redis_prefix` (keyspace: keys.py). It keeps the SQLite store's observable
+behaviour: the same errors, events (same types and data fields), idempotency rules and
+transitions.
+
+Atomicity: every operation, reads included, is ONE call of one Lua script (scripts.py,
+lua/*.lua), and a script runs alone on the Redis primary. Each script checks everything
+it may refuse before its first write, so a refused call writes nothing, and appends its
+events to the log in the same step. The one rule run in Python before the script is
+`rules.plan_batch` for add_tasks: it reads the statuses of the batch's dependencies
+first, and the script writes the batch only if none of those statuses changed and no id
+exists yet (else it writes nothing and the batch is planned again, at most MAX_REPLANS
+times). So the batch is checked against exactly the state it is written into.
+
+Clock: `now` is the caller's, as everywhere. With `?clock=server` the scripts judge
+every lease and deadline by Redis TIME instead (shifting a passed deadline by the
+difference), so replicas whose clocks disagree still agree on leases; the default
+(`caller`) keeps the `now` given, which is what tests that drive time by hand need and
+is right when the replicas' clocks are synchronised (NTP). The leader lease is always
+judged by Redis (PX expiry), whatever the clock.
+
+Epoch: the first open writes a random epoch into P:meta and this host's data directory
+(`<data_dir>/redis-epoch-<prefix>`). An open refuses when Redis has no epoch (emptied,
+replaced) but this host saw one, or has another one; every script refuses to run when
+the epoch is not the one this process opened (Unavailable, 503, nothing written). So an
+emptied Redis never hands out fencing tokens from zero again behind live workers' backs.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+
+from ...config import Settings
+from ...core import rules
+from ...core.rules import TaskSpec
+from ...errors import InvalidInput, Unavailable
+from ...jsonutil import digest, dumps
+from ...models import (
+    JSON,
+    Attempt,
+    Event,
+    Interrupt,
+    KnowledgeEntry,
+    Session,
+    Task,
+    TaskStatus,
+)
+from ..base import Claimed, Counts, EventListener, Heartbeat, Reaped, Recorded
+from . import codec
+from .codec import num, opt
+from .connection import (
+    UNAVAILABLE_ERRORS,
+    as_store_error,
+    check_durability,
+    epoch_file,
+    epoch_refusal,
+    known_epoch,
+    make_client,
+    parse_url,
+    remember_epoch,
+)
+from .events import EventPump
+from .keys import Keys
+from .scripts import refusal, source
+
+SCHEMA_VERSION = 1
+MAX_REPLANS = 8
+#: tasks one list_tasks call looks at before it answers with a cursor
+LIST_BUDGET = 20_000
+
+
+class RedisStore:
+    """Implements `store.base.Store` (and `store.base.Leadership`) on one Redis primary."""
+
+    kind = "redis"
+
+    def __init__(self, url: str, settings: Settings) -> None:
+        self.settings = settings
+        self.target = parse_url(url)
+        self.keys = Keys(settings.redis_prefix, self.target.db)
+        self._client: Redis | None = None
+        self._script: AsyncScript | None = None
+        self._epoch = ""
+        self._fence = ""  # "holder\ntoken" while this process believes it leads
+        self._pump = EventPump(self.events_after)
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def open(self) -> None:
+        client = make_client(self.target)
+        try:
+            await client.ping()
+            await check_durability(client, self.target, self.settings.redis_allow_unsafe)
+            self._client, self._script = client, client.register_script(source())
+            await self._open_epoch()
+            last = (await self.counts()).last_seq
+        except BaseException as exc:
+            self._client = self._script = None
+            await client.aclose(close_connection_pool=True)
+            if isinstance(exc, UNAVAILABLE_ERRORS):
+                raise as_store_error(exc, self.target.shown) from exc
+            raise
+        self._pump.start(client, self.keys.channel, last)
+
+    async def _open_epoch(self) -> None:
+        path = epoch_file(self.settings.data_dir, self.keys.prefix)
+        known = known_epoch(path)
+        epoch, schema = await self._call("init", uuid.uuid4().hex, str(SCHEMA_VERSION),
+                                         "1" if known is None else "0")
+        if epoch is None or (known is not None and known != epoch):
+            assert known is not None
+            raise epoch_refusal(self.target, self.keys.prefix, path, known, epoch)
+        if int(schema) > SCHEMA_VERSION:
+            raise InvalidInput(f"redis holds schema {schema}, newer than this version of "
+                               f"unified-swarm understands ({SCHEMA_VERSION})")
+        self._epoch = epoch
+        if known is None:
+            remember_epoch(path, epoch)
+
+    async def close(self) -> None:
+        await self._pump.stop()
+        client, self._client, self._script = self._client, None, None
+        if client is not None:
+            await client.aclose(close_connection_pool=True)
+
+    def add_listener(self, listener: EventListener) -> None:
+        self._pump.add_listener(listener)
+
+    async def _call(self, op: str, *args: str, now: float | None = None) -> list[Any]:
+        """Run one operation of the script; deliver its events; raise its refusal."""
+        if self._script is None:
+            raise Unavailable("the redis store is not open", retry_after=1.0)
+        argv = [op, self.keys.prefix, self._epoch, self.target.clock, self._fence,
+                self.keys.channel, num(self.settings.lease_factor),
+                "" if now is None else num(now), *args]
+        try:
+            reply: list[Any] = await self._script(args=argv)
+        except UNAVAILABLE_ERRORS as exc:
+            raise as_store_error(exc, self.target.shown) from exc
+        status, events, *payload = reply
+        if events:
+            self._pump.deliver([codec.event_from(e) for e in events])
+        if status == "!":
+            code, *rest = payload
+            if code == "epoch":
+                raise Unavailable(
+                    f"the swarm's data in redis at {self.target.shown} (prefix "
+                    f"{self.keys.prefix!r}) was emptied or replaced while this process ran "
+                    f"(epoch {self._epoch} expected, found {rest[0] or 'none'}): refusing "
+                    f"every call rather than issuing fencing tokens again", retry_after=5.0)
+            raise refusal(code, rest)
+        return payload
+
+    async def ping(self) -> None:
+        await self._call("ping")
+
+    # -- sessions ------------------------------------------------------------------------
+
+    async def register_session(self, session: Session, token_hash: str, now: float) -> Session:
+        s = session
+        reply = await self._call(
+            "register", s.id, s.name, dumps(s.capabilities), str(s.max_concurrent_tasks),
+            num(s.heartbeat_interval), dumps(s.metadata), token_hash, now=now)
+        return codec.session_from(reply[0])
+
+    async def session_by_token(self, token_hash: str) -> Session | None:
+        reply = await self._call("session_by_token", token_hash)
+        return None if not reply[0] else codec.session_from(reply[0])
+
+    async def get_session(self, session_id: str) -> Session | None:
+        reply = await self._call("get_session", session_id)
+        return None if not reply[0] else codec.session_from(reply[0])
+
+    async def list_sessions(self) -> list[Session]:
+        reply = await self._call("list_sessions")
+        return [codec.session_from(r) for r in reply[0]]
+
+    async def heartbeat(self, session_id: str, now: float, status: str | None) -> Heartbeat:
+        session, held, at = await self._call("heartbeat", session_id, opt(status), now=now)
+        tasks = [codec.task_from(f) for f in held]
+        return Heartbeat(
+            session=codec.session_from(session),
+            held=[codec.lease_of(t) for t in tasks if t.status == TaskStatus.IN_PROGRESS
+                  and t.lease_expires_at is not None and t.lease_expires_at > float(at)],
+            assignments=[t for t in tasks if t.status == TaskStatus.ASSIGNED],
+        )
+
+    async def leave_session(self, session_id: str, now: float, reason: str) -> Session:
+        reply = await self._call("leave", session_id, reason, now=now)
+        return codec.session_from(reply[0])
+
+    async def set_draining(self, session_id: str, now: float) -> Session:
+        reply = await self._call("set_draining", session_id, now=now)
+        return codec.session_from(reply[0])
+
+    async def idle_sessions(self, now: float, idle_for: float) -> list[Session]:
+        reply = await self._call("idle_sessions", num(idle_for), now=now)
+        return [codec.session_from(r) for r in reply[0]]
+
+    # -- tasks ---------------------------------------------------------------------------
+
+    async def add_tasks(self, specs: Sequence[TaskSpec], now: float) -> list[Task]:
+        for _ in range(MAX_REPLANS):
+            wanted = sorted({s.id for s in specs if s.id}
+                            | {d for s in specs for d in s.dependencies})
+            stored = await self._statuses(wanted)
+            tasks = rules.plan_batch(specs, _known(stored), now,
+                                     self.settings)
+            reply = await self._call("add_tasks", *_batch_args(tasks, stored), now=now)
+            if reply[0] == "replan":
+                continue
+            _, seqs, at = reply
+            for t, seq in zip(tasks, seqs, strict=True):
+                t.seq, t.created_at, t.updated_at = int(seq), float(at), float(at)
+            return tasks
+        raise Unavailable("the batch's dependencies kept changing while it was added; "
+                          "send it again", retry_after=0.1)
+
+    async def _statuses(self, ids: list[str]) -> dict[str, TaskStatus]:
+        found: dict[str, TaskStatus] = {}
+        for i in range(0, len(ids), 1000):
+            chunk = ids[i:i + 1000]
+            reply = await self._call("statuses", *chunk)
+            found.update({tid: TaskStatus(st) for tid, st in zip(chunk, reply[0], strict=True)
+                          if st})
+        return found
+
+    async def get_task(self, task_id: str) -> Task | None:
+        reply = await self._call("get_task", task_id)
+        return None if not reply[0] else codec.task_from(reply[0])
+
+    async def list_tasks(
+        self, *, status: str | None = None, capability: str | None = None,
+        session: str | None = None, limit: int = 100, cursor: str | None = None,
+    ) -> tuple[list[Task], str | None]:
+        try:
+            after = int(cursor) if cursor else 0
+        except ValueError:
+            raise InvalidInput(f"cursor {cursor!r} is not one this server gave") from None
+        if limit <= 0:
+            return [], None
+        found, more, last = await self._call(
+            "list_tasks", str(after), str(limit), opt(status), opt(capability), opt(session),
+            str(LIST_BUDGET))
+        tasks = [codec.task_from(f) for f in found]
+        if len(tasks) > limit:
+            return tasks[:limit], str(tasks[limit - 1].seq)
+        return tasks, (str(last) if more else None)
+
+    async def history(self, task_id: str) -> list[Attempt]:
+        reply = await self._call("history", task_id)
+        return [codec.attempt_from(task_id, f) for f in reply[0]]
+
+    async def claim_next(self, session_id: str, now: float) -> Claimed | None:
+        reply = await self._call("claim_next", session_id, now=now)
+        return None if not reply[0] else _claimed(reply[0])
+
+    async def claim(self, session_id: str, task_id: str, now: float) -> Claimed:
+        reply = await self._call("claim", session_id, task_id, now=now)
+        return _claimed(reply[0])
+
+    async def assign_next(self, session_id: str, now: float, deadline: float) -> Task | None:
+        reply = await self._call("assign_next", session_id, num(deadline), now=now)
+        return None if not reply[0] else codec.task_from(reply[0])
+
+    async def progress(self, session_id: str, task_id: str, token: int, value: float,
+                       message: str | None, now: float) -> Recorded:
+        return _recorded(await self._call("progress", session_id, task_id, str(token),
+                                          num(value), opt(message), now=now))
+
+    async def complete(self, session_id: str, task_id: str, token: int, result: JSON,
+                       now: float) -> Recorded:
+        body = None if result is None else dumps(result)
+        return _recorded(await self._call("complete", session_id, task_id, str(token),
+                                          opt(body), digest(result), now=now))
+
+    async def fail(self, session_id: str, task_id: str, token: int, error: str, retry: bool,
+                   now: float) -> Recorded:
+        return _recorded(await self._call("fail", session_id, task_id, str(token), error,
+                                          "1" if retry else "0", digest([error, retry]),
+                                          now=now))
+
+    async def cancel(self, task_id: str, now: float, reason: str) -> Task:
+        reply = await self._call("cancel", task_id, reason, now=now)
+        return codec.task_from(reply[0])
+
+    async def reap(self, now: float, limit: int) -> Reaped:
+        offline, requeued, failed, more = await self._call("reap", str(limit), now=now)
+        return Reaped(list(requeued), list(failed), list(offline), bool(more))
+
+    async def next_deadline(self) -> float | None:
+        reply = await self._call("next_deadline")
+        return None if reply[0] is None else float(reply[0])
+
+    # -- knowledge -----------------------------------------------------------------------
+
+    async def put_knowledge(self, topic: str, content: JSON, tags: list[str],
+                            expected_version: int | None, updated_by: str | None,
+                            now: float) -> KnowledgeEntry:
+        reply = await self._call("put_knowledge", topic, dumps(content), dumps(tags),
+                                 _opt_int(expected_version), opt(updated_by), now=now)
+        return codec.entry_from(reply[0])
+
+    async def get_knowledge(self, topic: str, version: int | None = None) -> KnowledgeEntry | None:
+        reply = await self._call("get_knowledge", topic, _opt_int(version))
+        return None if reply[0] is None else codec.entry_from(reply[0])
+
+    async def list_knowledge(self, tag: str | None = None) -> list[KnowledgeEntry]:
+        reply = await self._call("list_knowledge")
+        entries = sorted((codec.entry_from(raw) for raw in reply[0]), key=lambda e: e.topic)
+        return [e for e in entries if tag is None or tag in e.tags]
+
+    async def delete_knowledge(self, topic: str, expected_version: int | None,
+                               updated_by: str | None, now: float) -> KnowledgeEntry:
+        reply = await self._call("delete_knowledge", topic, _opt_int(expected_version),
+                                 opt(updated_by), now=now)
+        return codec.entry_from(reply[0])
+
+    # -- the swarm -----------------------------------------------------------------------
+
+    async def set_interrupt(self, interrupt: Interrupt | None, now: float) -> None:
+        value = None if interrupt is None else codec.interrupt_json(interrupt)
+        reason = None if interrupt is None else interrupt.reason
+        await self._call("set_interrupt", opt(value), opt(reason), now=now)
+
+    async def get_interrupt(self) -> Interrupt | None:
+        return codec.interrupt_from((await self._call("get_interrupt"))[0])
+
+    async def counts(self) -> Counts:
+        sessions, tasks, completed, duration, last = await self._call("counts")
+        return Counts(
+            {k: int(v) for k, v in codec.pairs(sessions).items() if int(v)},
+            {k: int(v) for k, v in codec.pairs(tasks).items() if int(v)},
+            int(completed or 0), float(duration or 0.0), int(last))
+
+    async def events_after(self, seq: int, limit: int) -> list[Event]:
+        reply = await self._call("events_after", str(int(seq)), str(int(limit)))
+        return [codec.event_from(raw) for raw in reply[0]]
+
+    # -- leadership ----------------------------------------------------------------------
+
+    async def try_lead(self, holder: str, ttl: float) -> int | None:
+        (token,) = await self._call("lead", holder, str(max(1, round(ttl * 1000))))
+        self._fence = "" if token is None else f"{holder}\n{token}"
+        return None if token is None else int(token)
+
+    async def resign(self, holder: str) -> None:
+        self._fence = ""
+        await self._call("resign", holder)
+
+
+def _batch_args(tasks: list[Task], stored: dict[str, TaskStatus]) -> list[str]:
+    """The add_tasks arguments: the dependency statuses the plan assumed, then the tasks."""
+    new = {t.id for t in tasks}
+    external = sorted({d for t in tasks for d in t.dependencies} - new)
+    args = [str(len(external))]
+    for dep in external:
+        args += [dep, stored[dep].value]
+    args.append(str(len(tasks)))
+    for t in tasks:
+        open_deps = sum(1 for d in t.dependencies
+                        if d in new or stored[d] != TaskStatus.COMPLETED)
+        fields = codec.task_fields(t)
+        args += [t.id, t.status.value, str(open_deps), codec.added_event_data(t),
+                 str(len(fields) // 2), *fields, str(len(t.dependencies)), *t.dependencies]
+    return args
+
+
+def _known(stored: dict[str, TaskStatus]) -> Callable[[list[str]], dict[str, TaskStatus]]:
+    """plan_batch's lookup over statuses read before the plan."""
+    return lambda ids: {i: stored[i] for i in ids if i in stored}
+
+
+def _claimed(flat: list[str]) -> Claimed:
+    task = codec.task_from(flat)
+    return Claimed(task, codec.lease_of(task))
+
+
+def _recorded(reply: list[Any]) -> Recorded:
+    state, flat = reply
+    return Recorded(codec.task_from(flat), duplicate=state == "dup")
+
+
+def _opt_int(value: int | None) -> str:
+    return opt(None if value is None else str(int(value)))
+
+
+__all__ = ["RedisStore"]

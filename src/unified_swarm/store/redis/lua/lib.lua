@@ -1,0 +1,348 @@
+-- Helpers every operation shares. scripts.py puts the header before this file (OP, P,
+-- EPOCH, CLOCK, FENCE, CHANNEL, FACTOR, NOWARG, the op arguments A, TRANSITIONS, ALPHA)
+-- and the dispatcher after the operation files.
+--
+-- Discipline that keeps each operation one atomic step: Redis never rolls a script back,
+-- so every operation checks everything it may refuse BEFORE its first write. After the
+-- first write only bugs (an illegal transition) can raise.
+
+local NULL = cjson.null
+local EVENTS = {}
+local NOW = 0
+local SHIFT = 0 -- server clock minus the caller's clock (0 unless CLOCK == 's')
+local HELD = {assigned = true, in_progress = true}
+local FINAL = {completed = true, failed = true, cancelled = true, blocked = true}
+local READY_UNIT = 8796093022208 -- 2^43: ready score = (10 - priority) * 2^43 + seq
+
+-- numbers ---------------------------------------------------------------------------------
+
+-- A float as text that parses back to the very same double (Lua's own tostring keeps
+-- only 14 digits), always with a dot so JSON readers see a float.
+local function F(x)
+  local s = string.format('%.17g', x)
+  if not string.find(s, '[%.eEn]') then s = s .. '.0' end
+  return s
+end
+
+local function D(x) return string.format('%d', x) end
+
+-- optional string arguments arrive as '' (None) or '=' .. value
+local function OPT(a)
+  if a == nil or a == '' then return nil end
+  return string.sub(a, 2)
+end
+
+local function set_now(raw)
+  local given = tonumber(raw)
+  if CLOCK == 's' then
+    local t = redis.call('TIME')
+    NOW = tonumber(t[1]) + tonumber(t[2]) / 1000000
+    SHIFT = NOW - given
+  else
+    NOW = given
+  end
+end
+
+-- JSON with exact numbers and ordered keys (cjson keeps 14 digits and no key order) ------
+
+local RAW_MT, ARR_MT = {}, {}
+local function RAW(s) return setmetatable({s}, RAW_MT) end
+local function ARR(t) return setmetatable(t, ARR_MT) end
+local function FL(x) return RAW(F(x)) end
+
+local enc
+local function obj(...)
+  local parts = {}
+  for i = 1, select('#', ...), 2 do
+    local k, v = select(i, ...)
+    parts[#parts + 1] = cjson.encode(k) .. ':' .. enc(v)
+  end
+  return '{' .. table.concat(parts, ',') .. '}'
+end
+
+enc = function(v)
+  local ty = type(v)
+  if v == nil or v == NULL then return 'null' end
+  if ty == 'boolean' then return v and 'true' or 'false' end
+  if ty == 'number' then
+    if v == math.floor(v) and math.abs(v) < 9007199254740992 then return D(v) end
+    return string.format('%.17g', v)
+  end
+  if ty == 'string' then return cjson.encode(v) end
+  if getmetatable(v) == RAW_MT then return v[1] end
+  if getmetatable(v) == ARR_MT then
+    local parts = {}
+    for i = 1, #v do parts[i] = enc(v[i]) end
+    return '[' .. table.concat(parts, ',') .. ']'
+  end
+  error('cannot encode a ' .. ty)
+end
+
+-- replies -----------------------------------------------------------------------------------
+
+local function OK(...) return {'ok', EVENTS, ...} end
+local function ERR(...) return {'!', EVENTS, ...} end
+
+-- keys and hashes ------------------------------------------------------------------------
+
+local function T(id) return P .. ':task:' .. id end
+local function S(id) return P .. ':session:' .. id end
+local function HELD_KEY(sid) return P .. ':held:' .. sid end
+local function ATT(tid, token) return P .. ':att:' .. tid .. ':' .. token end
+-- a member of P:deadlines: equal deadlines then sort by task seq (oldest first)
+local function DUE(t) return string.format('%015d', tonumber(t.seq)) .. ':' .. t.id end
+
+local function hgetall(key)
+  local flat = redis.call('HGETALL', key)
+  if #flat == 0 then return nil end
+  local h = {}
+  for i = 1, #flat, 2 do h[flat[i]] = flat[i + 1] end
+  return h
+end
+
+-- HSET the name/value pairs; a nil value deletes the field
+local function put(key, ...)
+  local set, del = {}, {}
+  for i = 1, select('#', ...), 2 do
+    local k, v = select(i, ...)
+    if v == nil then del[#del + 1] = k else set[#set + 1] = k; set[#set + 1] = v end
+  end
+  if #set > 0 then redis.call('HSET', key, unpack(set)) end
+  if #del > 0 then redis.call('HDEL', key, unpack(del)) end
+end
+
+-- events -------------------------------------------------------------------------------------
+
+-- Append one event in this same step: INCR gives the next seq, and a script is all or
+-- nothing on a single primary, so the sequence has no gaps.
+local function emit(type_, data)
+  local seq = redis.call('INCR', P .. ':seq:events')
+  local ev = '{"seq":' .. D(seq) .. ',"type":"' .. type_ .. '","at":' .. F(NOW) ..
+      ',"data":' .. data .. '}'
+  redis.call('ZADD', P .. ':events', seq, ev)
+  EVENTS[#EVENTS + 1] = ev
+end
+
+-- task state -------------------------------------------------------------------------------
+
+local function check_transition(old, new)
+  if not TRANSITIONS[old .. '>' .. new] then
+    error('illegal transition ' .. old .. ' -> ' .. new) -- a bug, never a client error
+  end
+end
+
+local function ready_score(t)
+  return (10 - tonumber(t.priority)) * READY_UNIT + tonumber(t.seq)
+end
+
+-- Move task `t` (a loaded hash) to `new`, keeping every index that follows the status in
+-- step. Entering a held state needs t.assigned_to set first; leaving one drops the lease.
+local function set_status(t, new)
+  local old, id = t.status, t.id
+  if old == new then return end
+  check_transition(old, new)
+  if old == 'ready' then
+    redis.call('ZREM', P .. ':ready:' .. t.required_capability, id)
+    redis.call('ZREM', P .. ':ready-any', id)
+  end
+  if HELD[old] and t.assigned_to then redis.call('ZREM', HELD_KEY(t.assigned_to), id) end
+  if HELD[new] then
+    redis.call('ZADD', HELD_KEY(t.assigned_to), t.seq, id)
+  else
+    redis.call('ZREM', P .. ':deadlines', DUE(t))
+  end
+  if new == 'ready' then
+    local score = ready_score(t)
+    redis.call('ZADD', P .. ':ready:' .. t.required_capability, score, id)
+    redis.call('ZADD', P .. ':ready-any', score, id)
+  end
+  redis.call('ZREM', P .. ':status:' .. old, id)
+  redis.call('ZADD', P .. ':status:' .. new, t.seq, id)
+  redis.call('HINCRBY', P .. ':count:tasks', old, -1)
+  redis.call('HINCRBY', P .. ':count:tasks', new, 1)
+  redis.call('HSET', T(id), 'status', new)
+  t.status = new
+end
+
+-- the lease or offer deadline (nil clears it)
+local function set_lease(t, deadline)
+  if deadline then
+    t.lease_expires_at = F(deadline)
+    redis.call('HSET', T(t.id), 'lease_expires_at', t.lease_expires_at)
+    redis.call('ZADD', P .. ':deadlines', deadline, DUE(t))
+  else
+    t.lease_expires_at = nil
+    redis.call('HDEL', T(t.id), 'lease_expires_at')
+    redis.call('ZREM', P .. ':deadlines', DUE(t))
+  end
+end
+
+-- the attempt keeps the lease deadline it ended with (so requeue latency is checkable)
+local function end_attempt(t, outcome, err, digest)
+  put(ATT(t.id, t.fencing_token), 'ended_at', F(NOW), 'outcome', outcome, 'error', err,
+      'digest', digest, 'lease_expires_at', t.lease_expires_at)
+end
+
+-- session state ------------------------------------------------------------------------------
+
+local function session_status(sid, new)
+  local key = S(sid)
+  local cur = redis.call('HGET', key, 'status')
+  if cur == new then return end
+  redis.call('HSET', key, 'status', new)
+  redis.call('HINCRBY', P .. ':count:sessions', cur, -1)
+  redis.call('HINCRBY', P .. ':count:sessions', new, 1)
+  if new == 'idle' then
+    redis.call('ZADD', P .. ':idle', redis.call('HGET', key, 'idle_since'), sid)
+  elseif cur == 'idle' then
+    redis.call('ZREM', P .. ':idle', sid)
+  end
+  if new == 'offline' then redis.call('ZREM', P .. ':silence', sid) end
+end
+
+-- alive now: the session's silence deadline moves to now + lease TTL
+local function touch(sid, interval)
+  redis.call('HSET', S(sid), 'last_heartbeat', F(NOW))
+  redis.call('ZADD', P .. ':silence', NOW + FACTOR * tonumber(interval), sid)
+end
+
+-- alive at NOW (it heart-beat or asked for work): one that had only gone silent is back
+local function revive(sid)
+  local s = redis.call('HMGET', S(sid), 'status', 'name', 'capabilities', 'heartbeat_interval')
+  if s[1] == 'offline' then
+    redis.call('HSET', S(sid), 'idle_since', F(NOW))
+    session_status(sid, redis.call('ZCARD', HELD_KEY(sid)) > 0 and 'busy' or 'idle')
+    emit('session.joined', obj('session_id', sid, 'name', s[2], 'capabilities', RAW(s[3]),
+                               'resumed', true, 'heartbeat_interval', RAW(s[4])))
+  end
+  touch(sid, s[4])
+end
+
+local function maybe_idle(sid)
+  local key = S(sid)
+  if redis.call('HGET', key, 'status') == 'busy' and redis.call('ZCARD', HELD_KEY(sid)) == 0 then
+    redis.call('HSET', key, 'idle_since', F(NOW))
+    session_status(sid, 'idle')
+  end
+end
+
+-- rules.updated_score, with rules.SCORE_ALPHA (ALPHA) from the header
+local function score(sid, cap, success)
+  local x = success and 1.0 or 0.0
+  local key, ck = S(sid), P .. ':cscores:' .. sid
+  local old = tonumber(redis.call('HGET', key, 'performance_score'))
+  local oc = tonumber(redis.call('HGET', ck, cap) or '0.5')
+  redis.call('HSET', ck, cap, F((1 - ALPHA) * oc + ALPHA * x))
+  redis.call('HSET', key, 'performance_score', F((1 - ALPHA) * old + ALPHA * x))
+  redis.call('HINCRBY', key, success and 'tasks_completed' or 'tasks_failed', 1)
+  maybe_idle(sid)
+end
+
+local function session_reply(sid)
+  local flat = redis.call('HGETALL', S(sid))
+  if #flat == 0 then return false end
+  return {flat, redis.call('ZRANGE', HELD_KEY(sid), 0, -1),
+          redis.call('HGETALL', P .. ':cscores:' .. sid)}
+end
+
+-- dependencies ------------------------------------------------------------------------------
+
+local function sorted_members(key)
+  local ids = redis.call('SMEMBERS', key)
+  table.sort(ids)
+  return ids
+end
+
+-- every pending task downstream of a dead one can never run: block it, transitively
+local function block_dependents(tid)
+  local frontier = {tid}
+  while #frontier > 0 do
+    local cause = table.remove(frontier)
+    for _, dep in ipairs(sorted_members(P .. ':dependents:' .. cause)) do
+      local t = hgetall(T(dep))
+      if t and t.status == 'pending' then
+        set_status(t, 'blocked')
+        put(T(dep), 'updated_at', F(NOW), 'completed_at', F(NOW))
+        emit('task.blocked', obj('task_id', dep, 'because', cause))
+        frontier[#frontier + 1] = dep
+      end
+    end
+  end
+end
+
+-- a completed task: dependents whose last open dependency it was become ready
+local function release_dependents(tid)
+  for _, dep in ipairs(sorted_members(P .. ':dependents:' .. tid)) do
+    local t = hgetall(T(dep))
+    if t and t.status == 'pending'
+        and redis.call('HINCRBY', T(dep), 'open_deps', -1) <= 0 then
+      t.priority = t.priority_ready -- rules.on_ready, precomputed when the task was added
+      put(T(dep), 'priority', t.priority, 'updated_at', F(NOW))
+      set_status(t, 'ready')
+      emit('task.ready', obj('task_id', dep, 'required_capability', t.required_capability,
+                             'priority', tonumber(t.priority)))
+    end
+  end
+end
+
+-- releasing held work --------------------------------------------------------------------------
+
+-- tasks.py `_release`: an offer goes back to ready; a lease goes back to ready while
+-- attempts remain and a retry is wanted (rules.after_release), else to failed.
+local function release(t, retry, reason, err)
+  local holder = t.assigned_to
+  local new = 'ready'
+  if t.status ~= 'assigned' and not (retry and tonumber(t.attempts) < tonumber(t.max_attempts)) then
+    new = 'failed'
+  end
+  check_transition(t.status, new)
+  set_status(t, new)
+  set_lease(t, nil)
+  t.assigned_to = nil
+  put(T(t.id), 'assigned_to', nil, 'updated_at', F(NOW))
+  if err then redis.call('HSET', T(t.id), 'error', err) end
+  if new == 'failed' then redis.call('HSET', T(t.id), 'completed_at', F(NOW)) end
+  if holder then maybe_idle(holder) end
+  local data = obj('task_id', t.id, 'session_id', holder, 'reason', reason, 'error', err,
+                   'attempts', tonumber(t.attempts), 'required_capability', t.required_capability)
+  if new == 'ready' then
+    emit('task.requeued', data)
+  else
+    emit('task.failed', data)
+    block_dependents(t.id)
+  end
+  return new
+end
+
+-- everything a departing session holds goes back to the queue (offers and leases);
+-- `moved` (optional) collects {id, new status} of each
+local function release_held(sid, outcome, reason, moved)
+  for _, tid in ipairs(redis.call('ZRANGE', HELD_KEY(sid), 0, -1)) do
+    local t = hgetall(T(tid))
+    if t.status == 'in_progress' then end_attempt(t, outcome, reason) end
+    local new = release(t, true, reason, nil)
+    if moved then moved[#moved + 1] = {tid, new} end
+  end
+end
+
+local function drain(sid)
+  local st = redis.call('HGET', S(sid), 'status')
+  if st == 'idle' or st == 'busy' then
+    session_status(sid, 'draining')
+    emit('session.draining', obj('session_id', sid))
+  end
+end
+
+local function leave(sid, reason, moved)
+  local s = hgetall(S(sid))
+  local outcome = reason == 'left' and 'released' or 'expired'
+  release_held(sid, outcome, 'session ' .. reason, moved)
+  session_status(sid, 'offline')
+  if reason == 'left' and s.token_hash then
+    redis.call('HDEL', P .. ':tokens', s.token_hash)
+    redis.call('HDEL', S(sid), 'token_hash')
+  end
+  if s.status ~= 'offline' or reason == 'left' then
+    emit('session.' .. reason, obj('session_id', sid, 'name', s.name))
+  end
+end

@@ -1,0 +1,308 @@
+-- Task operations: add, claim, offer, outcomes, cancel, and the reaper.
+
+-- A: n external dependencies, then (id, status the plan assumed) each; n tasks, then per
+-- task: id, status, open_deps, task.added data (JSON), n field pairs, the pairs, n deps,
+-- the deps. The plan (rules.plan_batch, in Python) read those statuses; the batch is
+-- written only if every one still holds and no id exists, else nothing is written.
+OPS.add_tasks = function()
+  local i = 1
+  local function nxt() i = i + 1; return A[i - 1] end
+  local n_ext = tonumber(nxt())
+  for _ = 1, n_ext do
+    local id, assumed = nxt(), nxt()
+    if redis.call('HGET', T(id), 'status') ~= assumed then return OK('replan') end
+  end
+  local tasks = {}
+  for k = 1, tonumber(nxt()) do
+    local t = {id = nxt(), status = nxt(), open_deps = nxt(), data = nxt(), fields = {}, deps = {}}
+    for f = 1, 2 * tonumber(nxt()) do t.fields[f] = nxt() end
+    for d = 1, tonumber(nxt()) do t.deps[d] = nxt() end
+    if redis.call('EXISTS', T(t.id)) == 1 then return ERR('task_exists', t.id) end
+    tasks[k] = t
+  end
+  local seqs = {}
+  for k, t in ipairs(tasks) do
+    local seq = redis.call('INCR', P .. ':seq:tasks')
+    seqs[k] = seq
+    local key = T(t.id)
+    redis.call('HSET', key, unpack(t.fields))
+    put(key, 'id', t.id, 'status', t.status, 'seq', D(seq), 'open_deps', t.open_deps,
+        'created_at', F(NOW), 'updated_at', F(NOW))
+    redis.call('ZADD', P .. ':tasks', seq, t.id)
+    redis.call('ZADD', P .. ':status:' .. t.status, seq, t.id)
+    redis.call('HINCRBY', P .. ':count:tasks', t.status, 1)
+    if t.status == 'ready' then
+      local h = hgetall(key)
+      local sc = ready_score(h)
+      redis.call('ZADD', P .. ':ready:' .. h.required_capability, sc, t.id)
+      redis.call('ZADD', P .. ':ready-any', sc, t.id)
+    end
+    for _, dep in ipairs(t.deps) do redis.call('SADD', P .. ':dependents:' .. dep, t.id) end
+    emit('task.added', t.data)
+  end
+  return OK('added', seqs, F(NOW))
+end
+
+-- claiming ----------------------------------------------------------------------------------
+
+-- The session when it may start work now, else nil and the refusal. Writes nothing: a
+-- session that had only gone silent counts as alive (asking for work proves liveness),
+-- and the caller revives it once every check has passed.
+local function claimable(sid)
+  local s = hgetall(S(sid))
+  if not s then return nil, ERR('no_session', sid) end
+  if s.status == 'offline' and s.token_hash then
+    s.status = redis.call('ZCARD', HELD_KEY(sid)) > 0 and 'busy' or 'idle'
+  end
+  if s.status == 'offline' then return nil, ERR('left', sid) end
+  if s.status == 'draining' then return nil, ERR('draining', sid) end
+  local running = 0
+  for _, tid in ipairs(redis.call('ZRANGE', HELD_KEY(sid), 0, -1)) do
+    if redis.call('HGET', T(tid), 'status') == 'in_progress' then running = running + 1 end
+  end
+  if running >= tonumber(s.max_concurrent_tasks) then
+    return nil, ERR('at_capacity', sid, D(running))
+  end
+  s.caps = cjson.decode(s.capabilities)
+  return s
+end
+
+-- after every check passed: the session proved it is alive (one that left stays as it is)
+local function alive(s)
+  if s.token_hash then revive(s.id) end
+end
+
+-- the best ready task the session can take: one index probe per capability
+local function best_ready(caps)
+  if #caps == 0 then return redis.call('ZRANGE', P .. ':ready-any', 0, 0)[1] end
+  local best, best_score, seen = nil, nil, {}
+  for _, cap in ipairs(caps) do
+    if not seen[cap] then
+      seen[cap] = true
+      local head = redis.call('ZRANGE', P .. ':ready:' .. cap, 0, 0, 'WITHSCORES')
+      if head[1] and (best == nil or tonumber(head[2]) < best_score) then
+        best, best_score = head[1], tonumber(head[2])
+      end
+    end
+  end
+  return best
+end
+
+-- the best task already offered to the session
+local function best_offer(sid)
+  local best, best_key = nil, nil
+  for _, tid in ipairs(redis.call('ZRANGE', HELD_KEY(sid), 0, -1)) do
+    local f = redis.call('HMGET', T(tid), 'status', 'priority', 'seq')
+    if f[1] == 'assigned' then
+      local key = ready_score({priority = f[2], seq = f[3]})
+      if best == nil or key < best_key then best, best_key = tid, key end
+    end
+  end
+  return best
+end
+
+local function claim_task(tid, s)
+  local t = hgetall(T(tid))
+  check_transition(t.status, 'in_progress')
+  local sid = s.id
+  local attempts = tonumber(t.attempts) + 1
+  local token = tonumber(t.fencing_token) + 1
+  local lease = NOW + FACTOR * tonumber(s.heartbeat_interval)
+  t.assigned_to = sid
+  set_status(t, 'in_progress')
+  put(T(tid), 'assigned_to', sid, 'attempts', D(attempts), 'fencing_token', D(token),
+      'started_at', F(NOW), 'progress', '0.0', 'progress_message', nil, 'updated_at', F(NOW))
+  set_lease(t, lease)
+  put(ATT(tid, D(token)), 'attempt', D(attempts), 'session_id', sid, 'fencing_token', D(token),
+      'capability', t.required_capability, 'started_at', F(NOW))
+  redis.call('SADD', P .. ':holders:' .. tid, sid)
+  if redis.call('HGET', S(sid), 'status') == 'idle' then session_status(sid, 'busy') end
+  emit('task.claimed', obj('task_id', tid, 'session_id', sid, 'fencing_token', token,
+                           'attempt', attempts, 'expires_at', FL(lease),
+                           'required_capability', t.required_capability))
+  return OK(redis.call('HGETALL', T(tid)))
+end
+
+-- A: session id
+OPS.claim_next = function()
+  local s, refused = claimable(A[1])
+  if not s then return refused end
+  alive(s)
+  local tid = best_offer(s.id) or best_ready(s.caps)
+  if not tid then return OK(false) end
+  return claim_task(tid, s)
+end
+
+-- A: session id, task id
+OPS.claim = function()
+  local sid, tid = A[1], A[2]
+  local t = redis.call('HMGET', T(tid), 'status', 'assigned_to', 'required_capability')
+  if not t[1] then return ERR('no_task', tid) end
+  local s, refused = claimable(sid)
+  if not s then return refused end
+  if t[1] == 'assigned' and t[2] ~= sid then return ERR('offered_elsewhere', tid) end
+  if t[1] ~= 'ready' and t[1] ~= 'assigned' then return ERR('not_ready', tid, t[1]) end
+  if #s.caps > 0 then
+    local ok = false
+    for _, cap in ipairs(s.caps) do ok = ok or cap == t[3] end
+    if not ok then return ERR('capability', tid, t[3], sid) end
+  end
+  alive(s)
+  return claim_task(tid, s)
+end
+
+-- A: session id, deadline (on the caller's clock)
+OPS.assign_next = function()
+  local s, refused = claimable(A[1])
+  if not s then return refused end
+  alive(s)
+  local tid = best_ready(s.caps)
+  if not tid then return OK(false) end
+  local t = hgetall(T(tid))
+  local deadline = tonumber(A[2]) + SHIFT
+  t.assigned_to = s.id
+  set_status(t, 'assigned')
+  put(T(tid), 'assigned_to', s.id, 'updated_at', F(NOW))
+  set_lease(t, deadline)
+  emit('task.assigned', obj('task_id', tid, 'session_id', s.id, 'deadline', FL(deadline)))
+  return OK(redis.call('HGETALL', T(tid)))
+end
+
+-- outcomes ---------------------------------------------------------------------------------
+
+-- 'held' and the task when the caller holds a valid lease; 'dup' and the task when the very
+-- same outcome was already recorded for this token; else nil and the refusal.
+local function held_check(sid, tid, token, outcome, digest)
+  local t = hgetall(T(tid))
+  if not t then return nil, ERR('no_task', tid) end
+  if t.status == 'in_progress' and t.assigned_to == sid and t.fencing_token == token
+      and t.lease_expires_at and tonumber(t.lease_expires_at) > NOW then
+    return 'held', t
+  end
+  local att = redis.call('HMGET', ATT(tid, token), 'session_id', 'outcome', 'digest')
+  if att[1] ~= sid then
+    if t.assigned_to == sid or redis.call('SISMEMBER', P .. ':holders:' .. tid, sid) == 1 then
+      return nil, ERR('stale_token', tid, token)
+    end
+    return nil, ERR('not_holder', tid)
+  end
+  if outcome and att[2] == outcome then
+    if att[3] == digest then return 'dup', t end
+    return nil, ERR('other_outcome', tid, token, outcome)
+  end
+  if att[2] == 'completed' or att[2] == 'failed' then
+    return nil, ERR('ended', tid, token, att[2])
+  end
+  return nil, ERR('lease_gone', tid, token, att[2] or '')
+end
+
+-- A: session id, task id, token, progress (float text), message (optional)
+OPS.progress = function()
+  local sid, tid, token, value, message = A[1], A[2], A[3], A[4], OPT(A[5])
+  local state, t = held_check(sid, tid, token, nil, nil)
+  if not state then return t end
+  local interval = redis.call('HGET', S(sid), 'heartbeat_interval')
+  put(T(tid), 'progress', value, 'progress_message', message, 'updated_at', F(NOW))
+  set_lease(t, NOW + FACTOR * tonumber(interval))
+  touch(sid, interval)
+  emit('task.progress', obj('task_id', tid, 'session_id', sid, 'progress', RAW(value),
+                            'message', message))
+  return OK('held', redis.call('HGETALL', T(tid)))
+end
+
+-- A: session id, task id, token, result (optional JSON), digest
+OPS.complete = function()
+  local sid, tid, token, result, digest = A[1], A[2], A[3], OPT(A[4]), A[5]
+  local state, t = held_check(sid, tid, token, 'completed', digest)
+  if not state then return t end
+  if state == 'dup' then return OK('dup', redis.call('HGETALL', T(tid))) end
+  check_transition(t.status, 'completed')
+  end_attempt(t, 'completed', nil, digest)
+  local duration = NOW - tonumber(t.started_at or NOW)
+  set_status(t, 'completed')
+  set_lease(t, nil)
+  put(T(tid), 'result', result, 'completed_at', F(NOW), 'updated_at', F(NOW), 'progress', '1.0',
+      'error', nil)
+  score(sid, t.required_capability, true)
+  redis.call('HINCRBY', P .. ':meta', 'completed', 1)
+  local sum = tonumber(redis.call('HGET', P .. ':meta', 'duration_sum') or '0')
+  redis.call('HSET', P .. ':meta', 'duration_sum', F(sum + duration))
+  emit('task.completed', obj('task_id', tid, 'session_id', sid, 'fencing_token', tonumber(token),
+                             'duration', FL(duration)))
+  release_dependents(tid)
+  return OK('held', redis.call('HGETALL', T(tid)))
+end
+
+-- A: session id, task id, token, error, retry ('1' or '0'), digest
+OPS.fail = function()
+  local sid, tid, token, err, retry, digest = unpack(A, 1, 6)
+  local state, t = held_check(sid, tid, token, 'failed', digest)
+  if not state then return t end
+  if state == 'dup' then return OK('dup', redis.call('HGETALL', T(tid))) end
+  end_attempt(t, 'failed', err, digest)
+  score(sid, t.required_capability, false)
+  release(t, retry == '1', 'failed', err)
+  return OK('held', redis.call('HGETALL', T(tid)))
+end
+
+-- A: task id, reason
+OPS.cancel = function()
+  local tid, reason = A[1], A[2]
+  local t = hgetall(T(tid))
+  if not t then return ERR('no_task', tid) end
+  if FINAL[t.status] then return ERR('final', tid, t.status) end
+  check_transition(t.status, 'cancelled')
+  local holder = t.assigned_to
+  if t.status == 'in_progress' then end_attempt(t, 'released', 'cancelled: ' .. reason) end
+  set_status(t, 'cancelled')
+  set_lease(t, nil)
+  put(T(tid), 'assigned_to', nil, 'completed_at', F(NOW), 'updated_at', F(NOW))
+  if holder then maybe_idle(holder) end
+  emit('task.cancelled', obj('task_id', tid, 'reason', reason, 'session_id', holder))
+  block_dependents(tid)
+  return OK(redis.call('HGETALL', T(tid)))
+end
+
+-- reaping ------------------------------------------------------------------------------------
+
+-- A: limit. Silent sessions go offline, then expired leases and offers move on.
+OPS.reap = function()
+  local limit = tonumber(A[1])
+  local silent = redis.call('ZRANGE', P .. ':silence', '-inf', NOW, 'BYSCORE',
+                            'LIMIT', 0, limit + 1)
+  local offline, moved = {}, {}
+  for k = 1, math.min(#silent, limit) do
+    leave(silent[k], 'offline', moved)
+    offline[k] = silent[k]
+  end
+  local due = redis.call('ZRANGE', P .. ':deadlines', '-inf', NOW, 'BYSCORE',
+                         'LIMIT', 0, limit + 1)
+  local requeued, failed = {}, {}
+  for k = 1, math.min(#due, limit) do
+    local t = hgetall(T(string.match(due[k], '^%d+:(.*)$')))
+    local reason = 'claim_timeout'
+    if t.status == 'in_progress' then
+      end_attempt(t, 'expired', 'lease expired')
+      reason = 'lease_expired'
+    end
+    if release(t, true, reason, nil) == 'ready' then
+      requeued[#requeued + 1] = t.id
+    else
+      failed[#failed + 1] = t.id
+    end
+  end
+  for _, m in ipairs(moved) do -- the silent sessions' tasks come after the expired leases
+    if m[2] == 'ready' then requeued[#requeued + 1] = m[1] else failed[#failed + 1] = m[1] end
+  end
+  local more = (#silent > limit or #due > limit) and 1 or 0
+  return OK(offline, requeued, failed, more)
+end
+
+OPS.next_deadline = function()
+  local best = false
+  for _, key in ipairs({P .. ':deadlines', P .. ':silence'}) do
+    local head = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+    if head[1] and (not best or tonumber(head[2]) < tonumber(best)) then best = head[2] end
+  end
+  return OK(best)
+end

@@ -1,0 +1,120 @@
+"""The one Lua script behind every RedisStore operation, and what its replies mean.
+
+The script is lua/lib.lua (shared helpers) + the operation files, between a header that
+unpacks the arguments and a dispatcher that runs one operation. Every call sends:
+
+    ARGV = op, prefix, epoch, clock, fence, channel, lease_factor, now, op arguments...
+
+The dispatcher first refuses when the store epoch is not the one this process opened
+(an emptied or replaced Redis), and, for the coordinator's writes (reap, assign_next),
+when this process believes it leads but the leader lease says otherwise. Then it sets NOW
+(the caller's `now`, or Redis TIME with clock=server), runs the operation, and publishes
+the last event seq when the operation emitted events.
+
+A reply is `{"ok" | "!", [event JSON...], payload...}`; "!" carries a refusal code and
+its arguments, which `refusal` turns into the same SwarmError the SQLite store raises.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+
+from ...core import rules
+from ...errors import (
+    AlreadyExists,
+    Conflict,
+    Forbidden,
+    LeaseLost,
+    NotClaimable,
+    NotFound,
+    OutcomeMismatch,
+    StaleVersion,
+    SwarmError,
+    Unavailable,
+)
+
+LUA_FILES = ("lib.lua", "sessions.lua", "tasks.lua", "swarm.lua")
+
+HEADER = """\
+local OP, P, EPOCH, CLOCK, FENCE, CHANNEL = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local FACTOR, NOWARG = tonumber(ARGV[7]), ARGV[8]
+local A = {{}}
+for i = 9, #ARGV do A[i - 8] = ARGV[i] end
+local OPS = {{}}
+local ALPHA = {alpha!r}
+local TRANSITIONS = {{{transitions}}}
+"""
+
+DISPATCH = """\
+local op = OPS[OP]
+if not op then return {'!', {}, 'unknown_op', OP} end
+if OP ~= 'init' then
+  local epoch = redis.call('HGET', P .. ':meta', 'epoch')
+  if epoch ~= EPOCH then return {'!', {}, 'epoch', epoch or ''} end
+end
+if FENCE ~= '' and (OP == 'reap' or OP == 'assign_next')
+    and redis.call('GET', P .. ':leader') ~= FENCE then
+  return {'!', {}, 'not_leader'}
+end
+if NOWARG ~= '' then set_now(NOWARG) end
+local reply = op()
+if #EVENTS > 0 then
+  redis.call('PUBLISH', CHANNEL, string.match(EVENTS[#EVENTS], '^{"seq":(%d+)'))
+end
+return reply
+"""
+
+
+def source() -> str:
+    """The whole script, with the core rules it needs (transitions, score weight) inlined."""
+    transitions = ", ".join(
+        f"['{old.value}>{new.value}'] = true" for old, new in sorted(rules.TRANSITIONS))
+    parts = [HEADER.format(alpha=rules.SCORE_ALPHA, transitions=transitions)]
+    folder = resources.files(__package__).joinpath("lua")
+    parts += [folder.joinpath(name).read_text(encoding="utf-8") for name in LUA_FILES]
+    parts.append(DISPATCH)
+    return "\n".join(parts)
+
+
+def _lease_gone(tid: str, token: str, outcome: str) -> LeaseLost:
+    suffix = " (expired)" if not outcome else f" ({outcome})"
+    return LeaseLost(f"the lease of {tid!r} (token {token}) is no longer held{suffix}")
+
+
+REFUSALS = {
+    "no_task": lambda tid: NotFound(f"task {tid!r} does not exist"),
+    "no_session": lambda sid: NotFound(f"session {sid!r} does not exist"),
+    "no_topic": lambda topic: NotFound(f"knowledge topic {topic!r} does not exist"),
+    "already_online": lambda sid: AlreadyExists(f"session {sid!r} is online already"),
+    "task_exists": lambda tid: AlreadyExists(f"task id {tid!r} already exists"),
+    "left": lambda sid: NotClaimable(f"session {sid!r} left the swarm"),
+    "draining": lambda sid: NotClaimable(f"session {sid!r} is draining and takes no new work"),
+    "at_capacity": lambda sid, n: NotClaimable(
+        f"session {sid!r} already runs {n} task(s), its max_concurrent_tasks"),
+    "offered_elsewhere": lambda tid: NotClaimable(f"task {tid!r} is offered to another session"),
+    "not_ready": lambda tid, status: NotClaimable(f"task {tid!r} is {status}, not ready"),
+    "capability": lambda tid, cap, sid: NotClaimable(
+        f"task {tid!r} needs capability {cap!r}, which session {sid!r} does not have"),
+    "final": lambda tid, status: NotClaimable(f"task {tid!r} is already {status}"),
+    "stale_token": lambda tid, token: LeaseLost(
+        f"fencing token {token} is not the current lease of {tid!r}"),
+    "not_holder": lambda tid: Forbidden(f"task {tid!r} is not held by this session"),
+    "other_outcome": lambda tid, token, outcome: OutcomeMismatch(
+        f"a different {outcome} outcome is already recorded for {tid!r} token {token}"),
+    "ended": lambda tid, token, outcome: OutcomeMismatch(
+        f"attempt {token} of {tid!r} already ended {outcome}"),
+    "lease_gone": _lease_gone,
+    "stale_version": lambda topic, current, expected: StaleVersion(
+        f"knowledge {topic!r} is at version {current}, not {expected}: read it again"),
+    "not_leader": lambda: Conflict("this replica no longer holds the leader lease"),
+    "damaged": lambda: Unavailable(
+        "refusing to start: swarm keys exist under this prefix but the store epoch is "
+        "missing (evicted or partly restored data); restore the AOF"),
+}
+
+
+def refusal(code: str, args: list[str]) -> SwarmError:
+    make = REFUSALS.get(code)
+    if make is None:
+        return SwarmError(f"the redis store script refused with {code!r} {args}")
+    return make(*args)  # type: ignore[no-any-return,operator]
