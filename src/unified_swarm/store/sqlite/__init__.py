@@ -118,7 +118,8 @@ class SQLiteStore:
             rows = conn.execute(
                 "SELECT * FROM sessions s WHERE status = 'idle' AND idle_since <= ? AND NOT "
                 "EXISTS (SELECT 1 FROM tasks t WHERE t.assigned_to = s.id AND t.status IN "
-                "('assigned', 'in_progress')) ORDER BY idle_since", (now - idle_for,)).fetchall()
+                "('assigned', 'in_progress')) ORDER BY idle_since, id",
+                (now - idle_for,)).fetchall()
             return [session_from_row(r, []) for r in rows]
         return await self._read(read)  # type: ignore[no-any-return]
 

@@ -116,8 +116,9 @@ def reap_silent(conn: Conn, ev: list[Event], now: float, limit: int, settings: S
                 moved: list[Task]) -> tuple[list[str], bool]:
     rows = conn.execute(
         "SELECT id FROM sessions WHERE status != 'offline' "
-        "AND last_heartbeat + ? * heartbeat_interval <= ? LIMIT ?",
-        (settings.lease_factor, now, limit + 1)).fetchall()
+        "AND last_heartbeat + ? * heartbeat_interval <= ? "
+        "ORDER BY last_heartbeat + ? * heartbeat_interval, id LIMIT ?",  # most overdue first
+        (settings.lease_factor, now, settings.lease_factor, limit + 1)).fetchall()
     ids = [r[0] for r in rows[:limit]]
     for sid in ids:
         leave(conn, ev, sid, now, "offline", moved)

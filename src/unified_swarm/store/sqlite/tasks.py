@@ -416,7 +416,7 @@ def reap_leases(conn: Conn, ev: list[Event], now: float, limit: int) -> tuple[
         list[str], list[str], bool]:
     rows = conn.execute(
         "SELECT * FROM tasks WHERE status IN ('assigned', 'in_progress') "
-        "AND lease_expires_at <= ? ORDER BY lease_expires_at LIMIT ?", (now, limit + 1)
+        "AND lease_expires_at <= ? ORDER BY lease_expires_at, seq LIMIT ?", (now, limit + 1)
     ).fetchall()
     requeued: list[str] = []
     failed: list[str] = []
