@@ -122,11 +122,11 @@ def test_asks_for_the_token_once_and_refuses_a_wrong_one(
     assert page.locator("#login").is_hidden()
 
 
-def restarted(server: LiveServer) -> LiveServer:
+def restarted(server: LiveServer, **changes: str) -> LiveServer:
     """The same data directory served again on the same port (as after a restart)."""
     import uvicorn
 
-    again = LiveServer(server.settings)
+    again = LiveServer(server.settings.replace(**changes))
     config = uvicorn.Config(again.app, host="127.0.0.1", port=server.settings.port,
                             log_level="warning", lifespan="on")
     again.server, again.url = uvicorn.Server(config), server.url
@@ -155,6 +155,20 @@ def test_reconnects_after_a_restart_and_resumes(page: Page, sqlite_server: LiveS
     # the browser logs its failed attempts while the server was down; nothing else
     assert all("ERR_CONNECTION_REFUSED" in e or "WebSocket" in e for e in page_errors)
     page_errors.clear()
+
+
+def test_a_changed_token_brings_back_the_prompt(page: Page, sqlite_server: LiveServer,
+                                                page_errors: list[str]) -> None:
+    open_dashboard(page, sqlite_server)
+    sqlite_server.stop()
+    again = restarted(sqlite_server, token="a-new-operator-token")
+    try:
+        page.locator("#login-msg", has_text="refused").wait_for(timeout=20_000)
+        assert page.evaluate("localStorage.getItem('swarm.token')") is None
+        page.close()
+    finally:
+        again.stop()
+    page_errors.clear()  # the refused handshakes and the 401 are logged by the browser
 
 
 def test_a_full_scene_renders(page: Page, sqlite_server: LiveServer, swarm: Swarm,

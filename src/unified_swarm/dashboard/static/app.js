@@ -11,7 +11,9 @@ import * as views from "./views.js";
 const PREFILL = 100; // events before the snapshot shown in the feed on load
 const FLUSH_MS = 200; // refetch what events touched at most this often
 const REFRESH_MS = 10000; // heartbeats emit no events: re-read sessions this often
-const MAX_SINGLE_FETCHES = 20; // more dirty tasks than this: re-read the whole list
+const MAX_SINGLE_FETCHES = 20; // more new tasks than this: re-read the whole list...
+const FULL_RELOAD_MS = 3000; // ...but at most this often
+const CHECK_TOKEN_EVERY = 3; // failed handshakes in a row before asking REST about the token
 
 class Dashboard {
   constructor(token) {
@@ -26,6 +28,7 @@ class Dashboard {
     this.flushing = false;
     this.live = null;
     this.ticker = null;
+    this.lastFullReload = 0;
   }
 
   async start() {
@@ -41,7 +44,7 @@ class Dashboard {
     this.render("all");
     this.live = new LiveStream(this.token, {
       onEvent: (ev) => this.onEvent(ev),
-      onState: (state) => this.onConnection(state),
+      onState: (state, failures) => this.onConnection(state, failures),
       onResync: () => this.restart(),
     });
     this.live.start(Math.max(0, status.last_event_seq - PREFILL));
@@ -77,11 +80,12 @@ class Dashboard {
     this.scheduleFlush();
   }
 
-  onConnection(state) {
+  onConnection(state, failures) {
     $("conn").dataset.state = state;
     $("conn-text").textContent = state;
-    if (state === "refused") {
-      // Is it the token? One REST call tells (it answers 401 if so).
+    if (failures && failures % CHECK_TOKEN_EVERY === 0) {
+      // The handshake keeps failing: the server is down, or the token was changed. One
+      // REST call tells which (a 401 means the token).
       this.api.status().catch((err) => { if (err instanceof AuthError) this.signOut(err.message); });
     }
   }
@@ -116,9 +120,16 @@ class Dashboard {
   async refreshTasks(ids) {
     if (!ids.length) return;
     if (ids.length > MAX_SINGLE_FETCHES) {
-      this.model.setTasks(await this.api.tasks());
-      if (this.model.selected) ids = [this.model.selected];
-      else ids = [];
+      const wait = this.lastFullReload + FULL_RELOAD_MS - Date.now();
+      if (wait > 0) { // a burst: come back for all of them in one go
+        for (const id of ids) this.model.dirty.tasks.add(id);
+        setTimeout(() => this.scheduleFlush(), wait);
+        return;
+      }
+      this.lastFullReload = Date.now();
+      const fresh = await this.api.tasks();
+      for (const t of fresh) this.model.putTask(t);
+      ids = this.model.selected ? [this.model.selected] : [];
     }
     await Promise.all(ids.map((id) => this.api.task(id).then((r) => {
       this.model.putTask(r.task);

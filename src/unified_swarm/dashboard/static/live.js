@@ -9,7 +9,8 @@ const CLOSE_AFTER_AHEAD = 4002;
 export class LiveStream {
   /**
    * onEvent(event): one Event, in seq order, each once.
-   * onState(state, detail): "connecting" | "live" | "reconnecting" | "refused".
+   * onState(state, failures): "connecting" | "live" | "reconnecting", and how many
+   * handshakes in a row failed (a bad token, or the server is down).
    * onResync(): the server's log no longer has our position (a replaced store).
    */
   constructor(token, { onEvent, onState, onResync }) {
@@ -21,6 +22,7 @@ export class LiveStream {
     this.ws = null;
     this.delay = 500;
     this.failures = 0;
+    this.wasLive = false;
     this.timer = null;
     this.stopped = false;
   }
@@ -45,13 +47,14 @@ export class LiveStream {
   }
 
   open() {
-    this.onState(this.failures ? "reconnecting" : "connecting");
+    this.onState(this.failures || this.wasLive ? "reconnecting" : "connecting", 0);
     const protocols = SUBPROTOCOL_SAFE.test(this.token) ? ["swarm", `bearer.${this.token}`] : [];
     const ws = new WebSocket(this.url(), protocols);
     let opened = false;
     this.ws = ws;
     ws.onopen = () => {
       opened = true;
+      this.wasLive = true;
       this.failures = 0;
       this.delay = 500;
       this.onState("live");
@@ -68,9 +71,8 @@ export class LiveStream {
         this.onResync();
         return;
       }
-      this.failures = opened ? 1 : this.failures + 1;
-      // A handshake refused again and again is most likely a bad token.
-      this.onState(this.failures >= 4 && !opened ? "refused" : "reconnecting");
+      this.failures = opened ? 0 : this.failures + 1;
+      this.onState("reconnecting", this.failures);
       const wait = e.code === CLOSE_TOO_SLOW ? 0 : this.delay;
       this.delay = Math.min(this.delay * 2, 10000);
       this.timer = setTimeout(() => this.open(), wait);

@@ -82,7 +82,9 @@ export class Model {
       if (ev.type === "task.progress") t.progress = { value: d.progress, message: d.message };
       t.updated_at = ev.at;
     }
-    this.dirty.tasks.add(id);
+    // Events carry status, holder and progress; re-read only what they cannot fill in:
+    // a new task (the event has a summary) and the task open in the detail pane.
+    if (ev.type === "task.added" || id === this.selected) this.dirty.tasks.add(id);
     if (ev.type !== "task.added" && ev.type !== "task.progress") this.dirty.sessions = true;
   }
 
