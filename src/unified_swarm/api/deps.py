@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+import re
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Annotated, Any
 
 import orjson
@@ -44,21 +45,36 @@ class SwarmRoute(APIRoute):
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         # Starlette's 405 names only this route's methods; a path served by several routes
-        # (GET and POST /work) must list them all in `Allow`
+        # (GET and POST /work) must list them all in `Allow`, as the OpenAPI document does
         if self.methods and scope["method"] not in self.methods:
-            raise HTTPException(405, "Method Not Allowed",
-                                headers={"Allow": ", ".join(allowed_methods(scope))})
+            allowed = allowed_methods(scope)
+            raise HTTPException(405, "Method Not Allowed", headers={"Allow": ", ".join(allowed)})
         await super().handle(scope, receive, send)
 
 
 def allowed_methods(scope: Scope) -> list[str]:
-    """Every method some route of the app serves at this request's path."""
-    methods: set[str] = set()
-    for route in getattr(scope.get("router"), "routes", ()):
+    """The methods of the most specific path template matching this path, as the OpenAPI
+    document lists them: /session/register is POST, though /session/{id:path} matches it."""
+    best: dict[str, set[str]] = {}
+    for route in _routes(scope.get("router")):
         if (isinstance(route, Route) and route.methods
                 and route.matches(scope)[0] is not Match.NONE):
-            methods |= route.methods
-    return sorted(methods)
+            best.setdefault(route.path, set()).update(route.methods)
+    if not best:
+        return []
+    literal = {t: len(re.sub(r"\{[^}]*\}", "", t)) for t in best}
+    top = max(literal.values())
+    return sorted(set().union(*(m for t, m in best.items() if literal[t] == top)))
+
+
+def _routes(router: Any) -> Iterator[Any]:
+    """The app's routes, through included routers (recent FastAPI keeps them nested)."""
+    for route in getattr(router, "routes", ()):
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            yield from _routes(inner)
+        else:
+            yield route
 
 
 async def get_orchestrator(request: Request) -> Orchestrator:

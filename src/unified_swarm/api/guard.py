@@ -1,4 +1,5 @@
-"""The ASGI guard in front of every route: Host allow-list, body cap, per-token rate limit.
+"""The ASGI guard in front of every route: the request head, Host allow-list, body cap,
+per-token rate limit.
 
 It runs before any parsing, so a 1 GiB body is refused from its Content-Length (or, when
 chunked, as soon as the running count passes the cap) without being buffered, and a
@@ -8,6 +9,7 @@ flooding token is answered 429 before it costs a store round-trip.
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -23,6 +25,20 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1", "[::1]")
+#: the largest request head (header names and values) we read on: the 4 x 8 KiB of nginx's
+#: default buffers; a token-carrying API client sends well under 1 KiB
+MAX_HEADER_BYTES = 32 * 1024
+#: headers that must come once: sent twice, the rate limiter (this guard) and the auth check
+#: (the handler) could each read a different one (RFC 9110 5.3; RFC 9112 3.2 for Host)
+SINGLETONS = frozenset({"host", "authorization", "content-length"})
+#: no id, topic or route holds a control character; a decoded %00 or %0A in the path is an
+#: attack on a parser somewhere (Starlette's `$` even lets a final "\n" slip past a route)
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class HeadersTooLarge(SwarmError):
+    status = 431
+    code = "headers_too_large"
 
 
 class _TooLarge(BaseException):
@@ -64,9 +80,8 @@ class Guard:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
             return await self.app(scope, receive, send)
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1")
-                   for k, v in scope.get("headers", [])}
         try:
+            headers = self._check_head(scope)
             self._check_host(headers.get("host", ""))
             self._check_rate(scope, headers)
             if scope["type"] == "http":
@@ -79,6 +94,22 @@ class Guard:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         return await self._capped(scope, receive, send)
+
+    def _check_head(self, scope: Scope) -> dict[str, str]:
+        """The headers as a dict, once the head is small, its singletons single and its
+        path free of control characters."""
+        raw = scope.get("headers", [])
+        if sum(len(k) + len(v) for k, v in raw) > MAX_HEADER_BYTES:
+            raise HeadersTooLarge(f"request headers are over {MAX_HEADER_BYTES} bytes")
+        headers: dict[str, str] = {}
+        for k, v in raw:
+            name = k.decode("latin-1").lower()
+            if name in headers and name in SINGLETONS:
+                raise _Invalid(f"the {name} header is sent more than once")
+            headers[name] = v.decode("latin-1")
+        if CONTROL.search(scope.get("path", "")):
+            raise _Invalid("the path holds a control character")
+        return headers
 
     def _check_host(self, host: str) -> None:
         if self.any_host:

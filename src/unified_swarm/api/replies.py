@@ -216,10 +216,11 @@ _WHY = {
     413: "Body or payload over its byte limit",
     422: "Malformed JSON or wrong types",
     429: "Rate limited: see Retry-After",
+    431: "Request headers over 32 KiB",
     503: "The store is unreachable: see Retry-After",
 }
-#: what any route may answer: the Guard (400 Host, 413, 429), auth (401), the store (503)
-COMMON = (400, 401, 413, 422, 429, 503)
+#: what any route may answer: the Guard (400 Host, 413, 429, 431), auth (401), the store (503)
+COMMON = (400, 401, 413, 422, 429, 431, 503)
 
 
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:

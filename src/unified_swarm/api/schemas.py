@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
+from fastapi import Path
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag
 
 from ..core.rules import ID_PATTERN, NAME_PATTERN, TaskSpec
@@ -17,6 +18,8 @@ IdStr = Annotated[str, Field(min_length=1, max_length=128,
                               json_schema_extra={"pattern": ID_PATTERN})]
 Name = Annotated[str, Field(min_length=1, max_length=64,
                              json_schema_extra={"pattern": NAME_PATTERN})]
+#: a task or session id in the path (`/work/{task_id}`): an unknown one is a 404
+IdPath = Annotated[str, Path(json_schema_extra={"pattern": ID_PATTERN})]
 
 
 def _integral(value: Any) -> Any:

@@ -9,10 +9,10 @@ from fastapi import APIRouter, Body
 from ..core.orchestrator import SessionSpec
 from ..errors import Forbidden
 from ..models import SessionStatus
-from .deps import Caller, Operator, Orch, SessionCaller, SwarmRoute
+from .deps import Caller, Operator, Orch, SessionCaller, SwarmRoute, check_size
 from .replies import COMMON, HeartbeatOut, Registered, SessionReply, SessionsReply, errors
 from .responses import JSONResp
-from .schemas import HeartbeatIn, RegisterIn
+from .schemas import HeartbeatIn, IdPath, RegisterIn
 
 router = APIRouter(route_class=SwarmRoute, tags=["sessions"], responses=errors(*COMMON))
 #: ids may hold "/" (rules.ID_RE), so they take a path converter to stay addressable
@@ -22,6 +22,8 @@ ONE = "/session/{session_id:path}"
 @router.post("/session/register", status_code=201, response_model=Registered,
              responses=errors(403, 409))
 async def register(body: RegisterIn, orch: Orch, _: Operator) -> JSONResp:
+    # served back in every listing and heartbeat: capped like a task's input
+    check_size(body.metadata, orch.settings.max_input_bytes, "metadata")
     session, token = await orch.register(SessionSpec(
         capabilities=body.capabilities, id=body.id, name=body.name,
         max_concurrent_tasks=body.max_concurrent_tasks,
@@ -45,14 +47,14 @@ async def heartbeat(orch: Orch, session: SessionCaller,
 
 
 @router.delete(ONE, response_model=SessionReply, responses=errors(403, 404))
-async def leave(session_id: str, orch: Orch, caller: Caller) -> JSONResp:
+async def leave(session_id: IdPath, orch: Orch, caller: Caller) -> JSONResp:
     if caller.role != "operator" and caller.session_id != session_id:
         raise Forbidden("a session can only remove itself")
     return JSONResp({"session": (await orch.leave(session_id)).wire()})
 
 
 @router.post(ONE + "/drain", response_model=SessionReply, responses=errors(403, 404, 409))
-async def drain(session_id: str, orch: Orch, _: Operator) -> JSONResp:
+async def drain(session_id: IdPath, orch: Orch, _: Operator) -> JSONResp:
     return JSONResp({"session": (await orch.drain(session_id)).wire()})
 
 
@@ -64,5 +66,5 @@ async def list_sessions(orch: Orch, _: Caller, status: SessionStatus | None = No
 
 
 @router.get(ONE, response_model=SessionReply, responses=errors(404))
-async def get_session(session_id: str, orch: Orch, _: Caller) -> JSONResp:
+async def get_session(session_id: IdPath, orch: Orch, _: Caller) -> JSONResp:
     return JSONResp({"session": (await orch.get_session(session_id)).wire()})

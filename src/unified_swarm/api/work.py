@@ -24,7 +24,16 @@ from .replies import (
     errors,
 )
 from .responses import JSONResp
-from .schemas import CancelIn, ClaimIn, CompleteIn, FailIn, ProgressIn, TaskBatch, WorkIn
+from .schemas import (
+    CancelIn,
+    ClaimIn,
+    CompleteIn,
+    FailIn,
+    IdPath,
+    ProgressIn,
+    TaskBatch,
+    WorkIn,
+)
 
 router = APIRouter(route_class=SwarmRoute, tags=["work"], responses=errors(*COMMON))
 #: ids may hold "/" (rules.ID_RE), so they take a path converter to stay addressable
@@ -123,13 +132,13 @@ async def fail(body: FailIn, orch: Orch, session: SessionCaller) -> JSONResp:
 
 
 @router.get(ONE, response_model=TaskDetail, responses=errors(404))
-async def get_work(task_id: str, orch: Orch, _: Caller) -> JSONResp:
+async def get_work(task_id: IdPath, orch: Orch, _: Caller) -> JSONResp:
     task, history = await orch.get_task(task_id)
     return JSONResp({"task": task.wire(), "history": [a.wire() for a in history]})
 
 
 @router.post(ONE + "/cancel", response_model=TaskReply, responses=errors(403, 404, 409))
-async def cancel(task_id: str, orch: Orch, _: Operator,
+async def cancel(task_id: IdPath, orch: Orch, _: Operator,
                  body: Annotated[CancelIn | None, Body()] = None) -> JSONResp:
     reason = body.reason if body else "cancelled by operator"
     return JSONResp({"task": (await orch.cancel(task_id, reason)).wire()})

@@ -364,16 +364,18 @@ class Orchestrator:
 #: A topic is a name people read: no controls (C0, DEL, C1) and none of the invisible or
 #: bidi format characters that make one name look like another (soft hyphen, zero-width
 #: and joiners, LRM/RLM, embeddings, overrides and isolates, line/paragraph separators,
-#: BOM). Written with escapes both Python and JSON Schema (ECMA) regexes read alike.
-TOPIC_PATTERN = (r"^[^\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e"
-                 r"\u2060-\u206f\ufeff\ufff9-\ufffb]{1,256}$")
+#: BOM); its "/"-separated segments as in ids (`rules.SEGMENTS`). Written with escapes
+#: both Python and JSON Schema (ECMA) regexes read alike.
+TOPIC_PATTERN = ("^" + rules.SEGMENTS + r"[^\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e"
+                 r"\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb]{1,256}$")
 TOPIC_RE = re.compile(TOPIC_PATTERN.removesuffix("$") + r"\Z")
 
 
 def _check_topic(topic: str) -> None:
     if not TOPIC_RE.match(topic):
         raise InvalidInput("a knowledge topic is 1..256 printable characters (no controls, "
-                           "no invisible or bidi format characters)")
+                           "no invisible or bidi format characters), and no empty, '.' or "
+                           "'..' segment between its '/'")
 
 
 def status_view(c: Counts) -> dict[str, JSON]:

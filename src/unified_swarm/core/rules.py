@@ -47,8 +47,12 @@ TRANSITIONS: frozenset[tuple[TaskStatus, TaskStatus]] = frozenset(
     }
 )
 
+#: Ids and topics may hold "/", but each "/"-separated segment must be a real name: none
+#: empty, "." or "..", which URL normalisation rewrites (GET /work/a/../b reaches /work/b),
+#: so everything stays addressable and nothing looks like a path traversal.
+SEGMENTS = r"(?!/)(?!.*//)(?!.*/$)(?!(?:.*[/\\])?\.\.?(?:[/\\]|$))"
 #: the grammar of ids and names, as JSON Schema (ECMA) patterns for the API's schema...
-ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}$"
+ID_PATTERN = "^" + SEGMENTS + r"[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}$"
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
 #: ...and as Python regexes, ending in `\Z`: `$` also matches before a final "\n"
 ID_RE = re.compile(ID_PATTERN.removesuffix("$") + r"\Z")
