@@ -100,8 +100,10 @@ class EventPump:
                 self._wake.set()  # whatever was written while we were not subscribed
                 backoff = 0.05
                 while not self._closed:
-                    await pubsub.get_message(ignore_subscribe_messages=True, timeout=POLL)
-                    self._wake.set()
+                    msg = await pubsub.get_message(ignore_subscribe_messages=True,
+                                                   timeout=POLL)
+                    if msg is None or _seq(msg.get("data")) > self._seen:
+                        self._wake.set()  # (our own writes were delivered from the reply)
             except UNAVAILABLE_ERRORS as exc:
                 log.debug("event subscription lost (%s); resubscribing", exc)
             finally:
@@ -137,3 +139,10 @@ class EventPump:
                 failing = True
                 await asyncio.sleep(0.25)
                 self._wake.set()
+
+
+def _seq(data: object) -> int:
+    try:
+        return int(str(data))
+    except ValueError:
+        return 1 << 62  # not ours to judge: read the log

@@ -143,7 +143,7 @@ OPS.init = function()
                 P .. ':events', P .. ':tasks', P .. ':leader:token') > 0 then
     return ERR('damaged')
   end
-  if A[3] ~= '1' then return OK(false) end
+  if A[3] ~= '1' then return OK(false, false) end
   redis.call('HSET', P .. ':meta', 'epoch', A[1], 'schema', A[2], 'completed', '0',
              'duration_sum', '0.0')
   return OK(A[1], A[2])
