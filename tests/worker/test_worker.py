@@ -10,6 +10,7 @@ import json
 import signal
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -117,6 +118,18 @@ def test_a_paused_workers_late_result_is_refused(op: Client, workers: Workers,
     after = wait_for(lambda: status_is(op, "p2", "completed"), "wa to complete p2")
     assert after["task"]["result"]["by"] == "wa"
     assert wa.proc.poll() is None
+
+
+@pytest.mark.slow
+def test_a_pause_shorter_than_the_lease_keeps_it(op: Client, workers: Workers) -> None:
+    op.add_task("build", id="s1", input={"seconds": 1.5})
+    ws = workers.start("ws", *TASK, beat=FAST_BEAT)
+    wait_for(lambda: held_by(op, "s1", "ws"), "ws to claim s1")
+    ws.signal_group(signal.SIGSTOP)
+    time.sleep(FAST_BEAT)  # the fault: a pause of one heartbeat interval, a third of a lease
+    ws.signal_group(signal.SIGCONT)
+    wait_for(lambda: status_is(op, "s1", "completed"), "s1 to complete")
+    assert outcomes(op, "s1") == [("ws", "completed")]
 
 
 @pytest.mark.slow
