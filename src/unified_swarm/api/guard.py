@@ -9,10 +9,12 @@ flooding token is answered 429 before it costs a store round-trip.
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 from ..config import Settings
 from ..errors import InvalidInput as _Invalid
@@ -34,6 +36,51 @@ SINGLETONS = frozenset({"host", "authorization", "content-length"})
 #: no id, topic or route holds a control character; a decoded %00 or %0A in the path is an
 #: attack on a parser somewhere (Starlette's `$` even lets a final "\n" slip past a route)
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class RedactTokens(logging.Filter):
+    """Blanks credentials in uvicorn's log records: its access line carries the query string,
+    and at DEBUG its WebSocket layer logs the whole handshake, Authorization included."""
+
+    PATTERNS = (
+        (re.compile(r"(?i)(authorization:\s*\S+\s+)\S+"), r"\1[redacted]"),
+        (re.compile(r"(?i)([?&]token=)[^&\s\"']+"), r"\1[redacted]"),
+        (re.compile(r"(?i)(bearer\.)[^,\s\"']+"), r"\1[redacted]"),
+    )
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = message
+        for pattern, blank in self.PATTERNS:
+            redacted = pattern.sub(blank, redacted)
+        if redacted != message:
+            record.msg, record.args = redacted, ()
+        return True
+
+
+def redact_server_logs() -> None:
+    """Put `RedactTokens` on uvicorn's loggers, once (they do not propagate to the root)."""
+    for name in ("uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactTokens) for f in logger.filters):
+            logger.addFilter(RedactTokens())
+
+
+def lift_query_token(scope: Scope) -> None:
+    """Take `?token=` out of the query string, in place: uvicorn writes its access log line
+    from this very scope, so a token there would be logged. On a WebSocket (a browser cannot
+    set its headers) it becomes the Authorization header; plain HTTP takes only the header."""
+    query = scope.get("query_string", b"")
+    if b"token" not in query:
+        return
+    pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
+    tokens = [v for k, v in pairs if k == "token"]
+    if not tokens:
+        return
+    scope["query_string"] = urlencode([(k, v) for k, v in pairs if k != "token"]).encode()
+    headers = list(scope.get("headers", []))
+    if scope["type"] == "websocket" and not any(k.lower() == b"authorization" for k, _ in headers):
+        scope["headers"] = [*headers, (b"authorization", f"Bearer {tokens[0]}".encode())]
 
 
 class HeadersTooLarge(SwarmError):
@@ -76,10 +123,12 @@ class Guard:
         self.hosts = {h.lower() for h in hosts}
         self.buckets = (TokenBuckets(settings.rate_limit, settings.rate_burst, time.monotonic)
                         if settings.rate_limit > 0 else None)
+        redact_server_logs()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
             return await self.app(scope, receive, send)
+        lift_query_token(scope)
         try:
             headers = self._check_head(scope)
             self._check_host(headers.get("host", ""))
