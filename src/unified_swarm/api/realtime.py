@@ -130,7 +130,8 @@ class Stream:
             for ev in await self.sub.next_batch():
                 await self.live(ev)
             if self.sub.overflowed:
-                return CLOSE_TOO_SLOW, f"too slow: resume with after={self.last or 0}"
+                where = "" if self.last is None else f" with after={self.last}"
+                return CLOSE_TOO_SLOW, f"too slow: resume{where}"
             if self.sub.closed:
                 return CLOSE_GOING_AWAY, "server shutting down"
 

@@ -115,6 +115,7 @@ class Dashboard {
     } finally {
       this.flushing = false;
     }
+    if (this.model.dirty.tasks.size) this.scheduleFlush(); // replies that came back stale
   }
 
   async refreshTasks(ids) {
@@ -127,13 +128,14 @@ class Dashboard {
         return;
       }
       this.lastFullReload = Date.now();
-      const fresh = await this.api.tasks();
-      for (const t of fresh) this.model.putTask(t);
+      const since = this.model.seq;
+      for (const t of await this.api.tasks()) this.model.putTask(t, since);
       ids = this.model.selected ? [this.model.selected] : [];
     }
+    const since = this.model.seq;
     await Promise.all(ids.map((id) => this.api.task(id).then((r) => {
-      this.model.putTask(r.task);
-      if (id === this.model.selected) { this.model.detail = r; this.render("detail"); }
+      const fresh = this.model.putTask(r.task, since);
+      if (fresh && id === this.model.selected) { this.model.detail = r; this.render("detail"); }
     }, (err) => { if (!(err instanceof ApiError && err.status === 404)) throw err; })));
     this.render("queue", "graph");
   }
@@ -143,11 +145,13 @@ class Dashboard {
     this.model.detail = null;
     this.render("detail", "queue", "graph");
     try {
+      const since = this.model.seq;
       const r = await this.api.task(id);
       if (this.model.selected !== id) return;
-      this.model.putTask(r.task);
-      this.model.detail = r;
+      this.model.putTask(r.task, since);
+      this.model.detail = r; // shown even if stale: the refetch it triggered follows
       this.render("detail");
+      this.scheduleFlush();
     } catch (err) {
       this.report(err);
     }
@@ -156,8 +160,9 @@ class Dashboard {
   async cancel(id) {
     this.model.confirming = null;
     try {
+      const since = this.model.seq;
       const r = await this.api.cancel(id, "cancelled from the dashboard");
-      this.model.putTask(r.task);
+      this.model.putTask(r.task, since);
       toast(`Cancelled ${id}`);
       await this.select(id);
     } catch (err) {
@@ -182,9 +187,10 @@ class Dashboard {
       }
     }
     try {
+      const since = this.model.seq;
       const r = await this.api.addTask(spec);
       const task = r.tasks[0];
-      this.model.putTask(task);
+      this.model.putTask(task, since);
       form.reset();
       formMessage(`Added ${task.id} (${task.status})`);
       this.render("queue", "graph");

@@ -31,6 +31,7 @@ export class Model {
     this.selected = null;
     this.detail = null; // {task, history} of the selected task
     this.confirming = null; // the task whose cancel button asks "are you sure?"
+    this.seq = 0; // the last event applied
     this.dirty = { tasks: new Set(), sessions: false, status: false, knowledge: false };
   }
 
@@ -42,11 +43,24 @@ export class Model {
     this.tasks = new Map(list.map((t) => [t.id, t]));
   }
 
-  putTask(task) {
+  /**
+   * Store a task read over REST. `since` is the last event seq applied when the read was
+   * sent: if an event for this task came after it, the reply may predate that event, so it
+   * is dropped and the task read again (a slow reply must not undo a newer event).
+   */
+  putTask(task, since) {
+    const local = this.tasks.get(task.id);
+    if (since !== undefined && local && local._seq > since) {
+      this.dirty.tasks.add(task.id);
+      return false;
+    }
+    task._seq = local ? local._seq : 0;
     this.tasks.set(task.id, task);
+    return true;
   }
 
   apply(ev) {
+    this.seq = ev.seq;
     this.feed.unshift(ev);
     if (this.feed.length > FEED_SIZE) this.feed.length = FEED_SIZE;
     this.dirty.status = true;
@@ -73,8 +87,10 @@ export class Model {
         created_at: ev.at, updated_at: ev.at,
       };
       t.status = d.status;
+      t._seq = ev.seq;
       this.tasks.set(id, t);
     } else if (t) {
+      t._seq = ev.seq;
       if (STATUS_AFTER[ev.type]) t.status = STATUS_AFTER[ev.type];
       if (ev.type === "task.claimed" || ev.type === "task.assigned") t.assigned_to = d.session_id;
       if (ev.type === "task.claimed") t.attempts = d.attempt ?? t.attempts;
