@@ -117,7 +117,9 @@ def test_swarm_server_runs_and_prints_its_token_once(
     # uvicorn shuts down gracefully, then re-raises the SIGTERM it caught
     assert proc.returncode in (0, -signal.SIGTERM), err
     assert f"listening on {url}" in out
-    assert out.count(token) == 1 and token not in err
+    # one banner, at first start only: the token line and the dashboard link (its fragment
+    # stays in the browser)
+    assert out.count(token) == 2 and f"/#token={token}" in out and token not in err
 
     again = start_server(data, port)  # the same data dir: the token is kept, not shown
     try:
@@ -125,6 +127,7 @@ def test_swarm_server_runs_and_prints_its_token_once(
     finally:
         out2, err2 = stop(again)
     assert f"listening on {url}" in out2 and token not in out2 + err2
+    assert "Dashboard:" in out2
     assert (data / "token").read_text().strip() == token
 
 

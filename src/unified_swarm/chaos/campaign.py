@@ -201,14 +201,22 @@ def _write_knowledge(swarm: Swarm, stop: threading.Event, rng: random.Random) ->
                 continue
 
 
-def _held_by(swarm: Swarm) -> Callable[[str], dict[str, int]]:
+def _held_by(swarm: Swarm, margin: float) -> Callable[[str], dict[str, int]]:
+    """The leases a session holds with more than `margin` seconds left (a lease about to
+    run out anyway, say of a worker just back from a long pause, proves nothing)."""
     def held(session: str) -> dict[str, int]:
+        out: dict[str, int] = {}
         with swarm.client() as c:
             try:
-                ids = c.session(session)["current_tasks"]
-                return {t: c.get_task(t)["task"]["fencing_token"] for t in ids}
+                for tid in c.session(session)["current_tasks"]:
+                    task = c.get_task(tid)["task"]
+                    expires = checker.ts(task["lease_expires_at"])
+                    if (task["status"] == "in_progress" and expires is not None
+                            and expires - time.time() > margin):
+                        out[tid] = task["fencing_token"]
             except SwarmError:
                 return {}
+        return out
     return held
 
 
@@ -234,7 +242,9 @@ def run(profile: Profile, store: str, workdir: Path, seed: int | None = None,
         swarm.start()
         lease = 3 * profile.heartbeat
         nemesis = Nemesis(rng.randrange(1 << 31), lease, swarm.workers, swarm.servers,
-                          swarm.redis, swarm.replace, _held_by(swarm), swarm.infra_faults(),
+                          swarm.redis, swarm.replace,
+                          _held_by(swarm, lease / 4 + profile.heartbeat),
+                          swarm.infra_faults(),
                           profile.infra_every)
         submitted, stop_writer = threading.Event(), threading.Event()
         threads = [threading.Thread(target=_submit, args=(swarm, profile, rng, submitted,

@@ -101,7 +101,12 @@ def serve(args: argparse.Namespace) -> int:
              f"(store: {settings.store_kind}, data dir: {settings.data_dir})"]
     if generated:  # shown once; afterwards it is only in the file
         lines += [f"Operator token (shown only now; saved to {token_path(settings)}, "
-                  "mode 0600):", f"    {token}"]
+                  "mode 0600):", f"    {token}",
+                  # the fragment never leaves the browser: not sent, not logged
+                  f"Dashboard: {listen_url(settings)}/#token={token}"]
+    else:
+        lines.append(f"Dashboard: {listen_url(settings)}/ (it asks once for the operator "
+                     f"token: SWARM_TOKEN or {token_path(settings)})")
     return run_uvicorn(settings, args.log_level, lambda: print("\n".join(lines), flush=True))
 
 
