@@ -153,7 +153,10 @@ class Worker:
         #: attempt of a task and, with free slots, a fresh attempt of the same task
         self._runs: dict[Key, Run] = {}
         self._wake = asyncio.Event()
-        self._poll: asyncio.Task[PollResult] | None = None
+        #: long-polls in flight: one per free slot, so N slots are N requests deep
+        self._polls: set[asyncio.Task[PollResult]] = set()
+        #: burst mode found the queue empty: ask again only once something finishes
+        self._starved = False
         self._session: AsyncClient | None = None
         self._heart: Heartbeat | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -169,8 +172,8 @@ class Worker:
         self.mode = Mode.DRAINING
         self.log.info("draining (%s): finishing %d running task(s), taking no new work",
                       reason, len(self._runs))
-        if self._poll is not None:
-            self._poll.cancel()
+        for poll in self._polls:
+            poll.cancel()
         if self._heart is not None:
             self._heart.poke()  # tell the server now, not an interval from now
         self._wake.set()
@@ -188,8 +191,8 @@ class Worker:
         self.exit_code = code
         self.log.warning("stopping now (%s): giving back %d running task(s)", reason,
                          len(self._runs))
-        if self._poll is not None:
-            self._poll.cancel()
+        for poll in self._polls:
+            poll.cancel()
         for run in self._runs.values():
             if run.executing is not None:
                 run.executing.cancel()
@@ -247,27 +250,31 @@ class Worker:
     async def _serve(self) -> None:
         while True:
             self._wake.clear()
-            if self.mode is Mode.ABORTING or (self.mode is Mode.DRAINING and not self._runs):
+            if self.mode is Mode.ABORTING or (
+                    self.mode is Mode.DRAINING and not self._runs and not self._polls):
                 return
-            if not self._may_take_work():
+            while self._may_take_work():
+                self._polls.add(asyncio.create_task(self._request()))
+            if not self._polls:
                 await self._wake.wait()
                 continue
-            self._poll = asyncio.create_task(self._request())
-            await asyncio.wait({self._poll})
-            poll, self._poll = self._poll, None
-            got = "retry" if poll.cancelled() else poll.result()
-            if got == "empty":
-                if self.config.burst:
-                    if not self._runs:
+            woken = asyncio.create_task(self._wake.wait())
+            done, _ = await asyncio.wait({*self._polls, woken},
+                                         return_when=asyncio.FIRST_COMPLETED)
+            woken.cancel()
+            for poll in done - {woken}:
+                self._polls.discard(poll)
+                got = "retry" if poll.cancelled() else poll.result()
+                if got == "empty":
+                    self._starved = self.config.burst
+                    if self.config.burst and not self._runs and not self._polls:
                         self.drain("burst mode: the queue is empty")
-                    else:  # ask again once something finishes, not in a tight loop
-                        await self._wake.wait()
-            elif got != "retry":
-                self._start(got)
+                elif got != "retry":
+                    self._start(got)  # type: ignore[arg-type]
 
     def _may_take_work(self) -> bool:
-        return (self.mode is Mode.RUNNING and self.interrupt is None
-                and len(self._runs) < self.config.max_concurrent_tasks)
+        return (self.mode is Mode.RUNNING and self.interrupt is None and not self._starved
+                and len(self._runs) + len(self._polls) < self.config.max_concurrent_tasks)
 
     # -- registering and leaving ------------------------------------------------------------
 
@@ -373,6 +380,7 @@ class Worker:
         finally:
             self.book.concluded(run.key, time.monotonic())
             self._runs.pop(run.key, None)
+            self._starved = False  # a slot is free: ask again (even in burst mode)
             self._wake.set()
 
     def _outcome(self, done: asyncio.Task[JSON]) -> Outcome:
