@@ -298,13 +298,14 @@ def ws_status(world: World, cred: str, cell: Cell, via: str = "header") -> int:
     """The status of the event stream's handshake (101 when accepted)."""
     token = {"none": None, "wrong": secrets.token_urlsafe(32), "operator": OPERATOR,
              "own": cell.own_token, "other": cell.other_token}[cred]
-    url = world.server.url.replace("http://", "ws://") + "/swarm/realtime?after=0"
+    # live only (no `after`): the handshake is the question, and an unread replay would
+    # hold the close handshake behind the client's full receive queue
+    url = world.server.url.replace("http://", "ws://") + "/swarm/realtime?types=task"
     headers = {"authorization": f"Bearer {token}"} if token and via == "header" else {}
     if token and via == "query":
         url += f"&token={token}"
     try:
-        with connect(url, additional_headers=headers, open_timeout=10) as ws:
-            ws.recv(timeout=10)  # the replay's first event
+        with connect(url, additional_headers=headers, open_timeout=10):
             return 101
     except InvalidStatus as exc:
         body = bytes(exc.response.body or b"")
@@ -344,6 +345,8 @@ def test_the_stream_takes_the_query_token_and_logs_it_nowhere(world: World,
     assert ws_status(world, "operator", cell, via="query") == 101
     assert ws_status(world, "own", cell, via="query") == 403
     assert not [line for line in logs.lines if OPERATOR in line or cell.own_token in line]
+    # uvicorn's WebSocket layer logs the handshake at DEBUG: it was there, and blanked
+    assert any("Authorization: Bearer [redacted]".lower() in line.lower() for line in logs.lines)
 
 
 def test_zz_no_token_leaks(world: World, logs: Captured) -> None:
