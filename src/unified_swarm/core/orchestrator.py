@@ -14,6 +14,7 @@ import hmac
 import logging
 import re
 import secrets
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -37,8 +38,9 @@ from ..models import (
     SessionStatus,
     Task,
 )
-from ..store.base import Claimed, Counts, Heartbeat, Recorded, Store
+from ..store.base import Claimed, Counts, Heartbeat, Recorded, Store, StoreClock
 from . import rules
+from .leader import LeaderLease
 from .rules import TaskSpec
 from .waiters import Waiter, Waiters
 
@@ -100,19 +102,27 @@ class Orchestrator:
         self._operator_hash = hash_token(operator_token)
         self.waiters = Waiters()
         self.interrupt: Interrupt | None = None
-        #: True while this process runs the coordination loop (always, on SQLite)
-        self.leader = True
+        #: replicas sharing a store elect the one that runs the coordination loop
+        self.lease = LeaderLease(store, settings.replica_id)
+        if clock is time.time and isinstance(store, StoreClock):
+            store.use_store_clock()  # one clock for leases: the shared store's (DESIGN)
         self._poke = asyncio.Event()
         self._target: float | None = None
         self._loop_task: asyncio.Task[None] | None = None
         self._stopping = False
         store.add_listener(self._on_events)
 
+    @property
+    def leader(self) -> bool:
+        """True while this process runs the coordination loop (always, on SQLite)."""
+        return self.lease.leading
+
     # -- lifecycle -----------------------------------------------------------------------
 
     async def start(self, *, run_loop: bool = True) -> None:
         self.interrupt = await self.store.get_interrupt()
         if run_loop:
+            await self.lease.keep()
             self._loop_task = asyncio.create_task(self._coordinate(), name="swarm-coordinator")
 
     async def stop(self) -> None:
@@ -122,6 +132,7 @@ class Orchestrator:
             self._loop_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loop_task
+        await self.lease.resign()
 
     # -- who is calling ------------------------------------------------------------------
 
@@ -347,7 +358,7 @@ class Orchestrator:
         while not self._stopping:
             self._poke.clear()
             delay = match_period
-            if self.leader:
+            if await self.lease.keep():
                 try:
                     nxt = await self.tick(self.clock())
                     self._target = nxt
@@ -357,6 +368,8 @@ class Orchestrator:
                 except SwarmError as exc:
                     log.warning("coordination pass failed, retrying in 1 s: %s", exc)
                     delay = 1.0
+            if self.lease.renew_every is not None:  # come round in time to renew the lease
+                delay = min(delay, self.lease.renew_every)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._poke.wait(), delay)
 

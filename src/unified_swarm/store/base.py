@@ -260,3 +260,35 @@ class Store(Protocol):
 
     async def ping(self) -> None:
         """Raise Unavailable unless the store answers now."""
+
+
+@runtime_checkable
+class Leadership(Protocol):
+    """Optional: a store that several orchestrator replicas share elects one of them to run
+    the coordination loop (reaper and matcher). A store without it (SQLite: one process)
+    makes its one orchestrator the leader. Safety never depends on leadership (every step
+    is atomic); it keeps replicas from doing the same coordination work twice.
+    """
+
+    async def try_lead(self, holder: str, ttl: float) -> int | None:
+        """Atomically take or renew the leader lease for `ttl` seconds, judged by the store's
+        own clock. Returns the holder's leader token: the same while it renews in time, a
+        higher one whenever the lease changed hands or lapsed (tokens only ever grow); None
+        while another holder's lease runs. While a holder believes it leads, the store
+        refuses its coordinator writes (`reap`, `assign_next`) with Conflict once another
+        holder has taken the lease: a paused leader cannot act on a stale view.
+        """
+
+    async def resign(self, holder: str) -> None:
+        """Atomically give the lease up, if `holder` has it (a clean shutdown)."""
+
+
+@runtime_checkable
+class StoreClock(Protocol):
+    """Optional: a store shared by hosts can judge every `now` by its own clock."""
+
+    def use_store_clock(self) -> None:
+        """From now on, judge time (leases, deadlines, timestamps) by the store's clock
+        instead of the `now` each call passes: replicas whose clocks disagree then agree,
+        and timestamps follow the order in which steps commit. The orchestrator asks for
+        this when it runs on the real clock; tests that move time by hand do not."""

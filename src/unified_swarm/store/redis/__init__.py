@@ -14,12 +14,15 @@ first, and the script writes the batch only if none of those statuses changed an
 exists yet (else it writes nothing and the batch is planned again, at most MAX_REPLANS
 times). So the batch is checked against exactly the state it is written into.
 
-Clock: `now` is the caller's, as everywhere. With `?clock=server` the scripts judge
-every lease and deadline by Redis TIME instead (shifting a passed deadline by the
-difference), so replicas whose clocks disagree still agree on leases; the default
-(`caller`) keeps the `now` given, which is what tests that drive time by hand need and
-is right when the replicas' clocks are synchronised (NTP). The leader lease is always
-judged by Redis (PX expiry), whatever the clock.
+Clock ("one clock for leases"): by default a script judges time by the `now` it is
+given, which is what tests that move time by hand need. An orchestrator running on the
+real clock switches its store to Redis TIME (`use_store_clock`, see core/orchestrator.py),
+and `?clock=server` does the same for any user of the URL: then every lease, deadline and
+timestamp comes from Redis TIME inside the script (a deadline passed in is shifted by the
+difference), never behind the latest time a write recorded (P:clock). Replicas whose
+clocks disagree then agree, and timestamps follow the order in which steps commit, which
+callers' clocks cannot give: two replicas' `now`s reach Redis in any order. The leader
+lease is always judged by Redis (PX expiry).
 
 Epoch: the first open writes a random epoch into P:meta and this host's data directory
 (`<data_dir>/redis-epoch-<prefix>`). An open refuses when Redis has no epoch (emptied,
@@ -89,6 +92,7 @@ class RedisStore:
         self._script: AsyncScript | None = None
         self._epoch = ""
         self._fence = ""  # "holder\ntoken" while this process believes it leads
+        self._clock = self.target.clock
         self._pump = EventPump(self.events_after)
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -133,11 +137,15 @@ class RedisStore:
     def add_listener(self, listener: EventListener) -> None:
         self._pump.add_listener(listener)
 
+    def use_store_clock(self) -> None:
+        """Judge time by Redis TIME from now on (store.base.StoreClock)."""
+        self._clock = "s"
+
     async def _call(self, op: str, *args: str, now: float | None = None) -> list[Any]:
         """Run one operation of the script; deliver its events; raise its refusal."""
         if self._script is None:
             raise Unavailable("the redis store is not open", retry_after=1.0)
-        argv = [op, self.keys.prefix, self._epoch, self.target.clock, self._fence,
+        argv = [op, self.keys.prefix, self._epoch, self._clock, self._fence,
                 self.keys.channel, num(self.settings.lease_factor),
                 "" if now is None else num(now), *args]
         try:

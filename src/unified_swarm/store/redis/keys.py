@@ -30,6 +30,7 @@
 | P:kv                       | hash   | topic -> latest version (tombstones included)            |
 | P:k:{topic}                | hash   | version -> entry JSON (every version is kept)            |
 | P:klive                    | hash   | topic -> latest entry JSON, live topics only             |
+| P:clock                    | string | the latest time a write recorded (store clock only)     |
 | P:leader                   | string | "holder\\ntoken" of the leader lease (PX: expires)        |
 | P:leader:token             | string | last leader token (INCR: monotonic, never expires)       |
 | P:{db}:notify (pub/sub)    |        | the last seq of each write: "re-read the event log"      |

@@ -8,8 +8,9 @@ unpacks the arguments and a dispatcher that runs one operation. Every call sends
 The dispatcher first refuses when the store epoch is not the one this process opened
 (an emptied or replaced Redis), and, for the coordinator's writes (reap, assign_next),
 when this process believes it leads but the leader lease says otherwise. Then it sets NOW
-(the caller's `now`, or Redis TIME with clock=server), runs the operation, and publishes
-the last event seq when the operation emitted events.
+(the caller's `now`, or Redis TIME with the store clock, never behind the last time a
+write recorded), runs the operation, and publishes the last event seq when the operation
+emitted events.
 
 A reply is `{"ok" | "!", [event JSON...], payload...}`; "!" carries a refusal code and
 its arguments, which `refusal` turns into the same SwarmError the SQLite store raises.
@@ -58,6 +59,7 @@ if FENCE ~= '' and (OP == 'reap' or OP == 'assign_next')
 end
 if NOWARG ~= '' then set_now(NOWARG) end
 local reply = op()
+if #EVENTS > 0 and CLOCK == 's' then redis.call('SET', P .. ':clock', F(NOW)) end
 if #EVENTS > 0 then
   redis.call('PUBLISH', CHANNEL, string.match(EVENTS[#EVENTS], '^{"seq":(%d+)'))
 end

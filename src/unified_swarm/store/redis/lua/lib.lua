@@ -37,6 +37,10 @@ local function set_now(raw)
   if CLOCK == 's' then
     local t = redis.call('TIME')
     NOW = tonumber(t[1]) + tonumber(t[2]) / 1000000
+    -- never behind a time this swarm already wrote (Redis's clock stepped back, or a
+    -- failover to a host whose clock lags): timestamps follow the commit order
+    local last = tonumber(redis.call('GET', P .. ':clock') or '0')
+    if NOW < last then NOW = last end
     SHIFT = NOW - given
   else
     NOW = given
