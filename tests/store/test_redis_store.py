@@ -304,3 +304,29 @@ async def test_a_batch_replans_when_a_dependency_moves(redis_server: RedisServer
     assert added[0].status.value == "ready"  # ...which completed before the write: replanned
     assert (await store.get_task("after")).status.value == "ready"  # type: ignore[union-attr]
     await store.close()
+
+
+async def test_the_store_clock_never_runs_backwards(redis_server: RedisServer, raw: Redis,
+                                                    tmp_path: Path) -> None:
+    settings = redis_settings(redis_server, tmp_path)
+    store = await opened(settings)
+    store.use_store_clock()
+    ahead = await store_time(store) + 3600  # a write recorded by a host whose clock ran ahead
+    await raw.set(f"{settings.redis_prefix}:clock", repr(ahead))
+    joined = await join(store, "w1", now=T0)
+    assert joined.registered_at == ahead  # not Redis TIME (behind it), not the caller's T0
+    assert float(await raw.get(f"{settings.redis_prefix}:clock") or 0) == ahead
+    await store.close()
+
+
+async def test_an_orchestrator_on_the_real_clock_uses_the_store_clock(
+        redis_server: RedisServer, tmp_path: Path) -> None:
+    import time
+
+    from unified_swarm.core.orchestrator import Orchestrator
+
+    settings = redis_settings(redis_server, tmp_path)
+    real, by_hand = RedisStore(settings.store, settings), RedisStore(settings.store, settings)
+    Orchestrator(real, settings, "op", time.time)
+    Orchestrator(by_hand, settings, "op", lambda: T0)
+    assert real._clock == "s" and by_hand._clock == "c"
