@@ -18,6 +18,7 @@ from ..core.orchestrator import Orchestrator, Principal, require_holder
 from ..errors import Forbidden, InvalidInput, PayloadTooLarge
 from ..jsonutil import check_depth, dumpb
 from ..models import JSON, Session
+from .guard import AUTHENTICATED
 
 
 class SwarmRequest(Request):
@@ -98,6 +99,7 @@ Declared = Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)]
 async def get_principal(request: Request, _: Declared) -> Principal:
     orch: Orchestrator = request.app.state.orchestrator
     principal: Principal = await orch.authenticate(bearer(request))
+    request.scope[AUTHENTICATED] = True  # the Guard's rate limit: a real token, own bucket
     return principal
 
 

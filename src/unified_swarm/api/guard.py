@@ -1,6 +1,10 @@
 """The ASGI guard in front of every route: the request head, Host allow-list, body cap,
 per-token rate limit.
 
+A token earns a bucket of its own once it has authenticated (the auth dependency marks the
+scope); until then its requests draw on one bucket per client address, so a flood of
+made-up tokens, each of which would otherwise get a fresh burst, is limited like one token.
+
 It runs before any parsing, so a 1 GiB body is refused from its Content-Length (or, when
 chunked, as soon as the running count passes the cap) without being buffered, and a
 flooding token is answered 429 before it costs a store round-trip.
@@ -12,6 +16,7 @@ import hashlib
 import logging
 import re
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -114,6 +119,12 @@ class TokenBuckets:
         return 0.0
 
 
+#: verified token digests remembered (least recently used forgotten first)
+MAX_VERIFIED = 10_000
+#: set in the scope by the auth dependency once the bearer token is a real one
+AUTHENTICATED = "swarm.authenticated"
+
+
 class Guard:
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
@@ -123,6 +134,7 @@ class Guard:
         self.hosts = {h.lower() for h in hosts}
         self.buckets = (TokenBuckets(settings.rate_limit, settings.rate_burst, time.monotonic)
                         if settings.rate_limit > 0 else None)
+        self.verified: OrderedDict[str, None] = OrderedDict()
         redact_server_logs()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -132,7 +144,7 @@ class Guard:
         try:
             headers = self._check_head(scope)
             self._check_host(headers.get("host", ""))
-            self._check_rate(scope, headers)
+            key = self._check_rate(scope, headers)
             if scope["type"] == "http":
                 self._check_length(headers.get("content-length"))
         except SwarmError as exc:
@@ -142,7 +154,7 @@ class Guard:
             return await error_response(exc)(scope, receive, send)
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        return await self._capped(scope, receive, send)
+        return await self._capped(scope, receive, send, key)
 
     def _check_head(self, scope: Scope) -> dict[str, str]:
         """The headers as a dict, once the head is small, its singletons single and its
@@ -167,18 +179,34 @@ class Guard:
         if name.lower() not in self.hosts:
             raise _Invalid(f"Host {host!r} is not allowed (see SWARM_ALLOWED_HOSTS)")
 
-    def _check_rate(self, scope: Scope, headers: dict[str, str]) -> None:
+    def _check_rate(self, scope: Scope, headers: dict[str, str]) -> str | None:
+        """Take one request from the caller's bucket; the token's digest, if it has one."""
         if self.buckets is None or scope.get("path") == "/healthz":
-            return
+            return None
         auth = headers.get("authorization", "")
-        if auth:
-            key = hashlib.sha256(auth.encode()).hexdigest()
-        else:
+        key = hashlib.sha256(auth.encode()).hexdigest() if auth else None
+        if key is not None and key in self.verified:
+            self.verified.move_to_end(key)
+            bucket = key
+        else:  # no token, or one not (yet) seen to authenticate: the address's bucket
             client = scope.get("client") or ("?", 0)
-            key = f"addr:{client[0]}"
-        wait = self.buckets.take(key)
+            bucket = f"addr:{client[0]}"
+        wait = self.buckets.take(bucket)
         if wait > 0:
             raise RateLimited("too many requests for this token", retry_after=wait)
+        return key
+
+    def _answered(self, key: str | None, scope: Scope, status: int) -> None:
+        """After the handler: a token that authenticated gets a bucket of its own."""
+        if key is None:
+            return
+        if scope.get(AUTHENTICATED):
+            self.verified[key] = None
+            self.verified.move_to_end(key)
+            if len(self.verified) > MAX_VERIFIED:
+                self.verified.popitem(last=False)
+        elif status == 401:
+            self.verified.pop(key, None)
 
     def _check_length(self, raw: str | None) -> None:
         if raw is None:
@@ -192,7 +220,8 @@ class Guard:
                 f"request body of {length} bytes is over the {self.settings.max_body_bytes} "
                 "byte limit")
 
-    async def _capped(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _capped(self, scope: Scope, receive: Receive, send: Send,
+                      key: str | None) -> None:
         limit = self.settings.max_body_bytes
         seen = 0
         started = False
@@ -210,6 +239,7 @@ class Guard:
             nonlocal started
             if msg["type"] == "http.response.start":
                 started = True
+                self._answered(key, scope, msg["status"])
             await send(msg)
 
         try:
