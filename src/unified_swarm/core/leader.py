@@ -75,10 +75,10 @@ class LeaderLease:
         if self.elect is not None and self.token is not None:
             with contextlib.suppress(SwarmError):
                 await self.elect.resign(self.holder)
-        self._lose("resigned")
+        self._lose("resigned", logging.INFO)
 
-    def _lose(self, why: str) -> None:
+    def _lose(self, why: str, level: int = logging.WARNING) -> None:
         if self._leading and self.elect is not None:
-            log.warning("stopped leading the swarm: %s", why)
+            log.log(level, "stopped leading the swarm: %s", why)
         self._leading = self._leading and self.elect is None
         self.token = None
