@@ -68,9 +68,12 @@ class Nemesis:
         return Counter(f.kind for f in self.faults)
 
     def step(self) -> None:
-        """Inject one fault; every `infra_every`-th is an infrastructure fault."""
+        """Inject one fault; every `infra_every`-th is an infrastructure fault (each kind
+        in turn)."""
         if self.infra and self.faults and len(self.faults) % self.infra_every == 0:
-            getattr(self, self.rng.choice(self.infra))()
+            # in turn, not at random: every run hits every kind of infrastructure
+            done = sum(f.kind in self.infra for f in self.faults)
+            getattr(self, self.infra[done % len(self.infra)])()
             return
         running = [w for w in self.workers if w.alive and not w.stopped]
         if len(running) <= len(self.workers) // 2:
