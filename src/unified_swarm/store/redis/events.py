@@ -31,6 +31,8 @@ POLL = 1.0
 PAGE = 1000
 #: pages read per wake-up before yielding to other work (the rest follows at once)
 MAX_PAGES = 50
+#: own events held back behind a gap, at most (more are dropped and read from the log)
+MAX_PENDING = 10_000
 
 
 class EventPump:
@@ -81,6 +83,8 @@ class EventPump:
         while self._seen + 1 in self._pending:
             batch.append(self._pending.pop(self._seen + 1))
             self._seen += 1
+        if len(self._pending) > MAX_PENDING:  # the log has them all: read them from there
+            self._pending.clear()
         if self._pending:
             self._wake.set()
         if batch:
