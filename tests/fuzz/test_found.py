@@ -98,3 +98,14 @@ def test_topics_with_slashes_dots_and_scripts_are_fine(swarm: dict[str, Any]) ->
         r = op.put(f"/knowledge/{topic}", json={"content": topic})
         assert r.status_code == 200, (topic, r.text)
         assert op.get(f"/knowledge/{topic}").json()["entry"]["content"] == topic
+
+
+def test_64_bit_integers_and_long_digit_strings_round_trip(swarm: dict[str, Any]) -> None:
+    """orjson reads an integer past 64 bits as a float (18446744073709551616 came back as
+    1.8446744073709552e19); those are refused now (test_hostile), and everything orjson
+    holds exactly still round-trips, digit strings included."""
+    op: httpx.Client = swarm["op"]
+    value = {"max": 2**64 - 1, "min": -(2**63), "digits": "1" * 40, "float": 1.5e300}
+    r = op.post("/work", json={"type": "build", "input": value})
+    assert r.status_code == 201, r.text
+    assert op.get(f"/work/{r.json()['tasks'][0]['id']}").json()["task"]["input"] == value

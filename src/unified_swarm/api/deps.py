@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Annotated, Any
@@ -20,14 +21,45 @@ from ..jsonutil import check_depth, dumpb
 from ..models import JSON, Session
 from .guard import AUTHENTICATED
 
+#: a run of 19 digits: perhaps an integer past 64 bits (-2**63-1 has 19), which orjson
+#: reads as a float
+LONG_DIGITS = re.compile(rb"\d{19,}")
+
+
+class _BigInt(ValueError):
+    pass
+
+
+def _int64(literal: str) -> int:
+    value = int(literal)
+    if not -(2**63) <= value < 2**64:
+        raise _BigInt(literal)
+    return value
+
+
+def refuse_big_integers(body: bytes) -> None:
+    """orjson turns an integer past 64 bits into a float, silently changing the value (a
+    task's input would come back different): refuse it, as malformed JSON is (422)."""
+    if not LONG_DIGITS.search(body):
+        return
+    try:  # exact, and only for the rare body that has such a run of digits
+        json.loads(body, parse_int=_int64)
+    except _BigInt as exc:
+        literal = str(exc)
+        raise json.JSONDecodeError(
+            f"integer {literal[:24]}... is past 64 bits (send it as a string)",
+            body.decode("utf-8", "replace"), max(body.find(literal.encode()), 0)) from None
+
 
 class SwarmRequest(Request):
-    """Parses bodies with orjson (refuses NaN, lone surrogates) and caps their depth."""
+    """Parses bodies with orjson (refuses NaN, lone surrogates, integers past 64 bits) and
+    caps their depth."""
 
     async def json(self) -> Any:
         if not hasattr(self, "_json"):
             body = await self.body()
             value = orjson.loads(body)  # JSONDecodeError subclasses json's: FastAPI's 422
+            refuse_big_integers(body)
             try:
                 check_depth(value, self.app.state.settings.max_json_depth)
             except InvalidInput as exc:
