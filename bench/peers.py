@@ -239,6 +239,9 @@ def print_table(rows: list[Row], args: argparse.Namespace) -> None:
               f"{fmt(r.rate, '.0f'):>8} {p50:>8} {p99:>8} {ratio(r, sqlite):>9} "
               f"{ratio(r, red):>9}  {r.note}")
     print()
+    if args.repeat > 1:
+        print(f"Medians of {args.repeat} rounds; each round runs every system once, in this "
+              "order.")
     print(FOOTNOTE.format(fsync=args.appendfsync, gap=f"{args.gap_ms:g}"))
 
 
@@ -255,20 +258,39 @@ def main() -> None:
                     help=f"comma-separated subset of {','.join(PEERS)}")
     ap.add_argument("--stores", default="sqlite,redis",
                     help="unified-swarm's stores to measure (the ratio columns' bases)")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="rounds over every system, interleaved; the table shows medians")
     args = ap.parse_args()
-    chosen = [PEERS[name] for name in args.peers.split(",") if name]
     tp.exit_on_sigterm()
-    rows = [run_swarm(store, args) for store in args.stores.split(",") if store]
-    for peer in chosen:
-        with tempfile.TemporaryDirectory(prefix=f"peer-{peer.name}-") as tmp:
-            try:
-                rows.append(run_peer(peer, args, Path(tmp)))
-            except (subprocess.SubprocessError, OSError, ValueError) as exc:
-                print(f"{peer.name} failed: {exc}\n{tail(Path(tmp) / f'{peer.name}.log')}",
-                      file=sys.stderr)
-                rows.append(Row(peer.name, "redis", 0, None, note=f"failed: {exc}"[:80]))
-    print_table(rows, args)
+    rounds = [one_round(args) for _ in range(args.repeat)]
+    print_table([merge(same) for same in zip(*rounds, strict=True)], args)
 
+
+def one_round(args: argparse.Namespace) -> list[Row]:
+    """Every system once, in table order."""
+    rows = [run_swarm(store, args) for store in args.stores.split(",") if store]
+    for name in (n for n in args.peers.split(",") if n):
+        with tempfile.TemporaryDirectory(prefix=f"peer-{name}-") as tmp:
+            try:
+                rows.append(run_peer(PEERS[name], args, Path(tmp)))
+            except (subprocess.SubprocessError, OSError, ValueError) as exc:
+                print(f"{name} failed: {exc}\n{tail(Path(tmp) / f'{name}.log')}",
+                      file=sys.stderr)
+                rows.append(Row(name, "redis", 0, None, note=f"failed: {exc}"[:80]))
+        print(f"  {rows[-1].system}: {fmt(rows[-1].rate, '.0f')} tasks/s", file=sys.stderr)
+    return rows
+
+
+def merge(rows: tuple[Row, ...]) -> Row:
+    """One system over several rounds: medians of what was measured, every note kept."""
+    def med(values: list[float | None]) -> float | None:
+        got = [v for v in values if v is not None]
+        return statistics.median(got) if got else None
+
+    notes = "; ".join(dict.fromkeys(r.note for r in rows if r.note))
+    return Row(rows[0].system, rows[0].store, min(r.done for r in rows),
+               med([r.rate for r in rows]), med([r.p50 for r in rows]),
+               med([r.p99 for r in rows]), notes)
 
 if __name__ == "__main__":
     main()
