@@ -3,10 +3,24 @@ version where it was, and the session's token and lease still work."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from unified_swarm.config import Settings
 
 from ..conftest import LiveServer
 from .wire import Wire
+
+
+def snapshot(op: Wire) -> dict[str, Any]:
+    """Everything a client can read of the swarm's state."""
+    return {
+        "sessions": op.ok("GET", "/sessions")["sessions"],
+        "tasks": op.ok("GET", "/work")["tasks"],
+        "a": op.ok("GET", "/work/a"),
+        "knowledge": op.ok("GET", "/knowledge")["entries"],
+        "v1": op.ok("GET", "/knowledge/plan", params={"version": 1})["entry"],
+        "status": op.ok("GET", "/swarm/status"),
+    }
 
 
 def test_restart_keeps_everything(settings: Settings) -> None:
@@ -22,28 +36,14 @@ def test_restart_keeps_everything(settings: Settings) -> None:
             op.ok("PUT", "/knowledge/plan", json={"content": "v2", "expected_version": 1})
             with Wire(first.url, token) as me:
                 lease = me.ok("GET", "/work/request")["lease"]
-            before = {
-                "sessions": op.ok("GET", "/sessions")["sessions"],
-                "tasks": op.ok("GET", "/work")["tasks"],
-                "a": op.ok("GET", "/work/a"),
-                "knowledge": op.ok("GET", "/knowledge")["entries"],
-                "v1": op.ok("GET", "/knowledge/plan", params={"version": 1})["entry"],
-                "status": op.ok("GET", "/swarm/status"),
-            }
+            before = snapshot(op)
     finally:
         first.stop()
 
     second = LiveServer(settings).start()
     try:
         with Wire(second.url, second.token) as op:
-            after = {
-                "sessions": op.ok("GET", "/sessions")["sessions"],
-                "tasks": op.ok("GET", "/work")["tasks"],
-                "a": op.ok("GET", "/work/a"),
-                "knowledge": op.ok("GET", "/knowledge")["entries"],
-                "v1": op.ok("GET", "/knowledge/plan", params={"version": 1})["entry"],
-                "status": op.ok("GET", "/swarm/status"),
-            }
+            after = snapshot(op)
             assert after == before
             assert after["a"]["task"]["status"] == "in_progress"
             assert after["a"]["task"]["lease_expires_at"] == lease["expires_at"]
