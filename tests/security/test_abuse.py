@@ -181,14 +181,17 @@ def test_a_1_gib_body_is_refused_before_it_is_read(tmp_path: Path, chunked: bool
     assert answer.startswith(b"HTTP/1.1 413 "), answer[:200]
     # declared: refused from the header, before the body (what we sent sits in socket
     # buffers); chunked: refused once the running count passes the 16 MiB cap
-    assert sent < (8 * MiB if not chunked else 48 * MiB)
-    assert growth < 20e6
+    assert sent < (8 * MiB if not chunked else 48 * MiB), sent
+    assert growth < 20e6, f"server RSS grew {growth / 1e6:.1f} MB"
 
 
 # -- one token flooding ---------------------------------------------------------------------
 
 FLOODER = r"""
-import collections, secrets, socket, sys, threading, time
+import collections, os, secrets, socket, sys, threading, time
+# the attacker is a process on this 2-core box, not a machine of its own: niced, so it
+# takes the CPU the server and the measured client leave, rather than theirs
+os.nice(10)
 port, token, seconds, conns = int(sys.argv[1]), sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
 
 def request():  # token "made-up": a fresh made-up token each time
@@ -262,7 +265,8 @@ def test_a_flooding_token_gets_429_and_others_stay_fast(tmp_path: Path, tokens: 
     assert counts[passed] <= BURST + RATE * (FLOOD_SECONDS + 0.5)
     assert statuses == {200}, "the other session was limited too"
     assert len(latencies) >= 200
-    assert p99 < 0.050
+    assert p99 < 0.050, (f"another session's p99 was {p99 * 1e3:.1f} ms over {len(latencies)} "
+                         f"requests (p50 {p50 * 1e3:.1f} ms) under the flood")
 
 
 def _parse(out: str) -> tuple[dict[int, int], dict[str, int]]:
@@ -340,7 +344,7 @@ def _slow_connections(server: SwarmProcess) -> None:
           f"{percentile(baseline, 0.99) * 1e3:.1f} ms); server fds {fds_before} -> "
           f"{fds_during}; slow connections the server still held at the end: {still_open}")
     assert len(latencies) >= 100
-    assert p99 < 0.250 and max(latencies) < 1.0
+    assert p99 < 0.250 and max(latencies) < 1.0, (p50, p99, max(latencies))
     deadline = time.monotonic() + 10  # and they are let go once the clients hang up
     while server.fds() > fds_before + 10 and time.monotonic() < deadline:
         time.sleep(0.1)
