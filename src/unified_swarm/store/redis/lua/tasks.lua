@@ -32,9 +32,9 @@ OPS.add_tasks = function()
     redis.call('ZADD', P .. ':status:' .. t.status, seq, t.id)
     redis.call('HINCRBY', P .. ':count:tasks', t.status, 1)
     if t.status == 'ready' then
-      local h = hgetall(key)
-      local sc = ready_score(h)
-      redis.call('ZADD', P .. ':ready:' .. h.required_capability, sc, t.id)
+      local f = redis.call('HMGET', key, 'priority', 'required_capability')
+      local sc = ready_score({priority = f[1], seq = seq})
+      redis.call('ZADD', P .. ':ready:' .. f[2], sc, t.id)
       redis.call('ZADD', P .. ':ready-any', sc, t.id)
     end
     for _, dep in ipairs(t.deps) do redis.call('SADD', P .. ':dependents:' .. dep, t.id) end
