@@ -114,3 +114,23 @@ async def test_open_fails_fast_without_redis(tmp_path: Path) -> None:
     with pytest.raises(Unavailable):
         await RedisStore(settings.store, settings).open()
     assert time.monotonic() - started < 1.2
+
+
+async def test_a_full_redis_answers_unavailable_and_writes_nothing(
+        private_redis: RedisServer, tmp_path: Path) -> None:
+    from redis.asyncio import Redis
+
+    store = await opened(settings_for(private_redis, tmp_path))
+    await join(store, "w1")
+    client = Redis.from_url(private_redis.url)
+    await client.config_set("maxmemory", "1")  # noeviction: Redis refuses writes
+    try:
+        with pytest.raises(Unavailable, match="maxmemory"):
+            await store.add_tasks([spec("a")], T0)
+    finally:
+        await client.config_set("maxmemory", "0")
+        await client.aclose()
+    assert await store.get_task("a") is None
+    assert (await store.counts()).last_seq == 1
+    await store.add_tasks([spec("a")], T0)
+    await store.close()

@@ -91,10 +91,16 @@ def as_store_error(exc: BaseException, where: str) -> SwarmError:
     """What a redis-py failure means to a caller: 503 while Redis cannot serve, else a bug."""
     if isinstance(exc, SwarmError):
         return exc
-    if isinstance(exc, rex.ResponseError) and not str(exc).startswith(TRANSIENT):
+    if isinstance(exc, rex.ResponseError) and not _transient(exc):
         return SwarmError(f"redis refused a command ({where}): {exc}")
     return Unavailable(f"redis at {where} is unavailable: {exc or type(exc).__name__}",
                        retry_after=1.0)
+
+
+def _transient(exc: rex.ResponseError) -> bool:
+    # redis-py strips the code of the errors it knows (OOM, READONLY, ...) from the message
+    code = str(getattr(exc, "status_code", None) or str(exc).split(" ", 1)[0])
+    return code.startswith(TRANSIENT)
 
 
 UNAVAILABLE_ERRORS = (rex.RedisError, OSError, asyncio.TimeoutError)
