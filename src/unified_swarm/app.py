@@ -12,7 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 
-from . import __version__, dashboard, logs
+from . import __version__, dashboard
 from .api import knowledge, metrics, realtime, sessions, swarm, work
 from .api.events_hub import EventHub
 from .api.guard import Guard
@@ -37,7 +37,6 @@ def create_app(
     run_loop: bool = True,
 ) -> FastAPI:
     """Build the app. Tests pass a store or a clock; the server passes neither."""
-    logs.install()  # before uvicorn logs its first request line
     store = store or make_store(settings)
     token, _ = operator_token(settings)
     orch = Orchestrator(store, settings, token, clock)

@@ -14,6 +14,9 @@ def test_redact() -> None:
     assert logs.redact(line) == 'GET /swarm/realtime?after=3&token=[redacted]&types=task HTTP/1.1'
     assert logs.redact("/x?access_token=s3cret") == "/x?access_token=[redacted]"
     assert logs.redact("/work?status=ready") == "/work?status=ready"
+    assert logs.redact("< authorization: Bearer abc.def") == "< authorization: Bearer [redacted]"
+    assert logs.redact("sec-websocket-protocol: swarm, bearer.s3cret") == (
+        "sec-websocket-protocol: swarm, bearer.[redacted]")
 
 
 def test_uvicorn_access_lines_are_redacted(caplog: pytest.LogCaptureFixture) -> None:

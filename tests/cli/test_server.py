@@ -147,3 +147,18 @@ def test_a_taken_port_is_exit_5(tmp_path: Path) -> None:
                 proc.communicate(timeout=5)
     assert proc.returncode == Exit.UNAVAILABLE, (out, err)
     assert "could not start" in err and "listening" not in out
+
+
+def test_open_file_limit_is_raised_to_the_hard_limit() -> None:
+    import resource
+
+    from unified_swarm.cli.server import raise_open_file_limit
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(256, hard), hard))
+        now = raise_open_file_limit()
+        assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] == now
+        assert now == (hard if hard != resource.RLIM_INFINITY else 1 << 16)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

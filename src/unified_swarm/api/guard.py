@@ -13,7 +13,6 @@ flooding token is answered 429 before it costs a store round-trip.
 from __future__ import annotations
 
 import hashlib
-import logging
 import re
 import time
 from collections import OrderedDict
@@ -21,6 +20,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
+from .. import logs
 from ..config import Settings
 from ..errors import InvalidInput as _Invalid
 from ..errors import PayloadTooLarge, RateLimited, SwarmError
@@ -41,34 +41,6 @@ SINGLETONS = frozenset({"host", "authorization", "content-length"})
 #: no id, topic or route holds a control character; a decoded %00 or %0A in the path is an
 #: attack on a parser somewhere (Starlette's `$` even lets a final "\n" slip past a route)
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-class RedactTokens(logging.Filter):
-    """Blanks credentials in uvicorn's log records: its access line carries the query string,
-    and at DEBUG its WebSocket layer logs the whole handshake, Authorization included."""
-
-    PATTERNS = (
-        (re.compile(r"(?i)(authorization:\s*\S+\s+)\S+"), r"\1[redacted]"),
-        (re.compile(r"(?i)([?&]token=)[^&\s\"']+"), r"\1[redacted]"),
-        (re.compile(r"(?i)(bearer\.)[^,\s\"']+"), r"\1[redacted]"),
-    )
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        redacted = message
-        for pattern, blank in self.PATTERNS:
-            redacted = pattern.sub(blank, redacted)
-        if redacted != message:
-            record.msg, record.args = redacted, ()
-        return True
-
-
-def redact_server_logs() -> None:
-    """Put `RedactTokens` on uvicorn's loggers, once (they do not propagate to the root)."""
-    for name in ("uvicorn.error", "uvicorn.access"):
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, RedactTokens) for f in logger.filters):
-            logger.addFilter(RedactTokens())
 
 
 def lift_query_token(scope: Scope) -> None:
@@ -135,7 +107,7 @@ class Guard:
         self.buckets = (TokenBuckets(settings.rate_limit, settings.rate_burst, time.monotonic)
                         if settings.rate_limit > 0 else None)
         self.verified: OrderedDict[str, None] = OrderedDict()
-        redact_server_logs()
+        logs.install()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):

@@ -107,7 +107,25 @@ def serve(args: argparse.Namespace) -> int:
     else:
         lines.append(f"Dashboard: {listen_url(settings)}/ (it asks once for the operator "
                      f"token: SWARM_TOKEN or {token_path(settings)})")
+    raise_open_file_limit()
     return run_uvicorn(settings, args.log_level, lambda: print("\n".join(lines), flush=True))
+
+
+def raise_open_file_limit() -> int:
+    """Lift the soft limit on open files to the hard one: uvicorn keeps a connection whose
+    request never finishes arriving, and at the usual 1,024 a thousand slow clients would
+    stop the server accepting anyone. Returns the limit now in force."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 16)
+    if soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):
+            return soft
+        return target
+    return soft
 
 
 def listen_url(settings: Settings) -> str:
