@@ -1,7 +1,8 @@
 """JSON in and out, with the limits every boundary enforces.
 
-orjson refuses what cannot round-trip (NaN, Infinity, integers past 64 bits, lone
-surrogates), so a value accepted once is stored and served back unchanged.
+orjson refuses NaN, Infinity and lone surrogates; it reads an integer past 64 bits as a
+float, which the API refuses before parsing (api/deps.py), so a value accepted once is stored
+and served back unchanged.
 """
 
 from __future__ import annotations
