@@ -330,3 +330,18 @@ async def test_an_orchestrator_on_the_real_clock_uses_the_store_clock(
     Orchestrator(real, settings, "op", time.time)
     Orchestrator(by_hand, settings, "op", lambda: T0)
     assert real._clock == "s" and by_hand._clock == "c"
+
+
+async def test_next_deadline_is_told_on_the_local_clock(redis_server: RedisServer, raw: Redis,
+                                                        tmp_path: Path) -> None:
+    import time
+
+    settings = redis_settings(redis_server, tmp_path)
+    store = await opened(settings)
+    store.use_store_clock()
+    ahead = await store_time(store) + 3600  # the store's clock runs an hour ahead of ours
+    await raw.set(f"{settings.redis_prefix}:clock", repr(ahead))
+    await join(store, "w1", interval=10.0)  # silent from store time ahead + 30
+    deadline = await store.next_deadline()
+    assert deadline is not None and abs(deadline - (time.time() + 30)) < 1
+    await store.close()

@@ -290,5 +290,7 @@ class StoreClock(Protocol):
     def use_store_clock(self) -> None:
         """From now on, judge time (leases, deadlines, timestamps) by the store's clock
         instead of the `now` each call passes: replicas whose clocks disagree then agree,
-        and timestamps follow the order in which steps commit. The orchestrator asks for
-        this when it runs on the real clock; tests that move time by hand do not."""
+        and timestamps follow the order in which steps commit. `next_deadline` (a wake-up
+        hint) is then told on the caller's clock, so a skewed replica sleeps the right
+        time. The orchestrator asks for this when it runs on the real clock; tests that
+        move time by hand do not."""

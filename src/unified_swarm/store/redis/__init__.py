@@ -33,6 +33,7 @@ emptied Redis never hands out fencing tokens from zero again behind live workers
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -304,8 +305,17 @@ class RedisStore:
         return Reaped(list(requeued), list(failed), list(offline), bool(more))
 
     async def next_deadline(self) -> float | None:
-        reply = await self._call("next_deadline")
-        return None if reply[0] is None else float(reply[0])
+        """With the store clock, the deadline is told on this process's clock (by the
+        offset just measured), so a replica whose clock is skewed still sleeps until it is
+        due instead of spinning or oversleeping; it is a wake-up hint, nothing more."""
+        sent = time.time()
+        best, store_now = await self._call("next_deadline")
+        if best is None:
+            return None
+        if self._clock != "s":
+            return float(best)
+        here = (sent + time.time()) / 2  # the middle of the round trip
+        return float(best) - (float(store_now) - here)
 
     # -- knowledge -----------------------------------------------------------------------
 

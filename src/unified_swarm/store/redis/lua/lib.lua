@@ -32,15 +32,20 @@ local function OPT(a)
   return string.sub(a, 2)
 end
 
+-- Redis TIME, but never behind a time this swarm already wrote (Redis's clock stepped
+-- back, or a failover to a host whose clock lags): timestamps follow the commit order
+local function store_now()
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+  local last = tonumber(redis.call('GET', P .. ':clock') or '0')
+  if now < last then now = last end
+  return now
+end
+
 local function set_now(raw)
   local given = tonumber(raw)
   if CLOCK == 's' then
-    local t = redis.call('TIME')
-    NOW = tonumber(t[1]) + tonumber(t[2]) / 1000000
-    -- never behind a time this swarm already wrote (Redis's clock stepped back, or a
-    -- failover to a host whose clock lags): timestamps follow the commit order
-    local last = tonumber(redis.call('GET', P .. ':clock') or '0')
-    if NOW < last then NOW = last end
+    NOW = store_now()
     SHIFT = NOW - given
   else
     NOW = given

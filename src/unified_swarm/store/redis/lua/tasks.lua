@@ -298,11 +298,12 @@ OPS.reap = function()
   return OK(offline, requeued, failed, more)
 end
 
+-- the earliest deadline (false: none), and the store clock's time now
 OPS.next_deadline = function()
   local best = false
   for _, key in ipairs({P .. ':deadlines', P .. ':silence'}) do
     local head = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
     if head[1] and (not best or tonumber(head[2]) < tonumber(best)) then best = head[2] end
   end
-  return OK(best)
+  return OK(best, F(store_now()))
 end
