@@ -51,16 +51,11 @@ PREFIX_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 class Keys:
-    """The few key names the Python side touches directly (the scripts derive the rest)."""
+    """The names the Python side needs: the prefix (the scripts derive every key from it)
+    and the pub/sub channel."""
 
     def __init__(self, prefix: str, db: int) -> None:
         if not PREFIX_RE.match(prefix):
             raise InvalidInput(f"redis_prefix {prefix!r} must match {PREFIX_RE.pattern}")
         self.prefix = prefix
-        self.meta = f"{prefix}:meta"
-        self.events = f"{prefix}:events"
         self.channel = f"{prefix}:{db}:notify"
-
-    def pattern(self) -> str:
-        """Every key of this swarm (for operators and tests; never used on a hot path)."""
-        return f"{self.prefix}:*"
