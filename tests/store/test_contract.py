@@ -418,6 +418,21 @@ async def test_asking_for_work_revives_a_silent_session(store: Store) -> None:
     assert types.count("session.joined") == 2
 
 
+async def test_an_offer_proves_no_liveness(store: Store) -> None:
+    await join(store, "w1")
+    await join(store, "w2", now=T0 + 5)
+    await store.add_tasks([spec("a")], T0)
+    offered = await store.assign_next("w1", T0 + 1, T0 + 300)
+    assert offered is not None
+    s = await store.get_session("w1")
+    assert s is not None and s.last_heartbeat == T0  # not refreshed by the offer
+    reaped = await store.reap(T0 + LEASE, 100)
+    assert reaped.offline == ["w1"] and reaped.requeued == ["a"]
+    assert await store.assign_next("w1", T0 + LEASE, T0 + 300) is None  # silent: nothing
+    s = await store.get_session("w1")
+    assert s is not None and s.status == SessionStatus.OFFLINE
+
+
 async def test_reap_is_bounded(store: Store) -> None:
     for i in range(5):
         await join(store, f"w{i}", interval=1)

@@ -68,15 +68,16 @@ def _brief(t: Task) -> dict[str, JSON]:
 # -- claiming ----------------------------------------------------------------------------
 
 
-def _claimable_session(conn: Conn, ev: list[Event], session_id: str, now: float) -> Session:
-    """The session, alive again if it had only gone silent: asking for work proves liveness.
-
-    One that left (its token revoked) stays offline.
+def _claimable_session(conn: Conn, ev: list[Event], session_id: str, now: float,
+                       asked: bool = True) -> Session:
+    """The session, alive again if it had only gone silent and `asked` for work itself
+    (asking proves liveness; an offer the server makes proves nothing). One that left (its
+    token revoked) stays offline.
     """
     row = conn.execute("SELECT token_hash FROM sessions WHERE id = ?", (session_id,)).fetchone()
     if row is None:
         raise NotFound(f"session {session_id!r} does not exist")
-    if row["token_hash"] is not None:
+    if asked and row["token_hash"] is not None:
         revive(conn, ev, session_id, now)
     s = load_session(conn, session_id)
     assert s is not None
@@ -186,7 +187,10 @@ def _claim(conn: Conn, ev: list[Event], t: Task, s: Session, now: float,
 
 def assign_next(conn: Conn, ev: list[Event], session_id: str, now: float,
                 deadline: float) -> Task | None:
-    s = _claimable_session(conn, ev, session_id, now)
+    row = conn.execute("SELECT status FROM sessions WHERE id = ?", (session_id,)).fetchone()
+    if row is not None and row[0] == SessionStatus.OFFLINE.value:
+        return None  # a session that went silent is offered nothing
+    s = _claimable_session(conn, ev, session_id, now, asked=False)
     row = _best_ready(conn, s.capabilities)
     if row is None:
         return None

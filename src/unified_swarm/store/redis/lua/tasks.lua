@@ -153,9 +153,11 @@ end
 
 -- A: session id, deadline (on the caller's clock)
 OPS.assign_next = function()
+  -- an offer is the server's initiative, not the session's: it proves no liveness, and a
+  -- session that went silent is offered nothing (else offers would keep a dead one alive)
+  if redis.call('HGET', S(A[1]), 'status') == 'offline' then return OK(false) end
   local s, refused = claimable(A[1])
   if not s then return refused end
-  alive(s)
   local tid = best_ready(s.caps)
   if not tid then return OK(false) end
   local t = hgetall(T(tid))
