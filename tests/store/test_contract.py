@@ -470,6 +470,24 @@ async def test_offer_then_claim_or_time_out(store: Store) -> None:
     assert t is not None and t.status == S.READY and t.attempts == 0
 
 
+async def test_draining_gives_offers_back_however_asked(store: Store) -> None:
+    for sid in ("op-drained", "self-drained"):
+        await join(store, sid)
+    await store.add_tasks([spec("a"), spec("b")], T0)
+    assert await store.assign_next("op-drained", T0, T0 + 300) is not None
+    assert await store.assign_next("self-drained", T0, T0 + 300) is not None
+    await store.set_draining("op-drained", T0 + 1)
+    beat = await store.heartbeat("self-drained", T0 + 1, "draining")
+    assert beat.assignments == [] and beat.session.status == SessionStatus.DRAINING
+    for tid in ("a", "b"):
+        t = await store.get_task(tid)
+        assert t is not None and t.status == S.READY and t.assigned_to is None
+    requeued = [e for e in await store.events_after(0, 100) if e.type == "task.requeued"]
+    assert len(requeued) == 2
+    for e in requeued:
+        assert e.data["reason"] == "draining" and e.data["required_capability"] == "build"
+
+
 # -- listing -----------------------------------------------------------------------------
 
 

@@ -8,10 +8,10 @@ from ...config import Settings
 from ...core import rules
 from ...errors import AlreadyExists, NotFound
 from ...jsonutil import dumps
-from ...models import Event, Outcome, Session, SessionStatus, Task
+from ...models import Event, Outcome, Session, SessionStatus, Task, TaskStatus
 from ..base import Heartbeat
 from .rows import emit, lease_of, load_session
-from .tasks import held_now, release_held, revive
+from .tasks import held_now, release_held, release_task, revive
 
 Conn = sqlite3.Connection
 
@@ -70,10 +70,15 @@ def heartbeat(conn: Conn, ev: list[Event], session_id: str, now: float, status: 
 
 
 def _drain(conn: Conn, ev: list[Event], session_id: str, now: float) -> None:
+    """A draining session keeps its leases and starts nothing new, so offers it has not
+    claimed go back at once (whether the operator or the session itself asked)."""
     cur = conn.execute("UPDATE sessions SET status = 'draining' WHERE id = ? "
                        "AND status IN ('idle', 'busy')", (session_id,))
     if cur.rowcount:
         emit(conn, ev, "session.draining", now, {"session_id": session_id})
+    for t in held_now(conn, session_id):
+        if t.status == TaskStatus.ASSIGNED:
+            release_task(conn, ev, t, now, retry=True, reason="draining", error=None)
 
 
 def set_draining(conn: Conn, ev: list[Event], session_id: str, now: float) -> Session:
@@ -81,13 +86,6 @@ def set_draining(conn: Conn, ev: list[Event], session_id: str, now: float) -> Se
     if s is None:
         raise NotFound(f"session {session_id!r} does not exist")
     _drain(conn, ev, session_id, now)
-    # offers not yet claimed go back at once: a draining session starts nothing new
-    for row in conn.execute("SELECT id FROM tasks WHERE assigned_to = ? AND status = 'assigned'",
-                            (session_id,)).fetchall():
-        conn.execute("UPDATE tasks SET status = 'ready', assigned_to = NULL, "
-                     "lease_expires_at = NULL, updated_at = ? WHERE id = ?", (now, row[0]))
-        emit(conn, ev, "task.requeued", now, {"task_id": row[0], "session_id": session_id,
-                                               "reason": "draining"})
     out = load_session(conn, session_id)
     assert out is not None
     return out

@@ -294,11 +294,11 @@ def fail(conn: Conn, ev: list[Event], session_id: str, task_id: str, token: int,
         return held
     end_attempt(conn, held, now, Outcome.FAILED, error, d)
     _score(conn, session_id, held.required_capability, False, now)
-    _release(conn, ev, held, now, retry=retry, reason="failed", error=error)
+    release_task(conn, ev, held, now, retry=retry, reason="failed", error=error)
     return Recorded(held)
 
 
-def _release(conn: Conn, ev: list[Event], t: Task, now: float, *, retry: bool, reason: str,
+def release_task(conn: Conn, ev: list[Event], t: Task, now: float, *, retry: bool, reason: str,
              error: str | None) -> None:
     """End a held task's attempt: back to ready while attempts remain, else failed."""
     holder = t.assigned_to
@@ -411,7 +411,7 @@ def release_held(conn: Conn, ev: list[Event], session_id: str, now: float,
         t = task_from_row(row)
         if t.status == S.IN_PROGRESS:
             end_attempt(conn, t, now, outcome, reason)
-        _release(conn, ev, t, now, retry=True, reason=reason, error=None)
+        release_task(conn, ev, t, now, retry=True, reason=reason, error=None)
         out.append(t)
     return out
 
@@ -431,7 +431,7 @@ def reap_leases(conn: Conn, ev: list[Event], now: float, limit: int) -> tuple[
             reason = "lease_expired"
         else:
             reason = "claim_timeout"
-        _release(conn, ev, t, now, retry=True, reason=reason, error=None)
+        release_task(conn, ev, t, now, retry=True, reason=reason, error=None)
         (requeued if t.status == S.READY else failed).append(t.id)
     return requeued, failed, len(rows) > limit
 

@@ -334,11 +334,17 @@ local function release_held(sid, outcome, reason, moved)
   end
 end
 
+-- sessions.py `_drain`: a draining session keeps its leases and starts nothing new, so
+-- offers it has not claimed go back at once (whether the operator or the session asked)
 local function drain(sid)
   local st = redis.call('HGET', S(sid), 'status')
   if st == 'idle' or st == 'busy' then
     session_status(sid, 'draining')
     emit('session.draining', obj('session_id', sid))
+  end
+  for _, tid in ipairs(redis.call('ZRANGE', HELD_KEY(sid), 0, -1)) do
+    local t = hgetall(T(tid))
+    if t.status == 'assigned' then release(t, true, 'draining', nil) end
   end
 end
 

@@ -57,16 +57,6 @@ OPS.set_draining = function()
   local sid = A[1]
   if redis.call('EXISTS', S(sid)) == 0 then return ERR('no_session', sid) end
   drain(sid)
-  -- offers not yet claimed go back at once: a draining session starts nothing new
-  for _, tid in ipairs(redis.call('ZRANGE', HELD_KEY(sid), 0, -1)) do
-    local t = hgetall(T(tid))
-    if t.status == 'assigned' then
-      set_status(t, 'ready')
-      set_lease(t, nil)
-      put(T(tid), 'assigned_to', nil, 'updated_at', F(NOW))
-      emit('task.requeued', obj('task_id', tid, 'session_id', sid, 'reason', 'draining'))
-    end
-  end
   return OK(session_reply(sid))
 end
 
