@@ -40,11 +40,13 @@ BIN = Path(sys.executable).parent
 
 @dataclass(frozen=True)
 class Peer:
-    """One peer queue: its task module and how its CLI starts `n` worker processes."""
+    """One peer queue: its task module and how its CLI starts `n` worker processes
+    (or, with `own_layout`, the processes and threads its CLI picks by default)."""
 
     name: str
     module: str
     env: dict[str, str] = field(default_factory=dict)
+    own_layout: bool = False
 
     def worker_cmds(self, n: int, broker: str) -> list[list[str]]:
         mod = f"peer_tasks.{self.module}"
@@ -56,6 +58,8 @@ class Peer:
         if self.module == "huey_app":
             return [[str(BIN / "huey_consumer"), f"{mod}.huey", "-w", str(n), "-k", "process",
                      "-q"]]
+        if self.own_layout:  # dramatiq's defaults: one process per CPU, 8 threads each
+            return [[str(BIN / "dramatiq"), mod]]
         return [[str(BIN / "dramatiq"), mod, "-p", str(n), "-t", "1"]]
 
 
@@ -67,6 +71,7 @@ PEERS = {
         Peer("rq", "rq_jobs"),
         Peer("huey", "huey_app"),
         Peer("dramatiq", "dramatiq_actors"),
+        Peer("dramatiq-own-layout", "dramatiq_actors", own_layout=True),
     )
 }
 
@@ -86,6 +91,8 @@ Settings (library defaults unless stated; logging at WARNING for every system):
                  from Redis when dequeued), results on (a None result is not stored).
   dramatiq       RedisBroker, dramatiq -p N -t 1, default middleware; acked after it runs;
                  an idle consumer polls with backoff up to worker_timeout=1 s.
+  dramatiq-own-layout  the same with dramatiq's own default layout instead of N processes:
+                 one process per CPU, 8 threads each ({layout}), for throughput and latency.
 Every broker: private redis-server on 127.0.0.1, AOF appendfsync={fsync}, noeviction.
 Peers' tasks/s: first task start -> M-th task end (worker start-up excluded); each peer task
 also does one INCR on a separate non-persistent Redis to be counted. unified-swarm: all
@@ -103,6 +110,7 @@ class Row:
     p50: float | None = None
     p99: float | None = None
     note: str = ""
+    workers: str = ""  # when not --workers processes
 
 
 @contextmanager
@@ -230,19 +238,21 @@ def print_table(rows: list[Row], args: argparse.Namespace) -> None:
     swarm = {r.store: r for r in rows if r.system == "unified-swarm"}
     none = Row("", "", 0, None)
     sqlite, red = swarm.get("sqlite", none), swarm.get("redis", none)
-    print(f"{'system':<18} {'store':<7} {'workers':>7} {'tasks':>6} {'done':>6} {'tasks/s':>8} "
+    print(f"{'system':<20} {'store':<7} {'workers':>7} {'tasks':>6} {'done':>6} {'tasks/s':>8} "
           f"{'p50 ms':>8} {'p99 ms':>8} {'vs sqlite':>9} {'vs redis':>9}  note")
     for r in rows:
         p50 = fmt(r.p50 and r.p50 * 1000, ".2f")
         p99 = fmt(r.p99 and r.p99 * 1000, ".2f")
-        print(f"{r.system:<18} {r.store:<7} {args.workers:>7} {args.tasks:>6} {r.done:>6} "
+        workers = r.workers or str(args.workers)
+        print(f"{r.system:<20} {r.store:<7} {workers:>7} {args.tasks:>6} {r.done:>6} "
               f"{fmt(r.rate, '.0f'):>8} {p50:>8} {p99:>8} {ratio(r, sqlite):>9} "
               f"{ratio(r, red):>9}  {r.note}")
     print()
     if args.repeat > 1:
         print(f"Medians of {args.repeat} rounds; each round runs every system once, in this "
               "order.")
-    print(FOOTNOTE.format(fsync=args.appendfsync, gap=f"{args.gap_ms:g}"))
+    layout = f"{os.cpu_count()} x 8 = {(os.cpu_count() or 1) * 8} threads here"
+    print(FOOTNOTE.format(fsync=args.appendfsync, gap=f"{args.gap_ms:g}", layout=layout))
 
 
 def main() -> None:
@@ -277,6 +287,8 @@ def one_round(args: argparse.Namespace) -> list[Row]:
                 print(f"{name} failed: {exc}\n{tail(Path(tmp) / f'{name}.log')}",
                       file=sys.stderr)
                 rows.append(Row(name, "redis", 0, None, note=f"failed: {exc}"[:80]))
+        if PEERS[name].own_layout:
+            rows[-1].workers = f"{os.cpu_count()}x8"
         print(f"  {rows[-1].system}: {fmt(rows[-1].rate, '.0f')} tasks/s", file=sys.stderr)
     return rows
 
@@ -290,7 +302,7 @@ def merge(rows: tuple[Row, ...]) -> Row:
     notes = "; ".join(dict.fromkeys(r.note for r in rows if r.note))
     return Row(rows[0].system, rows[0].store, min(r.done for r in rows),
                med([r.rate for r in rows]), med([r.p50 for r in rows]),
-               med([r.p99 for r in rows]), notes)
+               med([r.p99 for r in rows]), notes, rows[0].workers)
 
 if __name__ == "__main__":
     main()
