@@ -278,7 +278,10 @@ def main() -> None:
 
 def one_round(args: argparse.Namespace) -> list[Row]:
     """Every system once, in table order."""
-    rows = [run_swarm(store, args) for store in args.stores.split(",") if store]
+    rows: list[Row] = []
+    for store in (s for s in args.stores.split(",") if s):
+        rows.append(run_swarm(store, args))
+        print(f"  unified-swarm/{store}: {fmt(rows[-1].rate, '.0f')} tasks/s", file=sys.stderr)
     for name in (n for n in args.peers.split(",") if n):
         with tempfile.TemporaryDirectory(prefix=f"peer-{name}-") as tmp:
             try:
