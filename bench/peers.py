@@ -92,7 +92,8 @@ Settings (library defaults unless stated; logging at WARNING for every system):
   dramatiq       RedisBroker, dramatiq -p N -t 1, default middleware; acked after it runs;
                  an idle consumer polls with backoff up to worker_timeout=1 s.
   dramatiq-own-layout  the same with dramatiq's own default layout instead of N processes:
-                 one process per CPU, 8 threads each ({layout}), for throughput and latency.
+                 one process per CPU, 8 threads each ({layout}), for throughput
+                 and latency alike.
 Every broker: private redis-server on 127.0.0.1, AOF appendfsync={fsync}, noeviction.
 Peers' tasks/s: first task start -> M-th task end (worker start-up excluded); each peer task
 also does one INCR on a separate non-persistent Redis to be counted. unified-swarm: all
