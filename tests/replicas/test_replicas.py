@@ -102,7 +102,9 @@ def test_a_long_poll_is_woken_by_work_added_on_another_replica(
     committed = time.monotonic()  # (the commit came a little before the answer)
     poller.join(10)
     assert got["status"] == 200 and got["body"]["task"]["id"] == "x"
-    assert got["at"] - committed < 0.1  # a few ms in practice: pub/sub, then one claim
+    # a few ms in practice (pub/sub, then one claim); under 0.5 s proves the doorbell woke it,
+    # not the listener's once-a-second re-read
+    assert got["at"] - committed < 0.5
 
 
 def test_failover_on_a_clean_stop_within_one_lease(replicas: list[LiveServer]) -> None:
@@ -110,9 +112,11 @@ def test_failover_on_a_clean_stop_within_one_lease(replicas: list[LiveServer]) -
     wait_until(lambda: len(leaders(replicas)) == 1, within=3)
     old = leaders(replicas)[0]
     old.stop()  # it resigns on the way out
-    took = wait_until(lambda: len(leaders(replicas)) == 1, within=5.0)
+    took = wait_until(lambda: len(leaders(replicas)) == 1, within=6.0)
     assert leaders(replicas)[0] is not old
-    assert took < 5.0 / 3 + 0.5  # the follower's next renewal round
+    # the bound: within one lease period (in practice the follower's next renewal
+    # round, 5/3 s, when the machine is not loaded)
+    assert took < 5.0
 
 
 def test_failover_after_a_crash_reaps_the_orphaned_lease(replicas: list[LiveServer]) -> None:
