@@ -340,10 +340,13 @@ class Orchestrator:
     async def _match(self, now: float) -> None:
         """Push work to sessions that sat idle past idle_threshold without asking for it
         (a session that long-polls takes ready work itself and is never idle that long)."""
-        counts = await self.store.counts()
-        if not counts.tasks.get("ready") or self.interrupt is not None:
+        if self.interrupt is not None:
             return
-        for s in await self.store.idle_sessions(now, self.settings.idle_threshold):
+        # long-idle sessions first: there rarely are any, and counting tasks scans them all
+        idle = await self.store.idle_sessions(now, self.settings.idle_threshold)
+        if not idle or not (await self.store.counts()).tasks.get("ready"):
+            return
+        for s in idle:
             try:
                 offered = await self.store.assign_next(
                     s.id, now, now + self.settings.task_claim_timeout)

@@ -403,12 +403,8 @@ def cancel(conn: Conn, ev: list[Event], task_id: str, now: float, reason: str) -
 def release_held(conn: Conn, ev: list[Event], session_id: str, now: float,
                  outcome: Outcome, reason: str) -> list[Task]:
     """Put everything a departing session holds back in the queue (offers and leases)."""
-    rows = conn.execute(
-        "SELECT * FROM tasks WHERE assigned_to = ? AND status IN ('assigned', 'in_progress') "
-        "ORDER BY seq", (session_id,)).fetchall()
     out = []
-    for row in rows:
-        t = task_from_row(row)
+    for t in held_now(conn, session_id):
         if t.status == S.IN_PROGRESS:
             end_attempt(conn, t, now, outcome, reason)
         release_task(conn, ev, t, now, retry=True, reason=reason, error=None)
