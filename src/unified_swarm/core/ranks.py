@@ -44,21 +44,23 @@ class Ranks:
         return 0.0 if node is None else node.rank
 
     def add(self, task_id: str, capability: str, dependencies: Iterable[str],
-            weight: float) -> None:
-        """A new unfinished task; dependencies that already finished are ignored."""
+            weight: float) -> list[str]:
+        """A new unfinished task; dependencies that already finished are ignored. Returns
+        the tasks whose rank moved (its ancestors)."""
         if task_id in self._nodes:
-            return
+            return []
         parents = {d for d in dependencies if d in self._nodes}
         self._nodes[task_id] = _Node(capability, weight, weight, parents)
         for p in parents:
             self._nodes[p].children.add(task_id)
-        self._refresh(parents)
+        return self._refresh(parents)
 
-    def remove(self, task_id: str) -> None:
-        """The task finished (or can never run): it no longer extends any chain."""
+    def remove(self, task_id: str) -> list[str]:
+        """The task finished (or can never run): it no longer extends any chain. Returns
+        the tasks whose rank moved."""
         node = self._nodes.pop(task_id, None)
         if node is None:
-            return
+            return []
         for c in node.children:
             child = self._nodes.get(c)
             if child is not None:
@@ -67,21 +69,21 @@ class Ranks:
             parent = self._nodes.get(p)
             if parent is not None:
                 parent.children.discard(task_id)
-        self._refresh(node.parents)
+        return self._refresh(node.parents)
 
-    def _refresh(self, start: Iterable[str]) -> None:
+    def _refresh(self, start: Iterable[str]) -> list[str]:
         """Recompute ranks upward from `start`, stopping where a rank does not move."""
         stack = [t for t in start if t in self._nodes]
+        moved = []
         while stack:
-            node = self._nodes[stack.pop()]
+            tid = stack.pop()
+            node = self._nodes[tid]
             rank = node.weight + max((self._nodes[c].rank for c in node.children), default=0.0)
             if abs(rank - node.rank) > 1e-9 * max(1.0, rank):
                 node.rank = rank
+                moved.append(tid)
                 stack.extend(node.parents)
-
-    def weights(self) -> dict[str, float]:
-        """The weight each capability was last ranked with."""
-        return {n.capability: n.weight for n in self._nodes.values()}
+        return moved
 
     def reweigh(self, weight_of: Callable[[str], float]) -> None:
         """New weights per capability; every rank recomputed children first (Kahn's order

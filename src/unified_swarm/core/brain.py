@@ -1,0 +1,490 @@
+"""The learned scheduler (`SWARM_SCHEDULER=learned`): a picture of the swarm kept from the
+store's events, the learned model, and the choice over them.
+
+Every replica keeps its own `Brain` from the same event stream, so any replica can decide;
+the store's compare-and-set claim settles races. Nothing here is a source of truth: on start
+the orchestrator loads it from the store (`load`), and a picture that drifted only costs a
+lost race or a slightly worse choice, never a duplicate.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from ..models import Event, Session, Task, TaskStatus
+from ..stats import ANY, PairStats
+from . import breaker, choice
+from .breaker import BreakerParams, Quarantine
+from .choice import ChoiceParams, Decision, Hold, Option
+from .learning import Model, Params
+from .ranks import Ranks
+from .view import ReadyIndex, SessionInfo, TaskInfo
+
+#: a proposal keeps racing deciders off a task between the choice and the claim
+PROPOSAL_HOLD = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class BrainParams:
+    choice: ChoiceParams = field(default_factory=ChoiceParams)
+    model: Params = field(default_factory=Params)
+    breaker: BreakerParams = field(default_factory=BreakerParams)
+    #: seconds between checks whether learned weights moved enough to re-rank everything
+    reweigh_every: float = 2.0
+    reweigh_change: float = 0.1
+    #: seconds between re-sorting each capability's sessions by expected speed
+    speed_refresh: float = 0.5
+    seed: int | None = None
+
+
+class Brain:
+    """The scheduler's state: tasks, ranks, ready index, sessions, model, holds, breakers."""
+
+    def __init__(self, params: BrainParams | None = None) -> None:
+        self.params = params or BrainParams()
+        self.model = Model(self.params.model)
+        self.ranks = Ranks()
+        self.ready = ReadyIndex()
+        self.tasks: dict[str, TaskInfo] = {}
+        self.sessions: dict[str, SessionInfo] = {}
+        self.holds: dict[str, Hold] = {}
+        self.quarantines: dict[tuple[str, str], Quarantine] = {}
+        #: sessions parked in a long-poll on this replica: free now
+        self.waiting: set[str] = set()
+        self.metrics = SchedulerMetrics()
+        self._predicted: dict[str, float] = {}
+        self._weights: dict[str, float] = {}
+        self._weighed_at = -math.inf
+        self._by_speed: dict[str, list[tuple[float, str]]] = {}
+        self._speed_at: dict[str, float] = {}
+        self._rng = random.Random(self.params.seed)
+
+    # -- loading and events ----------------------------------------------------------------
+
+    def load(self, tasks: Iterable[Task], sessions: Iterable[Session],
+             stats: Iterable[tuple[str, str, PairStats]],
+             quarantines: Iterable[Quarantine] = ()) -> None:
+        """The picture from the store: unfinished tasks (dependencies first), online
+        sessions, every pair's statistics and the breakers open or half-open."""
+        for sid, cap, st in stats:
+            self.model.set(sid, cap, st)
+        for s in sessions:
+            self._join(s.id, s.capabilities, s.max_concurrent_tasks)
+        for t in tasks:
+            self._load_task(t)
+        for q in quarantines:
+            self.quarantines[(q.session_id, q.capability)] = q
+
+    def _load_task(self, t: Task) -> None:
+        status = {TaskStatus.PENDING: "pending", TaskStatus.READY: "ready"}.get(t.status, "held")
+        default = math.log(t.estimated_hours * 3600) if t.estimated_hours else None
+        self._add(t.id, t.required_capability, t.priority, t.seq, status, t.dependencies, default)
+        if t.status == TaskStatus.IN_PROGRESS and t.assigned_to in self.sessions:
+            started = t.started_at or 0.0
+            self.sessions[t.assigned_to].running[t.id] = (t.required_capability, started)
+
+    def apply(self, events: Sequence[Event]) -> None:
+        """Follow one committed step's events."""
+        for ev in events:
+            handler = _HANDLERS.get(ev.type)
+            if handler is not None:
+                handler(self, ev)
+
+    def _add(self, tid: str, cap: str, priority: int, seq: int, status: str,
+             deps: Iterable[str], default_log: float | None) -> None:
+        info = TaskInfo(tid, cap, priority, seq, status, default_log)
+        self.tasks[tid] = info
+        moved = self.ranks.add(tid, cap, deps, self._weight(cap))
+        if status == "ready":
+            self.ready.put(info, self.ranks.rank(tid))
+        self._rekey(moved)
+
+    def _rekey(self, moved: Iterable[str]) -> None:
+        for m in moved:
+            info = self.tasks.get(m)
+            if info is not None and info.status == "ready":
+                self.ready.put(info, self.ranks.rank(m))
+
+    def _forget_task(self, tid: str) -> None:
+        self.tasks.pop(tid, None)
+        self.ready.discard(tid)
+        self.holds.pop(tid, None)
+        self._rekey(self.ranks.remove(tid))
+
+    def _set_ready(self, tid: str, priority: int | None = None) -> None:
+        info = self.tasks.get(tid)
+        if info is None:
+            return
+        info.status = "ready"
+        if priority is not None:
+            info.priority = priority
+        self.ready.put(info, self.ranks.rank(tid))
+
+    def _set_held(self, tid: str) -> None:
+        info = self.tasks.get(tid)
+        if info is not None:
+            info.status = "held"
+        self.ready.discard(tid)
+
+    def _stop_running(self, sid: str | None, tid: str) -> None:
+        s = self.sessions.get(sid or "")
+        if s is not None:
+            s.running.pop(tid, None)
+
+    def _join(self, sid: str, caps: Iterable[str], max_concurrent: int) -> None:
+        old = self.sessions.get(sid)
+        info = SessionInfo(sid, frozenset(caps), max_concurrent)
+        if old is not None:
+            info.running = old.running
+        self.sessions[sid] = info
+        self._by_speed.clear()
+
+    def _learn(self, data: dict[str, object]) -> None:
+        sid = data.get("session_id")
+        raw = data.get("stats")
+        if not isinstance(sid, str) or not isinstance(raw, dict):
+            return
+        for cap, row in raw.items():
+            if isinstance(row, dict):
+                self.model.set(sid, str(cap), PairStats.from_mapping(row))
+
+    # -- the choice ------------------------------------------------------------------------
+
+    def decide(self, session: Session, now: float) -> Decision:
+        """The task this session should claim now, if any (see core/choice.py)."""
+        started = time.perf_counter()
+        info = self._session(session)
+        self._housekeeping(now)
+        caps = info.capabilities or None
+        cands = [t for t in self.ready.top(caps, self.params.choice.candidates)
+                 if self._eligible(info, self.tasks[t].capability, now)]
+        top_rank = self.ranks.rank(cands[0]) if cands else 0.0
+        decision = choice.decide(
+            info.id, cands,
+            lambda s, t, explore: self._finish(s, t, now, explore),
+            lambda t, busy: self._alternative(t, busy, now),
+            self._held_for(now),
+            lambda t: top_rank - self.ranks.rank(t),
+            now, self.params.choice)
+        for h in decision.holds:
+            self.holds[h.task_id] = h
+        if decision.task_id is not None:
+            self.holds[decision.task_id] = Hold(decision.task_id, info.id, now + PROPOSAL_HOLD)
+        self.metrics.decided(time.perf_counter() - started)
+        return decision
+
+    def match(self, waiting: Sequence[Session], now: float) -> dict[str, str]:
+        """Several waiting sessions matched to the best-ranked ready tasks in one solve.
+        Returns proposals (session -> task) and records holds for sessions free soon."""
+        started = time.perf_counter()
+        self._housekeeping(now)
+        free = [self._session(s) for s in waiting]
+        free = [s for s in free if s.free_slots > 0 and not s.draining]
+        if not free:
+            return {}
+        caps: set[str] | None = set()
+        for s in free:
+            caps = None if caps is None or not s.capabilities else caps | s.capabilities
+        soon = self._soon_free({s.id for s in free}, now)
+        held = self._held_for(now)
+        tasks = [t for t in self.ready.top(caps, len(free) + len(soon) + len(self.holds))
+                 if held(t) is None]
+        proposals, holds = choice.match(
+            [s.id for s in free], soon, tasks, lambda s, t: self._cost(s, t, now), now,
+            self.params.choice)
+        for h in holds:
+            self.holds[h.task_id] = h
+        for sid, tid in proposals.items():
+            self.holds[tid] = Hold(tid, sid, now + PROPOSAL_HOLD)
+        self.metrics.decided(time.perf_counter() - started)
+        return proposals
+
+    def _session(self, s: Session) -> SessionInfo:
+        info = self.sessions.get(s.id)
+        if info is None:
+            self._join(s.id, s.capabilities, s.max_concurrent_tasks)
+            info = self.sessions[s.id]
+        return info
+
+    def _held_for(self, now: float) -> Callable[[str], str | None]:
+        def held(tid: str) -> str | None:
+            h = self.holds.get(tid)
+            return h.session_id if h is not None and h.until > now else None
+        return held
+
+    def _finish(self, sid: str, tid: str, now: float, explore: bool) -> tuple[float, float]:
+        info = self.tasks[tid]
+        est = self.model.duration(sid, info.capability, info.default_log)
+        ok = self.model.success(sid, info.capability)
+        if explore:
+            d, p = est.sample(self._rng), ok.sample(self._rng)
+        else:
+            d, p = est.expected, ok.mean
+        return now + d / max(p, 0.05), est.expected
+
+    def _cost(self, sid: str, tid: str, now: float) -> float:
+        s, info = self.sessions[sid], self.tasks[tid]
+        if not s.can_do(info.capability) or not self._eligible(s, info.capability, now):
+            return choice.INFEASIBLE
+        return self._unit_cost(sid, info.capability)
+
+    def _unit_cost(self, sid: str, cap: str) -> float:
+        est = self.model.duration(sid, cap)
+        return est.expected / max(self.model.success(sid, cap).mean, 0.05)
+
+    def _free_at(self, s: SessionInfo, now: float) -> float | None:
+        """When the session is expected to take its next task; None: it will not."""
+        if s.draining:
+            return None
+        if s.free_slots > 0:
+            return now if s.id in self.waiting else None
+        ends = []
+        for cap, started in s.running.values():
+            end = started + self.model.duration(s.id, cap).expected
+            ends.append(end if end > now else now + (now - end))  # overdue: as late again
+        return min(ends, default=None)
+
+    def _alternative(self, tid: str, busy: frozenset[str], now: float) -> Option | None:
+        """The session other than `busy` expected to finish the task first."""
+        cap = self.tasks[tid].capability
+        held = {h.session_id for h in self.holds.values() if h.until > now}
+        best: Option | None = None
+        for unit, sid in self._speed_order(cap, now):
+            if best is not None and now + unit >= best.finish:
+                break  # sorted by speed: nobody further down can finish sooner
+            if sid in busy or sid in held:
+                continue
+            s = self.sessions.get(sid)
+            start = None if s is None else self._free_at(s, now)
+            if s is None or start is None or not self._eligible(s, cap, now):
+                continue
+            if best is None or start + unit < best.finish:
+                best = Option(sid, start + unit)
+        return best
+
+    def _soon_free(self, exclude: set[str], now: float) -> list[tuple[str, float]]:
+        room = max(self.params.choice.lsa_limit - len(exclude), 0)
+        out = []
+        for s in self.sessions.values():
+            if s.id in exclude or s.free_slots > 0:
+                continue
+            at = self._free_at(s, now)
+            if at is not None:
+                out.append((s.id, at))
+        out.sort(key=lambda p: p[1])
+        return out[:room]
+
+    def _speed_order(self, cap: str, now: float) -> list[tuple[float, str]]:
+        """The sessions that can do `cap`, fastest first (refreshed every `speed_refresh`)."""
+        if now - self._speed_at.get(cap, -math.inf) > self.params.speed_refresh or \
+                cap not in self._by_speed:
+            self._by_speed[cap] = sorted(
+                (self._unit_cost(s.id, cap), s.id) for s in self.sessions.values()
+                if s.can_do(cap))
+            self._speed_at[cap] = now
+        return self._by_speed[cap]
+
+    def _eligible(self, s: SessionInfo, cap: str, now: float) -> bool:
+        """The breakers let the session start a task of `cap` (or nobody healthy can)."""
+        for key in ((s.id, cap), (s.id, ANY)):
+            q = self.quarantines.get(key)
+            running = sum(1 for c, _ in s.running.values() if key[1] in (ANY, c))
+            if not breaker.may_take(q, now, running):
+                return not self._healthy_exists(cap, s.id, now)
+        return True
+
+    def _healthy_exists(self, cap: str, but: str, now: float) -> bool:
+        for other in self.sessions.values():
+            if other.id == but or other.draining or not other.can_do(cap):
+                continue
+            if all(not (q := self.quarantines.get(k)) or not q.open(now)
+                   for k in ((other.id, cap), (other.id, ANY))):
+                return True
+        return False
+
+    # -- upkeep ----------------------------------------------------------------------------
+
+    def _weight(self, cap: str) -> float:
+        if cap not in self._weights:
+            self._weights[cap] = self.model.typical(cap)
+        return self._weights[cap]
+
+    def _housekeeping(self, now: float) -> None:
+        for tid in [t for t, h in self.holds.items() if h.until <= now]:
+            del self.holds[tid]
+        if now - self._weighed_at < self.params.reweigh_every:
+            return
+        self._weighed_at = now
+        fresh = {c: self.model.typical(c) for c in self._weights}
+        moved = any(abs(fresh[c] / w - 1) > self.params.reweigh_change
+                    for c, w in self._weights.items() if w > 0)
+        if moved:
+            self._weights = fresh
+            self.ranks.reweigh(fresh.__getitem__)
+            self._rekey(t for t, i in self.tasks.items() if i.status == "ready")
+
+    def report(self) -> dict[str, object]:
+        return {"tasks_tracked": len(self.tasks), "ready_tracked": len(self.ready),
+                "sessions_tracked": len(self.sessions),
+                "holds": sum(1 for h in self.holds.values()), **self.metrics.report()}
+
+
+@dataclass(slots=True)
+class SchedulerMetrics:
+    """Decision latency and prediction error, over recent and older windows."""
+
+    window: int = 100
+    latencies: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))
+    errors: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))
+    #: the mean absolute log-error of each completed window of `window` predictions
+    history: list[float] = field(default_factory=list)
+    decisions: int = 0
+
+    def decided(self, seconds: float) -> None:
+        self.decisions += 1
+        self.latencies.append(seconds)
+
+    def observed(self, predicted: float, actual: float) -> None:
+        self.errors.append(abs(math.log(max(actual, 1e-3) / max(predicted, 1e-3))))
+        if len(self.errors) % self.window == 0:
+            recent = list(self.errors)[-self.window:]
+            self.history.append(sum(recent) / len(recent))
+            del self.history[:-1000]
+
+    def report(self) -> dict[str, object]:
+        lat = sorted(self.latencies)
+        errs = list(self.errors)
+        recent, older = errs[-self.window:], errs[:-self.window]
+        return {
+            "decisions": self.decisions,
+            "decision_latency_ms": {"p50": _q(lat, 0.5) * 1e3, "p99": _q(lat, 0.99) * 1e3},
+            "prediction_error": {
+                "metric": "mean |log(actual / predicted)| of completed attempts",
+                "recent": _mean(recent), "older": _mean(older),
+                "predictions": len(errs), "windows": self.history[-50:]},
+        }
+
+
+def _q(xs: list[float], q: float) -> float:
+    return xs[min(int(q * len(xs)), len(xs) - 1)] if xs else 0.0
+
+
+def _mean(xs: list[float]) -> float | None:
+    return sum(xs) / len(xs) if xs else None
+
+
+# -- event handlers ------------------------------------------------------------------------
+
+
+def _on_added(b: Brain, ev: Event) -> None:
+    d = ev.data
+    status = str(d.get("status"))
+    if status not in ("pending", "ready"):
+        return
+    hours = d.get("estimated_hours")
+    default = math.log(float(hours) * 3600) if isinstance(hours, int | float) and hours else None
+    b._add(str(d["task_id"]), str(d["required_capability"]), int(d.get("priority") or 5),
+           ev.seq, status, list(d.get("dependencies") or []), default)
+
+
+def _on_ready(b: Brain, ev: Event) -> None:
+    p = ev.data.get("priority")
+    b._set_ready(str(ev.data["task_id"]), int(p) if isinstance(p, int) else None)
+
+
+def _on_requeued(b: Brain, ev: Event) -> None:
+    tid = str(ev.data["task_id"])
+    b._stop_running(ev.data.get("session_id"), tid)
+    b._predicted.pop(tid, None)
+    b._learn(ev.data)
+    b._set_ready(tid)
+
+
+def _on_claimed(b: Brain, ev: Event) -> None:
+    tid, sid = str(ev.data["task_id"]), str(ev.data["session_id"])
+    b._set_held(tid)
+    b.holds.pop(tid, None)
+    info = b.tasks.get(tid)
+    s = b.sessions.get(sid)
+    if s is not None and info is not None:
+        s.running[tid] = (info.capability, ev.at)
+    predicted = ev.data.get("predicted")
+    if isinstance(predicted, int | float):
+        b._predicted[tid] = float(predicted)
+
+
+def _on_assigned(b: Brain, ev: Event) -> None:
+    b._set_held(str(ev.data["task_id"]))
+
+
+def _on_completed(b: Brain, ev: Event) -> None:
+    tid = str(ev.data["task_id"])
+    b._stop_running(ev.data.get("session_id"), tid)
+    b._learn(ev.data)
+    predicted, duration = b._predicted.pop(tid, None), ev.data.get("duration")
+    if predicted is not None and isinstance(duration, int | float):
+        b.metrics.observed(predicted, float(duration))
+    b._forget_task(tid)
+
+
+def _on_final(b: Brain, ev: Event) -> None:
+    tid = str(ev.data["task_id"])
+    b._stop_running(ev.data.get("session_id"), tid)
+    b._predicted.pop(tid, None)
+    b._learn(ev.data)
+    b._forget_task(tid)
+
+
+def _on_joined(b: Brain, ev: Event) -> None:
+    d = ev.data
+    b._join(str(d["session_id"]), [str(c) for c in d.get("capabilities") or []],
+            int(d.get("max_concurrent_tasks") or 1))
+
+
+def _on_gone(b: Brain, ev: Event) -> None:
+    sid = str(ev.data["session_id"])
+    b.sessions.pop(sid, None)
+    b.waiting.discard(sid)
+    b._by_speed.clear()
+
+
+def _on_draining(b: Brain, ev: Event) -> None:
+    s = b.sessions.get(str(ev.data["session_id"]))
+    if s is not None:
+        s.draining = True
+
+
+def _on_quarantined(b: Brain, ev: Event) -> None:
+    d = ev.data
+    q = Quarantine(str(d["session_id"]), str(d.get("capability") or ANY), float(d["until"]),
+                   int(d.get("ejections") or 1))
+    b.quarantines[(q.session_id, q.capability)] = q
+
+
+def _on_restored(b: Brain, ev: Event) -> None:
+    d = ev.data
+    b.quarantines.pop((str(d["session_id"]), str(d.get("capability") or ANY)), None)
+
+
+_HANDLERS = {
+    "task.added": _on_added,
+    "task.ready": _on_ready,
+    "task.requeued": _on_requeued,
+    "task.claimed": _on_claimed,
+    "task.assigned": _on_assigned,
+    "task.completed": _on_completed,
+    "task.failed": _on_final,
+    "task.blocked": _on_final,
+    "task.cancelled": _on_final,
+    "session.joined": _on_joined,
+    "session.left": _on_gone,
+    "session.offline": _on_gone,
+    "session.draining": _on_draining,
+    "session.quarantined": _on_quarantined,
+    "session.restored": _on_restored,
+}
