@@ -195,8 +195,8 @@ class Brain:
         tasks = [t for t in self.ready.top(caps, len(free) + len(soon) + len(self.holds))
                  if held(t) is None]
         proposals, holds = choice.match(
-            [s.id for s in free], soon, tasks, lambda s, t: self._cost(s, t, now), now,
-            self.params.choice)
+            [s.id for s in free], soon, tasks, lambda t: self.tasks[t].capability,
+            lambda s, cap: self._cost(s, cap, now), now, self.params.choice)
         for h in holds:
             self.holds[h.task_id] = h
         for sid, tid in proposals.items():
@@ -227,11 +227,11 @@ class Brain:
             d, p = est.expected, ok.mean
         return now + d / max(p, 0.05), est.expected
 
-    def _cost(self, sid: str, tid: str, now: float) -> float:
-        s, info = self.sessions[sid], self.tasks[tid]
-        if not s.can_do(info.capability) or not self._eligible(s, info.capability, now):
+    def _cost(self, sid: str, cap: str, now: float) -> float:
+        s = self.sessions[sid]
+        if not s.can_do(cap) or not self._eligible(s, cap, now):
             return choice.INFEASIBLE
-        return self._unit_cost(sid, info.capability)
+        return self._unit_cost(sid, cap)
 
     def _unit_cost(self, sid: str, cap: str) -> float:
         est = self.model.duration(sid, cap)

@@ -23,6 +23,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
 #: a cost no real assignment reaches: pairs a session cannot take
 INFEASIBLE = 1e18
 
@@ -99,59 +102,61 @@ def decide(session_id: str, candidates: Sequence[str], finish: Finish,
 
 
 def match(free: Sequence[str], soon: Sequence[tuple[str, float]], tasks: Sequence[str],
-          cost: Callable[[str, str], float], now: float,
+          kind: Callable[[str], str], cost: Callable[[str, str], float], now: float,
           params: ChoiceParams) -> tuple[dict[str, str], list[Hold]]:
     """Assign the best-ranked tasks to free sessions and to sessions free soon in one solve.
 
     `tasks` come best first; the top |free| + |soon| of them are placed, each where it is
-    expected to finish first overall (minimum total finish time). Returns proposals for free
-    sessions (session -> task) and holds for the soon-free ones (each no longer than what
-    it saves against the best free session, nor `max_hold`).
+    expected to finish first overall (minimum total finish time). `cost(session, kind)` is
+    the expected time a session needs for a task of that kind (its capability), or
+    INFEASIBLE. Returns proposals for free sessions (session -> task) and holds for the
+    soon-free ones (each no longer than what it saves against the best free session, nor
+    `max_hold`).
     """
     columns = list(free) + [s for s, _ in soon]
-    start = {s: now for s in free} | {s: max(at, now) for s, at in soon}
     rows = list(tasks[:len(columns)])
     if not rows or not columns:
         return {}, []
-    table = [[start[s] + cost(s, t) for s in columns] for t in rows]
-    pairs = _solve(table, params.lsa_limit)
+    start = np.array([now] * len(free) + [max(at, now) for _, at in soon])
+    by_kind: dict[str, np.ndarray] = {}
+    for t in rows:
+        k = kind(t)
+        if k not in by_kind:
+            by_kind[k] = start + np.array([cost(s, k) for s in columns])
+    table = np.vstack([by_kind[kind(t)] for t in rows])
     proposals: dict[str, str] = {}
     holds: list[Hold] = []
-    for r, c in pairs:
-        if table[r][c] >= INFEASIBLE:
+    for r, c in _solve(table, params.lsa_limit):
+        if table[r, c] >= INFEASIBLE:
             continue
         sid, tid = columns[c], rows[r]
         if c < len(free):
             proposals[sid] = tid
             continue
-        best_free = min((table[r][k] for k in range(len(free))), default=INFEASIBLE)
-        gain = best_free - table[r][c]
+        best_free = float(table[r, :len(free)].min()) if free else INFEASIBLE
+        gain = best_free - float(table[r, c])
         if gain > 0:
             holds.append(Hold(tid, sid, now + min(gain, params.max_hold)))
     return proposals, holds
 
 
-def _solve(table: list[list[float]], lsa_limit: int) -> list[tuple[int, int]]:
+def _solve(table: np.ndarray, lsa_limit: int) -> list[tuple[int, int]]:
     """Minimum-total-cost assignment of rows to distinct columns."""
-    if len(table[0]) <= lsa_limit:
-        import numpy as np
-        from scipy.optimize import linear_sum_assignment
-
-        rows, cols = linear_sum_assignment(np.asarray(table, dtype=float))
+    if table.shape[1] <= lsa_limit:
+        rows, cols = linear_sum_assignment(table)
         return [(int(r), int(c)) for r, c in zip(rows, cols, strict=True)]
     return greedy(table)
 
 
-def greedy(table: list[list[float]]) -> list[tuple[int, int]]:
+def greedy(table: np.ndarray) -> list[tuple[int, int]]:
     """Rows in order (best-ranked first), each to its earliest-finishing free column."""
-    used: set[int] = set()
+    open_ = np.ones(table.shape[1], dtype=bool)
     out = []
-    for r, row in enumerate(table):
-        best = min((c for c in range(len(row)) if c not in used), key=row.__getitem__,
-                   default=None)
-        if best is None:
+    for r in range(table.shape[0]):
+        if not open_.any():
             break
-        used.add(best)
-        out.append((r, best))
+        c = int(np.argmin(np.where(open_, table[r], np.inf)))
+        open_[c] = False
+        out.append((r, c))
     return out
 
