@@ -9,6 +9,7 @@ lost race or a slightly worse choice, never a duplicate.
 
 from __future__ import annotations
 
+import bisect
 import math
 import random
 import time
@@ -37,8 +38,9 @@ class BrainParams:
     #: seconds between checks whether learned weights moved enough to re-rank everything
     reweigh_every: float = 2.0
     reweigh_change: float = 0.1
-    #: seconds between re-sorting each capability's sessions by expected speed
-    speed_refresh: float = 0.5
+    #: seconds between re-sorting each capability's sessions by expected speed from
+    #: scratch (between those, a session's own outcomes move it in place)
+    speed_refresh: float = 5.0
     seed: int | None = None
 
 
@@ -61,6 +63,7 @@ class Brain:
         self._weights: dict[str, float] = {}
         self._weighed_at = -math.inf
         self._by_speed: dict[str, list[tuple[float, str]]] = {}
+        self._unit: dict[tuple[str, str], float] = {}
         self._speed_at: dict[str, float] = {}
         self._rng = random.Random(self.params.seed)
 
@@ -142,7 +145,7 @@ class Brain:
         if old is not None:
             info.running = old.running
         self.sessions[sid] = info
-        self._by_speed.clear()
+        self._resort(sid)
 
     def _learn(self, data: dict[str, object]) -> None:
         sid = data.get("session_id")
@@ -152,6 +155,22 @@ class Brain:
         for cap, row in raw.items():
             if isinstance(row, dict):
                 self.model.set(sid, str(cap), PairStats.from_mapping(row))
+        self._resort(sid)
+
+    def _resort(self, sid: str) -> None:
+        """Move the session to its new place in each capability's speed order: its speed
+        effect touches every capability it can do."""
+        for cap, order in self._by_speed.items():
+            old = self._unit.pop((sid, cap), None)
+            if old is not None:
+                i = bisect.bisect_left(order, (old, sid))
+                if i < len(order) and order[i] == (old, sid):
+                    del order[i]
+            s = self.sessions.get(sid)
+            if s is not None and s.can_do(cap):
+                unit = self._unit_cost(sid, cap)
+                self._unit[(sid, cap)] = unit
+                bisect.insort(order, (unit, sid))
 
     # -- the choice ------------------------------------------------------------------------
 
@@ -283,9 +302,10 @@ class Brain:
         """The sessions that can do `cap`, fastest first (refreshed every `speed_refresh`)."""
         if now - self._speed_at.get(cap, -math.inf) > self.params.speed_refresh or \
                 cap not in self._by_speed:
-            self._by_speed[cap] = sorted(
-                (self._unit_cost(s.id, cap), s.id) for s in self.sessions.values()
-                if s.can_do(cap))
+            units = {s.id: self._unit_cost(s.id, cap) for s in self.sessions.values()
+                     if s.can_do(cap)}
+            self._unit.update(((sid, cap), u) for sid, u in units.items())
+            self._by_speed[cap] = sorted((u, sid) for sid, u in units.items())
             self._speed_at[cap] = now
         return self._by_speed[cap]
 
@@ -450,7 +470,7 @@ def _on_gone(b: Brain, ev: Event) -> None:
     sid = str(ev.data["session_id"])
     b.sessions.pop(sid, None)
     b.waiting.discard(sid)
-    b._by_speed.clear()
+    b._resort(sid)
 
 
 def _on_draining(b: Brain, ev: Event) -> None:
