@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import lifecycle
 from .errors import InvalidInput
 
 MiB = 1024 * 1024
@@ -85,7 +86,7 @@ class Settings:
     replica_id: str = field(default_factory=lambda: f"{os.uname().nodename}-{os.getpid()}")
 
     def lease_ttl(self, heartbeat_interval: float) -> float:
-        return self.lease_factor * heartbeat_interval
+        return lifecycle.lease_ttl(heartbeat_interval, self.lease_factor)
 
     def validate(self) -> Settings:
         """Refuse settings that cannot work; returns self for chaining."""

@@ -32,12 +32,12 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect
 
+from ..core.auth import require_operator
 from ..core.orchestrator import Orchestrator
 from ..errors import Forbidden, InvalidInput, SwarmError
 from ..jsonutil import dumps
 from ..models import Event
-from ..store.base import Store
-from .events_hub import EventHub, Subscription
+from .events_hub import EventHub, EventSource, Subscription
 from .guard import LOOPBACK_NAMES
 from .responses import error_response
 
@@ -115,8 +115,9 @@ async def deny(ws: WebSocket, exc: SwarmError) -> None:
 class Stream:
     """Replays then streams events to one socket. `send` delivers one JSON text frame."""
 
-    def __init__(self, store: Store, sub: Subscription, send: Callable[[str], Awaitable[None]],
-                 wanted: TypeFilter, after: int | None) -> None:
+    def __init__(self, store: EventSource, sub: Subscription,
+                 send: Callable[[str], Awaitable[None]], wanted: TypeFilter,
+                 after: int | None) -> None:
         self.store, self.sub, self.send, self.wanted = store, sub, send, wanted
         self.last = after
         self.sent = 0
@@ -178,14 +179,12 @@ async def _check(ws: WebSocket, orch: Orchestrator) -> tuple[str | None, int | N
     if not origin_allowed(ws.headers.get("origin"), ws.headers.get("host", "")):
         raise Forbidden(f"Origin {ws.headers.get('origin')!r} may not open this stream")
     token, subprotocol = offered_token(ws)
-    principal = await orch.authenticate(token)
-    if principal.role != "operator":
-        raise Forbidden("the event stream takes the operator token")
+    require_operator(await orch.authenticate(token), "the event stream")
     return subprotocol, parse_after(ws.query_params.get("after")), TypeFilter(
         ws.query_params.get("types"))
 
 
-async def _ahead(store: Store, after: int | None) -> bool:
+async def _ahead(store: EventSource, after: int | None) -> bool:
     """True when `after` names an event that does not exist (yet): a replaced store."""
     if not after:
         return False
@@ -204,10 +203,10 @@ async def realtime(ws: WebSocket) -> None:
     sub = hub.subscribe()  # before any read of the store: see the module docstring
     try:
         await ws.accept(subprotocol=subprotocol)
-        if await _ahead(orch.store, after):
+        if await _ahead(orch, after):
             await ws.close(CLOSE_AFTER_AHEAD, f"after={after} is past the newest event")
             return
-        stream = Stream(orch.store, sub, ws.send_text, wanted, after)
+        stream = Stream(orch, sub, ws.send_text, wanted, after)
         code, reason = await _until_gone(ws, stream.run())
         if code:
             await ws.close(code, reason)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...core import rules
+from ... import lifecycle
 from ...jsonutil import dumps, loads
 from ...models import (
     Attempt,
@@ -83,7 +83,7 @@ def task_from(flat: Flat) -> Task:
 def task_fields(t: Task) -> list[str]:
     """The hash fields of a new task that Python decides (the script adds id, status, seq,
     open_deps and the timestamps)."""
-    ready_priority = t.priority if t.priority_given else rules.compute_priority(t, True)
+    ready_priority = lifecycle.ready_priority(t)
     fields: dict[str, str | None] = {
         "type": t.type, "title": t.title, "input": dumps(t.input),
         "required_capability": t.required_capability, "priority": str(t.priority),

@@ -1,0 +1,157 @@
+"""Which task a session gets, and which task an idle session is offered: the choice,
+written once for every store.
+
+A store offers only primitives: a bounded read of ready candidates per capability
+(`Store.ready_candidates`) and a compare-and-set claim or offer of one *named* task. The
+`Policy` orders the candidates for a session; the `Scheduler` tries them in that order.
+
+- A lost race (`TaskTaken`: another session got the task first) moves on to the next
+  candidate, never retries the same one; once every candidate is lost it reads again, at
+  most `ROUNDS` times, then gives up with `Contended` (a long-poll just asks again).
+- Fairness inside this process: the claims and offers in flight here are remembered, so
+  concurrent requests try different candidates instead of racing each other for the head
+  of the queue; a request that finds every candidate taken by one of them waits for that
+  claim to settle and reads again (the queue may be empty by then). Replicas race through
+  the store's compare-and-set and lose cleanly.
+
+The policy is phase 1's order, priority then age (`PriorityThenAge`): a learned policy
+replaces it by implementing `Policy.rank`; nothing else changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Protocol, TypeVar
+
+from ..errors import Contended, TaskTaken
+from ..models import Claimed, Session, Task
+from ..store.base import Store
+
+T = TypeVar("T")
+#: candidates read per capability, beyond the ones this process is already trying
+FANOUT = 4
+#: candidate reads whose every candidate was lost before a claim gives up (Contended)
+ROUNDS = 3
+
+
+class Policy(Protocol):
+    """Orders the candidates for a session: the scheduling decision itself."""
+
+    name: str
+
+    def rank(self, session: Session, candidates: Sequence[Task]) -> list[Task]:
+        """The candidates in the order the session should get them, best first (it may
+        leave out those it should not get at all)."""
+
+
+class PriorityThenAge:
+    """Phase 1's order (`fifo`): the higher priority first, then the older task."""
+
+    name = "fifo"
+
+    def rank(self, session: Session, candidates: Sequence[Task]) -> list[Task]:
+        return sorted(candidates, key=lambda t: (-t.priority, t.seq))
+
+
+class _Busy(Exception):
+    """Every candidate left is being tried by another request of this process."""
+
+    def __init__(self, settled: asyncio.Event) -> None:
+        self.settled = settled
+
+
+class Scheduler:
+    """Claims and offers over one store, in the order of one policy."""
+
+    def __init__(self, store: Store, policy: Policy | None = None) -> None:
+        self.store = store
+        self.policy: Policy = policy or PriorityThenAge()
+        #: task id -> set once the claim or offer of it in flight here has settled
+        self._trying: dict[str, asyncio.Event] = {}
+
+    async def claim(self, session: Session, now: float,
+                    offers: bool | None = None) -> Claimed | None:
+        """Claim the best task for the session: one offered to it first (looked up when
+        `offers`, by default when the session holds anything), else the best ready one.
+
+        None when nothing is ready for it; the session has then checked in (asking proves it
+        alive, and one that may take no work is refused with NotClaimable, as a claim would
+        be). Raises Contended when every candidate of ROUNDS reads was taken first.
+        """
+        if offers or (offers is None and session.current_tasks):
+            offered = await self.store.offered_to(session.id)
+            try:
+                got = await self._first(session, offered,
+                                        lambda t: self.store.claim(session.id, t.id, now))
+            except _Busy:  # another request of this session is claiming its offer
+                got = None
+            if got is not None:
+                return got
+
+        async def none_ready() -> None:
+            await self.store.check_in(session.id, now)
+
+        return await self._rounds(session, lambda t: self.store.claim(session.id, t.id, now),
+                                  none_ready)
+
+    async def offer(self, session: Session, now: float, deadline: float) -> Task | None:
+        """Offer the best ready task to the session until `deadline`. None when nothing is
+        ready for it, or it went silent (the store offers nothing then)."""
+        async def none_ready() -> None:
+            return None
+
+        async def offer(t: Task) -> Task | _Silent:
+            return await self.store.offer(session.id, t.id, now, deadline) or SILENT
+
+        got = await self._rounds(session, offer, none_ready)
+        return got if isinstance(got, Task) else None
+
+    async def _rounds(self, session: Session, take: Callable[[Task], Awaitable[T]],
+                      none_ready: Callable[[], Awaitable[None]]) -> T | None:
+        lost = 0
+        while True:
+            limit = FANOUT + len(self._trying)
+            candidates = await self.store.ready_candidates(session.capabilities, limit)
+            if not candidates:
+                await none_ready()
+                return None
+            try:
+                got = await self._first(session, candidates, take)
+            except _Busy as busy:
+                await busy.settled.wait()  # then read again: it may have emptied the queue
+                continue
+            if got is not None:
+                return got
+            lost += 1
+            if lost >= ROUNDS:
+                raise Contended(f"every task tried for session {session.id!r} was taken "
+                                f"by another session first; ask again", retry_after=0.1)
+
+    async def _first(self, session: Session, candidates: Sequence[Task],
+                     take: Callable[[Task], Awaitable[T]]) -> T | None:
+        """Take the first candidate, in the policy's order, that nobody took first; None
+        when every one was lost; _Busy when those left are being tried here already."""
+        busy: asyncio.Event | None = None
+        for task in self.policy.rank(session, candidates):
+            if task.id in self._trying:
+                busy = busy or self._trying[task.id]
+                continue
+            settled = self._trying[task.id] = asyncio.Event()
+            try:
+                return await take(task)
+            except TaskTaken:
+                continue
+            finally:
+                del self._trying[task.id]
+                settled.set()
+        if busy is not None:
+            raise _Busy(busy)
+        return None
+
+
+class _Silent:
+    """The store offered nothing: the session went silent."""
+
+
+SILENT = _Silent()
