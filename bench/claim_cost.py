@@ -24,11 +24,12 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
-import throughput as tp  # bench/throughput.py: start_redis, stop_process, pct
+import throughput as tp  # bench/throughput.py: pct, exit_on_sigterm
 from unified_swarm.config import Settings
 from unified_swarm.core import planning
 from unified_swarm.core.scheduling import Scheduler
 from unified_swarm.models import Session, SessionStatus, TaskSpec
+from unified_swarm.procs import RedisServer
 from unified_swarm.store import make_store
 from unified_swarm.store.base import Store
 
@@ -85,8 +86,9 @@ async def run_store(kind: str, args: argparse.Namespace, tmp: Path) -> list[Row]
     async with AsyncExitStack() as stack:
         url = "sqlite"
         if kind == "redis":
-            proc, url = tp.start_redis(tmp / "redis", args.appendfsync)
-            stack.callback(tp.stop_process, proc)
+            redis = RedisServer(tmp / "redis", appendfsync=args.appendfsync).start()
+            stack.callback(redis.stop)
+            url = redis.url
         store = make_store(Settings(store=url, data_dir=tmp / "data", redis_prefix="claimcost",
                                     heartbeat_interval=3600))
         await store.open()

@@ -4,7 +4,6 @@ hang), and when it comes back the store carries on by itself, data and events in
 from __future__ import annotations
 
 import asyncio
-import signal
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -14,9 +13,10 @@ import pytest
 
 from unified_swarm.config import Settings
 from unified_swarm.errors import Unavailable
+from unified_swarm.procs import RedisServer
 from unified_swarm.store.redis import RedisStore
 
-from ..conftest import T0, RedisServer
+from ..conftest import T0
 from .helpers import add_tasks, claim_next, join, spec
 from .test_redis_store import Heard, opened
 
@@ -48,7 +48,7 @@ async def test_a_killed_redis_answers_unavailable_at_once(private_redis: RedisSe
                                                           tmp_path: Path) -> None:
     store = await opened(settings_for(private_redis, tmp_path))
     await join(store, "w1")
-    private_redis.stop(kill=True)
+    private_redis.kill()
     await all_unavailable(store, within=1.2)
     await store.close()
 
@@ -57,15 +57,15 @@ async def test_a_hung_redis_answers_unavailable_within_a_second(private_redis: R
                                                                 tmp_path: Path) -> None:
     store = await opened(settings_for(private_redis, tmp_path))
     await join(store, "w1")
-    assert private_redis.proc is not None
-    private_redis.proc.send_signal(signal.SIGSTOP)
+    assert private_redis.alive
+    private_redis.pause()
     try:
         started = time.monotonic()
         with pytest.raises(Unavailable):
             await add_tasks(store, [spec("a")], T0)
         assert time.monotonic() - started < 1.6
     finally:
-        private_redis.proc.send_signal(signal.SIGCONT)
+        private_redis.resume()
     await asyncio.sleep(0.1)
     # the timed-out write may or may not have run, but whole: the task exists with its event
     task = await store.get_task("a")
@@ -82,7 +82,7 @@ async def test_the_store_reconnects_when_redis_is_back(private_redis: RedisServe
     store.add_listener(heard)
     await join(store, "w1")
     await add_tasks(store, [spec("a")], T0)
-    private_redis.stop(kill=True)
+    private_redis.kill()
     with pytest.raises(Unavailable):
         await store.ping()
     private_redis.start()  # same port, same AOF (appendfsync always: nothing was lost)
@@ -107,7 +107,7 @@ async def test_the_store_reconnects_when_redis_is_back(private_redis: RedisServe
 
 
 async def test_open_fails_fast_without_redis(tmp_path: Path) -> None:
-    from ..conftest import free_port
+    from unified_swarm.procs import free_port
 
     settings = Settings(data_dir=tmp_path, store=f"redis://127.0.0.1:{free_port()}/0")
     started = time.monotonic()

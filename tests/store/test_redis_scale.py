@@ -11,9 +11,10 @@ import pytest
 from redis.asyncio import Redis
 
 from unified_swarm.config import Settings
+from unified_swarm.procs import RedisServer
 from unified_swarm.store.redis import RedisStore
 
-from ..conftest import T0, RedisServer
+from ..conftest import T0
 from .helpers import add_tasks, claim_next, join, spec
 from .test_redis_store import opened
 

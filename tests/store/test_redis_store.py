@@ -14,9 +14,10 @@ from redis.asyncio import Redis
 from unified_swarm.config import Settings
 from unified_swarm.errors import AlreadyExists, Conflict, Unavailable
 from unified_swarm.models import Event
+from unified_swarm.procs import RedisServer
 from unified_swarm.store.redis import RedisStore
 
-from ..conftest import T0, RedisServer
+from ..conftest import T0
 from .helpers import add_tasks, claim_next, join, offer_next, spec
 
 pytestmark = pytest.mark.redis

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
-
-from rich.console import Console
-from rich.markup import escape
+from typing import TYPE_CHECKING
 
 from ..client.types import KnowledgeEntry
 from . import output
 from .common import ClientConfig, add_client_options, parse_json
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 HELP = "read and write shared knowledge (versioned topics)"
 
@@ -41,8 +42,8 @@ def register(parser: argparse.ArgumentParser) -> None:
 def render(con: Console, e: KnowledgeEntry) -> None:
     state = " (deleted)" if e["deleted"] else ""
     tags = f", tags: {', '.join(e['tags'])}" if e["tags"] else ""
-    con.print(f"[bold]{escape(e['topic'])}[/bold] version {e['version']}{state}, by "
-              f"{escape(str(e['updated_by']))} at {e['updated_at']}{escape(tags)}")
+    con.print(f"[bold]{output.escape(e['topic'])}[/bold] version {e['version']}{state}, by "
+              f"{output.escape(str(e['updated_by']))} at {e['updated_at']}{output.escape(tags)}")
     if not e["deleted"]:
         con.print(output.pretty(e["content"]), markup=False, soft_wrap=True)
 

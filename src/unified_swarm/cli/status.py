@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
-
-from rich.console import Console
+from typing import TYPE_CHECKING
 
 from ..client.types import Status
 from . import output
 from .common import ClientConfig, add_client_options
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 HELP = "the swarm's metrics: sessions, tasks by status, times, utilization"
 

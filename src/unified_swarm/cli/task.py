@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any, cast
-
-from rich.console import Console
-from rich.markup import escape
+from typing import TYPE_CHECKING, Any, cast
 
 from ..client.types import TaskDetail, TaskIn, TaskPage
+from ..models import TaskStatus
 from . import output
 from .common import ClientConfig, CliError, add_client_options, parse_json, read_json_file
 
+if TYPE_CHECKING:
+    from rich.console import Console
+
 HELP = "add, list, show and cancel tasks"
-STATUSES = ("pending", "ready", "assigned", "in_progress", "completed", "failed",
-            "cancelled", "blocked")
+STATUSES = tuple(s.value for s in TaskStatus)
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -160,7 +160,7 @@ def render_detail(con: Console, detail: TaskDetail) -> None:
         con.print("[bold]result[/bold]")
         con.print(output.pretty(t["result"]), markup=False, soft_wrap=True)
     if t["error"]:
-        con.print(f"[bold red]error[/bold red] {escape(t['error'])}")
+        con.print(f"[bold red]error[/bold red] {output.escape(t['error'])}")
     if detail["history"]:
         con.print(output.attempts_table(detail["history"]))
     else:

@@ -225,20 +225,6 @@ class CallHook(Protocol):
     def end(self, handle: Any, outcome: str, value: Any) -> None: ...
 
 
-JOURNAL_ENV = "SWARM_JOURNAL_DIR"
-
-
-def journal_from_env() -> CallHook | None:
-    """With `SWARM_JOURNAL_DIR` set, every call is journaled there (the chaos campaign and
-    `swarm selftest` check these journals); otherwise no hook."""
-    directory = os.environ.get(JOURNAL_ENV)
-    if not directory:
-        return None
-    from ..chaos.journal import ClientJournal
-
-    return ClientJournal.in_dir(directory)
-
-
 def outcome_of(exc: BaseException) -> str:
     if isinstance(exc, SwarmError) and not isinstance(exc, ServerUnreachable):
         status = getattr(exc, "status", 500)
@@ -260,7 +246,7 @@ class BaseClient:
         self.timeout = timeout
         self.retry = retry or RetryPolicy()
         self._rand = random.Random()
-        self.on_call = on_call if on_call is not None else journal_from_env()
+        self.on_call = on_call
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.url!r})"  # never the token
