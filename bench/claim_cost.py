@@ -54,7 +54,7 @@ async def fill(store: Store, start: int, stop: int, deadline: float) -> int:
         if time.monotonic() > deadline:
             return first
         specs = [TaskSpec(type="noop", id=f"q-{i}") for i in range(first, min(stop, first + BATCH))]
-        await planning.add_tasks(store, specs, time.time(), SETTINGS)
+        await planning.add_tasks(store, specs, time.time, SETTINGS)
     return stop
 
 
@@ -65,7 +65,7 @@ async def claims(store: Store, count: int) -> tuple[list[float], list[float]]:
     scheduler, me = Scheduler(store), session(time.time())
     for _ in range(count):
         t0 = time.perf_counter()
-        got = await scheduler.claim(me, time.time())
+        got = await scheduler.claim(me, time.time)
         t1 = time.perf_counter()
         if got is None:
             raise SystemExit("the queue ran dry")

@@ -15,6 +15,8 @@ from enum import StrEnum
 from typing import Any
 
 JSON = Any
+#: where rules get the time: seconds since the epoch, read just before the step it dates
+Clock = Callable[[], float]
 #: the longest long-poll the protocol allows (DESIGN: `GET /work/request?wait=S`, default 0,
 #: max 60): the server refuses more (core), may cut it shorter (`Settings.max_wait`), and
 #: the SDK refuses more before sending. Here, below both, so both read the one number.

@@ -12,7 +12,7 @@ from unified_swarm.config import Settings
 from unified_swarm.core import planning
 from unified_swarm.core.scheduling import Scheduler
 from unified_swarm.errors import NotFound
-from unified_swarm.models import Claimed, Session, SessionStatus, Task, TaskSpec
+from unified_swarm.models import Claimed, Clock, Session, SessionStatus, Task, TaskSpec
 from unified_swarm.store.base import Store
 from unified_swarm.tokens import hash_token
 
@@ -40,6 +40,11 @@ def spec(tid: str, type_: str = "build", **kw: object) -> TaskSpec:
     return TaskSpec(type=type_, id=tid, **kw)  # type: ignore[arg-type]
 
 
+def at(now: float) -> Clock:
+    """A clock stopped at `now` (tests move time by hand)."""
+    return lambda: now
+
+
 def scheduler(store: Store) -> Scheduler:
     if store not in _SCHEDULERS:
         _SCHEDULERS[store] = Scheduler(store)
@@ -55,15 +60,15 @@ async def _session(store: Store, sid: str) -> Session:
 
 async def claim_next(store: Store, sid: str, now: float) -> Claimed | None:
     """The best task for the session, claimed: an offer to it first, then priority, age."""
-    return await scheduler(store).claim(await _session(store, sid), now)
+    return await scheduler(store).claim(await _session(store, sid), at(now))
 
 
 async def offer_next(store: Store, sid: str, now: float, deadline: float) -> Task | None:
     """The best ready task for the session, offered to it until `deadline` (the matcher)."""
-    return await scheduler(store).offer(await _session(store, sid), now, deadline)
+    return await scheduler(store).offer(await _session(store, sid), at(now), deadline)
 
 
 async def add_tasks(store: Store, specs: Sequence[TaskSpec], now: float,
                     settings: Settings = SETTINGS) -> list[Task]:
     """A batch planned against the store and inserted if what its plan read still holds."""
-    return await planning.add_tasks(store, specs, now, settings)
+    return await planning.add_tasks(store, specs, at(now), settings)

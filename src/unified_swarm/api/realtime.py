@@ -115,10 +115,10 @@ async def deny(ws: WebSocket, exc: SwarmError) -> None:
 class Stream:
     """Replays then streams events to one socket. `send` delivers one JSON text frame."""
 
-    def __init__(self, store: EventSource, sub: Subscription,
+    def __init__(self, source: EventSource, sub: Subscription,
                  send: Callable[[str], Awaitable[None]], wanted: TypeFilter,
                  after: int | None) -> None:
-        self.store, self.sub, self.send, self.wanted = store, sub, send, wanted
+        self.source, self.sub, self.send, self.wanted = source, sub, send, wanted
         self.last = after
         self.sent = 0
 
@@ -142,7 +142,7 @@ class Stream:
         while True:
             if self.sub.overflowed:
                 self.sub.reset()  # what it dropped is in the store: the next page has it
-            page = await self.store.events_after(self.last, PAGE)
+            page = await self.source.events_after(self.last, PAGE)
             for ev in page:
                 await self.emit(ev)
             if len(page) < PAGE and not self.sub.overflowed:
@@ -161,7 +161,7 @@ class Stream:
         """Send the events between `last` and `upto` that the listener did not bring."""
         assert self.last is not None
         while self.last < upto - 1:
-            page = [e for e in await self.store.events_after(self.last, PAGE) if e.seq < upto]
+            page = [e for e in await self.source.events_after(self.last, PAGE) if e.seq < upto]
             if not page:
                 return
             for ev in page:
@@ -184,11 +184,11 @@ async def _check(ws: WebSocket, orch: Orchestrator) -> tuple[str | None, int | N
         ws.query_params.get("types"))
 
 
-async def _ahead(store: EventSource, after: int | None) -> bool:
+async def _ahead(source: EventSource, after: int | None) -> bool:
     """True when `after` names an event that does not exist (yet): a replaced store."""
     if not after:
         return False
-    got = await store.events_after(after - 1, 1)
+    got = await source.events_after(after - 1, 1)
     return not got or got[0].seq != after
 
 

@@ -6,12 +6,14 @@ the light SDK alone runs `swarm worker`, and its other commands print JSON.
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
 import sys
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from ..client import Client
 from ..client.types import Attempt, KnowledgeEntry, Session, Task
 from .common import ClientConfig
 
@@ -20,6 +22,7 @@ if TYPE_CHECKING:
     from rich.table import Table
     from rich.text import Text
 
+T = TypeVar("T")
 NO_RICH = ("swarm: tables need rich (pip install 'unified-swarm[server]'); "
            "printing JSON")
 
@@ -39,6 +42,18 @@ def emit(cfg: ClientConfig, value: Any, human: Callable[[Console], None]) -> Non
         human(console())
         return
     print(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def command(args: argparse.Namespace, fetch: Callable[[Client], T], key: str | None,
+            human: Callable[[Console, T], None]) -> int:
+    """The shape of every client command: the connection from the flags, one call, its
+    answer printed (the JSON, `{key: answer}` when a key is given, with --json; else
+    `human`). Returns the exit code."""
+    cfg = ClientConfig.from_args(args)
+    with cfg.client() as client:
+        value = fetch(client)
+    emit(cfg, value if key is None else {key: value}, lambda con: human(con, value))
+    return 0
 
 
 def escape(text: str) -> str:

@@ -134,11 +134,7 @@ def list_tasks(args: argparse.Namespace) -> int:
 
 
 def show_task(args: argparse.Namespace) -> int:
-    cfg = ClientConfig.from_args(args)
-    with cfg.client() as client:
-        detail = client.get_task(args.task_id)
-    output.emit(cfg, detail, lambda con: render_detail(con, detail))
-    return 0
+    return output.command(args, lambda c: c.get_task(args.task_id), None, render_detail)
 
 
 def render_detail(con: Console, detail: TaskDetail) -> None:
@@ -168,9 +164,5 @@ def render_detail(con: Console, detail: TaskDetail) -> None:
 
 
 def cancel_task(args: argparse.Namespace) -> int:
-    cfg = ClientConfig.from_args(args)
-    with cfg.client() as client:
-        task = client.cancel(args.task_id, args.reason)
-    output.emit(cfg, {"task": task},
-                lambda con: con.print(f"task {task['id']} is now {task['status']}"))
-    return 0
+    return output.command(args, lambda c: c.cancel(args.task_id, args.reason), "task",
+                          lambda con, t: con.print(f"task {t['id']} is now {t['status']}"))

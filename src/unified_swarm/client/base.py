@@ -20,7 +20,15 @@ from urllib.parse import quote
 
 import httpx
 
-from ..errors import InvalidInput, RateLimited, SwarmError, Unavailable, from_code
+from ..errors import (
+    InvalidInput,
+    RateLimited,
+    ServerUnreachable,
+    SwarmError,
+    Unavailable,
+    from_code,
+)
+from ..models import MAX_WAIT  # the protocol's one long-poll cap: refused here before sending
 from .types import (
     JSON,
     Claimed,
@@ -42,13 +50,7 @@ T = TypeVar("T")
 DEFAULT_URL = "http://127.0.0.1:8600"
 #: how long past `wait` a long-poll may take before the client gives up on the answer
 LONG_POLL_MARGIN = 10.0
-#: the longest long-poll the SDK asks for (servers cap it lower: `max_wait`, 60 s by default)
-MAX_WAIT = 3600.0
 Params = dict[str, str | int | float]
-
-
-class ServerUnreachable(Unavailable):
-    """The server could not be reached, or did not answer in time, after every retry."""
 
 
 class _NoBody:

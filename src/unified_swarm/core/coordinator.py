@@ -15,13 +15,12 @@ from collections.abc import Callable, Sequence
 
 from ..config import Settings
 from ..errors import Contended, NotClaimable, SwarmError
-from ..models import Event
+from ..models import Clock, Event
 from ..store.base import Store
 from .leader import LeaderLease
 from .scheduling import Scheduler
 
 log = logging.getLogger("unified_swarm.orchestrator")
-Clock = Callable[[], float]
 #: a hair past a deadline, so the lease is due when the reaper looks
 PAST_DUE = 0.005
 
@@ -95,7 +94,7 @@ class Coordinator:
         deadline = now + self.settings.task_claim_timeout
         for s in idle:
             try:
-                offered = await self.scheduler.offer(s, now, deadline)
+                offered = await self.scheduler.offer(s, lambda: now, deadline)
             except (NotClaimable, Contended):  # it cannot take work now, or lost every race
                 continue
             if offered is not None:

@@ -15,7 +15,7 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..config import Settings
@@ -24,6 +24,7 @@ from ..models import (
     JSON,
     Attempt,
     Claimed,
+    Clock,
     Counts,
     Event,
     EventListener,
@@ -46,7 +47,6 @@ from .scheduling import Policy, Scheduler
 from .waiters import Waiter, Waiters
 
 log = logging.getLogger("unified_swarm.orchestrator")
-Clock = Callable[[], float]
 #: events that make a task claimable, and so wake one matching waiter
 READY_EVENTS = frozenset({"task.ready", "task.requeued"})
 
@@ -196,7 +196,7 @@ class Orchestrator:
             raise InvalidInput("a batch needs at least one task")
         if len(specs) > self.settings.max_batch:
             raise InvalidInput(f"a batch holds at most {self.settings.max_batch} tasks")
-        return await planning.add_tasks(self.store, specs, self.clock(), self.settings)
+        return await planning.add_tasks(self.store, specs, self.clock, self.settings)
 
     async def get_task(self, task_id: str) -> tuple[Task, list[Attempt]]:
         task = await self.store.get_task(task_id)
@@ -249,7 +249,7 @@ class Orchestrator:
         if self.interrupt is not None:
             return None
         try:
-            got = await self.scheduler.claim(session, self.clock(), True if offered else None)
+            got = await self.scheduler.claim(session, self.clock, True if offered else None)
         except Contended:
             if not may_wait:
                 raise

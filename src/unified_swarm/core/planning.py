@@ -23,7 +23,7 @@ from ..errors import (
     UnknownDependency,
 )
 from ..lifecycle import MAX_PRIORITY, compute_priority, status_from_deps
-from ..models import Task, TaskSpec, TaskStatus
+from ..models import Clock, Task, TaskSpec, TaskStatus
 from ..store.base import Store
 from . import limits
 
@@ -118,13 +118,15 @@ def assumed(tasks: Sequence[Task], stored: Mapping[str, TaskStatus]) -> dict[str
     return {d: stored[d] for t in tasks for d in t.dependencies if d not in new}
 
 
-async def add_tasks(store: Store, specs: Sequence[TaskSpec], now: float,
+async def add_tasks(store: Store, specs: Sequence[TaskSpec], clock: Clock,
                     settings: Settings) -> list[Task]:
     """Plan the batch against the store and insert it if what the plan read still holds; plan
-    again when a dependency moved in between (at most MAX_REPLANS times)."""
+    again when a dependency moved in between (at most MAX_REPLANS times). The batch is dated
+    by `clock` after the read, right before its write."""
     prepare(specs, settings)  # refuse bad input before reading anything
     for _ in range(MAX_REPLANS):
         stored = await store.task_statuses(named(specs))
+        now = clock()
         tasks = plan_batch(specs, stored, now, settings)
         added = await store.insert_batch(tasks, assumed(tasks, stored), now)
         if added is not None:

@@ -11,21 +11,29 @@ A store offers only primitives: a bounded read of ready candidates per capabilit
 - Fairness inside this process: the claims and offers in flight here are remembered, so
   concurrent requests try different candidates instead of racing each other for the head
   of the queue; a request that finds every candidate taken by one of them waits for that
-  claim to settle and reads again (the queue may be empty by then). Replicas race through
-  the store's compare-and-set and lose cleanly.
+  claim to settle and reads again (the queue may be empty by then). The fencing token each
+  claim here produced is remembered too (a bounded memory): a candidate read before that
+  claim committed carries an older token and is skipped without a try, while a task that
+  came back to the queue since (a failed or expired attempt) carries that token and is
+  taken again. Replicas race through the store's compare-and-set and lose cleanly.
 
 The policy is phase 1's order, priority then age (`PriorityThenAge`): a learned policy
 replaces it by implementing `Policy.rank`; nothing else changes.
+
+Time comes from a clock read right before each write (not once per request): a claim that
+waited for its turn is dated when it is made, so a task never looks claimed before the
+dependency that released it completed.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol, TypeVar
 
 from ..errors import Contended, TaskTaken
-from ..models import Claimed, Session, Task
+from ..models import Claimed, Clock, Session, Task
 from ..store.base import Store
 
 T = TypeVar("T")
@@ -33,6 +41,8 @@ T = TypeVar("T")
 FANOUT = 4
 #: candidate reads whose every candidate was lost before a claim gives up (Contended)
 ROUNDS = 3
+#: claims of this process remembered (task id -> the fencing token the claim produced)
+REMEMBERED = 10_000
 
 
 class Policy(Protocol):
@@ -69,8 +79,10 @@ class Scheduler:
         self.policy: Policy = policy or PriorityThenAge()
         #: task id -> set once the claim or offer of it in flight here has settled
         self._trying: dict[str, asyncio.Event] = {}
+        #: task id -> the fencing token a claim of this process gave it, newest last
+        self._claimed: OrderedDict[str, int] = OrderedDict()
 
-    async def claim(self, session: Session, now: float,
+    async def claim(self, session: Session, clock: Clock,
                     offers: bool | None = None) -> Claimed | None:
         """Claim the best task for the session: one offered to it first (looked up when
         `offers`, by default when the session holds anything), else the best ready one.
@@ -79,43 +91,62 @@ class Scheduler:
         alive, and one that may take no work is refused with NotClaimable, as a claim would
         be). Raises Contended when every candidate of ROUNDS reads was taken first.
         """
+        async def take(t: Task) -> Claimed:
+            got = await self.store.claim(session.id, t.id, clock())
+            self._remember(got)
+            return got
+
+        async def none_ready() -> None:
+            await self.store.check_in(session.id, clock())
+
         if offers or (offers is None and session.current_tasks):
-            offered = await self.store.offered_to(session.id)
             try:
-                got = await self._first(session, offered,
-                                        lambda t: self.store.claim(session.id, t.id, now))
+                got = await self._first(session, await self.store.offered_to(session.id), take)
             except _Busy:  # another request of this session is claiming its offer
                 got = None
             if got is not None:
                 return got
+        return await self._rounds(session, take, none_ready)
 
-        async def none_ready() -> None:
-            await self.store.check_in(session.id, now)
-
-        return await self._rounds(session, lambda t: self.store.claim(session.id, t.id, now),
-                                  none_ready)
-
-    async def offer(self, session: Session, now: float, deadline: float) -> Task | None:
+    async def offer(self, session: Session, clock: Clock, deadline: float) -> Task | None:
         """Offer the best ready task to the session until `deadline`. None when nothing is
         ready for it, or it went silent (the store offers nothing then)."""
         async def none_ready() -> None:
             return None
 
         async def offer(t: Task) -> Task | _Silent:
-            return await self.store.offer(session.id, t.id, now, deadline) or SILENT
+            return await self.store.offer(session.id, t.id, clock(), deadline) or SILENT
 
         got = await self._rounds(session, offer, none_ready)
         return got if isinstance(got, Task) else None
 
+    def _remember(self, claimed: Claimed) -> None:
+        self._claimed[claimed.task.id] = claimed.task.fencing_token
+        self._claimed.move_to_end(claimed.task.id)
+        if len(self._claimed) > REMEMBERED:
+            self._claimed.popitem(last=False)
+
+    def _stale(self, task: Task) -> bool:
+        """Read before a claim of this process committed: it is not ready any more."""
+        return task.fencing_token < self._claimed.get(task.id, 0)
+
     async def _rounds(self, session: Session, take: Callable[[Task], Awaitable[T]],
                       none_ready: Callable[[], Awaitable[None]]) -> T | None:
-        lost = 0
+        lost = stale = stale_reads = 0
         while True:
-            limit = FANOUT + len(self._trying)
-            candidates = await self.store.ready_candidates(session.capabilities, limit)
-            if not candidates:
+            limit = FANOUT + len(self._trying) + stale
+            read = await self.store.ready_candidates(session.capabilities, limit)
+            if not read:
                 await none_ready()
                 return None
+            candidates = [t for t in read if not self._stale(t)]
+            stale = len(read) - len(candidates)
+            if not candidates:  # a read older than our own claims: the next one is not
+                stale_reads += 1
+                if stale_reads > ROUNDS:
+                    raise Contended("the ready tasks kept changing under every read; ask "
+                                    "again", retry_after=0.1)
+                continue
             try:
                 got = await self._first(session, candidates, take)
             except _Busy as busy:

@@ -380,6 +380,11 @@ class RedisStore:
         await self._call("resign", holder)
 
 
+def from_settings(settings: Settings) -> RedisStore:
+    """The store `settings.store` names (redis://, rediss://, unix://): config.STORES."""
+    return RedisStore(settings.store, settings)
+
+
 def _batch_args(tasks: Sequence[Task], assumed: Mapping[str, TaskStatus]) -> list[str]:
     """The insert_batch arguments: the statuses the plan assumed, then the tasks."""
     new = {t.id for t in tasks}
@@ -410,4 +415,4 @@ def _opt_int(value: int | None) -> str:
     return opt(None if value is None else str(int(value)))
 
 
-__all__ = ["RedisStore"]
+__all__ = ["RedisStore", "from_settings"]

@@ -19,7 +19,7 @@ its arguments, which `refusal` turns into the same SwarmError the SQLite store r
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from importlib import resources
 
 from ... import lifecycle
@@ -108,7 +108,8 @@ def _lease_gone(tid: str, token: str, outcome: str) -> LeaseLost:
     return LeaseLost(f"the lease of {tid!r} (token {token}) is no longer held{suffix}")
 
 
-REFUSALS = {
+#: a refusal code of the scripts -> the error it stands for, built from its arguments
+REFUSALS: dict[str, Callable[..., SwarmError]] = {
     "no_task": lambda tid: NotFound(f"task {tid!r} does not exist"),
     "no_session": lambda sid: NotFound(f"session {sid!r} does not exist"),
     "no_topic": lambda topic: NotFound(f"knowledge topic {topic!r} does not exist"),
@@ -144,4 +145,4 @@ def refusal(code: str, args: list[str]) -> SwarmError:
     make = REFUSALS.get(code)
     if make is None:
         return SwarmError(f"the redis store script refused with {code!r} {args}")
-    return make(*args)  # type: ignore[no-any-return,operator]
+    return make(*args)

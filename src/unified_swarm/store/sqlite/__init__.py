@@ -33,7 +33,7 @@ from ...models import (
     Task,
     TaskStatus,
 )
-from . import knowledge, sessions, tasks
+from . import claims, knowledge, sessions, tasks
 from .engine import Engine
 from .rows import attempt_from_row, emit, held_ids, load_session, load_task, session_from_row
 from .rows import task_from_row as _task_from_row
@@ -177,21 +177,21 @@ class SQLiteStore:
         return await self._read(read)
 
     async def ready_candidates(self, capabilities: Sequence[str], limit: int) -> list[Task]:
-        return await self._read(tasks.ready_candidates, capabilities, limit)
+        return await self._read(claims.ready_candidates, capabilities, limit)
 
     async def offered_to(self, session_id: str) -> list[Task]:
-        return await self._read(tasks.offered_to, session_id)
+        return await self._read(claims.offered_to, session_id)
 
     async def check_in(self, session_id: str, now: float) -> Session:
-        return await self._write(tasks.check_in, session_id, now)
+        return await self._write(claims.check_in, session_id, now)
 
     async def claim(self, session_id: str, task_id: str, now: float) -> Claimed:
-        return await self._write(tasks.claim, session_id, task_id, now,
+        return await self._write(claims.claim, session_id, task_id, now,
                                  self.settings.lease_factor)
 
     async def offer(self, session_id: str, task_id: str, now: float,
                     deadline: float) -> Task | None:
-        return await self._write(tasks.offer, session_id, task_id, now, deadline)
+        return await self._write(claims.offer, session_id, task_id, now, deadline)
 
     async def progress(self, session_id: str, task_id: str, token: int, value: float,
                        message: str | None, now: float) -> Recorded:
@@ -292,6 +292,11 @@ class SQLiteStore:
         return await self._read(read)
 
 
+def from_settings(settings: Settings) -> SQLiteStore:
+    """The store `settings.store` names ("sqlite" or "sqlite:///FILE"): config.STORES."""
+    return SQLiteStore(settings.sqlite_path, settings)
+
+
 def _init_schema(conn: sqlite3.Connection) -> None:
     conn.execute("BEGIN IMMEDIATE")
     try:
@@ -313,4 +318,4 @@ def _init_schema(conn: sqlite3.Connection) -> None:
         raise
 
 
-__all__ = ["SQLiteStore"]
+__all__ = ["SQLiteStore", "from_settings"]

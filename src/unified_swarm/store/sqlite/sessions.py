@@ -8,9 +8,10 @@ from ... import lifecycle
 from ...errors import AlreadyExists, NotFound
 from ...jsonutil import dumps
 from ...models import Event, Heartbeat, Outcome, Session, SessionStatus, Task, TaskStatus
+from .claims import revive
 from .rows import emit, lease_of, load_session
 from .schema import RUNNING
-from .tasks import held_now, release_held, release_task, revive
+from .tasks import held_now, release_held, release_task
 
 Conn = sqlite3.Connection
 

@@ -105,21 +105,26 @@ local function claim_task(tid, s)
   return OK(redis.call('HGETALL', T(tid)))
 end
 
+-- the tasks `ids` names (only those in `status`, when given), appended to `out`
+local function tasks_of(ids, out, status)
+  for _, tid in ipairs(ids) do
+    if not status or redis.call('HGET', T(tid), 'status') == status then
+      out[#out + 1] = redis.call('HGETALL', T(tid))
+    end
+  end
+  return out
+end
+
 -- A: limit, then the capabilities (none: any). At most `limit` ready tasks per capability,
 -- each index's head first: one bounded ZRANGE per capability, however long the queue.
 OPS.ready_candidates = function()
-  local limit, out, seen = tonumber(A[1]) - 1, {}, {}
-  local indexes = {}
-  if #A == 1 then indexes[1] = P .. ':ready-any' end
+  local limit, out = tonumber(A[1]) - 1, {}
+  if #A == 1 then return OK(tasks_of(redis.call('ZRANGE', P .. ':ready-any', 0, limit), out)) end
+  local seen = {}
   for k = 2, #A do
     if not seen[A[k]] then
       seen[A[k]] = true
-      indexes[#indexes + 1] = P .. ':ready:' .. A[k]
-    end
-  end
-  for _, index in ipairs(indexes) do
-    for _, tid in ipairs(redis.call('ZRANGE', index, 0, limit)) do
-      out[#out + 1] = redis.call('HGETALL', T(tid))
+      tasks_of(redis.call('ZRANGE', P .. ':ready:' .. A[k], 0, limit), out)
     end
   end
   return OK(out)
@@ -127,13 +132,7 @@ end
 
 -- A: session id. The tasks offered to it, oldest first.
 OPS.offered_to = function()
-  local out = {}
-  for _, tid in ipairs(redis.call('ZRANGE', HELD_KEY(A[1]), 0, -1)) do
-    if redis.call('HGET', T(tid), 'status') == 'assigned' then
-      out[#out + 1] = redis.call('HGETALL', T(tid))
-    end
-  end
-  return OK(out)
+  return OK(tasks_of(redis.call('ZRANGE', HELD_KEY(A[1]), 0, -1), {}, 'assigned'))
 end
 
 -- A: session id. It asked for work: alive again, unless it may take none now.
