@@ -154,6 +154,29 @@ class Task:
 
 
 @dataclass(slots=True, frozen=True)
+class Candidate:
+    """A ready (or offered) task as a scheduler weighs it (`Store.ready_candidates`): what a
+    choice may need to know of it, not its payload. Claiming it answers the whole Task."""
+
+    id: str
+    type: str
+    required_capability: str
+    priority: int
+    seq: int
+    fencing_token: int
+    attempts: int
+    max_attempts: int
+    created_at: float
+    critical: bool = False
+    estimated_hours: float | None = None
+    parent_id: str | None = None
+
+
+#: the fields a store reads for a Candidate, in its order
+CANDIDATE_FIELDS = tuple(Candidate.__dataclass_fields__)
+
+
+@dataclass(slots=True, frozen=True)
 class Lease:
     task_id: str
     session_id: str

@@ -11,7 +11,7 @@ import pytest
 
 from unified_swarm.core.scheduling import ROUNDS, Scheduler
 from unified_swarm.errors import Contended, TaskTaken
-from unified_swarm.models import Claimed, Session, Task
+from unified_swarm.models import Candidate, Claimed, Session
 from unified_swarm.store.base import Store
 
 from ..conftest import T0
@@ -23,7 +23,7 @@ class LowestFirst:
 
     name = "lowest-first"
 
-    def rank(self, session: Session, candidates: Sequence[Task]) -> list[Task]:
+    def rank(self, session: Session, candidates: Sequence[Candidate]) -> list[Candidate]:
         return sorted(candidates, key=lambda t: (t.priority, t.seq))
 
 
@@ -59,16 +59,16 @@ async def test_a_lost_race_moves_to_the_next_candidate(store: Store) -> None:
     me = await join(store, "me")
     await join(store, "rival")
     await add_tasks(store, [spec("a", priority=9), spec("b", priority=8)], T0)
-    read = store.ready_candidates
+    before = await store.ready_candidates(["build"], 10)
+    await store.claim("rival", "a", T0)  # another replica wins the head...
+    scheduler = Scheduler(store)  # (...and this one never heard of it)
 
-    async def raced(capabilities: Sequence[str], limit: int) -> list[Task]:
-        found = await read(capabilities, limit)
-        await store.claim("rival", "a", T0)  # another replica wins the head meanwhile
-        return found
+    async def read_from_before(capabilities: Sequence[str], limit: int) -> list[Candidate]:
+        return before
 
-    store.ready_candidates = raced  # type: ignore[method-assign]
+    store.ready_candidates = read_from_before  # type: ignore[method-assign]
     counting = Counting(store)
-    got = await Scheduler(store).claim(me, at(T0))
+    got = await scheduler.claim(me, at(T0))
     assert got is not None and got.task.id == "b"
     assert counting.lost == 1
 
@@ -115,3 +115,30 @@ async def test_every_race_lost_is_contended_not_empty(store: Store) -> None:
     with pytest.raises(Contended):
         await Scheduler(store).claim(s, at(T0))
     assert counting.lost == 3 * ROUNDS  # each round tried every candidate once, then read again
+
+
+async def test_the_pool_follows_the_swarm(store: Store) -> None:
+    """Claims come from a pool of candidates kept between them, which sees what a fresh read
+    would: a better task added since comes first, one claimed elsewhere is not tried."""
+    s = await join(store, "w1", max_tasks=10)
+    await join(store, "other")
+    await add_tasks(store, [spec(f"t{n}", priority=5) for n in range(6)], T0)
+    counting, scheduler = Counting(store), Scheduler(store)
+    reads = 0
+    read = store.ready_candidates
+
+    async def counted(capabilities: Sequence[str], limit: int) -> list[Candidate]:
+        nonlocal reads
+        reads += 1
+        return await read(capabilities, limit)
+
+    store.ready_candidates = counted  # type: ignore[method-assign]
+    first = await scheduler.claim(s, at(T0))
+    await store.claim("other", "t1", T0)  # by name, past the scheduler
+    second = await scheduler.claim(s, at(T0))
+    assert first is not None and second is not None
+    assert [first.task.id, second.task.id] == ["t0", "t2"] and reads == 1
+    assert counting.lost == 0  # t1 left the pool when its claim was heard
+    await add_tasks(store, [spec("urgent", priority=9)], T0)
+    third = await scheduler.claim(s, at(T0))
+    assert third is not None and third.task.id == "urgent" and reads == 2

@@ -40,6 +40,7 @@ from typing import Protocol, runtime_checkable
 from ..models import (
     JSON,
     Attempt,
+    Candidate,
     Claimed,
     Counts,
     Event,
@@ -140,13 +141,14 @@ class Store(Protocol):
     async def history(self, task_id: str) -> list[Attempt]:
         """Every attempt of a task, oldest first (read only)."""
 
-    async def ready_candidates(self, capabilities: Sequence[str], limit: int) -> list[Task]:
+    async def ready_candidates(self, capabilities: Sequence[str],
+                               limit: int) -> list[Candidate]:
         """Ready tasks a session with these capabilities may take (read only): at most
         `limit` per capability, best first by the index order (priority, then age), from
         one bounded index read each, however long the queue. No capabilities: any task.
         A candidate may be gone by the time it is claimed (`TaskTaken`)."""
 
-    async def offered_to(self, session_id: str) -> list[Task]:
+    async def offered_to(self, session_id: str) -> list[Candidate]:
         """The tasks offered to (`assigned` to) this session, oldest first (read only)."""
 
     async def check_in(self, session_id: str, now: float) -> Session:

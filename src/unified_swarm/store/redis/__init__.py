@@ -46,6 +46,7 @@ from ...jsonutil import digest, dumps
 from ...models import (
     JSON,
     Attempt,
+    Candidate,
     Claimed,
     Counts,
     Event,
@@ -261,16 +262,17 @@ class RedisStore:
         reply = await self._call("history", task_id)
         return [codec.attempt_from(task_id, f) for f in reply[0]]
 
-    async def ready_candidates(self, capabilities: Sequence[str], limit: int) -> list[Task]:
+    async def ready_candidates(self, capabilities: Sequence[str],
+                               limit: int) -> list[Candidate]:
         reply = await self._call("ready_candidates", str(int(limit)), *capabilities)
-        found = [codec.task_from(f) for f in reply[0]]
+        found = [codec.candidate_from(values) for values in reply[0]]
         if len(capabilities) > 1:
             found.sort(key=lambda t: (-t.priority, t.seq))  # the heads of several indexes
         return found
 
-    async def offered_to(self, session_id: str) -> list[Task]:
+    async def offered_to(self, session_id: str) -> list[Candidate]:
         reply = await self._call("offered_to", session_id)
-        return [codec.task_from(f) for f in reply[0]]
+        return [codec.candidate_from(values) for values in reply[0]]
 
     async def check_in(self, session_id: str, now: float) -> Session:
         reply = await self._call("check_in", session_id, now=now)

@@ -36,7 +36,7 @@ from ...errors import (
     TaskTaken,
     Unavailable,
 )
-from ...models import TaskStatus
+from ...models import CANDIDATE_FIELDS, TaskStatus
 
 LUA_FILES = ("lib.lua", "sessions.lua", "tasks.lua", "swarm.lua")
 
@@ -91,6 +91,8 @@ def rules() -> str:
         f"local RELEASE = {{{release}}}",
         f"local ALPHA, SCORE_START = {lifecycle.SCORE_ALPHA!r}, {lifecycle.SCORE_START!r}",
         f"local MAX_PRIORITY = {lifecycle.MAX_PRIORITY}",
+        # not a rule: the fields a scheduler's candidate carries (models.Candidate)
+        "local CANDIDATE_FIELDS = {" + ", ".join(f"'{f}'" for f in CANDIDATE_FIELDS) + "}",
     ]) + "\n"
 
 

@@ -20,6 +20,7 @@ from ...jsonutil import dumps, loads
 from ...models import (
     JSON,
     Attempt,
+    Candidate,
     Claimed,
     Counts,
     Event,
@@ -176,10 +177,11 @@ class SQLiteStore:
             return [attempt_from_row(r) for r in rows]
         return await self._read(read)
 
-    async def ready_candidates(self, capabilities: Sequence[str], limit: int) -> list[Task]:
+    async def ready_candidates(self, capabilities: Sequence[str],
+                               limit: int) -> list[Candidate]:
         return await self._read(claims.ready_candidates, capabilities, limit)
 
-    async def offered_to(self, session_id: str) -> list[Task]:
+    async def offered_to(self, session_id: str) -> list[Candidate]:
         return await self._read(claims.offered_to, session_id)
 
     async def check_in(self, session_id: str, now: float) -> Session:

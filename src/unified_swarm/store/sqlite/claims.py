@@ -11,8 +11,17 @@ from collections.abc import Sequence
 from ... import lifecycle
 from ...errors import NotClaimable, NotFound, TaskTaken
 from ...jsonutil import loads
-from ...models import Claimed, Event, Session, SessionStatus, Task, TaskStatus
-from .rows import emit, lease_of, load_session, load_task, save_task, task_from_row
+from ...models import (
+    CANDIDATE_FIELDS,
+    Candidate,
+    Claimed,
+    Event,
+    Session,
+    SessionStatus,
+    Task,
+    TaskStatus,
+)
+from .rows import emit, lease_of, load_session, load_task, save_task
 from .schema import HELD_IN, OFFERED, READY, RUNNING
 
 S = TaskStatus
@@ -20,23 +29,33 @@ Conn = sqlite3.Connection
 
 
 
-def ready_candidates(conn: Conn, capabilities: Sequence[str], limit: int) -> list[Task]:
+#: the columns of a candidate, in Candidate's order
+CANDIDATE = ", ".join(CANDIDATE_FIELDS)
+
+
+def _candidate(row: sqlite3.Row) -> Candidate:
+    fields = dict(row)
+    fields["critical"] = bool(fields["critical"])  # SQLite keeps booleans as integers
+    return Candidate(**fields)
+
+
+def ready_candidates(conn: Conn, capabilities: Sequence[str], limit: int) -> list[Candidate]:
     """One bounded probe of the ready index per capability (O(capabilities x log n))."""
     if not capabilities:
-        rows = conn.execute(f"SELECT * FROM tasks WHERE status = {READY} "
+        rows = conn.execute(f"SELECT {CANDIDATE} FROM tasks WHERE status = {READY} "
                             "ORDER BY priority DESC, seq LIMIT ?", (limit,)).fetchall()
     else:
         rows = [row for cap in dict.fromkeys(capabilities) for row in conn.execute(
-            f"SELECT * FROM tasks WHERE status = {READY} AND required_capability = ? "
-            "ORDER BY priority DESC, seq LIMIT ?", (cap, limit))]
+            f"SELECT {CANDIDATE} FROM tasks WHERE status = {READY} AND "
+            "required_capability = ? ORDER BY priority DESC, seq LIMIT ?", (cap, limit))]
         rows.sort(key=lambda r: (-r["priority"], r["seq"]))
-    return [task_from_row(r) for r in rows]
+    return [_candidate(r) for r in rows]
 
 
-def offered_to(conn: Conn, session_id: str) -> list[Task]:
-    rows = conn.execute(f"SELECT * FROM tasks WHERE assigned_to = ? AND status = {OFFERED} "
-                        "ORDER BY seq", (session_id,)).fetchall()
-    return [task_from_row(r) for r in rows]
+def offered_to(conn: Conn, session_id: str) -> list[Candidate]:
+    rows = conn.execute(f"SELECT {CANDIDATE} FROM tasks WHERE assigned_to = ? AND "
+                        f"status = {OFFERED} ORDER BY seq", (session_id,)).fetchall()
+    return [_candidate(r) for r in rows]
 
 
 def _claimable_session(conn: Conn, ev: list[Event], session_id: str, now: float,

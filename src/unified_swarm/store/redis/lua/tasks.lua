@@ -105,11 +105,12 @@ local function claim_task(tid, s)
   return OK(redis.call('HGETALL', T(tid)))
 end
 
--- the tasks `ids` names (only those in `status`, when given), appended to `out`
-local function tasks_of(ids, out, status)
+-- the candidates (CANDIDATE_FIELDS) of the tasks `ids` names, appended to `out`; only those
+-- in `status`, when it is given
+local function candidates_of(ids, out, status)
   for _, tid in ipairs(ids) do
     if not status or redis.call('HGET', T(tid), 'status') == status then
-      out[#out + 1] = redis.call('HGETALL', T(tid))
+      out[#out + 1] = redis.call('HMGET', T(tid), unpack(CANDIDATE_FIELDS))
     end
   end
   return out
@@ -119,12 +120,14 @@ end
 -- each index's head first: one bounded ZRANGE per capability, however long the queue.
 OPS.ready_candidates = function()
   local limit, out = tonumber(A[1]) - 1, {}
-  if #A == 1 then return OK(tasks_of(redis.call('ZRANGE', P .. ':ready-any', 0, limit), out)) end
+  if #A == 1 then
+    return OK(candidates_of(redis.call('ZRANGE', P .. ':ready-any', 0, limit), out))
+  end
   local seen = {}
   for k = 2, #A do
     if not seen[A[k]] then
       seen[A[k]] = true
-      tasks_of(redis.call('ZRANGE', P .. ':ready:' .. A[k], 0, limit), out)
+      candidates_of(redis.call('ZRANGE', P .. ':ready:' .. A[k], 0, limit), out)
     end
   end
   return OK(out)
@@ -132,7 +135,7 @@ end
 
 -- A: session id. The tasks offered to it, oldest first.
 OPS.offered_to = function()
-  return OK(tasks_of(redis.call('ZRANGE', HELD_KEY(A[1]), 0, -1), {}, 'assigned'))
+  return OK(candidates_of(redis.call('ZRANGE', HELD_KEY(A[1]), 0, -1), {}, 'assigned'))
 end
 
 -- A: session id. It asked for work: alive again, unless it may take none now.
