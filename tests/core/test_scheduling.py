@@ -27,6 +27,15 @@ class LowestFirst:
         return sorted(candidates, key=lambda t: (t.priority, t.seq))
 
 
+class Nothing:
+    """A policy that holds every task back (for a faster session, say)."""
+
+    name = "nothing"
+
+    def rank(self, session: Session, candidates: Sequence[Candidate]) -> list[Candidate]:
+        return []
+
+
 class Counting:
     """Counts the claims a store refused as lost races."""
 
@@ -53,6 +62,14 @@ async def test_the_policy_decides_the_order(store: Store) -> None:
     second = await other.claim(s, at(T0))
     assert first is not None and first.task.id == "top"
     assert second is not None and second.task.id == "low"
+
+
+async def test_a_policy_that_holds_everything_back_gives_nothing_now(store: Store) -> None:
+    s = await join(store, "w1")
+    await add_tasks(store, [spec("a")], T0)
+    assert await Scheduler(store, Nothing()).claim(s, at(T0 + 5)) is None  # not Contended
+    found = await store.get_session("w1")
+    assert found is not None and found.last_heartbeat == T0 + 5  # it checked in
 
 
 async def test_a_lost_race_moves_to_the_next_candidate(store: Store) -> None:

@@ -52,8 +52,9 @@ class Policy(Protocol):
     name: str
 
     def rank(self, session: Session, candidates: Sequence[Candidate]) -> list[Candidate]:
-        """The candidates in the order the session should get them, best first (it may
-        leave out those it should not get at all)."""
+        """The candidates in the order the session should get them, best first. It may
+        leave out those it should not get (now or ever): none left means nothing for it
+        now, as an empty queue does, never a lost race."""
 
 
 class PriorityThenAge:
@@ -103,8 +104,9 @@ class Scheduler:
             await self.store.check_in(session.id, clock())
 
         if offers or (offers is None and session.current_tasks):
+            offered = self.policy.rank(session, await self.store.offered_to(session.id))
             try:
-                got = await self._first(session, await self.store.offered_to(session.id), take)
+                got = await self._first(offered, take)
             except _Busy:  # another request of this session is claiming its offer
                 got = None
             if got is not None:
@@ -162,8 +164,11 @@ class Scheduler:
                       none_ready: Callable[[], Awaitable[None]]) -> T | None:
         lost = 0
         while (pool := await self._pool(session)) is not None:
+            ranked = self.policy.rank(session, list(pool.items.values()))
+            if not ranked:
+                break  # the policy has nothing for this session now
             try:
-                got = await self._first(session, list(pool.items.values()), take, pool)
+                got = await self._first(ranked, take, pool)
             except _Busy as busy:
                 await busy.settled.wait()  # then look again: it may have emptied the queue
                 continue
@@ -176,14 +181,14 @@ class Scheduler:
         await none_ready()
         return None
 
-    async def _first(self, session: Session, candidates: Sequence[Candidate],
+    async def _first(self, ranked: Sequence[Candidate],
                      take: Callable[[Candidate], Awaitable[T]],
                      pool: Pool | None = None) -> T | None:
         """Take the first candidate, in the policy's order, that nobody took first; None
         when every one was lost; _Busy when those left are being tried here already. A
         candidate taken or lost leaves the pool."""
         busy: asyncio.Event | None = None
-        for task in self.policy.rank(session, candidates):
+        for task in ranked:
             if task.id in self._trying:
                 busy = busy or self._trying[task.id]
                 continue
