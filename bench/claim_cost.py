@@ -1,8 +1,10 @@
 """What one claim costs the store with 1k, 100k and 1M tasks queued, on both stores.
 
-In-process, through the Store API (no HTTP): the queue is filled with `add_tasks` in batches
-of 1,000, then one session does `claim_next` + `complete` K times in a row at each depth,
-each call timed alone. The queue is topped up between depths so the depth is what it says.
+In-process, through the Store API and core's choice above it (no HTTP): the queue is filled
+with planned batches of 1,000, then one session claims its best task (core/scheduling.py:
+read the ready candidates, claim the best by compare-and-set) and completes it, K times in
+a row at each depth, each call timed alone. The queue is topped up between depths so the
+depth is what it says.
 Filling stops at `--max-fill-seconds` per store; the table then shows the depth reached.
 The Redis store gets a private redis-server (AOF, `appendfsync always`, noeviction) on a
 free loopback port. Prints one table.
@@ -22,15 +24,18 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
-import throughput as tp  # bench/throughput.py: start_redis, stop_process, pct
+import throughput as tp  # bench/throughput.py: pct, exit_on_sigterm
 from unified_swarm.config import Settings
-from unified_swarm.core.rules import TaskSpec
-from unified_swarm.models import Session, SessionStatus
+from unified_swarm.core import planning
+from unified_swarm.core.scheduling import Scheduler
+from unified_swarm.models import Session, SessionStatus, TaskSpec
+from unified_swarm.procs import RedisServer
 from unified_swarm.store import make_store
 from unified_swarm.store.base import Store
 
 BATCH = 1000
 SESSION = "claimer"
+SETTINGS = Settings()
 
 
 @dataclass
@@ -38,7 +43,7 @@ class Row:
     store: str
     depth: int
     fill_rate: float  # tasks added per second while filling up to this depth
-    claim: list[float]  # seconds per claim_next
+    claim: list[float]  # seconds per claim (candidates read + compare-and-set)
     complete: list[float]  # seconds per complete
     note: str = ""
 
@@ -49,17 +54,18 @@ async def fill(store: Store, start: int, stop: int, deadline: float) -> int:
         if time.monotonic() > deadline:
             return first
         specs = [TaskSpec(type="noop", id=f"q-{i}") for i in range(first, min(stop, first + BATCH))]
-        await store.add_tasks(specs, time.time())
+        await planning.add_tasks(store, specs, time.time, SETTINGS)
     return stop
 
 
 async def claims(store: Store, count: int) -> tuple[list[float], list[float]]:
-    """`count` claim_next + complete pairs in a row, each call timed alone."""
+    """`count` claim + complete pairs in a row, each call timed alone."""
     claim_s: list[float] = []
     complete_s: list[float] = []
+    scheduler, me = Scheduler(store), session(time.time())
     for _ in range(count):
         t0 = time.perf_counter()
-        got = await store.claim_next(SESSION, time.time())
+        got = await scheduler.claim(me, time.time)
         t1 = time.perf_counter()
         if got is None:
             raise SystemExit("the queue ran dry")
@@ -80,8 +86,9 @@ async def run_store(kind: str, args: argparse.Namespace, tmp: Path) -> list[Row]
     async with AsyncExitStack() as stack:
         url = "sqlite"
         if kind == "redis":
-            proc, url = tp.start_redis(tmp / "redis", args.appendfsync)
-            stack.callback(tp.stop_process, proc)
+            redis = RedisServer(tmp / "redis", appendfsync=args.appendfsync).start()
+            stack.callback(redis.stop)
+            url = redis.url
         store = make_store(Settings(store=url, data_dir=tmp / "data", redis_prefix="claimcost",
                                     heartbeat_interval=3600))
         await store.open()
@@ -121,10 +128,11 @@ def print_table(rows: list[Row], args: argparse.Namespace) -> None:
               f"{us(statistics.median(r.claim))} {us(tp.pct(r.claim, 99))} "
               f"{us(statistics.median(r.complete))} {us(tp.pct(r.complete, 99))} "
               f"{pairs:>8,.0f}  {r.note}")
-    print("\nclaim/compl: microseconds per Store.claim_next / Store.complete call, one at a time"
-          "\n(each is one durable step: SQLite COMMIT with synchronous=FULL, or one Lua script"
-          f"\nwith AOF appendfsync={args.appendfsync}); pairs/s = claim+complete pairs per "
-          "second, sequential.\ndepth = ready tasks queued when the claims start.")
+    print("\nclaim/compl: microseconds per claim (Scheduler.claim: Store.ready_candidates, then "
+          "the\ncompare-and-set Store.claim) / Store.complete, one at a time (each write is one "
+          "durable\nstep: SQLite COMMIT with synchronous=FULL, or one Lua script with AOF "
+          f"appendfsync={args.appendfsync});\npairs/s = claim+complete pairs per second, "
+          "sequential. depth = ready tasks queued when the claims start.")
 
 
 def us(seconds: float) -> str:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -33,6 +32,7 @@ import redis
 
 import throughput as tp  # bench/throughput.py: the same server, workers and latency probe
 from peer_tasks import COUNTER_ENV, DONE_KEY, FIRST_KEY, LAST_KEY, TOTAL_ENV
+from unified_swarm.procs import Proc, RedisServer
 
 BENCH_DIR = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
@@ -115,46 +115,25 @@ class Row:
 
 
 @contextmanager
-def workers(cmds: list[list[str]], env: dict[str, str],
-            log: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
-    """Run the peer's worker commands, each in its own process group; kill them all after."""
-    procs: list[subprocess.Popen[bytes]] = []
-    with log.open("ab") as out:
-        try:
-            for cmd in cmds:
-                procs.append(subprocess.Popen(cmd, env=env, cwd=BENCH_DIR, stdout=out,
-                                              stderr=subprocess.STDOUT, start_new_session=True))
-            yield procs
-        finally:
-            for p in procs:
-                tp.stop_process(p)
-
-
-def counting_redis(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """The second Redis, only for counting: no AOF, no snapshots."""
-    port = tp.free_port()
-    proc = subprocess.Popen([shutil.which("redis-server") or "redis-server", "--port", str(port),
-                             "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                             "--dir", str(tmp)], stdout=subprocess.DEVNULL,
-                            start_new_session=True)
-    client = redis.Redis(port=port)
-    for _ in range(200):
-        try:
-            client.ping()
-            return proc, f"redis://127.0.0.1:{port}/0"
-        except redis.ConnectionError:
-            time.sleep(0.05)
-    tp.stop_process(proc)
-    raise SystemExit("the counting redis-server did not start")
+def workers(cmds: list[list[str]], env: dict[str, str], log: Path) -> Iterator[list[Proc]]:
+    """Run the peer's worker commands, each in its own process group; stop them all after."""
+    procs: list[Proc] = []
+    try:
+        for n, cmd in enumerate(cmds):
+            procs.append(Proc(f"worker-{n}", cmd, env, log, BENCH_DIR).start())
+        yield procs
+    finally:
+        for p in procs:
+            p.stop()
 
 
 def wait_done(count: redis.Redis, tasks: int, max_seconds: float,
-              procs: list[subprocess.Popen[bytes]]) -> tuple[float | None, int]:
+              procs: list[Proc]) -> tuple[float | None, int]:
     """Poll the counter every 20 ms until `tasks` ran, `max_seconds` passed or every worker
     process exited; the rate runs from the first task's start to the last one's end."""
     deadline = time.monotonic() + max_seconds
     done = 0
-    while time.monotonic() < deadline and any(p.poll() is None for p in procs):
+    while time.monotonic() < deadline and any(p.alive for p in procs):
         done = int(count.get(DONE_KEY) or 0)
         if done >= tasks:
             break
@@ -170,10 +149,13 @@ def wait_done(count: redis.Redis, tasks: int, max_seconds: float,
 def run_peer(peer: Peer, args: argparse.Namespace, tmp: Path) -> Row:
     """Fresh broker and counter; M queued no-ops, N workers; then the latency probe."""
     with ExitStack() as stack:
-        broker_proc, broker = tp.start_redis(tmp / "broker", args.appendfsync)
-        stack.callback(tp.stop_process, broker_proc)
-        counter_proc, counter_url = counting_redis(tmp)
-        stack.callback(tp.stop_process, counter_proc)
+        broker_redis = RedisServer(tmp / "broker", appendfsync=args.appendfsync).start()
+        stack.callback(broker_redis.stop)
+        broker = broker_redis.url
+        # the second Redis, only for counting: no AOF, so counting never touches a disk
+        counter = RedisServer(tmp / "counter", aof=False).start()
+        stack.callback(counter.stop)
+        counter_url = counter.url
         env = {**os.environ, **peer.env, "PYTHONPATH": str(BENCH_DIR),
                "BENCH_BROKER_URL": broker, COUNTER_ENV: counter_url, TOTAL_ENV: str(args.tasks)}
         submit = [sys.executable, "-m", f"peer_tasks.{peer.module}"]
@@ -208,13 +190,26 @@ def latency(peer: Peer, args: argparse.Namespace, env: dict[str, str], broker: s
     return [float(x) for x in json.loads(out.stdout)]
 
 
-def run_swarm(store: str, args: argparse.Namespace) -> Row:
+def run_swarm(store: str, args: argparse.Namespace, label: str = "",
+              src: Path | None = None) -> Row:
+    """unified-swarm on one store: the installed package, or the source tree `src`."""
+    system = f"unified-swarm{label and '@' + label}"
     try:
         r = tp.measure(store, args.workers, args.tasks, args.latency_samples, args.max_seconds,
-                       args.appendfsync, gap_s=args.gap_ms / 1000)
+                       args.appendfsync, gap_s=args.gap_ms / 1000, src=src)
     except (SystemExit, Exception) as exc:  # e.g. the Redis store is not installed yet
-        return Row("unified-swarm", store, 0, None, note=f"not measured: {exc}")
-    return Row("unified-swarm", store, r.done, r.rate, r.p50, r.p99, partial(r.done, args))
+        return Row(system, store, 0, None, note=f"not measured: {exc}")
+    return Row(system, store, r.done, r.rate, r.p50, r.p99, partial(r.done, args))
+
+
+def source_tree(raw: str) -> tuple[str, Path]:
+    """`--src LABEL=DIR`: DIR is a checkout (or `git archive`) of another commit."""
+    label, _, path = raw.partition("=")
+    src = Path(path) / "src"
+    if not label or not (src / "unified_swarm").is_dir():
+        raise argparse.ArgumentTypeError(f"--src takes LABEL=DIR with DIR/src/unified_swarm, "
+                                         f"not {raw!r}")
+    return label, src.resolve()
 
 
 def partial(done: int, args: argparse.Namespace) -> str:
@@ -271,6 +266,10 @@ def main() -> None:
                     help="unified-swarm's stores to measure (the ratio columns' bases)")
     ap.add_argument("--repeat", type=int, default=1,
                     help="rounds over every system, interleaved; the table shows medians")
+    ap.add_argument("--src", type=source_tree, action="append", default=[],
+                    metavar="LABEL=DIR",
+                    help="also measure unified-swarm from the source tree DIR (another "
+                         "commit), as rows unified-swarm@LABEL, interleaved with the rest")
     args = ap.parse_args()
     tp.exit_on_sigterm()
     rounds = [one_round(args) for _ in range(args.repeat)]
@@ -281,8 +280,10 @@ def one_round(args: argparse.Namespace) -> list[Row]:
     """Every system once, in table order."""
     rows: list[Row] = []
     for store in (s for s in args.stores.split(",") if s):
-        rows.append(run_swarm(store, args))
-        print(f"  unified-swarm/{store}: {fmt(rows[-1].rate, '.0f')} tasks/s", file=sys.stderr)
+        for label, src in [("", None), *args.src]:
+            rows.append(run_swarm(store, args, label, src))
+            print(f"  {rows[-1].system}/{store}: {fmt(rows[-1].rate, '.0f')} tasks/s",
+                  file=sys.stderr)
     for name in (n for n in args.peers.split(",") if n):
         with tempfile.TemporaryDirectory(prefix=f"peer-{name}-") as tmp:
             try:

@@ -18,12 +18,8 @@ import asyncio
 import http.client
 import json
 import multiprocessing
-import os
-import shutil
 import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,81 +32,51 @@ from typing import Any
 
 import httpx
 
+from unified_swarm.procs import Proc, RedisServer, free_port, swarm_env, wait_until
+
 TOKEN = "bench-operator-token"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
 class Server:
-    proc: subprocess.Popen[bytes]
+    proc: Proc
     url: str
 
     def stop(self) -> None:
-        stop_process(self.proc)
+        self.proc.stop()
 
 
-def stop_process(proc: subprocess.Popen[bytes]) -> None:
-    """Terminate a child started in its own session, its whole process group with it."""
-    if proc.poll() is None:
-        with suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        with suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(10)
-
-
-def start_server(store: str, data_dir: Path) -> Server:
+def start_server(store: str, data_dir: Path, src: Path | None = None) -> Server:
+    """The orchestrator under uvicorn in a process of its own (access log off, as a
+    production server behind a proxy would run it); `src`: a source tree to run instead of
+    the installed package (a before/after comparison)."""
     port = free_port()
-    env = {**os.environ, "SWARM_TOKEN": TOKEN, "SWARM_DATA_DIR": str(data_dir),
-           "SWARM_STORE": store, "SWARM_RATE_LIMIT": "0", "SWARM_PORT": str(port),
-           "SWARM_REDIS_PREFIX": f"bench{port}"}
+    env = swarm_env(SWARM_TOKEN=TOKEN, SWARM_DATA_DIR=str(data_dir), SWARM_STORE=store,
+                    SWARM_RATE_LIMIT="0", SWARM_PORT=str(port),
+                    SWARM_REDIS_PREFIX=f"bench{port}")
+    if src is not None:
+        env["PYTHONPATH"] = str(src)
     code = ("import uvicorn\n"
             "from unified_swarm.app import create_app\n"
             "from unified_swarm.config import Settings\n"
             "s = Settings.from_env()\n"
             "uvicorn.run(create_app(s), host='127.0.0.1', port=s.port, log_level='warning',"
             " access_log=False)\n")
-    proc = subprocess.Popen([sys.executable, "-c", code], env=env, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=0.5).status_code == 200:
-                return Server(proc, url)
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    stop_process(proc)
-    raise SystemExit(f"the server on {store.split(':')[0]} did not start")
+    proc = Proc("server", [sys.executable, "-c", code], env, data_dir.parent / "server.log")
+    server = Server(proc.start(), f"http://127.0.0.1:{port}")
+    with suppress(TimeoutError):
+        wait_until(lambda: not proc.alive or healthy(server.url), 20, "the server")
+    if not healthy(server.url):
+        proc.stop()
+        raise SystemExit(f"the server on {store.split(':')[0]} did not start:\n{proc.tail()}")
+    return server
 
 
-def start_redis(workdir: Path, appendfsync: str = "always") -> tuple[subprocess.Popen[bytes], str]:
-    """A private redis-server on a free loopback port: AOF with `appendfsync`, noeviction."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise SystemExit("redis-server is not installed (make system-deps)")
-    workdir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
-         "yes", "--appendfsync", appendfsync, "--dir", str(workdir), "--maxmemory-policy",
-         "noeviction"], stdout=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return proc, f"redis://127.0.0.1:{port}/0"
-        except OSError:
-            time.sleep(0.05)
-    stop_process(proc)
-    raise SystemExit("redis-server did not start")
+def healthy(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/healthz", timeout=0.5).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 async def register(http: httpx.AsyncClient, sid: str) -> dict[str, str]:
@@ -229,30 +195,33 @@ class Result:
 
 
 @contextmanager
-def swarm_server(store: str, appendfsync: str = "always") -> Iterator[Server]:
+def swarm_server(store: str, appendfsync: str = "always",
+                 src: Path | None = None) -> Iterator[Server]:
     """A server on a fresh store ("sqlite" or "redis", then with its own redis-server)."""
     with tempfile.TemporaryDirectory(prefix="swarm-bench-") as tmp:
         redis = None
         url = "sqlite"
         try:
             if store == "redis":
-                redis, url = start_redis(Path(tmp) / "redis", appendfsync)
-            server = start_server(url, Path(tmp) / "swarm")
+                redis = RedisServer(Path(tmp) / "redis", appendfsync=appendfsync).start()
+                url = redis.url
+            server = start_server(url, Path(tmp) / "swarm", src)
             try:
                 yield server
             finally:
                 server.stop()
         finally:
             if redis is not None:
-                stop_process(redis)
+                redis.stop()
 
 
 def measure(store: str, workers: int, tasks: int, samples: int, max_seconds: float,
-            appendfsync: str = "always", repeat: int = 1, gap_s: float = 0.005) -> Result:
+            appendfsync: str = "always", repeat: int = 1, gap_s: float = 0.005,
+            src: Path | None = None) -> Result:
     """Throughput, then idle latency, `repeat` times on fresh stores; medians of each."""
     runs: list[Result] = []
     for _ in range(repeat):
-        with swarm_server(store, appendfsync) as server:
+        with swarm_server(store, appendfsync, src) as server:
             rate, done = throughput(server.url, workers, tasks, max_seconds)
             lat = asyncio.run(latency(server.url, samples, gap_s))
         runs.append(Result(rate, done, statistics.median(lat), pct(lat, 99)))

@@ -1,4 +1,5 @@
-"""Shared fixtures: real stores (a SQLite file, a redis-server on a free loopback port).
+"""Shared fixtures: real stores (a SQLite file, a redis-server on a free loopback port:
+unified_swarm.procs, the same process module the campaign, the demo and the benchmarks use).
 
 The Redis tests are skipped when `redis-server` is missing locally and fail when `CI` is set,
 so CI can never go green by skipping them.
@@ -8,9 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
-import subprocess
 import threading
 import time
 import uuid
@@ -21,70 +19,23 @@ import pytest
 
 from unified_swarm.config import Settings
 from unified_swarm.core.orchestrator import Orchestrator
+from unified_swarm.procs import RedisServer, free_port
 from unified_swarm.store.base import Store
 
 T0 = 1_800_000_000.0  # a fixed "now" for clock-free tests
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _need_redis() -> str:
-    binary = shutil.which("redis-server")
-    if binary is None:
+def _need_redis() -> None:
+    if shutil.which("redis-server") is None:
         if os.environ.get("CI"):
             pytest.fail("redis-server is missing and CI is set: .ci/run must install it")
         pytest.skip("redis-server is not installed")
-    return binary
-
-
-class RedisServer:
-    """A private redis-server: AOF on with fsync always, nothing on the default port."""
-
-    def __init__(self, binary: str, workdir: Path) -> None:
-        self.binary, self.workdir = binary, workdir
-        self.port = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self.proc = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.workdir),
-             "--maxmemory-policy", "noeviction", "--protected-mode", "yes"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
-                    s.sendall(b"PING\r\n")
-                    if s.recv(16).startswith(b"+PONG"):
-                        return
-            except OSError:
-                time.sleep(0.02)
-        raise RuntimeError("redis-server did not start")
-
-    def stop(self, kill: bool = False) -> None:
-        if self.proc is not None:
-            if kill:
-                self.proc.kill()
-            else:
-                self.proc.terminate()
-            self.proc.wait(10)
-            self.proc = None
 
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer(_need_redis(), tmp_path_factory.mktemp("redis"))
-    server.start()
+    _need_redis()
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
     yield server
     server.stop()
 
@@ -92,12 +43,10 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 @pytest.fixture
 def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
     """A redis-server of the test's own, which it may kill, pause, restart or reconfigure."""
-    server = RedisServer(_need_redis(), tmp_path / "private-redis")
-    server.start()
+    _need_redis()
+    server = RedisServer(tmp_path / "private-redis").start()
     yield server
-    if server.proc is not None:
-        server.proc.send_signal(signal.SIGCONT)  # in case the test paused it
-    server.stop(kill=True)
+    server.kill()
 
 
 @pytest.fixture

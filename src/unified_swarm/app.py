@@ -40,7 +40,7 @@ def create_app(
     store = store or make_store(settings)
     token, _ = operator_token(settings)
     orch = Orchestrator(store, settings, token, clock)
-    hub = EventHub(store)
+    hub = EventHub(orch)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -59,7 +59,7 @@ def create_app(
     app.state.settings = settings
     app.state.orchestrator = orch
     app.state.hub = hub
-    app.state.metrics = metrics.make_metrics(store, hub)
+    app.state.metrics = metrics.make_metrics(orch, hub)
     for module in (sessions, work, knowledge, swarm, realtime, metrics):
         app.include_router(module.router)
     dashboard.mount(app)

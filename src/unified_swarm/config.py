@@ -15,29 +15,42 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import lifecycle
 from .errors import InvalidInput
+from .models import MAX_WAIT
 
 MiB = 1024 * 1024
 
 
+#: The seed's capability catalogue, name -> what it is for. With `strict_capabilities` only
+#: these names are accepted.
+CATALOGUE: dict[str, str] = {
+    "build": "Write, test and ship code",
+    "architect": "Design systems and review plans",
+    "marketing": "Copy, launch plans, positioning",
+    "research": "Find, read and summarise sources",
+    "coordination": "Split, route and merge work",
+}
+
+
 @dataclass(frozen=True, slots=True)
-class Capability:
-    name: str
-    description: str
-    skills: tuple[str, ...]
-    time_multiplier: float
+class Backend:
+    """A store backend: its module (imported only when a store is made: it must define
+    `from_settings(settings) -> Store`) and the extra that brings its driver."""
+
+    kind: str
+    module: str
+    extra: str | None = None
 
 
-#: The seed's capability catalogue. With `strict_capabilities` only these names are accepted.
-CATALOGUE: dict[str, Capability] = {
-    c.name: c
-    for c in (
-        Capability("build", "Write, test and ship code", ("python", "typescript", "ci"), 1.0),
-        Capability("architect", "Design systems and review plans", ("design", "review"), 1.2),
-        Capability("marketing", "Copy, launch plans, positioning", ("copy", "seo"), 0.8),
-        Capability("research", "Find, read and summarise sources", ("search", "analysis"), 1.5),
-        Capability("coordination", "Split, route and merge work", ("planning",), 0.5),
-    )
+_REDIS = Backend("redis", "unified_swarm.store.redis", "redis")
+#: The store backends by the scheme of `Settings.store` ("sqlite" alone is the SQLite file
+#: in the data directory). A sibling backend is one line here and a module under store/.
+STORES: dict[str, Backend] = {
+    "sqlite": Backend("sqlite", "unified_swarm.store.sqlite"),
+    "redis": _REDIS,
+    "rediss": _REDIS,
+    "unix": _REDIS,
 }
 
 
@@ -71,7 +84,8 @@ class Settings:
     max_input_bytes: int = 1 * MiB
     max_json_depth: int = 64
     max_batch: int = 1000
-    max_wait: float = 60.0
+    #: the longest long-poll this server grants, at most the protocol's MAX_WAIT
+    max_wait: float = MAX_WAIT
 
     # abuse limits, per token: sustained requests per second and burst (0 disables)
     rate_limit: float = 2000.0
@@ -85,7 +99,7 @@ class Settings:
     replica_id: str = field(default_factory=lambda: f"{os.uname().nodename}-{os.getpid()}")
 
     def lease_ttl(self, heartbeat_interval: float) -> float:
-        return self.lease_factor * heartbeat_interval
+        return lifecycle.lease_ttl(heartbeat_interval, self.lease_factor)
 
     def validate(self) -> Settings:
         """Refuse settings that cannot work; returns self for chaining."""
@@ -100,17 +114,27 @@ class Settings:
             raise InvalidInput("max_concurrent_tasks must be within 1..1000")
         if not 1 <= self.default_max_attempts <= 100:
             raise InvalidInput("default_max_attempts must be within 1..100")
+        if not 0 <= self.max_wait <= MAX_WAIT:
+            raise InvalidInput(f"max_wait must be within 0..{MAX_WAIT:g} seconds")
         if not 0 < self.port < 65536:
             raise InvalidInput(f"port must be within 1..65535, got {self.port}")
-        if not (self.store == "sqlite" or self.store.startswith(("sqlite:///", "redis://",
-                                                                   "rediss://", "unix://"))):
-            raise InvalidInput(f"store must be 'sqlite', 'sqlite:///FILE' or 'redis://...', "
+        scheme, sep, rest = self.store.partition("://")
+        sqlite_ok = self.store == "sqlite" or rest.startswith("/")
+        if (scheme not in STORES or not (sep or self.store == "sqlite")
+                or (scheme == "sqlite" and not sqlite_ok)):
+            raise InvalidInput(f"store must be 'sqlite', 'sqlite:///FILE' or one of "
+                               f"{', '.join(s + '://...' for s in STORES if s != 'sqlite')}, "
                                f"got {self.store!r}")
         return self
 
     @property
+    def backend(self) -> Backend:
+        """The backend the store URL names (by its scheme)."""
+        return STORES[self.store.partition("://")[0]]
+
+    @property
     def store_kind(self) -> str:
-        return "sqlite" if self.store.startswith("sqlite") else "redis"
+        return self.backend.kind
 
     @property
     def sqlite_path(self) -> Path:

@@ -1,6 +1,7 @@
 """One error tree for the whole swarm, mapped once per boundary.
 
     SwarmError                      500 internal
+    ├── IllegalTransition           500 illegal_transition (a store bug, never a client's)
     ├── InvalidInput                400 invalid_input
     │   ├── UnknownDependency       400 unknown_dependency
     │   ├── DependencyCycle         400 dependency_cycle
@@ -12,15 +13,22 @@
     ├── NotFound                    404 not_found
     ├── Conflict                    409 conflict
     │   ├── AlreadyExists           409 already_exists
-    │   ├── NotClaimable            409 not_claimable
+    │   ├── NotClaimable            409 not_claimable     (the session cannot take work now)
+    │   │   └── TaskTaken           409 not_claimable     (that task is gone: try another)
     │   ├── LeaseLost               409 lease_lost        (stale fencing token / expired lease)
     │   ├── OutcomeMismatch         409 outcome_mismatch  (a different outcome was recorded)
     │   └── StaleVersion            409 stale_version     (knowledge expected_version)
+    ├── HeadersTooLarge             431 headers_too_large
     ├── RateLimited                 429 rate_limited      (retry_after)
+    ├── NotInstalled                501 not_implemented   (an optional extra is missing)
     └── Unavailable                 503 unavailable       (the store cannot be reached)
+        ├── Contended               503 unavailable       (every candidate was taken first)
+        └── ServerUnreachable       503 unavailable       (SDK: no answer after every retry)
 
 The API turns each into `{"error": {"code", "message"}}` with its status; the SDK maps the
-code back to the same class, so a client catches what the server raised.
+code back to the same class, so a client catches what the server raised (a subclass that
+shares its parent's code, like ServerUnreachable, is the SDK's own: the code maps back to the
+parent).
 """
 
 from __future__ import annotations
@@ -36,6 +44,12 @@ class SwarmError(Exception):
         super().__init__(message or self.code)
         self.message = message or self.code
         self.retry_after = retry_after
+
+
+class IllegalTransition(SwarmError):
+    """A store tried a move `lifecycle.TRANSITIONS` does not have: a bug, never a client error."""
+
+    code = "illegal_transition"
 
 
 class InvalidInput(SwarmError):
@@ -93,6 +107,11 @@ class NotClaimable(Conflict):
     code = "not_claimable"
 
 
+class TaskTaken(NotClaimable):
+    """The named task cannot be claimed or offered any more (another session has it, it is no
+    longer ready): a scheduler moves on to its next candidate. The session itself could."""
+
+
 class LeaseLost(Conflict):
     code = "lease_lost"
 
@@ -105,14 +124,36 @@ class StaleVersion(Conflict):
     code = "stale_version"
 
 
+class HeadersTooLarge(SwarmError):
+    status = 431
+    code = "headers_too_large"
+
+
 class RateLimited(SwarmError):
     status = 429
     code = "rate_limited"
 
 
+class NotInstalled(SwarmError):
+    """An optional part needs an extra that is not installed; the message names the
+    install command (`pip install 'unified-swarm[server]'`)."""
+
+    status = 501
+    code = "not_implemented"
+
+
 class Unavailable(SwarmError):
     status = 503
     code = "unavailable"
+
+
+class Contended(Unavailable):
+    """Every task a claim tried was taken by other sessions first, round after round: ask
+    again at once (a long-poll does so by itself)."""
+
+
+class ServerUnreachable(Unavailable):
+    """The server could not be reached, or did not answer in time, after every retry."""
 
 
 def _all_subclasses(cls: type[SwarmError]) -> list[type[SwarmError]]:
@@ -122,8 +163,11 @@ def _all_subclasses(cls: type[SwarmError]) -> list[type[SwarmError]]:
     return out
 
 
-#: code -> class, so a client can raise exactly what the server raised.
-BY_CODE: dict[str, type[SwarmError]] = {c.code: c for c in _all_subclasses(SwarmError)}
+#: code -> class, so a client can raise exactly what the server raised (the first class of
+#: the tree with a code: a parent before the subclasses that share its code)
+BY_CODE: dict[str, type[SwarmError]] = {}
+for _cls in _all_subclasses(SwarmError):
+    BY_CODE.setdefault(_cls.code, _cls)
 
 
 def from_code(code: str, message: str, status: int, retry_after: float | None = None) -> SwarmError:

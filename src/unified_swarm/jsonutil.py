@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from .errors import InvalidInput, ValidationFailed
+from .errors import InvalidInput
 
 
 def dumps(value: Any) -> str:
@@ -25,16 +25,6 @@ def dumpb(value: Any) -> bytes:
 
 def loads(raw: str | bytes | None) -> Any:
     return None if raw is None else orjson.loads(raw)
-
-
-def parse_body(raw: bytes, max_depth: int) -> Any:
-    """Parse a request body; malformed JSON or nesting past `max_depth` is a 4xx."""
-    try:
-        value = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise ValidationFailed(f"malformed JSON: {exc}") from None
-    check_depth(value, max_depth)
-    return value
 
 
 def check_depth(value: Any, max_depth: int) -> None:

@@ -1,17 +1,26 @@
 """Records and state enums of the swarm. No I/O.
 
 Times are float seconds since the epoch inside the process and ISO 8601 UTC strings on the
-wire (`iso`). Every record has a `wire()` method giving the JSON shape of DESIGN.md.
+wire (`iso`). Every record has a `wire()` method giving the JSON shape of DESIGN.md. The
+rules over these records (which status may follow which) live in `lifecycle.py`; the
+results the Store seam answers with are at the end of this module.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 JSON = Any
+#: where rules get the time: seconds since the epoch, read just before the step it dates
+Clock = Callable[[], float]
+#: the longest long-poll the protocol allows (DESIGN: `GET /work/request?wait=S`, default 0,
+#: max 60): the server refuses more (core), may cut it shorter (`Settings.max_wait`), and
+#: the SDK refuses more before sending. Here, below both, so both read the one number.
+MAX_WAIT = 60.0
 
 
 def iso(ts: float | None) -> str | None:
@@ -37,13 +46,6 @@ class TaskStatus(StrEnum):
     FAILED = "failed"
     CANCELLED = "cancelled"
     BLOCKED = "blocked"
-
-
-#: States a task never leaves. `blocked` is final too: its dependency can no longer complete.
-FINAL = frozenset(
-    {TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.BLOCKED})
-#: States in which a session holds the task (an offer or a lease).
-HELD = frozenset({TaskStatus.ASSIGNED, TaskStatus.IN_PROGRESS})
 
 
 class Outcome(StrEnum):
@@ -152,6 +154,29 @@ class Task:
 
 
 @dataclass(slots=True, frozen=True)
+class Candidate:
+    """A ready (or offered) task as a scheduler weighs it (`Store.ready_candidates`): what a
+    choice may need to know of it, not its payload. Claiming it answers the whole Task."""
+
+    id: str
+    type: str
+    required_capability: str
+    priority: int
+    seq: int
+    fencing_token: int
+    attempts: int
+    max_attempts: int
+    created_at: float
+    critical: bool = False
+    estimated_hours: float | None = None
+    parent_id: str | None = None
+
+
+#: the fields a store reads for a Candidate, in its order
+CANDIDATE_FIELDS = tuple(Candidate.__dataclass_fields__)
+
+
+@dataclass(slots=True, frozen=True)
 class Lease:
     task_id: str
     session_id: str
@@ -241,3 +266,78 @@ class Interrupt:
 
     def wire(self) -> dict[str, JSON]:
         return {"reason": self.reason, "at": iso(self.at), "by": self.by}
+
+
+@dataclass(slots=True)
+class TaskSpec:
+    """A task as a client describes it, before it is planned into a `Task`."""
+
+    type: str
+    id: str | None = None
+    title: str = ""
+    input: JSON = None
+    required_capability: str | None = None
+    priority: int | None = None
+    critical: bool = False
+    infinite_scale: bool = False
+    roi: str | None = None
+    estimated_hours: float | None = None
+    dependencies: list[str] = field(default_factory=list)
+    max_attempts: int | None = None
+    parent_id: str | None = None
+
+
+# -- what the Store seam answers (store/base.py) ------------------------------------------
+
+#: Called with the events of one committed step, in sequence order, on the event loop.
+EventListener = Callable[[Sequence["Event"]], None]
+
+
+
+@dataclass(slots=True)
+class Claimed:
+    """A task claimed under a new lease."""
+
+    task: Task
+    lease: Lease
+
+
+@dataclass(slots=True)
+class Recorded:
+    """What an outcome call (progress, complete, fail) left behind."""
+
+    task: Task
+    duplicate: bool = False
+
+
+@dataclass(slots=True)
+class Heartbeat:
+    """A heartbeat's answer: the session, the leases it holds, the offers made to it."""
+
+    session: Session
+    held: list[Lease]
+    assignments: list[Task]
+
+
+@dataclass(slots=True)
+class Reaped:
+    """What one reaper pass moved on; `more` when it stopped at its batch limit."""
+
+    requeued: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    offline: list[str] = field(default_factory=list)
+    more: bool = False
+
+    def __bool__(self) -> bool:
+        return bool(self.requeued or self.failed or self.offline)
+
+
+@dataclass(slots=True)
+class Counts:
+    """Numbers for /swarm/status and /metrics, read in one consistent snapshot."""
+
+    sessions: dict[str, int]
+    tasks: dict[str, int]
+    completed_total: int
+    duration_sum: float
+    last_seq: int

@@ -1,13 +1,28 @@
-"""The operator token: from SWARM_TOKEN, or generated once into <data dir>/token (mode 0600)
-and read from there by the local CLI."""
+"""Tokens: how they are made and kept, and the operator's.
+
+Every token (the operator's, each session's) is 256 bits from the OS CSPRNG and is stored
+and compared only as its SHA-256 digest. The operator token comes from SWARM_TOKEN, or is
+generated once into <data dir>/token (mode 0600) and read from there by the local CLI.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import os
+import secrets
 from pathlib import Path
 
 from .config import Settings
-from .core.orchestrator import new_token
+
+
+def new_token() -> str:
+    """256 bits from the OS CSPRNG, URL-safe."""
+    return secrets.token_urlsafe(32)
+
+
+def hash_token(token: str) -> str:
+    """Tokens are stored and compared only as SHA-256 digests."""
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def token_path(settings: Settings) -> Path:

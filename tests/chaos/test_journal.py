@@ -8,15 +8,15 @@ import pytest
 
 from tests.conftest import LiveServer
 from unified_swarm.chaos.history import read_histories
+from unified_swarm.chaos.journal import ClientJournal
 from unified_swarm.client import Client
 from unified_swarm.client.base import NO_RETRY
 from unified_swarm.errors import LeaseLost, Unavailable
 
 
-def test_calls_are_journaled(sqlite_server: LiveServer, tmp_path: Path,
-                             monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SWARM_JOURNAL_DIR", str(tmp_path))
-    with Client(sqlite_server.url, sqlite_server.token) as op:
+def test_calls_are_journaled(sqlite_server: LiveServer, tmp_path: Path) -> None:
+    hook = ClientJournal.in_dir(str(tmp_path))
+    with Client(sqlite_server.url, sqlite_server.token, on_call=hook) as op:
         reg = op.register(["build"], id="w1")
         op.add_tasks([{"id": "a", "type": "build"}])
         op.put_knowledge("k", {"v": 1})
@@ -27,8 +27,8 @@ def test_calls_are_journaled(sqlite_server: LiveServer, tmp_path: Path,
             me.complete("a", 9, result="stale")
         me.complete("a", got["lease"]["fencing_token"], result={"done": True})
     with pytest.raises(Unavailable):  # nobody listens there: indeterminate, "info"
-        Client("http://127.0.0.1:9", "x", retry=NO_RETRY, timeout=1).status()
-    with Client("http://127.0.0.1:9", "x", retry=NO_RETRY, timeout=1) as dead, \
+        Client("http://127.0.0.1:9", "x", retry=NO_RETRY, timeout=1, on_call=hook).status()
+    with Client("http://127.0.0.1:9", "x", retry=NO_RETRY, timeout=1, on_call=hook) as dead, \
             pytest.raises(Unavailable):
         dead.complete("a", 1)
     ops = [(o.op, o.outcome, o.task, o.token, o.session) for o in read_histories(tmp_path)]

@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import LiveServer, free_port
+from tests.conftest import LiveServer
 from unified_swarm.cli import COMMANDS, main
 from unified_swarm.cli.common import Exit
 from unified_swarm.client import Client
+from unified_swarm.procs import free_port
 
 
 class Swarm:

@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import stat
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import free_port
 from unified_swarm.cli import build_parser, main
 from unified_swarm.cli.common import Exit
 from unified_swarm.cli.server import settings_from
+from unified_swarm.procs import free_port, swarm_argv, swarm_env
 
 
 def test_flags_come_from_the_settings_fields(monkeypatch: pytest.MonkeyPatch,
@@ -51,18 +49,10 @@ def test_bad_settings_and_workers_are_usage_errors(capsys: pytest.CaptureFixture
     assert "one process" in capsys.readouterr().err
 
 
-def swarm_command() -> list[str]:
-    script = Path(sys.executable).with_name("swarm")  # the installed console script
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, "-c", "import sys; from unified_swarm.cli import main; "
-                                  "sys.exit(main())"]
-
-
 def start_server(data: Path, port: int) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SWARM_")}
+    env = swarm_env()
     return subprocess.Popen(
-        [*swarm_command(), "server", "--port", str(port), "--data-dir", str(data),
+        [*swarm_argv(), "server", "--port", str(port), "--data-dir", str(data),
          "--log-level", "warning", "--heartbeat-interval", "10"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=data.parent)
 

@@ -12,9 +12,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
-from tests.conftest import free_port
 from unified_swarm import errors
 from unified_swarm.client import AsyncClient, Client, RetryPolicy, ServerUnreachable
+from unified_swarm.procs import free_port
 
 FAST = RetryPolicy(attempts=4, backoff=0.01, max_backoff=0.05, budget=5)
 

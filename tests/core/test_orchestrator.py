@@ -9,9 +9,8 @@ import pytest
 
 from unified_swarm.config import Settings
 from unified_swarm.core.orchestrator import Orchestrator, SessionSpec
-from unified_swarm.core.rules import TaskSpec
 from unified_swarm.errors import InvalidInput, NotClaimable, Unauthorized
-from unified_swarm.models import Session, TaskStatus
+from unified_swarm.models import Session, TaskSpec, TaskStatus
 from unified_swarm.store.base import Store
 
 from ..conftest import T0

@@ -19,8 +19,7 @@ from unified_swarm.api.realtime import (
 )
 from unified_swarm.errors import InvalidInput
 from unified_swarm.jsonutil import loads
-from unified_swarm.models import Event
-from unified_swarm.store.base import EventListener
+from unified_swarm.models import Event, EventListener
 
 TYPES = ("task.added", "task.claimed", "task.completed", "session.joined")
 
@@ -88,9 +87,9 @@ class Sink:
 def setup(upto: int, after: int | None = 0, types: str | None = None,
           buffer: int = 100) -> tuple[ScriptedStore, EventHub, Stream, Sink]:
     store = ScriptedStore(upto)
-    hub = EventHub(store, buffer=buffer)  # type: ignore[arg-type]
+    hub = EventHub(store, buffer=buffer)
     sink = Sink()
-    stream = Stream(store, hub.subscribe(), sink.send, TypeFilter(types),  # type: ignore[arg-type]
+    stream = Stream(store, hub.subscribe(), sink.send, TypeFilter(types),
                     after)
     return store, hub, stream, sink
 
@@ -232,7 +231,7 @@ def test_origin_allow_list(origin: str | None, host: str, ok: bool) -> None:
 
 async def test_hub_survives_a_broken_tap_and_forgets_unsubscribed() -> None:
     store = ScriptedStore()
-    hub = EventHub(store)  # type: ignore[arg-type]
+    hub = EventHub(store)
     heard: list[int] = []
 
     def broken(_: Sequence[Event]) -> None:

@@ -11,8 +11,9 @@ import httpx
 import pytest
 
 from unified_swarm.config import Settings
+from unified_swarm.procs import RedisServer
 
-from ..conftest import LiveServer, RedisServer
+from ..conftest import LiveServer
 from .test_replicas import call, register, wait_until
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
@@ -32,7 +33,7 @@ def test_503_while_redis_is_down_then_back_by_itself(server: LiveServer,
     token = register(server, "w1")
     assert call(server, "POST", "/work", json={"id": "a", "type": "build"}).status_code == 201
     wait_until(lambda: server.orchestrator.leader, within=3)
-    private_redis.stop(kill=True)
+    private_redis.kill()
     for method, path, who in [("GET", "/work/a", None), ("POST", "/session/heartbeat", token),
                               ("GET", "/work/request", token), ("GET", "/swarm/status", None)]:
         started = time.monotonic()

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from unified_swarm.chaos.procs import RedisProc, ServerProc
 from unified_swarm.client import AsyncClient, Client
 from unified_swarm.client.base import RetryPolicy
 from unified_swarm.errors import Conflict, NotClaimable, Unavailable
+from unified_swarm.procs import RedisServer, SwarmServer
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 TOKEN = "two-servers-operator"
@@ -24,13 +24,15 @@ LEADER_LEASE = 5.0
 
 
 @pytest.fixture
-def cluster(tmp_path: Path, redis_server: object) -> Iterator[list[ServerProc]]:
+def cluster(tmp_path: Path, redis_server: object) -> Iterator[list[SwarmServer]]:
     """`redis_server` only for its skip / CI-fail rule: this test kills its own Redis's peer
     processes, so it runs a private one."""
-    redis = RedisProc(tmp_path / "redis").start()
-    env = {"SWARM_REDIS_PREFIX": "two"}
-    servers = [ServerProc(f"replica-{n}", redis.url, tmp_path / f"data-{n}", TOKEN, env,
-                          tmp_path / f"replica-{n}.log").start() for n in range(2)]
+    redis = RedisServer(tmp_path / "redis").start()
+    servers = [SwarmServer(f"replica-{n}", store=redis.url, data_dir=tmp_path / f"data-{n}",
+                           token=TOKEN, log=tmp_path / f"replica-{n}.log",
+                           env={"SWARM_REDIS_PREFIX": "two", "SWARM_RATE_LIMIT": "0",
+                                "SWARM_REPLICA_ID": f"replica-{n}"}).start()
+               for n in range(2)]
     yield servers
     for s in servers:
         if s.alive:
@@ -38,7 +40,7 @@ def cluster(tmp_path: Path, redis_server: object) -> Iterator[list[ServerProc]]:
     redis.kill()
 
 
-def leader(servers: list[ServerProc]) -> ServerProc | None:
+def leader(servers: list[SwarmServer]) -> SwarmServer | None:
     return next((s for s in servers if (s.health() or {}).get("leader")), None)
 
 
@@ -68,7 +70,7 @@ async def work(urls: list[str], token: str, stop: asyncio.Event, done: list[str]
                                  "its claim's reply was lost with the replica", retry=True)
 
 
-def test_two_replicas_32_workers_5000_tasks_leader_killed(cluster: list[ServerProc]) -> None:
+def test_two_replicas_32_workers_5000_tasks_leader_killed(cluster: list[SwarmServer]) -> None:
     urls = [s.url for s in cluster]
     with Client(urls[0], TOKEN) as op:
         tokens = [op.register(["bulk"], id=f"w{i}")["token"] for i in range(WORKERS)]

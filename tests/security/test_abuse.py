@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import free_port
+from unified_swarm.procs import free_port
 
 pytestmark = pytest.mark.slow
 OPERATOR = "abuse-operator-token"

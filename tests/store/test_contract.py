@@ -10,7 +10,6 @@ import asyncio
 
 import pytest
 
-from unified_swarm.core.orchestrator import hash_token
 from unified_swarm.errors import (
     AlreadyExists,
     DependencyCycle,
@@ -25,9 +24,10 @@ from unified_swarm.errors import (
 )
 from unified_swarm.models import Interrupt, Outcome, SessionStatus, TaskStatus
 from unified_swarm.store.base import Store
+from unified_swarm.tokens import hash_token
 
 from ..conftest import T0
-from .helpers import join, session, spec
+from .helpers import add_tasks, claim_next, join, offer_next, session, spec
 
 S = TaskStatus
 LEASE = 30.0
@@ -52,8 +52,8 @@ async def test_register_online_id_twice_conflicts(store: Store) -> None:
 
 async def test_offline_session_resumes_with_history(store: Store) -> None:
     await join(store, "w1")
-    await store.add_tasks([spec("a")], T0)
-    c = await store.claim_next("w1", T0)
+    await add_tasks(store, [spec("a")], T0)
+    c = await claim_next(store, "w1", T0)
     assert c is not None
     await store.complete("w1", "a", c.lease.fencing_token, {"ok": True}, T0 + 1)
     await store.leave_session("w1", T0 + 2, "left")
@@ -74,7 +74,7 @@ async def test_list_and_get_sessions(store: Store) -> None:
 
 
 async def test_add_batch_sets_first_status_and_priority(store: Store) -> None:
-    added = await store.add_tasks([
+    added = await add_tasks(store, [
         spec("a"), spec("b", dependencies=["a"]), spec("c", critical=True, roi="high"),
         spec("d", priority=2)], T0)
     by_id = {t.id: t for t in added}
@@ -86,7 +86,7 @@ async def test_add_batch_sets_first_status_and_priority(store: Store) -> None:
 
 
 async def test_batch_is_all_or_nothing(store: Store) -> None:
-    await store.add_tasks([spec("a")], T0)
+    await add_tasks(store, [spec("a")], T0)
     for bad, err in (
         ([spec("x"), spec("y", dependencies=["ghost"])], UnknownDependency),
         ([spec("x", dependencies=["y"]), spec("y", dependencies=["x"])], DependencyCycle),
@@ -96,26 +96,45 @@ async def test_batch_is_all_or_nothing(store: Store) -> None:
         ([spec("x"), spec("y", priority=11)], InvalidInput),
     ):
         with pytest.raises(err):
-            await store.add_tasks(bad, T0)
+            await add_tasks(store, bad, T0)
         assert await store.get_task("x") is None
     tasks, _ = await store.list_tasks()
     assert [t.id for t in tasks] == ["a"]
 
 
 async def test_dependency_on_stored_task(store: Store) -> None:
-    await store.add_tasks([spec("a")], T0)
-    (b,) = await store.add_tasks([spec("b", dependencies=["a"])], T0)
+    await add_tasks(store, [spec("a")], T0)
+    (b,) = await add_tasks(store, [spec("b", dependencies=["a"])], T0)
     assert b.status == S.PENDING
 
 
 async def test_dependency_on_failed_task_is_blocked_at_once(store: Store) -> None:
     await join(store, "w1")
-    await store.add_tasks([spec("a", max_attempts=1)], T0)
-    c = await store.claim_next("w1", T0)
+    await add_tasks(store, [spec("a", max_attempts=1)], T0)
+    c = await claim_next(store, "w1", T0)
     assert c is not None
     await store.fail("w1", "a", c.lease.fencing_token, "boom", True, T0)
-    (b,) = await store.add_tasks([spec("b", dependencies=["a"])], T0)
+    (b,) = await add_tasks(store, [spec("b", dependencies=["a"])], T0)
     assert b.status == S.BLOCKED
+
+
+async def test_a_batch_replans_when_a_dependency_moves(store: Store) -> None:
+    await join(store, "w1")
+    await add_tasks(store, [spec("dep")], T0)
+    claimed = await claim_next(store, "w1", T0)
+    assert claimed is not None
+    read = store.task_statuses
+
+    async def racing(ids: list[str]) -> dict[str, object]:
+        seen = await read(ids)  # the plan reads "dep" in progress...
+        if "dep" in ids and seen.get("dep") == "in_progress":
+            await store.complete("w1", "dep", claimed.lease.fencing_token, None, T0 + 1)
+        return seen  # type: ignore[return-value]
+
+    store.task_statuses = racing  # type: ignore[method-assign,assignment]
+    added = await add_tasks(store, [spec("after", dependencies=["dep"])], T0 + 2)
+    assert added[0].status.value == "ready"  # ...which completed before the write: replanned
+    assert (await store.get_task("after")).status.value == "ready"  # type: ignore[union-attr]
 
 
 # -- choosing and claiming ---------------------------------------------------------------
@@ -123,32 +142,32 @@ async def test_dependency_on_failed_task_is_blocked_at_once(store: Store) -> Non
 
 async def test_claim_order_is_priority_then_age(store: Store) -> None:
     await join(store, "w1", max_tasks=10)
-    await store.add_tasks([spec("low", priority=3), spec("old", priority=7),
+    await add_tasks(store, [spec("low", priority=3), spec("old", priority=7),
                            spec("new", priority=7), spec("top", priority=9)], T0)
     order = []
     for _ in range(4):
-        c = await store.claim_next("w1", T0)
+        c = await claim_next(store, "w1", T0)
         assert c is not None
         order.append(c.task.id)
     assert order == ["top", "old", "new", "low"]
-    assert await store.claim_next("w1", T0) is None
+    assert await claim_next(store, "w1", T0) is None
 
 
 async def test_claim_matches_capability(store: Store) -> None:
     await join(store, "builder", ["build"], max_tasks=5)
     await join(store, "anyone", [])
-    await store.add_tasks([spec("r", "research", priority=9), spec("b", "build", priority=1)], T0)
-    c = await store.claim_next("builder", T0)
+    await add_tasks(store, [spec("r", "research", priority=9), spec("b", "build", priority=1)], T0)
+    c = await claim_next(store, "builder", T0)
     assert c is not None and c.task.id == "b"
-    assert await store.claim_next("builder", T0) is None  # never the research task
-    c2 = await store.claim_next("anyone", T0)
+    assert await claim_next(store, "builder", T0) is None  # never the research task
+    c2 = await claim_next(store, "anyone", T0)
     assert c2 is not None and c2.task.id == "r"
 
 
 async def test_claim_starts_a_fenced_lease(store: Store) -> None:
     await join(store, "w1")
-    await store.add_tasks([spec("a")], T0)
-    c = await store.claim_next("w1", T0)
+    await add_tasks(store, [spec("a")], T0)
+    c = await claim_next(store, "w1", T0)
     assert c is not None
     assert c.task.status == S.IN_PROGRESS and c.task.assigned_to == "w1"
     assert c.lease.fencing_token == 1 and c.task.attempts == 1
@@ -161,18 +180,18 @@ async def test_claim_starts_a_fenced_lease(store: Store) -> None:
 
 async def test_max_concurrent_tasks(store: Store) -> None:
     await join(store, "w1", max_tasks=2)
-    await store.add_tasks([spec(f"t{i}") for i in range(3)], T0)
-    assert await store.claim_next("w1", T0) is not None
-    assert await store.claim_next("w1", T0) is not None
+    await add_tasks(store, [spec(f"t{i}") for i in range(3)], T0)
+    assert await claim_next(store, "w1", T0) is not None
+    assert await claim_next(store, "w1", T0) is not None
     with pytest.raises(NotClaimable):
-        await store.claim_next("w1", T0)
+        await claim_next(store, "w1", T0)
 
 
 async def test_claim_named(store: Store) -> None:
     await join(store, "w1")
     await join(store, "w2")
     await join(store, "r1", ["research"])
-    await store.add_tasks([spec("a"), spec("b", dependencies=["a"])], T0)
+    await add_tasks(store, [spec("a"), spec("b", dependencies=["a"])], T0)
     with pytest.raises(NotClaimable):
         await store.claim("w1", "b", T0)  # pending
     with pytest.raises(NotClaimable):
@@ -188,25 +207,25 @@ async def test_claim_named(store: Store) -> None:
 async def test_draining_or_offline_session_claims_nothing(store: Store) -> None:
     await join(store, "w1")
     await join(store, "w2")
-    await store.add_tasks([spec("a")], T0)
+    await add_tasks(store, [spec("a")], T0)
     await store.set_draining("w1", T0)
     with pytest.raises(NotClaimable):
-        await store.claim_next("w1", T0)
+        await claim_next(store, "w1", T0)
     await store.leave_session("w2", T0, "left")
     with pytest.raises(NotClaimable):
-        await store.claim_next("w2", T0)
+        await claim_next(store, "w2", T0)
 
 
 async def test_concurrent_claimers_never_share_a_task(store: Store) -> None:
     n_sessions, n_tasks = 16, 120
     for i in range(n_sessions):
         await join(store, f"w{i}")
-    await store.add_tasks([spec(f"t{i}") for i in range(n_tasks)], T0)
+    await add_tasks(store, [spec(f"t{i}") for i in range(n_tasks)], T0)
     done: list[str] = []
 
     async def worker(sid: str) -> None:
         for _ in range(n_tasks):
-            c = await store.claim_next(sid, T0)
+            c = await claim_next(store, sid, T0)
             if c is None:
                 return
             rec = await store.complete(sid, c.task.id, c.lease.fencing_token, sid, T0)
@@ -224,8 +243,8 @@ async def test_concurrent_claimers_never_share_a_task(store: Store) -> None:
 
 async def test_complete_releases_dependents_with_priority_bump(store: Store) -> None:
     await join(store, "w1")
-    await store.add_tasks([spec("a"), spec("b", dependencies=["a"])], T0)
-    c = await store.claim_next("w1", T0)
+    await add_tasks(store, [spec("a"), spec("b", dependencies=["a"])], T0)
+    c = await claim_next(store, "w1", T0)
     assert c is not None
     rec = await store.complete("w1", "a", 1, {"answer": 42}, T0 + 5)
     assert rec.task.status == S.COMPLETED and rec.task.result == {"answer": 42}
@@ -240,8 +259,8 @@ async def test_complete_releases_dependents_with_priority_bump(store: Store) -> 
 
 async def test_outcome_calls_are_idempotent_per_token(store: Store) -> None:
     await join(store, "w1")
-    await store.add_tasks([spec("a")], T0)
-    await store.claim_next("w1", T0)
+    await add_tasks(store, [spec("a")], T0)
+    await claim_next(store, "w1", T0)
     first = await store.complete("w1", "a", 1, {"v": 1}, T0 + 1)
     again = await store.complete("w1", "a", 1, {"v": 1}, T0 + 2)
     assert not first.duplicate and again.duplicate
@@ -255,8 +274,8 @@ async def test_outcome_calls_are_idempotent_per_token(store: Store) -> None:
 
 async def test_fail_is_idempotent_too(store: Store) -> None:
     await join(store, "w1")
-    await store.add_tasks([spec("a")], T0)
-    await store.claim_next("w1", T0)
+    await add_tasks(store, [spec("a")], T0)
+    await claim_next(store, "w1", T0)
     first = await store.fail("w1", "a", 1, "boom", True, T0 + 1)
     again = await store.fail("w1", "a", 1, "boom", True, T0 + 2)
     assert first.task.status == S.READY and again.duplicate
@@ -267,8 +286,8 @@ async def test_fail_is_idempotent_too(store: Store) -> None:
 async def test_other_session_is_forbidden_and_stale_token_is_refused(store: Store) -> None:
     await join(store, "w1")
     await join(store, "w2")
-    await store.add_tasks([spec("a")], T0)
-    await store.claim_next("w1", T0)
+    await add_tasks(store, [spec("a")], T0)
+    await claim_next(store, "w1", T0)
     with pytest.raises(Forbidden):
         await store.complete("w2", "a", 1, None, T0)
     with pytest.raises(LeaseLost):
@@ -282,15 +301,15 @@ async def test_other_session_is_forbidden_and_stale_token_is_refused(store: Stor
 async def test_expired_lease_is_refused_before_and_after_reaping(store: Store) -> None:
     await join(store, "w1")
     await join(store, "w2")
-    await store.add_tasks([spec("a")], T0)
-    await store.claim_next("w1", T0)
+    await add_tasks(store, [spec("a")], T0)
+    await claim_next(store, "w1", T0)
     late = T0 + LEASE + 0.001
     with pytest.raises(LeaseLost):  # expired, not yet reaped
         await store.complete("w1", "a", 1, "late", late)
     await store.heartbeat("w2", late, None)  # keep w2 alive
     reaped = await store.reap(late, 100)
     assert reaped.requeued == ["a"] and "w1" in reaped.offline
-    c = await store.claim_next("w2", late)
+    c = await claim_next(store, "w2", late)
     assert c is not None and c.lease.fencing_token == 2 and c.task.attempts == 2
     with pytest.raises(LeaseLost):  # w1 woke up: its old token is dead
         await store.complete("w1", "a", 1, "late", late)
@@ -305,8 +324,8 @@ async def test_expired_lease_is_refused_before_and_after_reaping(store: Store) -
 
 async def test_heartbeat_and_progress_renew_the_lease(store: Store) -> None:
     await join(store, "w1")
-    await store.add_tasks([spec("a")], T0)
-    await store.claim_next("w1", T0)
+    await add_tasks(store, [spec("a")], T0)
+    await claim_next(store, "w1", T0)
     beat = await store.heartbeat("w1", T0 + 20, None)
     assert [lease.expires_at for lease in beat.held] == [pytest.approx(T0 + 20 + LEASE)]
     rec = await store.progress("w1", "a", 1, 0.5, "half", T0 + 45)
@@ -318,8 +337,8 @@ async def test_heartbeat_and_progress_renew_the_lease(store: Store) -> None:
 
 async def test_heartbeat_does_not_revive_an_expired_lease(store: Store) -> None:
     await join(store, "w1")
-    await store.add_tasks([spec("a")], T0)
-    await store.claim_next("w1", T0)
+    await add_tasks(store, [spec("a")], T0)
+    await claim_next(store, "w1", T0)
     beat = await store.heartbeat("w1", T0 + LEASE + 1, None)
     assert beat.held == []
     with pytest.raises(LeaseLost):
@@ -328,11 +347,11 @@ async def test_heartbeat_does_not_revive_an_expired_lease(store: Store) -> None:
 
 async def test_attempts_run_out_then_dependents_block(store: Store) -> None:
     await join(store, "w1")
-    await store.add_tasks([spec("a", max_attempts=2), spec("b", dependencies=["a"]),
+    await add_tasks(store, [spec("a", max_attempts=2), spec("b", dependencies=["a"]),
                            spec("c", dependencies=["b"])], T0)
     now = T0
     for token in (1, 2):
-        c = await store.claim_next("w1", now)
+        c = await claim_next(store, "w1", now)
         assert c is not None and c.lease.fencing_token == token
         await store.fail("w1", "a", token, f"boom {token}", True, now)
     t = await store.get_task("a")
@@ -344,15 +363,15 @@ async def test_attempts_run_out_then_dependents_block(store: Store) -> None:
 
 async def test_fail_without_retry_is_final(store: Store) -> None:
     await join(store, "w1")
-    await store.add_tasks([spec("a")], T0)
-    await store.claim_next("w1", T0)
+    await add_tasks(store, [spec("a")], T0)
+    await claim_next(store, "w1", T0)
     rec = await store.fail("w1", "a", 1, "fatal", False, T0)
     assert rec.task.status == S.FAILED and rec.task.attempts == 1
 
 
 async def test_expiry_past_max_attempts_fails(store: Store) -> None:
     await join(store, "w1", interval=1000)
-    await store.add_tasks([spec("a", max_attempts=1)], T0)
+    await add_tasks(store, [spec("a", max_attempts=1)], T0)
     await store.claim("w1", "a", T0)
     await store.progress("w1", "a", 1, 0.1, None, T0)  # lease now T0 + 3000
     reaped = await store.reap(T0 + 3001, 100)
@@ -361,8 +380,8 @@ async def test_expiry_past_max_attempts_fails(store: Store) -> None:
 
 async def test_cancel_blocks_dependents_and_refuses_the_holder(store: Store) -> None:
     await join(store, "w1")
-    await store.add_tasks([spec("a"), spec("b", dependencies=["a"])], T0)
-    await store.claim_next("w1", T0)
+    await add_tasks(store, [spec("a"), spec("b", dependencies=["a"])], T0)
+    await claim_next(store, "w1", T0)
     t = await store.cancel("a", T0, "not needed")
     assert t.status == S.CANCELLED
     b = await store.get_task("b")
@@ -380,8 +399,8 @@ async def test_cancel_blocks_dependents_and_refuses_the_holder(store: Store) -> 
 
 async def test_leaving_session_releases_its_tasks_at_once(store: Store) -> None:
     await join(store, "w1")
-    await store.add_tasks([spec("a")], T0)
-    await store.claim_next("w1", T0)
+    await add_tasks(store, [spec("a")], T0)
+    await claim_next(store, "w1", T0)
     s = await store.leave_session("w1", T0 + 1, "left")
     assert s.status == SessionStatus.OFFLINE
     t = await store.get_task("a")
@@ -392,8 +411,8 @@ async def test_leaving_session_releases_its_tasks_at_once(store: Store) -> None:
 
 async def test_silent_session_goes_offline_and_comes_back(store: Store) -> None:
     await join(store, "w1")
-    await store.add_tasks([spec("a")], T0)
-    await store.claim_next("w1", T0)
+    await add_tasks(store, [spec("a")], T0)
+    await claim_next(store, "w1", T0)
     assert await store.next_deadline() == pytest.approx(T0 + LEASE)
     reaped = await store.reap(T0 + LEASE, 100)
     assert reaped.offline == ["w1"] and reaped.requeued == ["a"]
@@ -405,11 +424,11 @@ async def test_silent_session_goes_offline_and_comes_back(store: Store) -> None:
 
 async def test_asking_for_work_revives_a_silent_session(store: Store) -> None:
     await join(store, "w1")
-    await store.add_tasks([spec("a")], T0)
+    await add_tasks(store, [spec("a")], T0)
     await store.reap(T0 + LEASE, 100)
     s = await store.get_session("w1")
     assert s is not None and s.status == SessionStatus.OFFLINE
-    c = await store.claim_next("w1", T0 + LEASE + 1)
+    c = await claim_next(store, "w1", T0 + LEASE + 1)
     assert c is not None
     s = await store.get_session("w1")
     assert s is not None and s.status == SessionStatus.BUSY
@@ -421,14 +440,14 @@ async def test_asking_for_work_revives_a_silent_session(store: Store) -> None:
 async def test_an_offer_proves_no_liveness(store: Store) -> None:
     await join(store, "w1")
     await join(store, "w2", now=T0 + 5)
-    await store.add_tasks([spec("a")], T0)
-    offered = await store.assign_next("w1", T0 + 1, T0 + 300)
+    await add_tasks(store, [spec("a")], T0)
+    offered = await offer_next(store, "w1", T0 + 1, T0 + 300)
     assert offered is not None
     s = await store.get_session("w1")
     assert s is not None and s.last_heartbeat == T0  # not refreshed by the offer
     reaped = await store.reap(T0 + LEASE, 100)
     assert reaped.offline == ["w1"] and reaped.requeued == ["a"]
-    assert await store.assign_next("w1", T0 + LEASE, T0 + 300) is None  # silent: nothing
+    assert await offer_next(store, "w1", T0 + LEASE, T0 + 300) is None  # silent: nothing
     s = await store.get_session("w1")
     assert s is not None and s.status == SessionStatus.OFFLINE
 
@@ -449,20 +468,20 @@ async def test_reap_is_bounded(store: Store) -> None:
 async def test_offer_then_claim_or_time_out(store: Store) -> None:
     await join(store, "w1")
     await join(store, "w2")
-    await store.add_tasks([spec("a"), spec("b")], T0)
-    offered = await store.assign_next("w1", T0, T0 + 300)
+    await add_tasks(store, [spec("a"), spec("b")], T0)
+    offered = await offer_next(store, "w1", T0, T0 + 300)
     assert offered is not None and offered.id == "a" and offered.status == S.ASSIGNED
     with pytest.raises(NotClaimable):
         await store.claim("w2", "a", T0)
-    c2 = await store.claim_next("w2", T0)
+    c2 = await claim_next(store, "w2", T0)
     assert c2 is not None and c2.task.id == "b"
     beat = await store.heartbeat("w1", T0 + 1, None)
     assert [t.id for t in beat.assignments] == ["a"]
-    c = await store.claim_next("w1", T0 + 1)  # an offer to me comes first
+    c = await claim_next(store, "w1", T0 + 1)  # an offer to me comes first
     assert c is not None and c.task.id == "a"
     await store.complete("w1", "a", 1, None, T0 + 2)
-    await store.add_tasks([spec("c")], T0 + 3)
-    await store.assign_next("w1", T0 + 3, T0 + 10)
+    await add_tasks(store, [spec("c")], T0 + 3)
+    await offer_next(store, "w1", T0 + 3, T0 + 10)
     await store.heartbeat("w1", T0 + 11, None)
     reaped = await store.reap(T0 + 11, 100)
     assert reaped.requeued == ["c"]
@@ -473,9 +492,9 @@ async def test_offer_then_claim_or_time_out(store: Store) -> None:
 async def test_draining_gives_offers_back_however_asked(store: Store) -> None:
     for sid in ("op-drained", "self-drained"):
         await join(store, sid)
-    await store.add_tasks([spec("a"), spec("b")], T0)
-    assert await store.assign_next("op-drained", T0, T0 + 300) is not None
-    assert await store.assign_next("self-drained", T0, T0 + 300) is not None
+    await add_tasks(store, [spec("a"), spec("b")], T0)
+    assert await offer_next(store, "op-drained", T0, T0 + 300) is not None
+    assert await offer_next(store, "self-drained", T0, T0 + 300) is not None
     await store.set_draining("op-drained", T0 + 1)
     beat = await store.heartbeat("self-drained", T0 + 1, "draining")
     assert beat.assignments == [] and beat.session.status == SessionStatus.DRAINING
@@ -493,7 +512,7 @@ async def test_draining_gives_offers_back_however_asked(store: Store) -> None:
 
 async def test_list_tasks_filters_and_pages(store: Store) -> None:
     await join(store, "w1")
-    await store.add_tasks([spec(f"t{i}") for i in range(5)] + [spec("r", "research")], T0)
+    await add_tasks(store, [spec(f"t{i}") for i in range(5)] + [spec("r", "research")], T0)
     await store.claim("w1", "t2", T0)
     page, cursor = await store.list_tasks(limit=2)
     assert [t.id for t in page] == ["t0", "t1"] and cursor is not None
@@ -551,10 +570,10 @@ async def test_events_are_contiguous_and_describe_each_change(store: Store) -> N
     heard: list[int] = []
     store.add_listener(lambda evs: heard.extend(e.seq for e in evs))
     await join(store, "w1")
-    await store.add_tasks([spec("a"), spec("b", dependencies=["a"])], T0)
+    await add_tasks(store, [spec("a"), spec("b", dependencies=["a"])], T0)
     with pytest.raises(UnknownDependency):
-        await store.add_tasks([spec("z", dependencies=["ghost"])], T0)  # writes no event
-    await store.claim_next("w1", T0)
+        await add_tasks(store, [spec("z", dependencies=["ghost"])], T0)  # writes no event
+    await claim_next(store, "w1", T0)
     await store.complete("w1", "a", 1, None, T0)
     await store.put_knowledge("k", 1, [], None, None, T0)
     events = await store.events_after(0, 1000)
@@ -583,10 +602,10 @@ async def test_interrupt_round_trip(store: Store) -> None:
 async def test_counts(store: Store) -> None:
     await join(store, "w1")
     await join(store, "w2")
-    await store.add_tasks([spec("a"), spec("b"), spec("c", dependencies=["a"])], T0)
-    await store.claim_next("w1", T0)
+    await add_tasks(store, [spec("a"), spec("b"), spec("c", dependencies=["a"])], T0)
+    await claim_next(store, "w1", T0)
     await store.complete("w1", "a", 1, None, T0 + 4)
-    await store.claim_next("w2", T0 + 4)
+    await claim_next(store, "w2", T0 + 4)
     c = await store.counts()
     assert c.tasks == {"completed": 1, "in_progress": 1, "ready": 1}
     assert c.sessions == {"idle": 1, "busy": 1}

@@ -17,15 +17,14 @@ from typing import Any
 import pytest
 
 from unified_swarm.config import Settings
-from unified_swarm.core.orchestrator import hash_token
-from unified_swarm.core.rules import TaskSpec
 from unified_swarm.errors import SwarmError
-from unified_swarm.models import Interrupt
+from unified_swarm.models import Interrupt, TaskSpec
 from unified_swarm.store import make_store
 from unified_swarm.store.base import Store
+from unified_swarm.tokens import hash_token
 
 from ..conftest import T0, make_settings_for
-from .helpers import session
+from .helpers import add_tasks, claim_next, offer_next, session
 
 pytestmark = pytest.mark.redis
 
@@ -140,14 +139,14 @@ async def op_add(w: Walk) -> None:
 
     def fresh() -> list[TaskSpec]:  # plan_batch fills in ids: each store gets its own copy
         return [dataclasses.replace(s, dependencies=list(s.dependencies)) for s in specs]
-    got = await w.both(lambda st: st.add_tasks(fresh(), w.now))
+    got = await w.both(lambda st: add_tasks(st, fresh(), w.now))
     if got[0] == "ok":
         w.tasks += [s.id for s in specs if s.id]
 
 
 async def op_claim_next(w: Walk) -> None:
     sid = w.rng.choice(SIDS)
-    got = await w.both(lambda st: st.claim_next(sid, w.now))
+    got = await w.both(lambda st: claim_next(st, sid, w.now))
     if got[0] == "ok" and got[1] is not None:
         lease = got[1][1]["lease"][1]
         w.tokens[lease["task_id"]] = lease["fencing_token"]
@@ -162,7 +161,7 @@ async def op_claim(w: Walk) -> None:
 
 async def op_assign(w: Walk) -> None:
     sid = w.rng.choice(SIDS)
-    await w.both(lambda st: st.assign_next(sid, w.now, w.now + 30))
+    await w.both(lambda st: offer_next(st, sid, w.now, w.now + 30))
 
 
 def _held(w: Walk) -> tuple[str, str, int]:

@@ -11,10 +11,11 @@ import pytest
 from redis.asyncio import Redis
 
 from unified_swarm.config import Settings
+from unified_swarm.procs import RedisServer
 from unified_swarm.store.redis import RedisStore
 
-from ..conftest import T0, RedisServer
-from .helpers import join, spec
+from ..conftest import T0
+from .helpers import add_tasks, claim_next, join, spec
 from .test_redis_store import opened
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
@@ -40,7 +41,7 @@ async def work_of(client: Redis, call: object) -> dict[str, int]:
 
 async def fill(store: RedisStore, n: int, start: int = 0) -> None:
     for first in range(start, start + n, 1000):
-        await store.add_tasks([
+        await add_tasks(store, [
             spec(f"t{i}", CAPS[i % len(CAPS)], priority=1 + i % 9)
             for i in range(first, min(first + 1000, start + n))], T0)
 
@@ -68,12 +69,12 @@ async def test_claim_work_does_not_grow_with_the_queue(store: RedisStore,
         await join(store, sid, [])
     await fill(store, 40)
     await store._pump.stop()  # no event reads in between: count the claims alone
-    small = await work_of(client, store.claim_next("w1", T0))
-    small_any = await work_of(client, store.claim_next("any1", T0))
+    small = await work_of(client, claim_next(store, "w1", T0))
+    small_any = await work_of(client, claim_next(store, "any1", T0))
     await fill(store, 100_000, start=40)
     assert (await store.counts()).tasks["ready"] > 100_000 - 10
-    large = await work_of(client, store.claim_next("w2", T0))
-    large_any = await work_of(client, store.claim_next("any2", T0))
+    large = await work_of(client, claim_next(store, "w2", T0))
+    large_any = await work_of(client, claim_next(store, "any2", T0))
     assert large == small, "a claim ran other commands with a long queue"
     assert large_any == small_any
     assert sum(large.values()) < 80

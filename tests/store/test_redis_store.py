@@ -14,10 +14,11 @@ from redis.asyncio import Redis
 from unified_swarm.config import Settings
 from unified_swarm.errors import AlreadyExists, Conflict, Unavailable
 from unified_swarm.models import Event
+from unified_swarm.procs import RedisServer
 from unified_swarm.store.redis import RedisStore
 
-from ..conftest import T0, RedisServer
-from .helpers import join, spec
+from ..conftest import T0
+from .helpers import add_tasks, claim_next, join, offer_next, spec
 
 pytestmark = pytest.mark.redis
 
@@ -118,7 +119,7 @@ async def test_emptied_while_running_refuses_every_call(redis_server: RedisServe
     await join(store, "w1")
     await raw.delete(*await keys_of(raw, settings.redis_prefix))
     with pytest.raises(Unavailable, match="emptied or replaced"):
-        await store.add_tasks([spec("a")], T0)
+        await add_tasks(store, [spec("a")], T0)
     with pytest.raises(Unavailable):
         await store.get_task("a")
     assert await keys_of(raw, settings.redis_prefix) == []  # no fencing token restarted
@@ -129,7 +130,7 @@ async def test_keys_without_an_epoch_are_damaged(redis_server: RedisServer, raw:
                                                  tmp_path: Path) -> None:
     settings = redis_settings(redis_server, tmp_path)
     store = await opened(settings)
-    await store.add_tasks([spec("a")], T0)
+    await add_tasks(store, [spec("a")], T0)
     await store.close()
     await raw.delete(f"{settings.redis_prefix}:meta")  # e.g. evicted
     (settings.data_dir / f"redis-epoch-{settings.redis_prefix}").unlink()
@@ -147,8 +148,8 @@ async def test_prefixes_keep_swarms_apart(redis_server: RedisServer, raw: Redis,
     heard_b = Heard()
     b.add_listener(heard_b)
     await join(a, "w1")
-    await a.add_tasks([spec("x")], T0)
-    await b.add_tasks([spec("x")], T0)  # the same id, another swarm
+    await add_tasks(a, [spec("x")], T0)
+    await add_tasks(b, [spec("x")], T0)  # the same id, another swarm
     assert [t.id for t in (await b.list_tasks())[0]] == ["x"]
     assert (await b.counts()).sessions == {} and await b.get_session("w1") is None
     assert [e.seq for e in await b.events_after(0, 10)] == [1]
@@ -181,7 +182,7 @@ async def test_every_replica_hears_every_event_once_in_order(redis_server: Redis
     await join(a, "w1")
     await join(b, "w2")
     await asyncio.gather(*(
-        (a if n % 2 else b).add_tasks([spec(f"t{n}")], T0 + n) for n in range(40)))
+        add_tasks(a if n % 2 else b, [spec(f"t{n}")], T0 + n) for n in range(40)))
     total = (await a.counts()).last_seq
     assert total == 42
     for heard in (heard_a, heard_b):
@@ -202,7 +203,7 @@ async def test_a_lost_notification_delays_but_never_loses(redis_server: RedisSer
     await raw.client_kill_filter(_type="pubsub")  # b's doorbell is gone
     await join(a, "w1")
     await heard.until(lambda evs: len(evs) == 1, within=3.0)
-    await a.add_tasks([spec("x")], T0)
+    await add_tasks(a, [spec("x")], T0)
     await heard.until(lambda evs: len(evs) == 2, within=3.0)
     await a.close()
     await b.close()
@@ -218,12 +219,12 @@ async def test_server_clock_judges_leases_by_redis_time(redis_server: RedisServe
     skewed = T0 + 10_000  # this replica's clock is wrong by hours
     await join(store, "w1", now=skewed)
     await join(store, "w2", now=skewed)
-    await store.add_tasks([spec("a"), spec("b")], skewed)
-    claimed = await store.claim_next("w1", skewed)
+    await add_tasks(store, [spec("a"), spec("b")], skewed)
+    claimed = await claim_next(store, "w1", skewed)
     assert claimed is not None
     redis_now = await store_time(store)
     assert abs(claimed.lease.expires_at - (redis_now + 30)) < 2
-    offered = await store.assign_next("w2", skewed, skewed + 300)
+    offered = await offer_next(store, "w2", skewed, skewed + 300)
     assert offered is not None and offered.lease_expires_at is not None
     assert abs(offered.lease_expires_at - (redis_now + 300)) < 2
     assert (await store.reap(skewed + 10_000, 10)).requeued == []  # the skew reaps nothing
@@ -273,36 +274,13 @@ async def test_a_refused_batch_writes_nothing(redis_server: RedisServer, raw: Re
                                               tmp_path: Path) -> None:
     settings = redis_settings(redis_server, tmp_path)
     store = await opened(settings)
-    await store.add_tasks([spec("taken")], T0)
+    await add_tasks(store, [spec("taken")], T0)
     before = await keys_of(raw, settings.redis_prefix)
     with pytest.raises(AlreadyExists):
-        await store.add_tasks([spec("new1"), spec("new2", dependencies=["new1"]),
+        await add_tasks(store, [spec("new1"), spec("new2", dependencies=["new1"]),
                                spec("taken")], T0)
     assert await keys_of(raw, settings.redis_prefix) == before
     assert (await store.counts()).last_seq == 1
-    await store.close()
-
-
-async def test_a_batch_replans_when_a_dependency_moves(redis_server: RedisServer,
-                                                       tmp_path: Path) -> None:
-    settings = redis_settings(redis_server, tmp_path)
-    store = await opened(settings)
-    await join(store, "w1")
-    await store.add_tasks([spec("dep")], T0)
-    claimed = await store.claim_next("w1", T0)
-    assert claimed is not None
-    read = store._statuses
-
-    async def racing(ids: list[str]) -> dict[str, object]:
-        seen = await read(ids)  # the plan reads "dep" in progress...
-        if "dep" in ids and seen.get("dep") == "in_progress":
-            await store.complete("w1", "dep", claimed.lease.fencing_token, None, T0 + 1)
-        return seen  # type: ignore[return-value]
-
-    store._statuses = racing  # type: ignore[method-assign,assignment]
-    added = await store.add_tasks([spec("after", dependencies=["dep"])], T0 + 2)
-    assert added[0].status.value == "ready"  # ...which completed before the write: replanned
-    assert (await store.get_task("after")).status.value == "ready"  # type: ignore[union-attr]
     await store.close()
 
 

@@ -1,13 +1,13 @@
 """Real `swarm worker` processes against a real server (the in-process uvicorn of
-tests/conftest.py), each in its own process group so a test can SIGKILL, SIGSTOP or SIGTERM
-it. Waits are bounded polls of the API or of a worker's log, never bare sleeps."""
+tests/conftest.py), started by unified_swarm.procs, each in its own process group so a test
+can SIGKILL, SIGSTOP or SIGTERM it. Waits are bounded polls of the API or of a worker's log,
+never bare sleeps."""
 
 from __future__ import annotations
 
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,20 +19,13 @@ from tests.conftest import LiveServer
 from unified_swarm.client import Client
 from unified_swarm.client.types import Session, TaskDetail
 from unified_swarm.errors import NotFound
+from unified_swarm.procs import Proc, swarm_argv, swarm_worker
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[2]
 #: the heartbeat of test workers (leases of 3 s); tests about lease expiry use FAST_BEAT
 BEAT = 1.0
 FAST_BEAT = 0.5
-
-
-def swarm_command() -> list[str]:
-    script = Path(sys.executable).with_name("swarm")  # the installed console script
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, "-c", "import sys; from unified_swarm.cli import main; "
-                                  "sys.exit(main())"]
 
 
 def wait_for(check: Callable[[], T | None], what: str, within: float = 15.0,
@@ -48,15 +41,24 @@ def wait_for(check: Callable[[], T | None], what: str, within: float = 15.0,
         time.sleep(every)
 
 
+def swarm_command() -> list[str]:
+    return swarm_argv()
+
+
 class WorkerProcess:
     """One `swarm worker` subprocess; its stdout and stderr go to a log file."""
 
-    def __init__(self, proc: subprocess.Popen[bytes], name: str, log_path: Path) -> None:
-        self.proc, self.name, self.log_path = proc, name, log_path
+    def __init__(self, child: Proc) -> None:
+        self.child, self.name, self.log_path = child, child.name, child.log
+
+    @property
+    def proc(self) -> subprocess.Popen[bytes]:
+        assert self.child.popen is not None
+        return self.child.popen
 
     @property
     def pid(self) -> int:
-        return self.proc.pid
+        return self.child.pid
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -69,23 +71,16 @@ class WorkerProcess:
         os.kill(self.proc.pid, sig)
 
     def signal_group(self, sig: signal.Signals) -> None:
-        os.killpg(self.proc.pid, sig)
+        self.child.signal(sig)
 
     def wait(self, within: float = 15.0) -> int:
-        try:
-            return self.proc.wait(within)
-        except subprocess.TimeoutExpired:
-            raise AssertionError(f"{self.name} did not exit in {within} s\n{self.log()}"
-                                 ) from None
+        code = self.child.wait(within)
+        if code is None:
+            raise AssertionError(f"{self.name} did not exit in {within} s\n{self.log()}")
+        return code
 
     def kill(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGCONT)  # a stopped one cannot die
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.proc.wait(10)
+        self.child.kill()
 
 
 class Workers:
@@ -97,16 +92,11 @@ class Workers:
 
     def start(self, name: str, *args: str, capabilities: str = "build",
               beat: float = BEAT, env: dict[str, str] | None = None) -> WorkerProcess:
-        log_path = self.tmp_path / f"{name}.log"
-        clean = {k: v for k, v in os.environ.items() if not k.startswith("SWARM_")}
-        clean.update({"SWARM_TOKEN": self.server.token, "SWARM_URL": self.server.url,
-                      "SWARM_TEST_DIR": str(self.tmp_path), **(env or {})})
-        cmd = [*swarm_command(), "worker", "--id", name, "--name", name, "-c", capabilities,
-               "--heartbeat-interval", str(beat), "--wait", "5", *args]
-        with log_path.open("wb") as log:
-            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=clean,
-                                    cwd=ROOT, start_new_session=True)
-        worker = WorkerProcess(proc, name, log_path)
+        flags = ["-c", capabilities, "--heartbeat-interval", str(beat), "--wait", "5", *args]
+        child = swarm_worker(name, self.server.url, self.server.token, flags,
+                             self.tmp_path / f"{name}.log",
+                             {"SWARM_TEST_DIR": str(self.tmp_path), **(env or {})}, ROOT)
+        worker = WorkerProcess(child.start())
         self.started.append(worker)
         return worker
 

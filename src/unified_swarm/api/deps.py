@@ -15,10 +15,11 @@ from starlette.responses import Response
 from starlette.routing import Match, Route
 from starlette.types import Receive, Scope, Send
 
-from ..core.orchestrator import Orchestrator, Principal, require_holder
-from ..errors import Forbidden, InvalidInput, PayloadTooLarge
-from ..jsonutil import check_depth, dumpb
-from ..models import JSON, Session
+from ..core.auth import Principal, require_holder, require_operator
+from ..core.orchestrator import Orchestrator
+from ..errors import InvalidInput
+from ..jsonutil import check_depth
+from ..models import Session
 from .guard import AUTHENTICATED
 
 #: a run of 19 digits: perhaps an integer past 64 bits (-2**63-1 has 19), which orjson
@@ -136,9 +137,7 @@ async def get_principal(request: Request, _: Declared) -> Principal:
 
 
 async def get_operator(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
-    if principal.role != "operator":
-        raise Forbidden("this call takes the operator token")
-    return principal
+    return require_operator(principal)
 
 
 async def get_session(principal: Annotated[Principal, Depends(get_principal)]) -> Session:
@@ -150,9 +149,3 @@ Caller = Annotated[Principal, Depends(get_principal)]
 Operator = Annotated[Principal, Depends(get_operator)]
 SessionCaller = Annotated[Session, Depends(get_session)]
 
-
-def check_size(value: JSON, limit: int, what: str) -> None:
-    """A task's input or result past the limit is refused before it reaches the store."""
-    size = len(dumpb(value))
-    if size > limit:
-        raise PayloadTooLarge(f"{what} is {size} bytes, over the {limit} byte limit")

@@ -16,9 +16,9 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
-from ..models import Event
-from ..store.base import Store
+from ..models import Event, EventListener
 
 log = logging.getLogger("unified_swarm.events")
 Tap = Callable[[Sequence[Event]], None]
@@ -71,15 +71,23 @@ class Subscription:
         return self.drain()
 
 
-class EventHub:
-    """Fans the store's committed events out to subscribers. One per app."""
+class EventSource(Protocol):
+    """Where committed events come from (the Orchestrator, in the app)."""
 
-    def __init__(self, store: Store, *, buffer: int = DEFAULT_BUFFER) -> None:
+    def add_listener(self, listener: EventListener) -> None: ...
+
+    async def events_after(self, seq: int, limit: int) -> list[Event]: ...
+
+
+class EventHub:
+    """Fans the swarm's committed events out to subscribers. One per app."""
+
+    def __init__(self, source: EventSource, *, buffer: int = DEFAULT_BUFFER) -> None:
         self.buffer = buffer
         self._subs: set[Subscription] = set()
         self._taps: list[Tap] = []
         self._closed = False
-        store.add_listener(self.publish)
+        source.add_listener(self.publish)
 
     @property
     def subscribers(self) -> int:

@@ -22,8 +22,8 @@ from urllib.parse import parse_qsl, urlencode
 
 from .. import logs
 from ..config import Settings
+from ..errors import HeadersTooLarge, PayloadTooLarge, RateLimited, SwarmError
 from ..errors import InvalidInput as _Invalid
-from ..errors import PayloadTooLarge, RateLimited, SwarmError
 from .responses import error_response
 
 Scope = MutableMapping[str, Any]
@@ -58,11 +58,6 @@ def lift_query_token(scope: Scope) -> None:
     headers = list(scope.get("headers", []))
     if scope["type"] == "websocket" and not any(k.lower() == b"authorization" for k, _ in headers):
         scope["headers"] = [*headers, (b"authorization", f"Bearer {tokens[0]}".encode())]
-
-
-class HeadersTooLarge(SwarmError):
-    status = 431
-    code = "headers_too_large"
 
 
 class _TooLarge(BaseException):

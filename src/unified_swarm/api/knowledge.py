@@ -6,8 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from ..core.orchestrator import TOPIC_PATTERN
-from .deps import Caller, Orch, SwarmRoute, check_size
+from ..core.limits import TOPIC_PATTERN
+from .deps import Caller, Orch, SwarmRoute
 from .replies import COMMON, EntriesReply, EntryReply, errors
 from .responses import JSONResp
 from .schemas import KnowledgeIn
@@ -20,7 +20,7 @@ Topic = Annotated[str, Path(json_schema_extra={"pattern": TOPIC_PATTERN})]
 
 @router.get("/knowledge", response_model=EntriesReply)
 async def list_knowledge(orch: Orch, _: Caller, tag: str | None = None) -> JSONResp:
-    entries = await orch.store.list_knowledge(tag)
+    entries = await orch.list_knowledge(tag)
     return JSONResp({"entries": [e.wire() for e in entries]})
 
 
@@ -31,7 +31,6 @@ async def get_knowledge(topic: Topic, orch: Orch, _: Caller, version: Version = 
 
 @router.put("/knowledge/{topic:path}", response_model=EntryReply, responses=errors(409))
 async def put_knowledge(topic: Topic, body: KnowledgeIn, orch: Orch, caller: Caller) -> JSONResp:
-    check_size(body.content, orch.settings.max_input_bytes, "knowledge content")
     entry = await orch.put_knowledge(topic, body.content, list(body.tags),
                                      body.expected_version, caller)
     return JSONResp({"entry": entry.wire()})

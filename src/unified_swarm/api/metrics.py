@@ -19,9 +19,10 @@ from collections.abc import Sequence
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from ..errors import Forbidden, SwarmError
+from ..core.auth import require_operator
+from ..core.orchestrator import Orchestrator
+from ..errors import NotInstalled
 from ..models import Event, SessionStatus, TaskStatus
-from ..store.base import Store
 from .deps import Orch, bearer
 from .events_hub import EventHub
 
@@ -42,18 +43,13 @@ EXPIRY_REASONS = frozenset({"lease_expired", "session offline"})
 MAX_TRACKED = 100_000
 
 
-class MetricsUnavailable(SwarmError):
-    status = 501
-    code = "not_implemented"
-
-
 class SwarmMetrics:
     """The swarm's Prometheus metrics for one app."""
 
-    def __init__(self, store: Store, hub: EventHub) -> None:
+    def __init__(self, orch: Orchestrator, hub: EventHub) -> None:
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-        self.store, self.hub = store, hub
+        self.orch, self.hub = orch, hub
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.sessions = Gauge("swarm_sessions", "Sessions by status", ["status"], registry=r)
@@ -120,7 +116,7 @@ class SwarmMetrics:
         """Refresh the gauges from one consistent read of the store, then render."""
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-        counts = await self.store.counts()
+        counts = await self.orch.counts()
         for status in SessionStatus:
             self.sessions.labels(status.value).set(counts.sessions.get(status.value, 0))
         for tstatus in TaskStatus:
@@ -130,10 +126,10 @@ class SwarmMetrics:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
 
-def make_metrics(store: Store, hub: EventHub) -> SwarmMetrics | None:
+def make_metrics(orch: Orchestrator, hub: EventHub) -> SwarmMetrics | None:
     """The metrics, or None (and a note in the log) when prometheus-client is missing."""
     try:
-        return SwarmMetrics(store, hub)
+        return SwarmMetrics(orch, hub)
     except ImportError:
         log.info("prometheus-client is not installed, /metrics is off: %s", INSTALL_HINT)
         return None
@@ -142,11 +138,9 @@ def make_metrics(store: Store, hub: EventHub) -> SwarmMetrics | None:
 @router.get("/metrics")
 async def metrics(request: Request, orch: Orch) -> Response:
     if not orch.settings.public_metrics:
-        principal = await orch.authenticate(bearer(request))
-        if principal.role != "operator":
-            raise Forbidden("/metrics takes the operator token")
+        require_operator(await orch.authenticate(bearer(request)), "/metrics")
     m: SwarmMetrics | None = request.app.state.metrics
     if m is None:
-        raise MetricsUnavailable(f"metrics need prometheus-client: {INSTALL_HINT}")
+        raise NotInstalled(f"metrics need prometheus-client: {INSTALL_HINT}")
     body, content_type = await m.render()
     return Response(body, media_type=content_type)

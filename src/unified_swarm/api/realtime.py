@@ -32,12 +32,12 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect
 
+from ..core.auth import require_operator
 from ..core.orchestrator import Orchestrator
 from ..errors import Forbidden, InvalidInput, SwarmError
 from ..jsonutil import dumps
 from ..models import Event
-from ..store.base import Store
-from .events_hub import EventHub, Subscription
+from .events_hub import EventHub, EventSource, Subscription
 from .guard import LOOPBACK_NAMES
 from .responses import error_response
 
@@ -115,9 +115,10 @@ async def deny(ws: WebSocket, exc: SwarmError) -> None:
 class Stream:
     """Replays then streams events to one socket. `send` delivers one JSON text frame."""
 
-    def __init__(self, store: Store, sub: Subscription, send: Callable[[str], Awaitable[None]],
-                 wanted: TypeFilter, after: int | None) -> None:
-        self.store, self.sub, self.send, self.wanted = store, sub, send, wanted
+    def __init__(self, source: EventSource, sub: Subscription,
+                 send: Callable[[str], Awaitable[None]], wanted: TypeFilter,
+                 after: int | None) -> None:
+        self.source, self.sub, self.send, self.wanted = source, sub, send, wanted
         self.last = after
         self.sent = 0
 
@@ -141,7 +142,7 @@ class Stream:
         while True:
             if self.sub.overflowed:
                 self.sub.reset()  # what it dropped is in the store: the next page has it
-            page = await self.store.events_after(self.last, PAGE)
+            page = await self.source.events_after(self.last, PAGE)
             for ev in page:
                 await self.emit(ev)
             if len(page) < PAGE and not self.sub.overflowed:
@@ -160,7 +161,7 @@ class Stream:
         """Send the events between `last` and `upto` that the listener did not bring."""
         assert self.last is not None
         while self.last < upto - 1:
-            page = [e for e in await self.store.events_after(self.last, PAGE) if e.seq < upto]
+            page = [e for e in await self.source.events_after(self.last, PAGE) if e.seq < upto]
             if not page:
                 return
             for ev in page:
@@ -178,18 +179,16 @@ async def _check(ws: WebSocket, orch: Orchestrator) -> tuple[str | None, int | N
     if not origin_allowed(ws.headers.get("origin"), ws.headers.get("host", "")):
         raise Forbidden(f"Origin {ws.headers.get('origin')!r} may not open this stream")
     token, subprotocol = offered_token(ws)
-    principal = await orch.authenticate(token)
-    if principal.role != "operator":
-        raise Forbidden("the event stream takes the operator token")
+    require_operator(await orch.authenticate(token), "the event stream")
     return subprotocol, parse_after(ws.query_params.get("after")), TypeFilter(
         ws.query_params.get("types"))
 
 
-async def _ahead(store: Store, after: int | None) -> bool:
+async def _ahead(source: EventSource, after: int | None) -> bool:
     """True when `after` names an event that does not exist (yet): a replaced store."""
     if not after:
         return False
-    got = await store.events_after(after - 1, 1)
+    got = await source.events_after(after - 1, 1)
     return not got or got[0].seq != after
 
 
@@ -204,10 +203,10 @@ async def realtime(ws: WebSocket) -> None:
     sub = hub.subscribe()  # before any read of the store: see the module docstring
     try:
         await ws.accept(subprotocol=subprotocol)
-        if await _ahead(orch.store, after):
+        if await _ahead(orch, after):
             await ws.close(CLOSE_AFTER_AHEAD, f"after={after} is past the newest event")
             return
-        stream = Stream(orch.store, sub, ws.send_text, wanted, after)
+        stream = Stream(orch, sub, ws.send_text, wanted, after)
         code, reason = await _until_gone(ws, stream.run())
         if code:
             await ws.close(code, reason)

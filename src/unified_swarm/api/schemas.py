@@ -1,7 +1,8 @@
 """Request bodies. Strict types: "5" is not a number and 1 is not a boolean here.
 
-The id and name grammars are checked by core (one rule for every interface, answered 400);
-here they are only written into the OpenAPI document, so the schema says what is accepted.
+The id and name grammars and the caps are checked by core (one rule for every interface,
+answered 400); here they are read from core.limits and written into the OpenAPI document,
+so the schema says what is accepted.
 """
 
 from __future__ import annotations
@@ -11,7 +12,10 @@ from typing import Annotated, Any, Literal
 from fastapi import Path
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag
 
-from ..core.rules import ID_PATTERN, NAME_PATTERN, TaskSpec
+from ..core import limits
+from ..core.limits import ID_PATTERN, NAME_PATTERN
+from ..lifecycle import MAX_PRIORITY
+from ..models import TaskSpec
 
 Str64 = Annotated[str, Field(min_length=1, max_length=64)]
 IdStr = Annotated[str, Field(min_length=1, max_length=128,
@@ -42,18 +46,18 @@ class Body(BaseModel):
 
 
 class TaskIn(Body):
-    type: Str64
+    type: Annotated[str, Field(min_length=1, max_length=limits.MAX_TYPE)]
     id: IdStr | None = None
-    title: Annotated[str, Field(max_length=1000)] | None = None
+    title: Annotated[str, Field(max_length=limits.MAX_TITLE)] | None = None
     input: Any = None
     required_capability: Name | None = None
-    priority: Annotated[int, Field(ge=1, le=10), Integral] | None = None
+    priority: Annotated[int, Field(ge=limits.MIN_PRIORITY, le=MAX_PRIORITY), Integral] | None = None
     critical: bool = False
     infinite_scale: bool = False
-    roi: Annotated[str, Field(max_length=32)] | None = None
-    estimated_hours: Annotated[float, Field(ge=0, le=1e6)] | None = None
-    dependencies: Annotated[list[IdStr], Field(max_length=1000)] = []
-    max_attempts: Annotated[int, Field(ge=1, le=100), Integral] | None = None
+    roi: Annotated[str, Field(max_length=limits.MAX_ROI)] | None = None
+    estimated_hours: Annotated[float, Field(ge=0, le=limits.MAX_ESTIMATED_HOURS)] | None = None
+    dependencies: Annotated[list[IdStr], Field(max_length=limits.MAX_DEPENDENCIES)] = []
+    max_attempts: Annotated[int, Field(ge=1, le=limits.MAX_ATTEMPTS), Integral] | None = None
 
     def spec(self) -> TaskSpec:
         return TaskSpec(

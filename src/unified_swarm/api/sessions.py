@@ -9,21 +9,19 @@ from fastapi import APIRouter, Body
 from ..core.orchestrator import SessionSpec
 from ..errors import Forbidden
 from ..models import SessionStatus
-from .deps import Caller, Operator, Orch, SessionCaller, SwarmRoute, check_size
+from .deps import Caller, Operator, Orch, SessionCaller, SwarmRoute
 from .replies import COMMON, HeartbeatOut, Registered, SessionReply, SessionsReply, errors
 from .responses import JSONResp
 from .schemas import HeartbeatIn, IdPath, RegisterIn
 
 router = APIRouter(route_class=SwarmRoute, tags=["sessions"], responses=errors(*COMMON))
-#: ids may hold "/" (rules.ID_RE), so they take a path converter to stay addressable
+#: ids may hold "/" (core.limits.ID_RE), so they take a path converter to stay addressable
 ONE = "/session/{session_id:path}"
 
 
 @router.post("/session/register", status_code=201, response_model=Registered,
              responses=errors(403, 409))
 async def register(body: RegisterIn, orch: Orch, _: Operator) -> JSONResp:
-    # served back in every listing and heartbeat: capped like a task's input
-    check_size(body.metadata, orch.settings.max_input_bytes, "metadata")
     session, token = await orch.register(SessionSpec(
         capabilities=body.capabilities, id=body.id, name=body.name,
         max_concurrent_tasks=body.max_concurrent_tasks,
@@ -60,9 +58,8 @@ async def drain(session_id: IdPath, orch: Orch, _: Operator) -> JSONResp:
 
 @router.get("/sessions", response_model=SessionsReply)
 async def list_sessions(orch: Orch, _: Caller, status: SessionStatus | None = None) -> JSONResp:
-    sessions = await orch.store.list_sessions()
-    return JSONResp({"sessions": [s.wire() for s in sessions
-                                  if status is None or s.status == status]})
+    sessions = await orch.list_sessions(status)
+    return JSONResp({"sessions": [s.wire() for s in sessions]})
 
 
 @router.get(ONE, response_model=SessionReply, responses=errors(404))

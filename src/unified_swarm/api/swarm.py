@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from ..errors import SwarmError
 from .deps import Caller, Operator, Orch, SwarmRoute
 from .replies import COMMON, Health, InterruptReply, StatusReply, errors
 from .responses import JSONResp
@@ -34,11 +33,10 @@ async def lift_interrupt(orch: Orch, op: Operator) -> JSONResp:
             responses={503: {"model": Health, "description": "The store does not answer"}})
 async def healthz(orch: Orch) -> JSONResp:
     """Liveness, no auth. `store_ok` false (with 503) when the store does not answer."""
-    body = {"status": "ok", "store": orch.store.kind, "replica_id": orch.settings.replica_id,
-            "leader": orch.leader}
-    try:
-        await orch.store.ping()
-    except SwarmError as exc:
-        return JSONResp({**body, "status": "degraded", "error": exc.message}, status_code=503,
-                        headers={"Retry-After": "1"})
+    health = await orch.health()
+    body = {"status": "ok", "store": health.store, "replica_id": health.replica_id,
+            "leader": health.leader}
+    if health.error is not None:
+        return JSONResp({**body, "status": "degraded", "error": health.error},
+                        status_code=503, headers={"Retry-After": "1"})
     return JSONResp(body)

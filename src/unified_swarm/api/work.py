@@ -9,10 +9,8 @@ from fastapi import APIRouter, Body, Query, Request
 from starlette.responses import Response
 
 from ..core.waiters import Waiter
-from ..errors import InvalidInput
-from ..models import TaskStatus
-from ..store.base import Claimed, Recorded
-from .deps import Caller, Operator, Orch, SessionCaller, SwarmRoute, check_size
+from ..models import MAX_WAIT, Claimed, Recorded, TaskStatus
+from .deps import Caller, Operator, Orch, SessionCaller, SwarmRoute
 from .replies import (
     COMMON,
     ClaimedReply,
@@ -36,13 +34,12 @@ from .schemas import (
 )
 
 router = APIRouter(route_class=SwarmRoute, tags=["work"], responses=errors(*COMMON))
-#: ids may hold "/" (rules.ID_RE), so they take a path converter to stay addressable
+#: ids may hold "/" (core.limits.ID_RE), so they take a path converter to stay addressable
 ONE = "/work/{task_id:path}"
 #: what an outcome call (progress, complete, fail) may answer besides 200
 OUTCOME = errors(403, 404, 409)
-#: the protocol's longest long-poll (DESIGN: "default 0, max 60"); a server may cut it
-#: shorter with `max_wait`, and then answers 204 sooner rather than refusing the call
-MAX_WAIT = 60.0
+#: the protocol's longest long-poll (checked by core); a server may cut it shorter with
+#: `max_wait`, and then answers 204 sooner rather than refusing the call
 Wait = Annotated[float, Query(ge=0, json_schema_extra={"maximum": MAX_WAIT})]
 #: a position this server gave (`next_cursor`; empty: the start); the store refuses others (400)
 Cursor = Annotated[str | None, Query(json_schema_extra={"pattern": r"^[0-9]{0,18}$"})]
@@ -59,9 +56,6 @@ def _recorded(r: Recorded) -> JSONResp:
 @router.post("/work", status_code=201, response_model=TasksReply, responses=errors(409))
 async def add_work(body: WorkIn, orch: Orch, _: Caller) -> JSONResp:
     items = body.tasks if isinstance(body, TaskBatch) else [body]
-    limit = orch.settings.max_input_bytes
-    for item in items:
-        check_size(item.input, limit, f"input of task {item.id or item.type!r}")
     tasks = await orch.add_tasks([item.spec() for item in items])
     return JSONResp({"tasks": [t.wire() for t in tasks]}, status_code=201)
 
@@ -75,7 +69,7 @@ async def list_work(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Cursor = None,
 ) -> JSONResp:
-    tasks, nxt = await orch.store.list_tasks(
+    tasks, nxt = await orch.list_tasks(
         status=status.value if status else None, capability=capability, session=session,
         limit=limit, cursor=cursor)
     return JSONResp({"tasks": [t.wire() for t in tasks], "next_cursor": nxt})
@@ -94,9 +88,6 @@ async def _watch_disconnect(request: Request, waiter: Waiter) -> None:
             responses={204: {"description": "nothing came in time"}, **errors(403, 409)})
 async def request_work(request: Request, orch: Orch, session: SessionCaller,
                        wait: Wait = 0.0) -> Response:
-    if wait > MAX_WAIT:
-        raise InvalidInput(f"wait is at most {MAX_WAIT:g} seconds")
-    wait = min(wait, orch.settings.max_wait)
     waiter = Waiter(session.id, frozenset(session.capabilities))
     watcher = asyncio.create_task(_watch_disconnect(request, waiter)) if wait > 0 else None
     try:
@@ -121,7 +112,6 @@ async def progress(body: ProgressIn, orch: Orch, session: SessionCaller) -> JSON
 
 @router.post("/work/complete", response_model=RecordedReply, responses=OUTCOME)
 async def complete(body: CompleteIn, orch: Orch, session: SessionCaller) -> JSONResp:
-    check_size(body.result, orch.settings.max_input_bytes, "result")
     return _recorded(await orch.complete(session, body.task_id, body.fencing_token, body.result))
 
 

@@ -21,14 +21,14 @@ from ..client import Client
 from ..client.base import RetryPolicy
 from ..client.types import TaskIn
 from ..errors import AlreadyExists, StaleVersion, SwarmError
+from ..procs import Proc, RedisServer, SwarmServer, swarm_worker, wait_until
 from . import checker
 from .dump import dump_store
 from .effects import ENV as EFFECTS_ENV
 from .effects import read_effects
 from .history import read_histories
-from .journal import ClientJournal
+from .journal import JOURNAL_ENV, ClientJournal
 from .nemesis import Nemesis
-from .procs import Proc, RedisProc, ServerProc, swarm_argv, wait_until
 
 TOKEN = "chaos-operator-token"
 PERSISTENT = RetryPolicy(attempts=60, backoff=0.1, max_backoff=1.0, budget=60.0)
@@ -93,12 +93,12 @@ class Swarm:
             d.mkdir(parents=True, exist_ok=True)
         self.prefix = prefix or f"chaos-{os.getpid()}-{random.randrange(1 << 30)}"
         (workdir / "prefix").write_text(self.prefix)  # so a selftest can clean up after
-        self.redis: RedisProc | None = None
+        self.redis: RedisServer | None = None
         self.kind = "redis" if store.startswith("redis") else "sqlite"
         if self.kind == "redis" and external_redis is None:
-            self.redis = RedisProc(workdir / "redis")
+            self.redis = RedisServer(workdir / "redis")
         self.store_url = external_redis or "sqlite"
-        self.servers: list[ServerProc] = []
+        self.servers: list[SwarmServer] = []
         self.workers: list[Proc] = []
         self._serial = 0
 
@@ -110,8 +110,10 @@ class Swarm:
         env = {"SWARM_REDIS_PREFIX": self.prefix, "SWARM_HEARTBEAT_INTERVAL":
                str(self.profile.heartbeat)}
         for n in range(replicas):
-            server = ServerProc(f"replica-{n}", self.store_url, self.workdir / "data", TOKEN,
-                                env, self.workdir / "logs" / f"replica-{n}.log")
+            name = f"replica-{n}"
+            server = SwarmServer(name, store=self.store_url, data_dir=self.workdir / "data",
+                                 token=TOKEN, log=self.workdir / "logs" / f"{name}.log",
+                                 env={**env, "SWARM_RATE_LIMIT": "0", "SWARM_REPLICA_ID": name})
             self.servers.append(server.start())
         self.workers = [self.new_worker(n) for n in range(self.profile.workers)]
 
@@ -119,14 +121,13 @@ class Swarm:
         self._serial += 1
         name = f"w{slot}-{self._serial}"
         server = self.servers[slot % len(self.servers)]
-        env = {**os.environ, "SWARM_JOURNAL_DIR": str(self.journal_dir),
-               EFFECTS_ENV: str(self.effects_dir)}
-        argv = [*swarm_argv(), "worker", "--url", server.url, "--token", TOKEN, "--id", name,
-                "-c", "chaos", "--executor", "python", "--function",
+        env = {JOURNAL_ENV: str(self.journal_dir), EFFECTS_ENV: str(self.effects_dir)}
+        args = ["-c", "chaos", "--executor", "python", "--function",
                 "unified_swarm.chaos.effects:run", "--max-tasks", str(self.profile.per_worker),
                 "--heartbeat-interval", str(self.profile.heartbeat), "--wait", "2",
                 "--log-level", "warning"]
-        return Proc(name, argv, env, self.workdir / "logs" / f"{name}.log").start()
+        return swarm_worker(name, server.url, TOKEN, args, self.workdir / "logs" / f"{name}.log",
+                            env).start()
 
     def infra_faults(self) -> tuple[str, ...]:
         if self.kind == "sqlite":
@@ -143,9 +144,9 @@ class Swarm:
 
     def stop(self) -> None:
         for w in self.workers:
-            w.terminate(grace=15)
+            w.stop(grace=15)
         for s in self.servers:
-            s.terminate()
+            s.stop()
 
     def kill_all(self) -> None:
         for p in [*self.workers, *self.servers, *([self.redis] if self.redis else [])]:

@@ -1,7 +1,8 @@
 """The SDK's operation journal: turns each settled client call into a history line.
 
-Installed by the client when `SWARM_JOURNAL_DIR` is set, so real `swarm worker` processes
-journal every request, claim, progress, complete and fail they make, with its outcome.
+`swarm worker` passes it to its clients when `SWARM_JOURNAL_DIR` is set (`JOURNAL_ENV`), so
+real worker processes journal every request, claim, progress, complete and fail they make,
+with its outcome; the campaign passes it to its own clients.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import Any
 from ..jsonutil import digest
 from .history import HistoryWriter, Op
 
+#: the directory a `swarm worker` journals into when it is set
+JOURNAL_ENV = "SWARM_JOURNAL_DIR"
 #: (method, path) -> operation name; calls not listed are journaled under their path
 OPS = {
     ("GET", "/work/request"): "request",

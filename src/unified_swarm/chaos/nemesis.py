@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .procs import Proc, RedisProc, ServerProc, wait_until
+from ..procs import Proc, RedisServer, SwarmServer, wait_until
 
 WORKER_FAULTS = ("worker_kill", "worker_pause_long", "worker_pause_short")
 
@@ -44,8 +44,8 @@ class Nemesis:
     seed: int
     lease: float
     workers: list[Proc]
-    servers: list[ServerProc]
-    redis: RedisProc | None
+    servers: list[SwarmServer]
+    redis: RedisServer | None
     replace_worker: Callable[[Proc], Proc]
     held_by: Callable[[str], dict[str, int]]
     #: the infrastructure faults allowed (none against a Redis the campaign does not own)
@@ -75,7 +75,7 @@ class Nemesis:
             done = sum(f.kind in self.infra for f in self.faults)
             getattr(self, self.infra[done % len(self.infra)])()
             return
-        running = [w for w in self.workers if w.alive and not w.stopped]
+        running = [w for w in self.workers if w.alive and not w.paused]
         if len(running) <= len(self.workers) // 2:
             return  # keep half the workers able to work
         victim = self.rng.choice(running)
@@ -90,25 +90,25 @@ class Nemesis:
 
     def worker_pause_long(self, w: Proc) -> None:
         pause = self.lease + self.rng.uniform(0.5, 1.5)
-        w.stop()
+        w.pause()
         self._record("worker_pause_long", w.name, f"{pause:.2f}s")
-        self._later(pause, w.cont)
+        self._later(pause, w.resume)
 
     def worker_pause_short(self, w: Proc) -> None:
         """Prefer a worker that holds work: the point is that its lease survives."""
         pause = self.rng.uniform(0.1, self.lease / 4)
-        candidates = [x for x in self.workers if x.alive and not x.stopped]
+        candidates = [x for x in self.workers if x.alive and not x.paused]
         self.rng.shuffle(candidates)
         for x in [w, *candidates[:3]]:
             held = self.held_by(x.name)
             if held:
                 w = x
                 break
-        w.stop()
+        w.pause()
         now = time.time()
         self.expectations.append(Expectation(w.name, held, now, now + pause))
         self._record("worker_pause_short", w.name, f"{pause:.2f}s, {len(held)} held")
-        self._later(pause, w.cont)
+        self._later(pause, w.resume)
 
     # -- infrastructure faults -----------------------------------------------------------
 
@@ -166,5 +166,5 @@ class Nemesis:
         for timer in self._timers:
             timer.cancel()
         for w in self.workers:
-            if w.stopped:
-                w.cont()
+            if w.paused:
+                w.resume()

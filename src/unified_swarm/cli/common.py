@@ -4,6 +4,7 @@ config, and turning an error into one line on stderr and a named exit code."""
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import sys
@@ -20,6 +21,7 @@ from ..errors import (
     Forbidden,
     InvalidInput,
     NotFound,
+    NotInstalled,
     PayloadTooLarge,
     RateLimited,
     SwarmError,
@@ -80,10 +82,21 @@ def run(handler: Handler, args: argparse.Namespace) -> int:
         # keep the interpreter's final flush of stdout from failing a second time
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return int(Exit.ERROR)
-    except SystemExit as exc:  # make_store explains a missing extra this way
-        if isinstance(exc.code, str):
-            return fail(exc.code, Exit.ERROR)
-        return int(exc.code or 0)
+    except SystemExit as exc:
+        return int(exc.code) if isinstance(exc.code, int) else fail(str(exc.code), Exit.ERROR)
+
+
+#: what `swarm server` (and what runs one: demo, selftest) needs beyond the light SDK
+SERVER_MODULES = ("fastapi", "uvicorn", "pydantic", "rich")
+SERVER_EXTRA = "pip install 'unified-swarm[server]'"
+
+
+def need_server_extra(command: str) -> None:
+    """Refuse at once, naming the install command, when the server extra is missing."""
+    missing = [m for m in SERVER_MODULES if importlib.util.find_spec(m) is None]
+    if missing:
+        raise NotInstalled(f"`swarm {command}` runs the server, which needs the server extra "
+                           f"({', '.join(missing)} missing): {SERVER_EXTRA}")
 
 
 def fail(message: str, code: Exit) -> int:

@@ -13,9 +13,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..worker.demo import DemoError, DemoOptions, run_demo
-from ..worker.demo.workload import SAMPLES, SCALE
-from .common import CliError, Exit
+from ..demo.workload import SAMPLES, SCALE
+from .common import CliError, Exit, need_server_extra
 
 HELP = "run a demo swarm: an orchestrator, 6 workers, a sample workload, a summary"
 
@@ -49,6 +48,9 @@ def demo(args: argparse.Namespace) -> int:
         raise CliError(f"--tasks must be within 1..{len(SAMPLES)}")
     if not 0 < args.scale <= 10 or args.timeout <= 0:
         raise CliError("--scale must be within 0..10 and --timeout > 0")
+    need_server_extra("demo")
+    from ..demo.runner import DemoError, DemoOptions, run_demo
+
     options = DemoOptions(workers=args.workers, tasks=args.tasks, scale=args.scale,
                           data_dir=args.data_dir, keep=args.keep, timeout=args.timeout,
                           plain=args.plain)

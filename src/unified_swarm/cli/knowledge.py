@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
-
-from rich.console import Console
-from rich.markup import escape
+from typing import TYPE_CHECKING
 
 from ..client.types import KnowledgeEntry
 from . import output
-from .common import ClientConfig, add_client_options, parse_json
+from .common import add_client_options, parse_json
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 HELP = "read and write shared knowledge (versioned topics)"
 
@@ -41,42 +42,28 @@ def register(parser: argparse.ArgumentParser) -> None:
 def render(con: Console, e: KnowledgeEntry) -> None:
     state = " (deleted)" if e["deleted"] else ""
     tags = f", tags: {', '.join(e['tags'])}" if e["tags"] else ""
-    con.print(f"[bold]{escape(e['topic'])}[/bold] version {e['version']}{state}, by "
-              f"{escape(str(e['updated_by']))} at {e['updated_at']}{escape(tags)}")
+    con.print(f"[bold]{output.escape(e['topic'])}[/bold] version {e['version']}{state}, by "
+              f"{output.escape(str(e['updated_by']))} at {e['updated_at']}{output.escape(tags)}")
     if not e["deleted"]:
         con.print(output.pretty(e["content"]), markup=False, soft_wrap=True)
 
 
 def get_entry(args: argparse.Namespace) -> int:
-    cfg = ClientConfig.from_args(args)
-    with cfg.client() as client:
-        entry = client.get_knowledge(args.topic, args.version)
-    output.emit(cfg, {"entry": entry}, lambda con: render(con, entry))
-    return 0
+    return output.command(args, lambda c: c.get_knowledge(args.topic, args.version), "entry",
+                          render)
 
 
 def put_entry(args: argparse.Namespace) -> int:
-    cfg = ClientConfig.from_args(args)
-    content = parse_json(args.content, "the content")
-    with cfg.client() as client:
-        entry = client.put_knowledge(args.topic, content,
-                                     expected_version=args.expected_version, tags=args.tag)
-    output.emit(cfg, {"entry": entry}, lambda con: render(con, entry))
-    return 0
+    return output.command(args, lambda c: c.put_knowledge(
+        args.topic, parse_json(args.content, "the content"),
+        expected_version=args.expected_version, tags=args.tag), "entry", render)
 
 
 def list_entries(args: argparse.Namespace) -> int:
-    cfg = ClientConfig.from_args(args)
-    with cfg.client() as client:
-        entries = client.list_knowledge(args.tag)
-    output.emit(cfg, {"entries": entries},
-                lambda con: con.print(output.knowledge_table(entries)))
-    return 0
+    return output.command(args, lambda c: c.list_knowledge(args.tag), "entries",
+                          lambda con, entries: con.print(output.knowledge_table(entries)))
 
 
 def delete_entry(args: argparse.Namespace) -> int:
-    cfg = ClientConfig.from_args(args)
-    with cfg.client() as client:
-        entry = client.delete_knowledge(args.topic, args.expected_version)
-    output.emit(cfg, {"entry": entry}, lambda con: render(con, entry))
-    return 0
+    return output.command(args, lambda c: c.delete_knowledge(args.topic, args.expected_version),
+                          "entry", render)

@@ -1,31 +1,66 @@
-"""Printing: the server's JSON with --json, rich tables for people."""
+"""Printing: the server's JSON with --json, rich tables for people.
+
+rich comes with the `server` extra and is imported only to print a table: a worker host with
+the light SDK alone runs `swarm worker`, and its other commands print JSON.
+"""
 
 from __future__ import annotations
 
+import argparse
+import importlib.util
 import json
+import sys
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from rich import box
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
-
+from ..client import Client
 from ..client.types import Attempt, KnowledgeEntry, Session, Task
 from .common import ClientConfig
 
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+T = TypeVar("T")
+NO_RICH = ("swarm: tables need rich (pip install 'unified-swarm[server]'); "
+           "printing JSON")
+
 
 def console() -> Console:
+    from rich.console import Console
+
     # made per call so output follows the current sys.stdout (pytest's capture, a pipe)
     return Console(highlight=False, soft_wrap=False)
 
 
 def emit(cfg: ClientConfig, value: Any, human: Callable[[Console], None]) -> None:
-    """Print `value` as JSON (--json) or let `human` render it."""
-    if cfg.json:
-        print(json.dumps(value, indent=2, ensure_ascii=False))
-    else:
+    """Print `value` as JSON (--json, or when rich is missing) or let `human` render it."""
+    if not cfg.json and importlib.util.find_spec("rich") is None:
+        print(NO_RICH, file=sys.stderr)
+    elif not cfg.json:
         human(console())
+        return
+    print(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def command(args: argparse.Namespace, fetch: Callable[[Client], T], key: str | None,
+            human: Callable[[Console, T], None]) -> int:
+    """The shape of every client command: the connection from the flags, one call, its
+    answer printed (the JSON, `{key: answer}` when a key is given, with --json; else
+    `human`). Returns the exit code."""
+    cfg = ClientConfig.from_args(args)
+    with cfg.client() as client:
+        value = fetch(client)
+    emit(cfg, value if key is None else {key: value}, lambda con: human(con, value))
+    return 0
+
+
+def escape(text: str) -> str:
+    """Text that rich prints as it is ([brackets] are not markup)."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
 
 
 def compact(value: Any, limit: int = 60) -> str:
@@ -38,10 +73,15 @@ def compact(value: Any, limit: int = 60) -> str:
 
 def cell(value: Any) -> Text:
     """Plain text: a title with [brackets] is not rich markup."""
+    from rich.text import Text
+
     return Text("" if value is None else str(value))
 
 
 def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> Table:
+    from rich import box
+    from rich.table import Table
+
     t = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left")
     for name in columns:
         t.add_column(name, overflow="fold")
@@ -52,6 +92,9 @@ def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any
 
 def pairs(title: str | None, items: Iterable[tuple[str, Any]]) -> Table:
     """A two-column key/value table."""
+    from rich import box
+    from rich.table import Table
+
     t = Table(title=title, box=box.SIMPLE, show_header=False, title_justify="left")
     t.add_column("field", style="bold")
     t.add_column("value", overflow="fold")

@@ -14,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..chaos.campaign import Profile, run
-from .common import Exit, fail
+from .common import Exit, fail, need_server_extra
 
 HELP = "prove the guarantees on your backend: a short fault campaign and its invariant table"
 
@@ -42,6 +42,7 @@ def selftest(args: argparse.Namespace) -> int:
     store = args.store
     if store != "sqlite" and not store.startswith(("redis://", "rediss://", "unix://")):
         return fail(f"--store takes sqlite or a redis:// URL, not {store!r}", Exit.USAGE)
+    need_server_extra("selftest")
     external = None if store == "sqlite" else store
     with contextlib.ExitStack() as stack:
         workdir = Path(args.workdir) if args.workdir else Path(

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Settings
-from .common import CliError, Exit
+from .common import CliError, Exit, need_server_extra
 
 HELP = "run the orchestrator (HTTP API on one process)"
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
@@ -33,7 +33,6 @@ FLAG_HELP = {
     "task_claim_timeout": "seconds a session has to claim a task offered to it",
     "idle_threshold": "seconds idle before work is pushed to a session",
     "max_concurrent_tasks": "tasks a session runs at once, unless it says otherwise",
-    "collaboration_threshold": "estimated hours past which a task may be split",
     "default_max_attempts": "attempts of a task, unless it says otherwise",
     "lease_factor": "lease TTL in heartbeat intervals (also: offline after this)",
     "strict_capabilities": "accept only the catalogue's capabilities",
@@ -90,6 +89,7 @@ def serve(args: argparse.Namespace) -> int:
                        "coordination loop and long-poll waiters live there); for more, run "
                        "replicas on the Redis store")
     settings = settings_from(args)
+    need_server_extra("server")
     from ..tokens import operator_token, token_path
 
     try:

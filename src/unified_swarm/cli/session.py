@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
+from ..client.types import Session
 from . import output
-from .common import ClientConfig, add_client_options
+from .common import add_client_options
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 HELP = "list, show and drain sessions"
 
@@ -26,19 +31,16 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def list_sessions(args: argparse.Namespace) -> int:
-    cfg = ClientConfig.from_args(args)
-    with cfg.client() as client:
-        sessions = client.sessions(args.status)
-    output.emit(cfg, {"sessions": sessions},
-                lambda con: con.print(output.sessions_table(sessions)))
-    return 0
+    return output.command(args, lambda c: c.sessions(args.status), "sessions",
+                          lambda con, found: con.print(output.sessions_table(found)))
 
 
 def show_session(args: argparse.Namespace) -> int:
-    cfg = ClientConfig.from_args(args)
-    with cfg.client() as client:
-        s = client.session(args.session_id)
-    output.emit(cfg, {"session": s}, lambda con: con.print(output.pairs(f"session {s['id']}", (
+    return output.command(args, lambda c: c.session(args.session_id), "session", render)
+
+
+def render(con: Console, s: Session) -> None:
+    con.print(output.pairs(f"session {s['id']}", (
         ("name", s["name"]), ("status", s["status"]),
         ("capabilities", ", ".join(s["capabilities"])),
         ("current tasks", ", ".join(s["current_tasks"])),
@@ -48,14 +50,9 @@ def show_session(args: argparse.Namespace) -> int:
         ("score", f"{s['performance_score']:.2f}"),
         ("completed / failed", f"{s['tasks_completed']} / {s['tasks_failed']}"),
         ("metadata", output.compact(s["metadata"], 200)),
-    ))))
-    return 0
+    )))
 
 
 def drain_session(args: argparse.Namespace) -> int:
-    cfg = ClientConfig.from_args(args)
-    with cfg.client() as client:
-        s = client.drain(args.session_id)
-    output.emit(cfg, {"session": s},
-                lambda con: con.print(f"session {s['id']} is now {s['status']}"))
-    return 0
+    return output.command(args, lambda c: c.drain(args.session_id), "session",
+                          lambda con, s: con.print(f"session {s['id']} is now {s['status']}"))

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
-
-from rich.console import Console
+from typing import TYPE_CHECKING
 
 from ..client.types import Status
 from . import output
-from .common import ClientConfig, add_client_options
+from .common import add_client_options
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 HELP = "the swarm's metrics: sessions, tasks by status, times, utilization"
 
@@ -19,11 +21,7 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def show_status(args: argparse.Namespace) -> int:
-    cfg = ClientConfig.from_args(args)
-    with cfg.client() as client:
-        status = client.status()
-    output.emit(cfg, status, lambda con: render(con, status))
-    return 0
+    return output.command(args, lambda c: c.status(), None, render)
 
 
 def render(con: Console, status: Status) -> None:

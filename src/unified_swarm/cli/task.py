@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any, cast
-
-from rich.console import Console
-from rich.markup import escape
+from typing import TYPE_CHECKING, Any, cast
 
 from ..client.types import TaskDetail, TaskIn, TaskPage
+from ..models import TaskStatus
 from . import output
 from .common import ClientConfig, CliError, add_client_options, parse_json, read_json_file
 
+if TYPE_CHECKING:
+    from rich.console import Console
+
 HELP = "add, list, show and cancel tasks"
-STATUSES = ("pending", "ready", "assigned", "in_progress", "completed", "failed",
-            "cancelled", "blocked")
+STATUSES = tuple(s.value for s in TaskStatus)
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -134,11 +134,7 @@ def list_tasks(args: argparse.Namespace) -> int:
 
 
 def show_task(args: argparse.Namespace) -> int:
-    cfg = ClientConfig.from_args(args)
-    with cfg.client() as client:
-        detail = client.get_task(args.task_id)
-    output.emit(cfg, detail, lambda con: render_detail(con, detail))
-    return 0
+    return output.command(args, lambda c: c.get_task(args.task_id), None, render_detail)
 
 
 def render_detail(con: Console, detail: TaskDetail) -> None:
@@ -160,7 +156,7 @@ def render_detail(con: Console, detail: TaskDetail) -> None:
         con.print("[bold]result[/bold]")
         con.print(output.pretty(t["result"]), markup=False, soft_wrap=True)
     if t["error"]:
-        con.print(f"[bold red]error[/bold red] {escape(t['error'])}")
+        con.print(f"[bold red]error[/bold red] {output.escape(t['error'])}")
     if detail["history"]:
         con.print(output.attempts_table(detail["history"]))
     else:
@@ -168,9 +164,5 @@ def render_detail(con: Console, detail: TaskDetail) -> None:
 
 
 def cancel_task(args: argparse.Namespace) -> int:
-    cfg = ClientConfig.from_args(args)
-    with cfg.client() as client:
-        task = client.cancel(args.task_id, args.reason)
-    output.emit(cfg, {"task": task},
-                lambda con: con.print(f"task {task['id']} is now {task['status']}"))
-    return 0
+    return output.command(args, lambda c: c.cancel(args.task_id, args.reason), "task",
+                          lambda con, t: con.print(f"task {t['id']} is now {t['status']}"))

@@ -16,12 +16,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
+from ..client.base import CallHook
 from ..worker import EXECUTORS, Worker, WorkerConfig, make_executor
 from ..worker.config import CONNECT_TIMEOUT, HEARTBEAT_INTERVAL, POLL_WAIT, WorkerConfigError
 from ..worker.executors import Executor, ExecutorConfigError
@@ -174,9 +176,18 @@ def setup_logging(level: str) -> None:
         logger.addHandler(handler)
 
 
+def journal_hook() -> CallHook | None:
+    """With `SWARM_JOURNAL_DIR` set, every call the worker makes is journaled there (the chaos
+    campaign and `swarm selftest` check these journals); otherwise no hook."""
+    from ..chaos.journal import JOURNAL_ENV, ClientJournal
+
+    directory = os.environ.get(JOURNAL_ENV)
+    return ClientJournal.in_dir(directory) if directory else None
+
+
 def run_worker(args: argparse.Namespace) -> int:
     file = load_config_file(args.config)
     executor = executor_from(args, file)
     config = config_from(args, file)
     setup_logging(args.log_level)
-    return asyncio.run(Worker(config, executor).run())
+    return asyncio.run(Worker(config, executor, on_call=journal_hook()).run())

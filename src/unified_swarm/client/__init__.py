@@ -7,8 +7,9 @@ Errors come back as the `unified_swarm.errors` classes the server raised, so
 
 from __future__ import annotations
 
+from ..errors import ServerUnreachable
 from .aio import AsyncClient
-from .base import DEFAULT_URL, NO_RETRY, RetryPolicy, ServerUnreachable
+from .base import DEFAULT_URL, NO_RETRY, RetryPolicy
 from .sync import Client
 
 __all__ = ["DEFAULT_URL", "NO_RETRY", "AsyncClient", "Client", "RetryPolicy",

@@ -20,7 +20,15 @@ from urllib.parse import quote
 
 import httpx
 
-from ..errors import InvalidInput, RateLimited, SwarmError, Unavailable, from_code
+from ..errors import (
+    InvalidInput,
+    RateLimited,
+    ServerUnreachable,
+    SwarmError,
+    Unavailable,
+    from_code,
+)
+from ..models import MAX_WAIT  # the protocol's one long-poll cap: refused here before sending
 from .types import (
     JSON,
     Claimed,
@@ -42,13 +50,7 @@ T = TypeVar("T")
 DEFAULT_URL = "http://127.0.0.1:8600"
 #: how long past `wait` a long-poll may take before the client gives up on the answer
 LONG_POLL_MARGIN = 10.0
-#: the longest long-poll the SDK asks for (servers cap it lower: `max_wait`, 60 s by default)
-MAX_WAIT = 3600.0
 Params = dict[str, str | int | float]
-
-
-class ServerUnreachable(Unavailable):
-    """The server could not be reached, or did not answer in time, after every retry."""
 
 
 class _NoBody:
@@ -225,20 +227,6 @@ class CallHook(Protocol):
     def end(self, handle: Any, outcome: str, value: Any) -> None: ...
 
 
-JOURNAL_ENV = "SWARM_JOURNAL_DIR"
-
-
-def journal_from_env() -> CallHook | None:
-    """With `SWARM_JOURNAL_DIR` set, every call is journaled there (the chaos campaign and
-    `swarm selftest` check these journals); otherwise no hook."""
-    directory = os.environ.get(JOURNAL_ENV)
-    if not directory:
-        return None
-    from ..chaos.journal import ClientJournal
-
-    return ClientJournal.in_dir(directory)
-
-
 def outcome_of(exc: BaseException) -> str:
     if isinstance(exc, SwarmError) and not isinstance(exc, ServerUnreachable):
         status = getattr(exc, "status", 500)
@@ -260,7 +248,7 @@ class BaseClient:
         self.timeout = timeout
         self.retry = retry or RetryPolicy()
         self._rand = random.Random()
-        self.on_call = on_call if on_call is not None else journal_from_env()
+        self.on_call = on_call
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.url!r})"  # never the token

@@ -51,7 +51,7 @@ class Client(BaseClient):
     `unified_swarm.errors` class it raised, and a server that cannot be reached as
     `ServerUnreachable` (an `Unavailable`). Pass `transport` to talk through any httpx
     transport (tests, proxies, a Unix socket), and `on_call` to hear of every settled call
-    (see `base.CallHook`; `SWARM_JOURNAL_DIR` installs the chaos journal).
+    (see `base.CallHook`: `swarm worker` passes its operation journal when one is asked for).
     """
 
     def __init__(self, url: str | None = None, token: str | None = None, *,

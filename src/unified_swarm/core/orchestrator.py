@@ -1,77 +1,54 @@
-"""The Orchestrator: every use-case of the swarm, over one Store.
+"""The Orchestrator: every use-case of the swarm, and the one face the interfaces see.
 
-It owns what the store does not: who is calling (tokens), the long-poll waiters, the
-interrupt in force, and the coordination loop (reaper and matcher). State lives only in the
-store, so a restarted orchestrator, or another replica, carries on where this one stopped.
+The API (and any other interface) calls only this: every read and every write goes through
+it, and it checks every input cap (core/limits.py) before the store is touched. It is put
+together from three parts: `Auth` (who is calling), the `Scheduler` (which task a session
+gets: core/scheduling.py) and the `Coordinator` (reaper, matcher and leader lease:
+core/coordinator.py); the long-poll waiters and the interrupt in force live here. State
+lives only in the store, so a restarted orchestrator, or another replica, carries on where
+this one stopped.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import hashlib
-import hmac
 import logging
-import re
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 from ..config import Settings
-from ..errors import (
-    Forbidden,
-    InvalidInput,
-    NotClaimable,
-    NotFound,
-    SwarmError,
-    Unauthorized,
-)
+from ..errors import Contended, InvalidInput, NotClaimable, NotFound, SwarmError
 from ..models import (
     JSON,
     Attempt,
+    Claimed,
+    Clock,
+    Counts,
     Event,
+    EventListener,
+    Heartbeat,
     Interrupt,
     KnowledgeEntry,
+    Recorded,
     Session,
     SessionStatus,
     Task,
+    TaskSpec,
 )
-from ..store.base import Claimed, Counts, Heartbeat, Recorded, Store, StoreClock
-from . import rules
+from ..store.base import Store, StoreClock
+from ..tokens import hash_token, new_token
+from . import limits, planning
+from .auth import Auth, Principal
+from .coordinator import Coordinator
 from .leader import LeaderLease
-from .rules import TaskSpec
+from .scheduling import Policy, Scheduler
 from .waiters import Waiter, Waiters
 
 log = logging.getLogger("unified_swarm.orchestrator")
-Clock = Callable[[], float]
 #: events that make a task claimable, and so wake one matching waiter
 READY_EVENTS = frozenset({"task.ready", "task.requeued"})
-
-
-def new_token() -> str:
-    """256 bits from the OS CSPRNG, URL-safe."""
-    return secrets.token_urlsafe(32)
-
-
-def hash_token(token: str) -> str:
-    """Tokens are stored and compared only as SHA-256 digests."""
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    role: Literal["operator", "session"]
-    session: Session | None = None
-
-    @property
-    def session_id(self) -> str | None:
-        return None if self.session is None else self.session.id
-
-    @property
-    def name(self) -> str:
-        return "operator" if self.session is None else self.session.id
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,26 +68,39 @@ class SessionSpec:
     metadata: dict[str, JSON] | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Health:
+    store: str
+    replica_id: str
+    leader: bool
+    #: None while the store answers, else why not
+    error: str | None = None
+
+
 class Orchestrator:
     """Use-cases over a Store. `clock` is injected so tests can move time by hand."""
 
     def __init__(self, store: Store, settings: Settings, operator_token: str,
-                 clock: Clock) -> None:
+                 clock: Clock, policy: Policy | None = None) -> None:
         self.store = store
         self.settings = settings
         self.clock = clock
-        self._operator_hash = hash_token(operator_token)
+        self.auth = Auth(store, operator_token)
+        self.scheduler = Scheduler(store, policy)
+        self.coordinator = Coordinator(store, settings, clock, self.scheduler,
+                                       lambda: self.interrupt is not None)
         self.waiters = Waiters()
         self.interrupt: Interrupt | None = None
-        #: replicas sharing a store elect the one that runs the coordination loop
-        self.lease = LeaderLease(store, settings.replica_id)
         if clock is time.time and isinstance(store, StoreClock):
             store.use_store_clock()  # one clock for leases: the shared store's (DESIGN)
-        self._poke = asyncio.Event()
-        self._target: float | None = None
-        self._loop_task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._running = False
         store.add_listener(self._on_events)
+        store.add_listener(self.coordinator.on_events)
+
+    @property
+    def lease(self) -> LeaderLease:
+        return self.coordinator.lease
 
     @property
     def leader(self) -> bool:
@@ -122,40 +112,36 @@ class Orchestrator:
     async def start(self, *, run_loop: bool = True) -> None:
         self.interrupt = await self.store.get_interrupt()
         if run_loop:
-            await self.lease.keep()
-            self._loop_task = asyncio.create_task(self._coordinate(), name="swarm-coordinator")
+            self._running = True
+            await self.coordinator.start()
 
     async def stop(self) -> None:
         self._stopping = True
         self.waiters.wake_all()
-        if self._loop_task is not None:
-            self._loop_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop_task
-        await self.lease.resign()
+        if self._running:
+            await self.coordinator.stop()
+        else:
+            await self.lease.resign()
 
-    # -- who is calling ------------------------------------------------------------------
+    async def tick(self, now: float) -> float | None:
+        """One coordination pass at `now` (see Coordinator.tick)."""
+        return await self.coordinator.tick(now)
+
+    def add_listener(self, listener: EventListener) -> None:
+        """Hear every committed event of the swarm (the event hub, the metrics)."""
+        self.store.add_listener(listener)
 
     async def authenticate(self, token: str | None) -> Principal:
-        if not token:
-            raise Unauthorized("missing bearer token")
-        digest = hash_token(token)
-        if hmac.compare_digest(digest, self._operator_hash):
-            return Principal("operator")
-        session = await self.store.session_by_token(digest)
-        if session is None:
-            raise Unauthorized("unknown or revoked token")
-        return Principal("session", session)
+        return await self.auth.authenticate(token)
 
     # -- sessions ------------------------------------------------------------------------
 
     async def register(self, spec: SessionSpec) -> tuple[Session, str]:
+        limits.check_size(spec.metadata, self.settings.max_input_bytes, "metadata")
         sid = spec.id or f"session-{secrets.token_hex(8)}"
-        if not rules.ID_RE.match(sid):
-            raise InvalidInput(f"session id {sid!r} must match {rules.ID_RE.pattern}")
+        limits.check_id(sid, "session id")
         for cap in spec.capabilities:
-            if not rules.NAME_RE.match(cap):
-                raise InvalidInput(f"capability {cap!r} must match {rules.NAME_RE.pattern}")
+            limits.check_name(cap, "capability")
         interval = spec.heartbeat_interval or self.settings.heartbeat_interval
         now = self.clock()
         session = Session(
@@ -190,6 +176,10 @@ class Orchestrator:
             raise NotFound(f"session {session_id!r} does not exist")
         return s
 
+    async def list_sessions(self, status: SessionStatus | None = None) -> list[Session]:
+        return [s for s in await self.store.list_sessions()
+                if status is None or s.status == status]
+
     async def set_interrupt(self, reason: str | None, by: str) -> Interrupt | None:
         value = None if reason is None else Interrupt(reason, self.clock(), by)
         await self.store.set_interrupt(value, self.clock())
@@ -199,17 +189,26 @@ class Orchestrator:
     # -- tasks ---------------------------------------------------------------------------
 
     async def add_tasks(self, specs: Sequence[TaskSpec]) -> list[Task]:
+        for spec in specs:
+            limits.check_size(spec.input, self.settings.max_input_bytes,
+                              f"input of task {spec.id or spec.type!r}")
         if not specs:
             raise InvalidInput("a batch needs at least one task")
         if len(specs) > self.settings.max_batch:
             raise InvalidInput(f"a batch holds at most {self.settings.max_batch} tasks")
-        return await self.store.add_tasks(specs, self.clock())
+        return await planning.add_tasks(self.store, specs, self.clock, self.settings)
 
     async def get_task(self, task_id: str) -> tuple[Task, list[Attempt]]:
         task = await self.store.get_task(task_id)
         if task is None:
             raise NotFound(f"task {task_id!r} does not exist")
         return task, await self.store.history(task_id)
+
+    async def list_tasks(self, *, status: str | None = None, capability: str | None = None,
+                         session: str | None = None, limit: int = 100,
+                         cursor: str | None = None) -> tuple[list[Task], str | None]:
+        return await self.store.list_tasks(status=status, capability=capability,
+                                           session=session, limit=limit, cursor=cursor)
 
     async def request_work(self, session: Session, wait: float,
                            waiter: Waiter | None = None) -> Claimed | None:
@@ -218,20 +217,16 @@ class Orchestrator:
         The waiter is parked before the first attempt, so a task made ready while that
         attempt runs still wakes it: no lost wake-up, no polling.
         """
+        limits.check_wait(wait)
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + wait
+        deadline = loop.time() + min(wait, self.settings.max_wait)
         waiter = waiter or Waiter(session.id, frozenset(session.capabilities))
         self.waiters.park(waiter)
         try:
             while not (self._stopping or waiter.abandoned):
-                woken_for, waiter.woken_for = waiter.woken_for, None
-                waiter.event.clear()
-                if self.interrupt is None:
-                    got = await self.store.claim_next(session.id, self.clock())
-                    if got is not None:
-                        if woken_for is not None and woken_for != got.task.required_capability:
-                            self.waiters.wake(woken_for)  # pass on what we were woken for
-                        return got
+                got = await self._try_claim(session, waiter, deadline > loop.time())
+                if got is not None:
+                    return got
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     return None
@@ -244,6 +239,25 @@ class Orchestrator:
             self.waiters.leave(waiter)
             if waiter.woken_for is not None:  # woken but leaving: hand the wake-up on
                 self.waiters.wake(waiter.woken_for)
+
+    async def _try_claim(self, session: Session, waiter: Waiter,
+                         may_wait: bool) -> Claimed | None:
+        """One attempt of a long-poll; a wake-up it did not use is passed on."""
+        woken_for, waiter.woken_for = waiter.woken_for, None
+        offered, waiter.offered = waiter.offered, False
+        waiter.event.clear()
+        if self.interrupt is not None:
+            return None
+        try:
+            got = await self.scheduler.claim(session, self.clock, True if offered else None)
+        except Contended:
+            if not may_wait:
+                raise
+            waiter.event.set()  # ask again at once: there is work, others were quicker
+            return None
+        if got is not None and woken_for not in (None, got.task.required_capability):
+            self.waiters.wake(woken_for)  # pass on what we were woken for
+        return got
 
     async def claim(self, session: Session, task_id: str) -> Claimed:
         if self.interrupt is not None:
@@ -259,6 +273,7 @@ class Orchestrator:
 
     async def complete(self, session: Session, task_id: str, token: int,
                        result: JSON) -> Recorded:
+        limits.check_size(result, self.settings.max_input_bytes, "result")
         return await self.store.complete(session.id, task_id, token, result, self.clock())
 
     async def fail(self, session: Session, task_id: str, token: int, error: str,
@@ -272,7 +287,8 @@ class Orchestrator:
 
     async def put_knowledge(self, topic: str, content: JSON, tags: list[str],
                             expected_version: int | None, by: Principal) -> KnowledgeEntry:
-        _check_topic(topic)
+        limits.check_size(content, self.settings.max_input_bytes, "knowledge content")
+        limits.check_topic(topic)
         return await self.store.put_knowledge(topic, content, tags, expected_version, by.name,
                                               self.clock())
 
@@ -283,30 +299,42 @@ class Orchestrator:
             raise NotFound(f"{what}knowledge topic {topic!r} does not exist")
         return entry
 
+    async def list_knowledge(self, tag: str | None) -> list[KnowledgeEntry]:
+        return await self.store.list_knowledge(tag)
+
     async def delete_knowledge(self, topic: str, expected_version: int | None,
                                by: Principal) -> KnowledgeEntry:
         return await self.store.delete_knowledge(topic, expected_version, by.name, self.clock())
 
-    # -- metrics -------------------------------------------------------------------------
+    # -- the swarm -----------------------------------------------------------------------
+
+    async def counts(self) -> Counts:
+        return await self.store.counts()
 
     async def status(self) -> dict[str, JSON]:
         return status_view(await self.store.counts())
 
-    # -- the coordination loop -----------------------------------------------------------
+    async def events_after(self, seq: int, limit: int) -> list[Event]:
+        return await self.store.events_after(seq, limit)
+
+    async def health(self) -> Health:
+        """Liveness: which store, which replica, leading or not, and whether the store
+        answers now (`error` says why not)."""
+        health = Health(self.store.kind, self.settings.replica_id, self.leader)
+        try:
+            await self.store.ping()
+        except SwarmError as exc:
+            return Health(health.store, health.replica_id, health.leader, exc.message)
+        return health
 
     def _on_events(self, events: Sequence[Event]) -> None:
-        """Committed events (from any replica): wake waiters, pull the reaper earlier."""
+        """Committed events (from any replica): wake waiters, follow the interrupt."""
         for ev in events:
             d = ev.data
             if ev.type in READY_EVENTS or (ev.type == "task.added" and d.get("status") == "ready"):
                 self.waiters.wake(d.get("required_capability"))
             elif ev.type == "task.assigned":
                 self.waiters.wake_session(d["session_id"])
-                self._deadline_at(d["deadline"])
-            elif ev.type == "task.claimed":
-                self._deadline_at(d["expires_at"])
-            elif ev.type == "session.joined":
-                self._deadline_at(ev.at + self.settings.lease_ttl(d["heartbeat_interval"]))
             elif ev.type == "swarm.interrupt":
                 self._refresh_interrupt(d)
 
@@ -317,81 +345,6 @@ class Orchestrator:
         else:
             self.interrupt = None
             self.waiters.wake_all()
-
-    def _deadline_at(self, deadline: float) -> None:
-        if self._target is None or deadline < self._target:
-            self._target = deadline
-            self._poke.set()
-
-    async def tick(self, now: float) -> float | None:
-        """One pass of the coordination loop at `now`: reap everything due, then offer work
-        to sessions idle past `idle_threshold`. Returns the next deadline. Tests call this
-        directly with a hand-moved clock (the loop's deterministic drain mode)."""
-        while True:
-            reaped = await self.store.reap(now, self.settings.reap_batch)
-            if reaped:
-                log.info("reaped: %d requeued, %d failed, %d sessions offline",
-                         len(reaped.requeued), len(reaped.failed), len(reaped.offline))
-            if not reaped.more:
-                break
-        await self._match(now)
-        return await self.store.next_deadline()
-
-    async def _match(self, now: float) -> None:
-        """Push work to sessions that sat idle past idle_threshold without asking for it
-        (a session that long-polls takes ready work itself and is never idle that long)."""
-        if self.interrupt is not None:
-            return
-        # long-idle sessions first: there rarely are any, and counting tasks scans them all
-        idle = await self.store.idle_sessions(now, self.settings.idle_threshold)
-        if not idle or not (await self.store.counts()).tasks.get("ready"):
-            return
-        for s in idle:
-            try:
-                offered = await self.store.assign_next(
-                    s.id, now, now + self.settings.task_claim_timeout)
-            except NotClaimable:
-                continue
-            if offered is not None:
-                log.info("offered %s to idle session %s", offered.id, s.id)
-
-    async def _coordinate(self) -> None:
-        """Sleep until the next deadline (or a poke), then tick. Never a fixed poll."""
-        match_period = max(self.settings.idle_threshold / 4, 0.05)
-        while not self._stopping:
-            self._poke.clear()
-            delay = match_period
-            if await self.lease.keep():
-                try:
-                    nxt = await self.tick(self.clock())
-                    self._target = nxt
-                    if nxt is not None:
-                        # a hair past the deadline, so the lease is due when we look
-                        delay = min(max(nxt - self.clock(), 0.0) + 0.005, match_period)
-                except SwarmError as exc:
-                    log.warning("coordination pass failed, retrying in 1 s: %s", exc)
-                    delay = 1.0
-            if self.lease.renew_every is not None:  # come round in time to renew the lease
-                delay = min(delay, self.lease.renew_every)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._poke.wait(), delay)
-
-
-#: A topic is a name people read: no controls (C0, DEL, C1) and none of the invisible or
-#: bidi format characters that make one name look like another (soft hyphen, zero-width
-#: and joiners, LRM/RLM, embeddings, overrides and isolates, line/paragraph separators,
-#: BOM); its "/"-separated segments as in ids (`rules.SEGMENTS`). Written with escapes
-#: both Python and JSON Schema (ECMA) regexes read alike.
-TOPIC_PATTERN = ("^" + rules.SEGMENTS + r"[^\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e"
-                 r"\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb]{1,256}$")
-TOPIC_RE = re.compile(TOPIC_PATTERN.removesuffix("$") + r"\Z")
-
-
-def _check_topic(topic: str) -> None:
-    if not TOPIC_RE.match(topic):
-        raise InvalidInput("a knowledge topic is 1..256 printable characters (no controls, "
-                           "no invisible or bidi format characters), and no empty, '.' or "
-                           "'..' segment between its '/'")
 
 
 def status_view(c: Counts) -> dict[str, JSON]:
@@ -420,10 +373,3 @@ def status_view(c: Counts) -> dict[str, JSON]:
         "utilization": (busy / active) if active else 0.0,
         "last_event_seq": c.last_seq,
     }
-
-
-def require_holder(principal: Principal) -> Session:
-    """Task outcome calls take a session token: the token alone says which session calls."""
-    if principal.session is None:
-        raise Forbidden("this call takes a session token (from POST /session/register)")
-    return principal.session

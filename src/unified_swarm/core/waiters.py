@@ -19,6 +19,8 @@ class Waiter:
     capabilities: frozenset[str]  # empty: takes any capability
     event: asyncio.Event = field(default_factory=asyncio.Event)
     woken_for: str | None = None
+    #: woken by an offer made to this session: look up its offers first
+    offered: bool = False
     #: the client went away: claim nothing more for it
     abandoned: bool = False
 
@@ -63,6 +65,8 @@ class Waiters:
             w.event.set()
 
     def wake_session(self, session_id: str) -> None:
+        """An offer was made to this session: its waiters look at their offers."""
         for w in self._parked:
             if w.session_id == session_id:
+                w.offered = True
                 w.event.set()

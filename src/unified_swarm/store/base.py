@@ -1,10 +1,18 @@
 """The Store protocol: the atomic primitives the orchestrator is built on.
 
-Policy lives above this seam (who gets which task and when, long-polling, the coordination
-loop); each backend provides only these primitives. Every method that changes state is ONE
-atomic step (one SQL transaction begun with BEGIN IMMEDIATE, or one Redis script) that also
-appends the events for the change, so the event log and the state never disagree. Listeners
-added with `add_listener` hear those events only after the step is durable.
+Policy lives above this seam, in `core/`: which task a session gets and which session gets
+an offer (core/scheduling.py), how a batch is planned (core/planning.py), when to reap
+and whom to match (core/coordinator.py). A store only keeps state and offers primitives:
+read ready candidates, claim or offer a *named* task by compare-and-set, insert a planned
+batch if what its plan assumed still holds, record an outcome under a fencing token, reap.
+No method here chooses among tasks. The rules that must hold inside a step (which status
+may follow which, retry-or-fail, lease deadlines, dependency release, scores) come from
+`lifecycle.py`, written once for every backend.
+
+Every method that changes state is ONE atomic step (one SQL transaction begun with BEGIN
+IMMEDIATE, or one Redis script) that also appends the events for the change, so the event
+log and the state never disagree. Listeners added with `add_listener` hear those events
+only after the step is durable.
 
 Rules shared by every method below:
 
@@ -17,65 +25,35 @@ Rules shared by every method below:
   answers `Recorded(duplicate=True)`; a different outcome for a recorded attempt raises
   `OutcomeMismatch`. A session that never held the task gets `Forbidden`; one whose lease is
   gone gets `LeaseLost`.
+- A session may start work (claim, be offered) while it is online, not draining, and runs
+  fewer leases than its `max_concurrent_tasks`; else `NotClaimable`. A named task that can no
+  longer be had (held elsewhere, not ready, a capability the session lacks) is `TaskTaken`
+  (a `NotClaimable`): a scheduler moves on to its next candidate.
 - Errors raised inside a step leave the store exactly as it was.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
-from ..core.rules import TaskSpec
-from ..models import JSON, Attempt, Event, Interrupt, KnowledgeEntry, Lease, Session, Task
-
-#: Called with the events of one committed step, in sequence order, on the event loop.
-EventListener = Callable[[Sequence[Event]], None]
-
-
-@dataclass(slots=True)
-class Claimed:
-    task: Task
-    lease: Lease
-
-
-@dataclass(slots=True)
-class Recorded:
-    """What an outcome call (progress, complete, fail) left behind."""
-
-    task: Task
-    duplicate: bool = False
-
-
-@dataclass(slots=True)
-class Heartbeat:
-    session: Session
-    held: list[Lease]
-    assignments: list[Task]
-
-
-@dataclass(slots=True)
-class Reaped:
-    """What one reaper pass moved on; `more` when it stopped at its batch limit."""
-
-    requeued: list[str] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)
-    offline: list[str] = field(default_factory=list)
-    more: bool = False
-
-    def __bool__(self) -> bool:
-        return bool(self.requeued or self.failed or self.offline)
-
-
-@dataclass(slots=True)
-class Counts:
-    """Numbers for /swarm/status and /metrics, read in one consistent snapshot."""
-
-    sessions: dict[str, int]
-    tasks: dict[str, int]
-    completed_total: int
-    duration_sum: float
-    last_seq: int
+from ..models import (
+    JSON,
+    Attempt,
+    Candidate,
+    Claimed,
+    Counts,
+    Event,
+    EventListener,
+    Heartbeat,
+    Interrupt,
+    KnowledgeEntry,
+    Reaped,
+    Recorded,
+    Session,
+    Task,
+    TaskStatus,
+)
 
 
 @runtime_checkable
@@ -133,10 +111,17 @@ class Store(Protocol):
 
     # -- tasks -------------------------------------------------------------------------
 
-    async def add_tasks(self, specs: Sequence[TaskSpec], now: float) -> list[Task]:
-        """Atomically add a batch (all or nothing), checked by `rules.plan_batch`.
+    async def task_statuses(self, task_ids: Sequence[str]) -> dict[str, TaskStatus]:
+        """The status of each of these tasks that exists (read only; what a plan reads)."""
 
-        Raises AlreadyExists, UnknownDependency, DependencyCycle. Emits `task.added` each.
+    async def insert_batch(self, tasks: Sequence[Task], assumed: Mapping[str, TaskStatus],
+                           now: float) -> list[Task] | None:
+        """Atomically insert a planned batch (all or nothing), in the order given.
+
+        `assumed` holds the statuses of stored tasks the plan read (the batch's dependencies
+        outside it): when one of them has changed, nothing is written and the answer is None
+        (plan again). Raises AlreadyExists when a task id exists. Gives each task its `seq`
+        and timestamps; emits `task.added` each.
         """
 
     async def get_task(self, task_id: str) -> Task | None:
@@ -156,29 +141,36 @@ class Store(Protocol):
     async def history(self, task_id: str) -> list[Attempt]:
         """Every attempt of a task, oldest first (read only)."""
 
-    async def claim_next(self, session_id: str, now: float) -> Claimed | None:
-        """Atomically claim the best task for the session, or None when nothing matches.
+    async def ready_candidates(self, capabilities: Sequence[str],
+                               limit: int) -> list[Candidate]:
+        """Ready tasks a session with these capabilities may take (read only): at most
+        `limit` per capability, best first by the index order (priority, then age), from
+        one bounded index read each, however long the queue. No capabilities: any task.
+        A candidate may be gone by the time it is claimed (`TaskTaken`)."""
 
-        First a task offered to this session (`assigned` to it), else the ready task with
-        the session's capability (any, when it has none) of highest priority, then oldest.
-        The claim bumps the fencing token and attempts, starts a lease and an attempt row.
-        Asking for work proves the session alive (like a heartbeat): a session that had gone
-        silent comes back online (`session.joined`, resumed); one that left stays out.
-        Raises NotClaimable when the session left, is draining or at max concurrency.
-        Emits `task.claimed`.
-        """
+    async def offered_to(self, session_id: str) -> list[Candidate]:
+        """The tasks offered to (`assigned` to) this session, oldest first (read only)."""
+
+    async def check_in(self, session_id: str, now: float) -> Session:
+        """Atomically note that the session asked for work. Asking proves it alive (like a
+        heartbeat): a session that had gone silent comes back online (`session.joined`,
+        resumed); one that left stays out. Raises NotFound, or NotClaimable when it cannot
+        take work now (left, draining, at max concurrency)."""
 
     async def claim(self, session_id: str, task_id: str, now: float) -> Claimed:
-        """Atomically claim one named task: ready, or assigned to this session.
-
-        Raises NotFound, or NotClaimable (held elsewhere, not ready, capability missing,
-        session at capacity). Emits `task.claimed`.
+        """Atomically claim one named task, ready or offered to this session: compare-and-set
+        on its status. The claim bumps the fencing token and attempts, starts a lease and an
+        attempt row, and proves the session alive as `check_in` does. Raises NotFound,
+        NotClaimable (the session cannot take work) or TaskTaken (the task is held
+        elsewhere, not ready, or needs a capability the session lacks). Emits `task.claimed`.
         """
 
-    async def assign_next(self, session_id: str, now: float, deadline: float) -> Task | None:
-        """Atomically offer the best ready task for the session (as `claim_next` would pick
-        it) to that session until `deadline` (`task.assigned`); None when nothing matches.
-        Raises NotClaimable like `claim_next`."""
+    async def offer(self, session_id: str, task_id: str, now: float,
+                    deadline: float) -> Task | None:
+        """Atomically offer one named ready task to the session until `deadline`
+        (`task.assigned`); it claims it, or it goes back when the deadline passes. An offer
+        is the server's initiative and proves no liveness: a session that went silent is
+        offered nothing (None). Raises NotClaimable or TaskTaken as `claim` does."""
 
     async def progress(
         self, session_id: str, task_id: str, token: int, value: float, message: str | None,
@@ -275,7 +267,7 @@ class Leadership(Protocol):
         own clock. Returns the holder's leader token: the same while it renews in time, a
         higher one whenever the lease changed hands or lapsed (tokens only ever grow); None
         while another holder's lease runs. While a holder believes it leads, the store
-        refuses its coordinator writes (`reap`, `assign_next`) with Conflict once another
+        refuses its coordinator writes (`reap`, `offer`) with Conflict once another
         holder has taken the lease: a paused leader cannot act on a stale view.
         """
 

@@ -37,6 +37,7 @@ import httpx
 
 from .. import __version__
 from ..client import AsyncClient, Client, RetryPolicy
+from ..client.base import CallHook
 from ..client.types import JSON, Claimed, Interrupt, Registered, Task
 from ..errors import (
     AlreadyExists,
@@ -136,12 +137,15 @@ class Worker:
     """See the module docstring. `run()` returns a `WorkerExit` code."""
 
     def __init__(self, config: WorkerConfig, executor: Executor, *,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 transport: httpx.AsyncBaseTransport | None = None,
+                 on_call: CallHook | None = None) -> None:
         self.config = config
         self.executor = executor
         #: how the event loop's calls travel (the heartbeat keeps its own connection);
         #: tests inject faults here, as the SDK's tests do
         self.transport = transport
+        #: told of every call this worker makes (`swarm worker` passes the chaos journal)
+        self.on_call = on_call
         self.log = _Prefix(log, {"worker": config.name})
         self.book = LeaseBook()
         self.stats = Stats()
@@ -212,7 +216,7 @@ class Worker:
         try:
             async with AsyncClient(self.config.url, self.config.token,
                                    timeout=max(10.0, self.config.heartbeat_interval),
-                                   transport=self.transport) as op:
+                                   transport=self.transport, on_call=self.on_call) as op:
                 try:
                     registered = await self._register(op)
                 except SwarmError as exc:
@@ -234,7 +238,8 @@ class Worker:
         heart_client = Client(self.config.url, registered["token"],
                               timeout=max(1.0, self.config.heartbeat_interval),
                               retry=RetryPolicy(attempts=2, backoff=0.1,
-                                                budget=self.config.heartbeat_interval))
+                                                budget=self.config.heartbeat_interval),
+                              on_call=self.on_call)
         self._heart = Heartbeat(heart_client, self.config.heartbeat_interval, self.book,
                                 status=self._status_report, deliver=self._from_heartbeat,
                                 log=self.log, worker_name=self.config.name)

@@ -8,11 +8,10 @@ transitions.
 Atomicity: every operation, reads included, is ONE call of one Lua script (scripts.py,
 lua/*.lua), and a script runs alone on the Redis primary. Each script checks everything
 it may refuse before its first write, so a refused call writes nothing, and appends its
-events to the log in the same step. The one rule run in Python before the script is
-`rules.plan_batch` for add_tasks: it reads the statuses of the batch's dependencies
-first, and the script writes the batch only if none of those statuses changed and no id
-exists yet (else it writes nothing and the batch is planned again, at most MAX_REPLANS
-times). So the batch is checked against exactly the state it is written into.
+events to the log in the same step. `insert_batch` writes a batch planned in Python
+(core/planning.py) only if none of the statuses its plan read has changed and no id exists
+yet, so the batch is checked against exactly the state it is written into. The state
+machine's tables reach the scripts as data (scripts.py `rules`).
 
 Clock ("one clock for leases"): by default a script judges time by the `now` it is
 given, which is what tests that move time by hand need. An orchestrator running on the
@@ -35,28 +34,32 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
 from ...config import Settings
-from ...core import rules
-from ...core.rules import TaskSpec
 from ...errors import InvalidInput, Unavailable
 from ...jsonutil import digest, dumps
 from ...models import (
     JSON,
     Attempt,
+    Candidate,
+    Claimed,
+    Counts,
     Event,
+    EventListener,
+    Heartbeat,
     Interrupt,
     KnowledgeEntry,
+    Reaped,
+    Recorded,
     Session,
     Task,
     TaskStatus,
 )
-from ..base import Claimed, Counts, EventListener, Heartbeat, Reaped, Recorded
 from . import codec
 from .codec import num, opt
 from .connection import (
@@ -75,7 +78,6 @@ from .keys import Keys
 from .scripts import refusal, source
 
 SCHEMA_VERSION = 1
-MAX_REPLANS = 8
 #: tasks one list_tasks call looks at before it answers with a cursor
 LIST_BUDGET = 20_000
 
@@ -215,31 +217,24 @@ class RedisStore:
 
     # -- tasks ---------------------------------------------------------------------------
 
-    async def add_tasks(self, specs: Sequence[TaskSpec], now: float) -> list[Task]:
-        for _ in range(MAX_REPLANS):
-            wanted = sorted({s.id for s in specs if s.id}
-                            | {d for s in specs for d in s.dependencies})
-            stored = await self._statuses(wanted)
-            tasks = rules.plan_batch(specs, _known(stored), now,
-                                     self.settings)
-            reply = await self._call("add_tasks", *_batch_args(tasks, stored), now=now)
-            if reply[0] == "replan":
-                continue
-            _, seqs, at = reply
-            for t, seq in zip(tasks, seqs, strict=True):
-                t.seq, t.created_at, t.updated_at = int(seq), float(at), float(at)
-            return tasks
-        raise Unavailable("the batch's dependencies kept changing while it was added; "
-                          "send it again", retry_after=0.1)
-
-    async def _statuses(self, ids: list[str]) -> dict[str, TaskStatus]:
+    async def task_statuses(self, task_ids: Sequence[str]) -> dict[str, TaskStatus]:
         found: dict[str, TaskStatus] = {}
-        for i in range(0, len(ids), 1000):
-            chunk = ids[i:i + 1000]
+        for i in range(0, len(task_ids), 1000):
+            chunk = list(task_ids[i:i + 1000])
             reply = await self._call("statuses", *chunk)
             found.update({tid: TaskStatus(st) for tid, st in zip(chunk, reply[0], strict=True)
                           if st})
         return found
+
+    async def insert_batch(self, tasks: Sequence[Task], assumed: Mapping[str, TaskStatus],
+                           now: float) -> list[Task] | None:
+        reply = await self._call("insert_batch", *_batch_args(tasks, assumed), now=now)
+        if reply[0] == "replan":
+            return None
+        _, seqs, at = reply
+        for t, seq in zip(tasks, seqs, strict=True):
+            t.seq, t.created_at, t.updated_at = int(seq), float(at), float(at)
+        return list(tasks)
 
     async def get_task(self, task_id: str) -> Task | None:
         reply = await self._call("get_task", task_id)
@@ -267,16 +262,29 @@ class RedisStore:
         reply = await self._call("history", task_id)
         return [codec.attempt_from(task_id, f) for f in reply[0]]
 
-    async def claim_next(self, session_id: str, now: float) -> Claimed | None:
-        reply = await self._call("claim_next", session_id, now=now)
-        return None if not reply[0] else _claimed(reply[0])
+    async def ready_candidates(self, capabilities: Sequence[str],
+                               limit: int) -> list[Candidate]:
+        reply = await self._call("ready_candidates", str(int(limit)), *capabilities)
+        found = [codec.candidate_from(values) for values in reply[0]]
+        if len(capabilities) > 1:
+            found.sort(key=lambda t: (-t.priority, t.seq))  # the heads of several indexes
+        return found
+
+    async def offered_to(self, session_id: str) -> list[Candidate]:
+        reply = await self._call("offered_to", session_id)
+        return [codec.candidate_from(values) for values in reply[0]]
+
+    async def check_in(self, session_id: str, now: float) -> Session:
+        reply = await self._call("check_in", session_id, now=now)
+        return codec.session_from(reply[0])
 
     async def claim(self, session_id: str, task_id: str, now: float) -> Claimed:
         reply = await self._call("claim", session_id, task_id, now=now)
         return _claimed(reply[0])
 
-    async def assign_next(self, session_id: str, now: float, deadline: float) -> Task | None:
-        reply = await self._call("assign_next", session_id, num(deadline), now=now)
+    async def offer(self, session_id: str, task_id: str, now: float,
+                    deadline: float) -> Task | None:
+        reply = await self._call("offer", session_id, task_id, num(deadline), now=now)
         return None if not reply[0] else codec.task_from(reply[0])
 
     async def progress(self, session_id: str, task_id: str, token: int, value: float,
@@ -374,26 +382,25 @@ class RedisStore:
         await self._call("resign", holder)
 
 
-def _batch_args(tasks: list[Task], stored: dict[str, TaskStatus]) -> list[str]:
-    """The add_tasks arguments: the dependency statuses the plan assumed, then the tasks."""
+def from_settings(settings: Settings) -> RedisStore:
+    """The store `settings.store` names (redis://, rediss://, unix://): config.STORES."""
+    return RedisStore(settings.store, settings)
+
+
+def _batch_args(tasks: Sequence[Task], assumed: Mapping[str, TaskStatus]) -> list[str]:
+    """The insert_batch arguments: the statuses the plan assumed, then the tasks."""
     new = {t.id for t in tasks}
-    external = sorted({d for t in tasks for d in t.dependencies} - new)
-    args = [str(len(external))]
-    for dep in external:
-        args += [dep, stored[dep].value]
+    args = [str(len(assumed))]
+    for dep in sorted(assumed):
+        args += [dep, assumed[dep].value]
     args.append(str(len(tasks)))
     for t in tasks:
         open_deps = sum(1 for d in t.dependencies
-                        if d in new or stored[d] != TaskStatus.COMPLETED)
+                        if d in new or assumed[d] != TaskStatus.COMPLETED)
         fields = codec.task_fields(t)
         args += [t.id, t.status.value, str(open_deps), codec.added_event_data(t),
                  str(len(fields) // 2), *fields, str(len(t.dependencies)), *t.dependencies]
     return args
-
-
-def _known(stored: dict[str, TaskStatus]) -> Callable[[list[str]], dict[str, TaskStatus]]:
-    """plan_batch's lookup over statuses read before the plan."""
-    return lambda ids: {i: stored[i] for i in ids if i in stored}
 
 
 def _claimed(flat: list[str]) -> Claimed:
@@ -410,4 +417,4 @@ def _opt_int(value: int | None) -> str:
     return opt(None if value is None else str(int(value)))
 
 
-__all__ = ["RedisStore"]
+__all__ = ["RedisStore", "from_settings"]

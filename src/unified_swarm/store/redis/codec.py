@@ -7,12 +7,15 @@ capabilities, metadata) are written by Python (orjson) and never re-encoded by L
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from ...core import rules
+from ... import lifecycle
 from ...jsonutil import dumps, loads
 from ...models import (
+    CANDIDATE_FIELDS,
     Attempt,
+    Candidate,
     Event,
     Interrupt,
     KnowledgeEntry,
@@ -80,10 +83,24 @@ def task_from(flat: Flat) -> Task:
     )
 
 
+#: how each candidate field is read back from its text (None stays None)
+_CANDIDATE_TYPES: dict[str, Callable[[str], Any]] = {
+    "priority": int, "seq": int, "fencing_token": int, "attempts": int, "max_attempts": int,
+    "created_at": float, "estimated_hours": float, "critical": lambda v: v == "1",
+}
+
+
+def candidate_from(values: list[str | None]) -> Candidate:
+    """A Candidate from the HMGET of CANDIDATE_FIELDS."""
+    fields: dict[str, Any] = {k: v if v is None else _CANDIDATE_TYPES.get(k, str)(v)
+                              for k, v in zip(CANDIDATE_FIELDS, values, strict=True)}
+    return Candidate(**fields)
+
+
 def task_fields(t: Task) -> list[str]:
     """The hash fields of a new task that Python decides (the script adds id, status, seq,
     open_deps and the timestamps)."""
-    ready_priority = t.priority if t.priority_given else rules.compute_priority(t, True)
+    ready_priority = lifecycle.ready_priority(t)
     fields: dict[str, str | None] = {
         "type": t.type, "title": t.title, "input": dumps(t.input),
         "required_capability": t.required_capability, "priority": str(t.priority),

@@ -19,8 +19,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from redis.asyncio import Redis
 
 from ...errors import SwarmError
-from ...models import Event
-from ..base import EventListener
+from ...models import Event, EventListener
 from .connection import UNAVAILABLE_ERRORS
 
 log = logging.getLogger("unified_swarm.store.redis")

@@ -7,7 +7,7 @@
 | P:events                   | zset   | seq -> event JSON {"seq","type","at","data"}              |
 | P:seq:tasks                | string | last task seq (insertion order, the list cursor)         |
 | P:task:{id}                | hash   | one task: the Task fields, plus seq, open_deps,          |
-|                            |        | priority_ready (rules.on_ready's priority, precomputed)  |
+|                            |        | priority_ready (lifecycle.ready_priority, precomputed)  |
 | P:tasks                    | zset   | seq -> task id: every task, insertion order              |
 | P:status:{status}          | zset   | seq -> task id, per task status                          |
 | P:count:tasks              | hash   | status -> number of tasks                                |

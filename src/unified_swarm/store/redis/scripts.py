@@ -1,12 +1,13 @@
 """The one Lua script behind every RedisStore operation, and what its replies mean.
 
-The script is lua/lib.lua (shared helpers) + the operation files, between a header that
-unpacks the arguments and a dispatcher that runs one operation. Every call sends:
+The script is a generated header (the arguments unpacked, and `lifecycle`'s tables as Lua
+data: `rules()`), lua/lib.lua (shared helpers), the operation files, and a dispatcher that
+runs one operation. Every call sends:
 
     ARGV = op, prefix, epoch, clock, fence, channel, lease_factor, now, op arguments...
 
 The dispatcher first refuses when the store epoch is not the one this process opened
-(an emptied or replaced Redis), and, for the coordinator's writes (reap, assign_next),
+(an emptied or replaced Redis), and, for the coordinator's writes (reap, offer),
 when this process believes it leads but the leader lease says otherwise. Then it sets NOW
 (the caller's `now`, or Redis TIME with the store clock, never behind the last time a
 write recorded), runs the operation, and publishes the last event seq when the operation
@@ -18,9 +19,10 @@ its arguments, which `refusal` turns into the same SwarmError the SQLite store r
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from importlib import resources
 
-from ...core import rules
+from ... import lifecycle
 from ...errors import (
     AlreadyExists,
     Conflict,
@@ -31,19 +33,19 @@ from ...errors import (
     OutcomeMismatch,
     StaleVersion,
     SwarmError,
+    TaskTaken,
     Unavailable,
 )
+from ...models import CANDIDATE_FIELDS, TaskStatus
 
 LUA_FILES = ("lib.lua", "sessions.lua", "tasks.lua", "swarm.lua")
 
-HEADER = """\
+ARGUMENTS = """\
 local OP, P, EPOCH, CLOCK, FENCE, CHANNEL = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local FACTOR, NOWARG = tonumber(ARGV[7]), ARGV[8]
-local A = {{}}
+local A = {}
 for i = 9, #ARGV do A[i - 8] = ARGV[i] end
-local OPS = {{}}
-local ALPHA = {alpha!r}
-local TRANSITIONS = {{{transitions}}}
+local OPS = {}
 """
 
 DISPATCH = """\
@@ -53,7 +55,7 @@ if OP ~= 'init' then
   local epoch = redis.call('HGET', P .. ':meta', 'epoch')
   if epoch ~= EPOCH then return {'!', {}, 'epoch', epoch or ''} end
 end
-if FENCE ~= '' and (OP == 'reap' or OP == 'assign_next')
+if FENCE ~= '' and (OP == 'reap' or OP == 'offer')
     and redis.call('GET', P .. ':leader') ~= FENCE then
   return {'!', {}, 'not_leader'}
 end
@@ -67,11 +69,36 @@ return reply
 """
 
 
+def _set(statuses: Iterable[TaskStatus]) -> str:
+    return "{" + ", ".join(f"['{s.value}'] = true" for s in sorted(statuses)) + "}"
+
+
+def rules() -> str:
+    """The lifecycle's tables as Lua data, so no Lua file restates them:
+
+    TRANSITIONS['old>new'], the sets HELD, FINAL and DEAD, RELEASE['status|again'] and
+    RELEASE['status|done'] (`lifecycle.after_release`), the score's ALPHA and SCORE_START,
+    and MAX_PRIORITY (the ready index's score)."""
+    edges = ", ".join(f"['{old.value}>{new.value}'] = true"
+                      for old, new in sorted(lifecycle.TRANSITIONS))
+    release = ", ".join(f"['{status.value}|{'again' if again else 'done'}'] = '{new.value}'"
+                        for (status, again), new in sorted(lifecycle.RELEASE.items()))
+    return "\n".join([
+        f"local TRANSITIONS = {{{edges}}}",
+        f"local HELD = {_set(lifecycle.HELD)}",
+        f"local FINAL = {_set(lifecycle.FINAL)}",
+        f"local DEAD = {_set(lifecycle.DEAD)}",
+        f"local RELEASE = {{{release}}}",
+        f"local ALPHA, SCORE_START = {lifecycle.SCORE_ALPHA!r}, {lifecycle.SCORE_START!r}",
+        f"local MAX_PRIORITY = {lifecycle.MAX_PRIORITY}",
+        # not a rule: the fields a scheduler's candidate carries (models.Candidate)
+        "local CANDIDATE_FIELDS = {" + ", ".join(f"'{f}'" for f in CANDIDATE_FIELDS) + "}",
+    ]) + "\n"
+
+
 def source() -> str:
-    """The whole script, with the core rules it needs (transitions, score weight) inlined."""
-    transitions = ", ".join(
-        f"['{old.value}>{new.value}'] = true" for old, new in sorted(rules.TRANSITIONS))
-    parts = [HEADER.format(alpha=rules.SCORE_ALPHA, transitions=transitions)]
+    """The whole script: arguments, the lifecycle's rules as data, the Lua files, dispatch."""
+    parts = [ARGUMENTS, rules()]
     folder = resources.files(__package__).joinpath("lua")
     parts += [folder.joinpath(name).read_text(encoding="utf-8") for name in LUA_FILES]
     parts.append(DISPATCH)
@@ -83,7 +110,8 @@ def _lease_gone(tid: str, token: str, outcome: str) -> LeaseLost:
     return LeaseLost(f"the lease of {tid!r} (token {token}) is no longer held{suffix}")
 
 
-REFUSALS = {
+#: a refusal code of the scripts -> the error it stands for, built from its arguments
+REFUSALS: dict[str, Callable[..., SwarmError]] = {
     "no_task": lambda tid: NotFound(f"task {tid!r} does not exist"),
     "no_session": lambda sid: NotFound(f"session {sid!r} does not exist"),
     "no_topic": lambda topic: NotFound(f"knowledge topic {topic!r} does not exist"),
@@ -93,9 +121,9 @@ REFUSALS = {
     "draining": lambda sid: NotClaimable(f"session {sid!r} is draining and takes no new work"),
     "at_capacity": lambda sid, n: NotClaimable(
         f"session {sid!r} already runs {n} task(s), its max_concurrent_tasks"),
-    "offered_elsewhere": lambda tid: NotClaimable(f"task {tid!r} is offered to another session"),
-    "not_ready": lambda tid, status: NotClaimable(f"task {tid!r} is {status}, not ready"),
-    "capability": lambda tid, cap, sid: NotClaimable(
+    "offered_elsewhere": lambda tid: TaskTaken(f"task {tid!r} is offered to another session"),
+    "not_ready": lambda tid, status: TaskTaken(f"task {tid!r} is {status}, not ready"),
+    "capability": lambda tid, cap, sid: TaskTaken(
         f"task {tid!r} needs capability {cap!r}, which session {sid!r} does not have"),
     "final": lambda tid, status: NotClaimable(f"task {tid!r} is already {status}"),
     "stale_token": lambda tid, token: LeaseLost(
@@ -119,4 +147,4 @@ def refusal(code: str, args: list[str]) -> SwarmError:
     make = REFUSALS.get(code)
     if make is None:
         return SwarmError(f"the redis store script refused with {code!r} {args}")
-    return make(*args)  # type: ignore[no-any-return,operator]
+    return make(*args)

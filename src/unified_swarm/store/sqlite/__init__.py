@@ -10,30 +10,39 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Concatenate, ParamSpec, TypeVar
 
 from ...config import Settings
-from ...core.rules import TaskSpec
 from ...errors import InvalidInput
 from ...jsonutil import dumps, loads
 from ...models import (
     JSON,
     Attempt,
+    Candidate,
+    Claimed,
+    Counts,
     Event,
+    EventListener,
+    Heartbeat,
     Interrupt,
     KnowledgeEntry,
+    Reaped,
+    Recorded,
     Session,
     Task,
     TaskStatus,
 )
-from ..base import Claimed, Counts, EventListener, Heartbeat, Reaped, Recorded
-from . import knowledge, sessions, tasks
+from . import claims, knowledge, sessions, tasks
 from .engine import Engine
 from .rows import attempt_from_row, emit, held_ids, load_session, load_task, session_from_row
 from .rows import task_from_row as _task_from_row
-from .schema import DDL, SCHEMA_VERSION
+from .schema import DDL, HELD_IN, SCHEMA_VERSION
+
+P = ParamSpec("P")
+T = TypeVar("T")
+Conn = sqlite3.Connection
 
 
 class SQLiteStore:
@@ -69,11 +78,14 @@ class SQLiteStore:
         for listener in self._listeners:
             listener(events)
 
-    async def _write(self, fn: Any, *args: Any) -> Any:
-        return await self._engine.write(lambda conn, ev: fn(conn, ev, *args))
+    async def _write(self, fn: Callable[Concatenate[Conn, list[Event], P], T],
+                     *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run the step `fn(conn, events, *args)` in the writer's next group commit."""
+        return await self._engine.write(lambda conn, ev: fn(conn, ev, *args, **kwargs))
 
-    async def _read(self, fn: Any, *args: Any) -> Any:
-        return await self._engine.read(lambda conn: fn(conn, *args))
+    async def _read(self, fn: Callable[Concatenate[Conn, P], T],
+                    *args: P.args, **kwargs: P.kwargs) -> T:
+        return await self._engine.read(lambda conn: fn(conn, *args, **kwargs))
 
     async def ping(self) -> None:
         await self._read(lambda conn: conn.execute("SELECT 1").fetchone())
@@ -81,55 +93,58 @@ class SQLiteStore:
     # -- sessions ------------------------------------------------------------------------
 
     async def register_session(self, session: Session, token_hash: str, now: float) -> Session:
-        return await self._write(sessions.register, session, token_hash, now)  # type: ignore[no-any-return]
+        return await self._write(sessions.register, session, token_hash, now)
 
     async def session_by_token(self, token_hash: str) -> Session | None:
         def read(conn: sqlite3.Connection) -> Session | None:
             row = conn.execute("SELECT * FROM sessions WHERE token_hash = ?",
                                (token_hash,)).fetchone()
             return None if row is None else session_from_row(row, held_ids(conn, row["id"]))
-        return await self._read(read)  # type: ignore[no-any-return]
+        return await self._read(read)
 
     async def get_session(self, session_id: str) -> Session | None:
-        return await self._read(load_session, session_id)  # type: ignore[no-any-return]
+        return await self._read(load_session, session_id)
 
     async def list_sessions(self) -> list[Session]:
         def read(conn: sqlite3.Connection) -> list[Session]:
             held: dict[str, list[str]] = {}
-            for r in conn.execute("SELECT assigned_to, id FROM tasks WHERE status IN "
-                                  "('assigned', 'in_progress') ORDER BY seq"):
+            for r in conn.execute(f"SELECT assigned_to, id FROM tasks WHERE status IN {HELD_IN} "
+                                  "ORDER BY seq"):
                 held.setdefault(r[0], []).append(r[1])
             rows = conn.execute("SELECT * FROM sessions ORDER BY registered_at, id").fetchall()
             return [session_from_row(r, held.get(r["id"], [])) for r in rows]
-        return await self._read(read)  # type: ignore[no-any-return]
+        return await self._read(read)
 
     async def heartbeat(self, session_id: str, now: float, status: str | None) -> Heartbeat:
-        return await self._write(  # type: ignore[no-any-return]
-            sessions.heartbeat, session_id, now, status, self.settings)
+        return await self._write(sessions.heartbeat, session_id, now, status,
+                                 self.settings.lease_factor)
 
     async def leave_session(self, session_id: str, now: float, reason: str) -> Session:
-        return await self._write(sessions.leave, session_id, now, reason)  # type: ignore[no-any-return]
+        return await self._write(sessions.leave, session_id, now, reason)
 
     async def set_draining(self, session_id: str, now: float) -> Session:
-        return await self._write(sessions.set_draining, session_id, now)  # type: ignore[no-any-return]
+        return await self._write(sessions.set_draining, session_id, now)
 
     async def idle_sessions(self, now: float, idle_for: float) -> list[Session]:
         def read(conn: sqlite3.Connection) -> list[Session]:
             rows = conn.execute(
                 "SELECT * FROM sessions s WHERE status = 'idle' AND idle_since <= ? AND NOT "
                 "EXISTS (SELECT 1 FROM tasks t WHERE t.assigned_to = s.id AND t.status IN "
-                "('assigned', 'in_progress')) ORDER BY idle_since, id",
-                (now - idle_for,)).fetchall()
+                f"{HELD_IN}) ORDER BY idle_since, id", (now - idle_for,)).fetchall()
             return [session_from_row(r, []) for r in rows]
-        return await self._read(read)  # type: ignore[no-any-return]
+        return await self._read(read)
 
     # -- tasks ---------------------------------------------------------------------------
 
-    async def add_tasks(self, specs: Sequence[TaskSpec], now: float) -> list[Task]:
-        return await self._write(tasks.add_tasks, specs, now, self.settings)  # type: ignore[no-any-return]
+    async def task_statuses(self, task_ids: Sequence[str]) -> dict[str, TaskStatus]:
+        return await self._read(tasks.statuses, task_ids)
+
+    async def insert_batch(self, batch: Sequence[Task], assumed: Mapping[str, TaskStatus],
+                           now: float) -> list[Task] | None:
+        return await self._write(tasks.insert_batch, batch, assumed, now)
 
     async def get_task(self, task_id: str) -> Task | None:
-        return await self._read(load_task, task_id)  # type: ignore[no-any-return]
+        return await self._read(load_task, task_id)
 
     async def list_tasks(
         self, *, status: str | None = None, capability: str | None = None,
@@ -139,12 +154,13 @@ class SQLiteStore:
             after = int(cursor) if cursor else 0
         except ValueError:
             raise InvalidInput(f"cursor {cursor!r} is not one this server gave") from None
-        clauses, args = ["seq > ?"], [after]
+        clauses: list[str] = ["seq > ?"]
+        args: list[object] = [after]
         for column, value in (("status", status), ("required_capability", capability),
                               ("assigned_to", session)):
             if value is not None:
                 clauses.append(f"{column} = ?")
-                args.append(value)  # type: ignore[arg-type]
+                args.append(value)
 
         def read(conn: sqlite3.Connection) -> tuple[list[Task], str | None]:
             rows = conn.execute(f"SELECT * FROM tasks WHERE {' AND '.join(clauses)} "
@@ -152,82 +168,90 @@ class SQLiteStore:
             found = [_task_from_row(r) for r in rows[:limit]]
             more = len(rows) > limit
             return found, (str(found[-1].seq) if more and found else None)
-        return await self._read(read)  # type: ignore[no-any-return]
+        return await self._read(read)
 
     async def history(self, task_id: str) -> list[Attempt]:
         def read(conn: sqlite3.Connection) -> list[Attempt]:
             rows = conn.execute("SELECT * FROM attempts WHERE task_id = ? ORDER BY fencing_token",
                                 (task_id,)).fetchall()
             return [attempt_from_row(r) for r in rows]
-        return await self._read(read)  # type: ignore[no-any-return]
+        return await self._read(read)
 
-    async def claim_next(self, session_id: str, now: float) -> Claimed | None:
-        return await self._write(tasks.claim_next, session_id, now, self.settings)  # type: ignore[no-any-return]
+    async def ready_candidates(self, capabilities: Sequence[str],
+                               limit: int) -> list[Candidate]:
+        return await self._read(claims.ready_candidates, capabilities, limit)
+
+    async def offered_to(self, session_id: str) -> list[Candidate]:
+        return await self._read(claims.offered_to, session_id)
+
+    async def check_in(self, session_id: str, now: float) -> Session:
+        return await self._write(claims.check_in, session_id, now)
 
     async def claim(self, session_id: str, task_id: str, now: float) -> Claimed:
-        return await self._write(tasks.claim, session_id, task_id, now, self.settings)  # type: ignore[no-any-return]
+        return await self._write(claims.claim, session_id, task_id, now,
+                                 self.settings.lease_factor)
 
-    async def assign_next(self, session_id: str, now: float, deadline: float) -> Task | None:
-        return await self._write(tasks.assign_next, session_id, now, deadline)  # type: ignore[no-any-return]
+    async def offer(self, session_id: str, task_id: str, now: float,
+                    deadline: float) -> Task | None:
+        return await self._write(claims.offer, session_id, task_id, now, deadline)
 
     async def progress(self, session_id: str, task_id: str, token: int, value: float,
                        message: str | None, now: float) -> Recorded:
-        return await self._write(  # type: ignore[no-any-return]
-            tasks.progress, session_id, task_id, token, value, message, now, self.settings)
+        return await self._write(tasks.progress, session_id, task_id, token, value, message,
+                                 now, self.settings.lease_factor)
 
     async def complete(self, session_id: str, task_id: str, token: int, result: JSON,
                        now: float) -> Recorded:
-        return await self._write(tasks.complete, session_id, task_id, token, result, now)  # type: ignore[no-any-return]
+        return await self._write(tasks.complete, session_id, task_id, token, result, now)
 
     async def fail(self, session_id: str, task_id: str, token: int, error: str, retry: bool,
                    now: float) -> Recorded:
-        return await self._write(tasks.fail, session_id, task_id, token, error, retry, now)  # type: ignore[no-any-return]
+        return await self._write(tasks.fail, session_id, task_id, token, error, retry, now)
 
     async def cancel(self, task_id: str, now: float, reason: str) -> Task:
-        return await self._write(tasks.cancel, task_id, now, reason)  # type: ignore[no-any-return]
+        return await self._write(tasks.cancel, task_id, now, reason)
 
     async def reap(self, now: float, limit: int) -> Reaped:
-        settings = self.settings
+        factor = self.settings.lease_factor
 
         def step(conn: sqlite3.Connection, ev: list[Event]) -> Reaped:
             moved: list[Task] = []
-            offline, more_s = sessions.reap_silent(conn, ev, now, limit, settings, moved)
+            offline, more_s = sessions.reap_silent(conn, ev, now, limit, factor, moved)
             requeued, failed, more_t = tasks.reap_leases(conn, ev, now, limit)
             requeued += [t.id for t in moved if t.status == TaskStatus.READY]
             failed += [t.id for t in moved if t.status == TaskStatus.FAILED]
             return Reaped(requeued, failed, offline, more_s or more_t)
-        return await self._engine.write(step)  # type: ignore[no-any-return]
+        return await self._engine.write(step)
 
     async def next_deadline(self) -> float | None:
         factor = self.settings.lease_factor
 
         def read(conn: sqlite3.Connection) -> float | None:
             lease = conn.execute("SELECT MIN(lease_expires_at) FROM tasks "
-                                 "WHERE status IN ('assigned', 'in_progress')").fetchone()[0]
+                                 f"WHERE status IN {HELD_IN}").fetchone()[0]
             silent = conn.execute("SELECT MIN(last_heartbeat + ? * heartbeat_interval) FROM "
                                   "sessions WHERE status != 'offline'", (factor,)).fetchone()[0]
-            found = [d for d in (lease, silent) if d is not None]
+            found: list[float] = [d for d in (lease, silent) if d is not None]
             return min(found) if found else None
-        return await self._read(read)  # type: ignore[no-any-return]
+        return await self._read(read)
 
     # -- knowledge -----------------------------------------------------------------------
 
     async def put_knowledge(self, topic: str, content: JSON, tags: list[str],
                             expected_version: int | None, updated_by: str | None,
                             now: float) -> KnowledgeEntry:
-        return await self._write(  # type: ignore[no-any-return]
-            knowledge.put, topic, content, tags, expected_version, updated_by, now)
+        return await self._write(knowledge.put, topic, content, tags, expected_version,
+                                 updated_by, now)
 
     async def get_knowledge(self, topic: str, version: int | None = None) -> KnowledgeEntry | None:
-        return await self._read(knowledge.get, topic, version)  # type: ignore[no-any-return]
+        return await self._read(knowledge.get, topic, version)
 
     async def list_knowledge(self, tag: str | None = None) -> list[KnowledgeEntry]:
-        return await self._read(knowledge.list_latest, tag)  # type: ignore[no-any-return]
+        return await self._read(knowledge.list_latest, tag)
 
     async def delete_knowledge(self, topic: str, expected_version: int | None,
                                updated_by: str | None, now: float) -> KnowledgeEntry:
-        return await self._write(  # type: ignore[no-any-return]
-            knowledge.delete, topic, expected_version, updated_by, now)
+        return await self._write(knowledge.delete, topic, expected_version, updated_by, now)
 
     # -- the swarm -----------------------------------------------------------------------
 
@@ -250,7 +274,7 @@ class SQLiteStore:
                 return None
             d = loads(row[0])
             return Interrupt(d["reason"], d["at"], d.get("by"))
-        return await self._read(read)  # type: ignore[no-any-return]
+        return await self._read(read)
 
     async def counts(self) -> Counts:
         def read(conn: sqlite3.Connection) -> Counts:
@@ -260,14 +284,19 @@ class SQLiteStore:
             last = conn.execute("SELECT MAX(seq) FROM events").fetchone()[0] or 0
             return Counts(sess, tsk, int(meta.get("completed", 0)),
                           float(meta.get("duration_sum", 0.0)), last)
-        return await self._read(read)  # type: ignore[no-any-return]
+        return await self._read(read)
 
     async def events_after(self, seq: int, limit: int) -> list[Event]:
         def read(conn: sqlite3.Connection) -> list[Event]:
             rows = conn.execute("SELECT * FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
                                 (seq, limit)).fetchall()
             return [Event(r["seq"], r["type"], r["at"], loads(r["data"])) for r in rows]
-        return await self._read(read)  # type: ignore[no-any-return]
+        return await self._read(read)
+
+
+def from_settings(settings: Settings) -> SQLiteStore:
+    """The store `settings.store` names ("sqlite" or "sqlite:///FILE"): config.STORES."""
+    return SQLiteStore(settings.sqlite_path, settings)
 
 
 def _init_schema(conn: sqlite3.Connection) -> None:
@@ -291,4 +320,4 @@ def _init_schema(conn: sqlite3.Connection) -> None:
         raise
 
 
-__all__ = ["SQLiteStore"]
+__all__ = ["SQLiteStore", "from_settings"]

@@ -19,24 +19,26 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from ...errors import SwarmError, Unavailable
 from ...models import Event
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-WriteFn = Callable[[sqlite3.Connection, list[Event]], Any]
-ReadFn = Callable[[sqlite3.Connection], Any]
+#: a write step: runs in the writer's transaction, appends the events it emits
+WriteFn = Callable[[sqlite3.Connection, list[Event]], T]
+#: a read: runs in one snapshot of a reader connection
+ReadFn = Callable[[sqlite3.Connection], T]
 MAX_GROUP = 256
 SWITCH_INTERVAL = 0.0005
 
 
 @dataclass(slots=True)
-class _Job:
-    fn: Callable[..., Any]
+class _Job(Generic[T]):
+    fn: Callable[..., T]
     loop: asyncio.AbstractEventLoop
-    future: asyncio.Future[Any]
+    future: asyncio.Future[T]
     events: list[Event] = field(default_factory=list)
 
 
@@ -75,8 +77,8 @@ class Engine:
     ) -> None:
         self.path = path
         self._on_commit = on_commit
-        self._writes: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self._reads: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._writes: queue.SimpleQueue[_Job[Any] | None] = queue.SimpleQueue()
+        self._reads: queue.SimpleQueue[_Job[Any] | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._readers = readers
         self._closed = True
@@ -111,17 +113,20 @@ class Engine:
         for t in self._threads:
             t.join(timeout=10)
 
-    async def write(self, fn: WriteFn) -> Any:
+    async def write(self, fn: WriteFn[T]) -> T:
+        """Run `fn` as one step of the next group commit; its result once it is durable.
+        A step that raises is rolled back alone (its group commits without it)."""
         return await self._submit(self._writes, fn)
 
-    async def read(self, fn: ReadFn) -> Any:
+    async def read(self, fn: ReadFn[T]) -> T:
+        """Run `fn` in one snapshot of a reader connection."""
         return await self._submit(self._reads, fn)
 
-    async def _submit(self, q: queue.SimpleQueue[_Job | None], fn: Callable[..., Any]) -> Any:
+    async def _submit(self, q: queue.SimpleQueue[_Job[Any] | None], fn: Callable[..., T]) -> T:
         if self._closed:
             raise Unavailable("the store is closed", retry_after=1.0)
         loop = asyncio.get_running_loop()
-        job = _Job(fn, loop, loop.create_future())
+        job: _Job[T] = _Job(fn, loop, loop.create_future())
         q.put(job)
         return await job.future
 
@@ -160,7 +165,7 @@ class Engine:
             self._run_group(conn, group)
         conn.close()
 
-    def _run_group(self, conn: sqlite3.Connection, group: list[_Job]) -> None:
+    def _run_group(self, conn: sqlite3.Connection, group: list[_Job[Any]]) -> None:
         outcomes: list[tuple[Any, BaseException | None]] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -183,7 +188,7 @@ class Engine:
             job.loop.call_soon_threadsafe(_resolve, job.future, result, exc)
 
     @staticmethod
-    def _run_step(conn: sqlite3.Connection, job: _Job) -> tuple[Any, BaseException | None]:
+    def _run_step(conn: sqlite3.Connection, job: _Job[Any]) -> tuple[Any, BaseException | None]:
         conn.execute("SAVEPOINT step")
         try:
             result = job.fn(conn, job.events)

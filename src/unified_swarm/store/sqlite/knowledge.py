@@ -13,9 +13,10 @@ Conn = sqlite3.Connection
 
 
 def _current(conn: Conn, topic: str) -> sqlite3.Row | None:
-    return conn.execute(  # type: ignore[no-any-return]
+    row: sqlite3.Row | None = conn.execute(
         "SELECT * FROM knowledge WHERE topic = ? ORDER BY version DESC LIMIT 1", (topic,)
     ).fetchone()
+    return row
 
 
 def _check(topic: str, current: int, expected: int | None) -> None:

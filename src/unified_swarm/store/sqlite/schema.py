@@ -9,9 +9,28 @@ gives its numbers back, so there are no gaps.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+from ...lifecycle import HELD
+from ...models import TaskStatus
+
 SCHEMA_VERSION = 1
 
-DDL = """
+
+def sql_in(statuses: Iterable[TaskStatus]) -> str:
+    """A set of statuses as an SQL list, `('assigned', 'in_progress')`: sorted, so the text
+    is the same in every query and in the partial indexes (SQLite uses a partial index only
+    for a query whose WHERE repeats the index's own terms)."""
+    return "(" + ", ".join(f"'{s.value}'" for s in sorted(statuses)) + ")"
+
+
+#: the lifecycle's status sets as SQL: every status list in this store comes from these
+HELD_IN = sql_in(HELD)
+READY = f"'{TaskStatus.READY.value}'"
+RUNNING = f"'{TaskStatus.IN_PROGRESS.value}'"
+OFFERED = f"'{TaskStatus.ASSIGNED.value}'"
+
+DDL = f"""
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -30,7 +49,7 @@ CREATE TABLE IF NOT EXISTS sessions (
     token_hash           TEXT UNIQUE,
     metadata             TEXT NOT NULL,          -- JSON object
     performance_score    REAL NOT NULL DEFAULT 0.5,
-    capability_scores    TEXT NOT NULL DEFAULT '{}',
+    capability_scores    TEXT NOT NULL DEFAULT '{{}}',
     tasks_completed      INTEGER NOT NULL DEFAULT 0,
     tasks_failed         INTEGER NOT NULL DEFAULT 0
 );
@@ -66,13 +85,13 @@ CREATE TABLE IF NOT EXISTS tasks (
     updated_at          REAL
 );
 CREATE INDEX IF NOT EXISTS tasks_ready
-    ON tasks (required_capability, priority DESC, seq) WHERE status = 'ready';
+    ON tasks (required_capability, priority DESC, seq) WHERE status = {READY};
 CREATE INDEX IF NOT EXISTS tasks_ready_any
-    ON tasks (priority DESC, seq) WHERE status = 'ready';
+    ON tasks (priority DESC, seq) WHERE status = {READY};
 CREATE INDEX IF NOT EXISTS tasks_deadline
-    ON tasks (lease_expires_at) WHERE status IN ('assigned', 'in_progress');
+    ON tasks (lease_expires_at) WHERE status IN {HELD_IN};
 CREATE INDEX IF NOT EXISTS tasks_holder
-    ON tasks (assigned_to) WHERE status IN ('assigned', 'in_progress');
+    ON tasks (assigned_to) WHERE status IN {HELD_IN};
 CREATE INDEX IF NOT EXISTS tasks_status ON tasks (status, seq);
 
 CREATE TABLE IF NOT EXISTS deps (

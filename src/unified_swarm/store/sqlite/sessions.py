@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import sqlite3
 
-from ...config import Settings
-from ...core import rules
+from ... import lifecycle
 from ...errors import AlreadyExists, NotFound
 from ...jsonutil import dumps
-from ...models import Event, Outcome, Session, SessionStatus, Task, TaskStatus
-from ..base import Heartbeat
+from ...models import Event, Heartbeat, Outcome, Session, SessionStatus, Task, TaskStatus
+from .claims import revive
 from .rows import emit, lease_of, load_session
-from .tasks import held_now, release_held, release_task, revive
+from .schema import RUNNING
+from .tasks import held_now, release_held, release_task
 
 Conn = sqlite3.Connection
 
@@ -43,7 +43,7 @@ def register(conn: Conn, ev: list[Event], s: Session, token_hash: str, now: floa
 
 
 def heartbeat(conn: Conn, ev: list[Event], session_id: str, now: float, status: str | None,
-              settings: Settings) -> Heartbeat:
+              lease_factor: float) -> Heartbeat:
     s = load_session(conn, session_id)
     if s is None:
         raise NotFound(f"session {session_id!r} does not exist")
@@ -53,9 +53,9 @@ def heartbeat(conn: Conn, ev: list[Event], session_id: str, now: float, status: 
     elif status in (SessionStatus.IDLE.value, SessionStatus.BUSY.value):
         conn.execute("UPDATE sessions SET status = ? WHERE id = ? AND status IN ('idle', 'busy')",
                      (status, session_id))
-    deadline = rules.lease_deadline(now, s.heartbeat_interval, settings)
+    deadline = lifecycle.lease_deadline(now, s.heartbeat_interval, lease_factor)
     conn.execute(
-        "UPDATE tasks SET lease_expires_at = ? WHERE assigned_to = ? AND status = 'in_progress' "
+        f"UPDATE tasks SET lease_expires_at = ? WHERE assigned_to = ? AND status = {RUNNING} "
         "AND lease_expires_at > ?", (deadline, session_id, now))
     conn.execute("UPDATE sessions SET last_heartbeat = ? WHERE id = ?", (now, session_id))
     held = held_now(conn, session_id)
@@ -63,9 +63,9 @@ def heartbeat(conn: Conn, ev: list[Event], session_id: str, now: float, status: 
     assert fresh is not None
     return Heartbeat(
         session=fresh,
-        held=[lease_of(t) for t in held if t.status.value == "in_progress"
+        held=[lease_of(t) for t in held if t.status == TaskStatus.IN_PROGRESS
               and t.lease_expires_at is not None and t.lease_expires_at > now],
-        assignments=[t for t in held if t.status.value == "assigned"],
+        assignments=[t for t in held if t.status == TaskStatus.ASSIGNED],
     )
 
 
@@ -110,13 +110,13 @@ def leave(conn: Conn, ev: list[Event], session_id: str, now: float, reason: str,
     return out
 
 
-def reap_silent(conn: Conn, ev: list[Event], now: float, limit: int, settings: Settings,
+def reap_silent(conn: Conn, ev: list[Event], now: float, limit: int, lease_factor: float,
                 moved: list[Task]) -> tuple[list[str], bool]:
     rows = conn.execute(
         "SELECT id FROM sessions WHERE status != 'offline' "
         "AND last_heartbeat + ? * heartbeat_interval <= ? "
         "ORDER BY last_heartbeat + ? * heartbeat_interval, id LIMIT ?",  # most overdue first
-        (settings.lease_factor, now, settings.lease_factor, limit + 1)).fetchall()
+        (lease_factor, now, lease_factor, limit + 1)).fetchall()
     ids = [r[0] for r in rows[:limit]]
     for sid in ids:
         leave(conn, ev, sid, now, "offline", moved)

@@ -1,62 +1,78 @@
-"""Task steps. Each function runs inside the writer's transaction and is one atomic step."""
+"""Task steps: adding a planned batch, outcomes, cancel, releasing held work, the reaper.
+Each function taking `ev` runs inside the writer's transaction and is one
+atomic step; the others are reads, each in one snapshot of a reader connection."""
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
-from ...config import Settings
-from ...core import rules
-from ...core.rules import TaskSpec
-from ...errors import Forbidden, LeaseLost, NotClaimable, NotFound, OutcomeMismatch
+from ... import lifecycle
+from ...errors import (
+    AlreadyExists,
+    Forbidden,
+    LeaseLost,
+    NotClaimable,
+    NotFound,
+    OutcomeMismatch,
+)
 from ...jsonutil import digest, dumps, loads
+from ...lifecycle import DEAD, FINAL, SCORE_START
 from ...models import (
-    FINAL,
     JSON,
     Event,
     Outcome,
-    Session,
-    SessionStatus,
+    Recorded,
     Task,
     TaskStatus,
 )
-from ..base import Claimed, Recorded
 from .rows import (
     INSERT_TASK,
     emit,
     end_attempt,
-    lease_of,
-    load_session,
     load_task,
     save_task,
     task_from_row,
     task_values,
 )
+from .schema import HELD_IN
 
 S = TaskStatus
 Conn = sqlite3.Connection
+#: ids per `IN (...)` list, well under SQLite's limit on host parameters
+CHUNK = 500
 
 
-def add_tasks(conn: Conn, ev: list[Event], specs: Sequence[TaskSpec], now: float,
-              settings: Settings) -> list[Task]:
-    def lookup(ids: list[str]) -> dict[str, TaskStatus]:
-        found: dict[str, TaskStatus] = {}
-        for i in range(0, len(ids), 500):
-            chunk = ids[i:i + 500]
-            marks = ",".join("?" * len(chunk))
-            for row in conn.execute(f"SELECT id, status FROM tasks WHERE id IN ({marks})", chunk):
-                found[row[0]] = TaskStatus(row[1])
-        return found
+# -- adding ------------------------------------------------------------------------------
 
-    tasks = rules.plan_batch(specs, lookup, now, settings)
+
+def statuses(conn: Conn, ids: Sequence[str]) -> dict[str, TaskStatus]:
+    found: dict[str, TaskStatus] = {}
+    for i in range(0, len(ids), CHUNK):
+        chunk = list(ids[i:i + CHUNK])
+        marks = ",".join("?" * len(chunk))
+        for row in conn.execute(f"SELECT id, status FROM tasks WHERE id IN ({marks})", chunk):
+            found[row[0]] = TaskStatus(row[1])
+    return found
+
+
+def insert_batch(conn: Conn, ev: list[Event], tasks: Sequence[Task],
+                 assumed: Mapping[str, TaskStatus], now: float) -> list[Task] | None:
+    if statuses(conn, list(assumed)) != dict(assumed):
+        return None  # a dependency moved since the plan read it: plan again
+    taken = statuses(conn, [t.id for t in tasks])
+    first = next((t.id for t in tasks if t.id in taken), None)
+    if first is not None:
+        raise AlreadyExists(f"task id {first!r} already exists")
     for t in tasks:
+        t.created_at = t.updated_at = now
         cur = conn.execute(INSERT_TASK, task_values(t))
         assert cur.lastrowid is not None
         t.seq = cur.lastrowid
         conn.executemany("INSERT INTO deps (task_id, depends_on) VALUES (?, ?)",
                          [(t.id, d) for d in t.dependencies])
         emit(conn, ev, "task.added", now, _brief(t))
-    return tasks
+    return list(tasks)
 
 
 def _brief(t: Task) -> dict[str, JSON]:
@@ -65,152 +81,14 @@ def _brief(t: Task) -> dict[str, JSON]:
             "dependencies": t.dependencies, "title": t.title}
 
 
-# -- claiming ----------------------------------------------------------------------------
-
-
-def _claimable_session(conn: Conn, ev: list[Event], session_id: str, now: float,
-                       asked: bool = True) -> Session:
-    """The session, alive again if it had only gone silent and `asked` for work itself
-    (asking proves liveness; an offer the server makes proves nothing). One that left (its
-    token revoked) stays offline.
-    """
-    row = conn.execute("SELECT token_hash FROM sessions WHERE id = ?", (session_id,)).fetchone()
-    if row is None:
-        raise NotFound(f"session {session_id!r} does not exist")
-    if asked and row["token_hash"] is not None:
-        revive(conn, ev, session_id, now)
-    s = load_session(conn, session_id)
-    assert s is not None
-    if s.status == SessionStatus.OFFLINE:
-        raise NotClaimable(f"session {session_id!r} left the swarm")
-    if s.status == SessionStatus.DRAINING:
-        raise NotClaimable(f"session {session_id!r} is draining and takes no new work")
-    running = conn.execute(
-        "SELECT COUNT(*) FROM tasks WHERE assigned_to = ? AND status = 'in_progress'",
-        (session_id,)).fetchone()[0]
-    if running >= s.max_concurrent_tasks:
-        raise NotClaimable(
-            f"session {session_id!r} already runs {running} task(s), its max_concurrent_tasks")
-    return s
-
-
-def claim_next(conn: Conn, ev: list[Event], session_id: str, now: float,
-               settings: Settings) -> Claimed | None:
-    s = _claimable_session(conn, ev, session_id, now)
-    row = conn.execute(
-        "SELECT * FROM tasks WHERE assigned_to = ? AND status = 'assigned' "
-        "ORDER BY priority DESC, seq LIMIT 1", (session_id,)).fetchone()
-    if row is None:
-        row = _best_ready(conn, s.capabilities)
-    if row is None:
-        return None
-    return _claim(conn, ev, task_from_row(row), s, now, settings)
-
-
-def _best_ready(conn: Conn, capabilities: list[str]) -> sqlite3.Row | None:
-    """One index probe per capability; the best head wins (O(capabilities x log n))."""
-    if not capabilities:
-        row: sqlite3.Row | None = conn.execute(
-            "SELECT * FROM tasks WHERE status = 'ready' ORDER BY priority DESC, seq LIMIT 1"
-        ).fetchone()
-        return row
-    best: sqlite3.Row | None = None
-    for cap in dict.fromkeys(capabilities):
-        row = conn.execute(
-            "SELECT * FROM tasks WHERE status = 'ready' AND required_capability = ? "
-            "ORDER BY priority DESC, seq LIMIT 1", (cap,)).fetchone()
-        if row is not None and (best is None or (-row["priority"], row["seq"])
-                                < (-best["priority"], best["seq"])):
-            best = row
-    return best
-
-
-def claim(conn: Conn, ev: list[Event], session_id: str, task_id: str, now: float,
-          settings: Settings) -> Claimed:
-    t = load_task(conn, task_id)
-    if t is None:
-        raise NotFound(f"task {task_id!r} does not exist")
-    s = _claimable_session(conn, ev, session_id, now)
-    if t.status == S.ASSIGNED and t.assigned_to != session_id:
-        raise NotClaimable(f"task {task_id!r} is offered to another session")
-    if t.status not in (S.READY, S.ASSIGNED):
-        raise NotClaimable(f"task {task_id!r} is {t.status.value}, not ready")
-    if s.capabilities and t.required_capability not in s.capabilities:
-        raise NotClaimable(
-            f"task {task_id!r} needs capability {t.required_capability!r}, "
-            f"which session {session_id!r} does not have")
-    return _claim(conn, ev, t, s, now, settings)
-
-
-def revive(conn: Conn, ev: list[Event], session_id: str, now: float) -> None:
-    """Mark a session alive at `now`; one that had gone silent comes back online."""
-    row = conn.execute("SELECT status, name, capabilities, heartbeat_interval FROM sessions "
-                       "WHERE id = ?", (session_id,)).fetchone()
-    if row["status"] == SessionStatus.OFFLINE.value:
-        held = conn.execute("SELECT 1 FROM tasks WHERE assigned_to = ? AND status IN "
-                            "('assigned', 'in_progress') LIMIT 1", (session_id,)).fetchone()
-        conn.execute("UPDATE sessions SET status = ?, idle_since = ? WHERE id = ?",
-                     ("busy" if held else "idle", now, session_id))
-        emit(conn, ev, "session.joined", now, {
-            "session_id": session_id, "name": row["name"],
-            "capabilities": loads(row["capabilities"]), "resumed": True,
-            "heartbeat_interval": row["heartbeat_interval"]})
-    conn.execute("UPDATE sessions SET last_heartbeat = ? WHERE id = ?", (now, session_id))
-
-
-def _claim(conn: Conn, ev: list[Event], t: Task, s: Session, now: float,
-           settings: Settings) -> Claimed:
-    rules.check_transition(t.status, S.IN_PROGRESS)
-    # compare-and-set on the status we read: the single writer makes it hold, the WHERE
-    # clause keeps it honest if that ever changes
-    t.status = S.IN_PROGRESS
-    t.assigned_to = s.id
-    t.attempts += 1
-    t.fencing_token += 1
-    t.lease_expires_at = rules.lease_deadline(now, s.heartbeat_interval, settings)
-    t.started_at = now
-    t.progress, t.progress_message = 0.0, None
-    t.updated_at = now
-    save_task(conn, t)
-    conn.execute(
-        "INSERT INTO attempts (task_id, fencing_token, attempt, session_id, capability, "
-        "started_at) VALUES (?, ?, ?, ?, ?, ?)",
-        (t.id, t.fencing_token, t.attempts, s.id, t.required_capability, now))
-    conn.execute("UPDATE sessions SET status = 'busy' WHERE id = ? AND status = 'idle'", (s.id,))
-    lease = lease_of(t)
-    emit(conn, ev, "task.claimed", now, {
-        "task_id": t.id, "session_id": s.id, "fencing_token": t.fencing_token,
-        "attempt": t.attempts, "expires_at": lease.expires_at,
-        "required_capability": t.required_capability})
-    return Claimed(t, lease)
-
-
-def assign_next(conn: Conn, ev: list[Event], session_id: str, now: float,
-                deadline: float) -> Task | None:
-    row = conn.execute("SELECT status FROM sessions WHERE id = ?", (session_id,)).fetchone()
-    if row is not None and row[0] == SessionStatus.OFFLINE.value:
-        return None  # a session that went silent is offered nothing
-    s = _claimable_session(conn, ev, session_id, now, asked=False)
-    row = _best_ready(conn, s.capabilities)
-    if row is None:
-        return None
-    t = task_from_row(row)
-    rules.check_transition(t.status, S.ASSIGNED)
-    t.status, t.assigned_to, t.lease_expires_at, t.updated_at = (
-        S.ASSIGNED, session_id, deadline, now)
-    save_task(conn, t)
-    emit(conn, ev, "task.assigned", now, {"task_id": t.id, "session_id": session_id,
-                                           "deadline": deadline})
-    return t
-
-
 # -- outcomes ----------------------------------------------------------------------------
 
 
 def _attempt_row(conn: Conn, task_id: str, token: int) -> sqlite3.Row | None:
-    return conn.execute(  # type: ignore[no-any-return]
+    row: sqlite3.Row | None = conn.execute(
         "SELECT * FROM attempts WHERE task_id = ? AND fencing_token = ?",
         (task_id, token)).fetchone()
+    return row
 
 
 def _held(conn: Conn, session_id: str, task_id: str, token: int, now: float,
@@ -248,14 +126,14 @@ def _ever_held(conn: Conn, session_id: str, task_id: str) -> bool:
 
 
 def progress(conn: Conn, ev: list[Event], session_id: str, task_id: str, token: int,
-             value: float, message: str | None, now: float, settings: Settings) -> Recorded:
+             value: float, message: str | None, now: float, lease_factor: float) -> Recorded:
     held = _held(conn, session_id, task_id, token, now, None, None)
     assert isinstance(held, Task)
     t = held
     interval = conn.execute("SELECT heartbeat_interval FROM sessions WHERE id = ?",
                             (session_id,)).fetchone()[0]
     t.progress, t.progress_message, t.updated_at = value, message, now
-    t.lease_expires_at = rules.lease_deadline(now, interval, settings)
+    t.lease_expires_at = lifecycle.lease_deadline(now, interval, lease_factor)
     save_task(conn, t)
     conn.execute("UPDATE sessions SET last_heartbeat = ? WHERE id = ?", (now, session_id))
     emit(conn, ev, "task.progress", now, {"task_id": t.id, "session_id": session_id,
@@ -270,7 +148,7 @@ def complete(conn: Conn, ev: list[Event], session_id: str, task_id: str, token: 
     if isinstance(held, Recorded):
         return held
     t = held
-    rules.check_transition(t.status, S.COMPLETED)
+    lifecycle.check_transition(t.status, S.COMPLETED)
     end_attempt(conn, t, now, Outcome.COMPLETED, None, d)
     duration = now - (t.started_at or now)
     t.status, t.result, t.completed_at, t.updated_at = S.COMPLETED, result, now, now
@@ -300,11 +178,11 @@ def fail(conn: Conn, ev: list[Event], session_id: str, task_id: str, token: int,
 
 def release_task(conn: Conn, ev: list[Event], t: Task, now: float, *, retry: bool, reason: str,
              error: str | None) -> None:
-    """End a held task's attempt: back to ready while attempts remain, else failed."""
+    """Let go of a held task: an offer goes back; an attempt goes back to ready while a retry
+    is wanted and attempts remain, else fails for good (`lifecycle.after_release`)."""
     holder = t.assigned_to
-    # an offer that was never started spent no attempt: it simply goes back
-    new = S.READY if t.status == S.ASSIGNED else rules.after_release(t, retry)
-    rules.check_transition(t.status, new)
+    new = lifecycle.after_release(t, retry)
+    lifecycle.check_transition(t.status, new)
     t.status, t.assigned_to, t.lease_expires_at, t.updated_at = new, None, None, now
     if error is not None:
         t.error = error
@@ -319,40 +197,42 @@ def release_task(conn: Conn, ev: list[Event], t: Task, now: float, *, retry: boo
         emit(conn, ev, "task.requeued", now, data)
     else:
         emit(conn, ev, "task.failed", now, data)
+    if new in DEAD:
         _block_dependents(conn, ev, t.id, now)
 
 
 def _maybe_idle(conn: Conn, session_id: str, now: float) -> None:
     conn.execute(
         "UPDATE sessions SET status = 'idle', idle_since = ? WHERE id = ? AND status = 'busy' "
-        "AND NOT EXISTS (SELECT 1 FROM tasks WHERE assigned_to = ? "
-        "AND status IN ('assigned', 'in_progress'))", (now, session_id, session_id))
+        f"AND NOT EXISTS (SELECT 1 FROM tasks WHERE assigned_to = ? AND status IN {HELD_IN})",
+        (now, session_id, session_id))
 
 
 def _score(conn: Conn, session_id: str, capability: str, success: bool, now: float) -> None:
     row = conn.execute("SELECT performance_score, capability_scores FROM sessions WHERE id = ?",
                        (session_id,)).fetchone()
     scores = loads(row["capability_scores"])
-    scores[capability] = rules.updated_score(scores.get(capability, 0.5), success)
+    scores[capability] = lifecycle.updated_score(scores.get(capability, SCORE_START), success)
     counter = "tasks_completed" if success else "tasks_failed"
     conn.execute(
         f"UPDATE sessions SET performance_score = ?, capability_scores = ?, "
         f"{counter} = {counter} + 1 WHERE id = ?",
-        (rules.updated_score(row["performance_score"], success), dumps(scores), session_id))
+        (lifecycle.updated_score(row["performance_score"], success), dumps(scores), session_id))
     _maybe_idle(conn, session_id, now)
 
 
 def _release_dependents(conn: Conn, ev: list[Event], task_id: str, now: float) -> None:
+    """A task completed: each pending dependent whose dependencies now all completed
+    becomes ready (`lifecycle.status_from_deps`, `lifecycle.on_ready`)."""
     rows = conn.execute(
         "SELECT t.* FROM deps d JOIN tasks t ON t.id = d.task_id "
-        "WHERE d.depends_on = ? AND t.status = 'pending'", (task_id,)).fetchall()
+        f"WHERE d.depends_on = ? AND t.status = '{S.PENDING.value}'", (task_id,)).fetchall()
     for row in rows:
         t = task_from_row(row)
-        open_deps = conn.execute(
-            "SELECT COUNT(*) FROM deps d JOIN tasks u ON u.id = d.depends_on "
-            "WHERE d.task_id = ? AND u.status != 'completed'", (t.id,)).fetchone()[0]
-        if open_deps == 0:
-            rules.on_ready(t)
+        deps = conn.execute("SELECT u.status FROM deps d JOIN tasks u ON u.id = d.depends_on "
+                            "WHERE d.task_id = ?", (t.id,))
+        if lifecycle.status_from_deps(S(r[0]) for r in deps) == S.READY:
+            lifecycle.on_ready(t)
             t.updated_at = now
             save_task(conn, t)
             emit(conn, ev, "task.ready", now, {
@@ -367,11 +247,11 @@ def _block_dependents(conn: Conn, ev: list[Event], task_id: str, now: float) -> 
         cause = frontier.pop()
         rows = conn.execute(
             "SELECT t.id FROM deps d JOIN tasks t ON t.id = d.task_id "
-            "WHERE d.depends_on = ? AND t.status = 'pending'", (cause,)).fetchall()
+            f"WHERE d.depends_on = ? AND t.status = '{S.PENDING.value}'", (cause,)).fetchall()
         for (dep_id,) in rows:
-            rules.check_transition(S.PENDING, S.BLOCKED)
-            conn.execute("UPDATE tasks SET status = 'blocked', updated_at = ?, "
-                         "completed_at = ? WHERE id = ?", (now, now, dep_id))
+            lifecycle.check_transition(S.PENDING, S.BLOCKED)
+            conn.execute("UPDATE tasks SET status = ?, updated_at = ?, completed_at = ? "
+                         "WHERE id = ?", (S.BLOCKED.value, now, now, dep_id))
             emit(conn, ev, "task.blocked", now, {"task_id": dep_id, "because": cause})
             frontier.append(dep_id)
 
@@ -382,7 +262,7 @@ def cancel(conn: Conn, ev: list[Event], task_id: str, now: float, reason: str) -
         raise NotFound(f"task {task_id!r} does not exist")
     if t.status in FINAL:
         raise NotClaimable(f"task {task_id!r} is already {t.status.value}")
-    rules.check_transition(t.status, S.CANCELLED)
+    lifecycle.check_transition(t.status, S.CANCELLED)
     holder = t.assigned_to
     if t.status == S.IN_PROGRESS:
         end_attempt(conn, t, now, Outcome.RELEASED, f"cancelled: {reason}")
@@ -393,7 +273,8 @@ def cancel(conn: Conn, ev: list[Event], task_id: str, now: float, reason: str) -
         _maybe_idle(conn, holder, now)
     emit(conn, ev, "task.cancelled", now, {"task_id": t.id, "reason": reason,
                                             "session_id": holder})
-    _block_dependents(conn, ev, t.id, now)
+    if t.status in DEAD:
+        _block_dependents(conn, ev, t.id, now)
     return t
 
 
@@ -415,7 +296,7 @@ def release_held(conn: Conn, ev: list[Event], session_id: str, now: float,
 def reap_leases(conn: Conn, ev: list[Event], now: float, limit: int) -> tuple[
         list[str], list[str], bool]:
     rows = conn.execute(
-        "SELECT * FROM tasks WHERE status IN ('assigned', 'in_progress') "
+        f"SELECT * FROM tasks WHERE status IN {HELD_IN} "
         "AND lease_expires_at <= ? ORDER BY lease_expires_at, seq LIMIT ?", (now, limit + 1)
     ).fetchall()
     requeued: list[str] = []
@@ -434,6 +315,6 @@ def reap_leases(conn: Conn, ev: list[Event], now: float, limit: int) -> tuple[
 
 def held_now(conn: Conn, session_id: str) -> list[Task]:
     rows = conn.execute(
-        "SELECT * FROM tasks WHERE assigned_to = ? AND status IN ('assigned', 'in_progress') "
-        "ORDER BY seq", (session_id,)).fetchall()
+        f"SELECT * FROM tasks WHERE assigned_to = ? AND status IN {HELD_IN} ORDER BY seq",
+        (session_id,)).fetchall()
     return [task_from_row(r) for r in rows]

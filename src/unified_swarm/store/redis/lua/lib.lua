@@ -1,6 +1,7 @@
 -- Helpers every operation shares. scripts.py puts the header before this file (OP, P,
--- EPOCH, CLOCK, FENCE, CHANNEL, FACTOR, NOWARG, the op arguments A, TRANSITIONS, ALPHA)
--- and the dispatcher after the operation files.
+-- EPOCH, CLOCK, FENCE, CHANNEL, FACTOR, NOWARG, the op arguments A) with the rules of
+-- lifecycle.py as data (TRANSITIONS, HELD, FINAL, DEAD, RELEASE, ALPHA, SCORE_START,
+-- MAX_PRIORITY), and the dispatcher after the operation files.
 --
 -- Discipline that keeps each operation one atomic step: Redis never rolls a script back,
 -- so every operation checks everything it may refuse BEFORE its first write. After the
@@ -10,9 +11,8 @@ local NULL = cjson.null
 local EVENTS = {}
 local NOW = 0
 local SHIFT = 0 -- server clock minus the caller's clock (0 unless CLOCK == 's')
-local HELD = {assigned = true, in_progress = true}
-local FINAL = {completed = true, failed = true, cancelled = true, blocked = true}
-local READY_UNIT = 8796093022208 -- 2^43: ready score = (10 - priority) * 2^43 + seq
+-- 2^43: ready score = (MAX_PRIORITY - priority) * 2^43 + seq, best first
+local READY_UNIT = 8796093022208
 
 -- numbers ---------------------------------------------------------------------------------
 
@@ -134,14 +134,15 @@ end
 
 -- task state -------------------------------------------------------------------------------
 
+-- lifecycle.check_transition, over the header's TRANSITIONS
 local function check_transition(old, new)
-  if not TRANSITIONS[old .. '>' .. new] then
+  if not TRANSITIONS[old .. '>' .. tostring(new)] then
     error('illegal transition ' .. old .. ' -> ' .. new) -- a bug, never a client error
   end
 end
 
 local function ready_score(t)
-  return (10 - tonumber(t.priority)) * READY_UNIT + tonumber(t.seq)
+  return (MAX_PRIORITY - tonumber(t.priority)) * READY_UNIT + tonumber(t.seq)
 end
 
 -- Move task `t` (a loaded hash) to `new`, keeping every index that follows the status in
@@ -235,12 +236,12 @@ local function maybe_idle(sid)
   end
 end
 
--- rules.updated_score, with rules.SCORE_ALPHA (ALPHA) from the header
+-- lifecycle.updated_score, with its ALPHA and SCORE_START from the header
 local function score(sid, cap, success)
   local x = success and 1.0 or 0.0
   local key, ck = S(sid), P .. ':cscores:' .. sid
   local old = tonumber(redis.call('HGET', key, 'performance_score'))
-  local oc = tonumber(redis.call('HGET', ck, cap) or '0.5')
+  local oc = tonumber(redis.call('HGET', ck, cap) or SCORE_START)
   redis.call('HSET', ck, cap, F((1 - ALPHA) * oc + ALPHA * x))
   redis.call('HSET', key, 'performance_score', F((1 - ALPHA) * old + ALPHA * x))
   redis.call('HINCRBY', key, success and 'tasks_completed' or 'tasks_failed', 1)
@@ -285,7 +286,7 @@ local function release_dependents(tid)
     local t = hgetall(T(dep))
     if t and t.status == 'pending'
         and redis.call('HINCRBY', T(dep), 'open_deps', -1) <= 0 then
-      t.priority = t.priority_ready -- rules.on_ready, precomputed when the task was added
+      t.priority = t.priority_ready -- lifecycle.on_ready, precomputed when the task was added
       put(T(dep), 'priority', t.priority, 'updated_at', F(NOW))
       set_status(t, 'ready')
       emit('task.ready', obj('task_id', dep, 'required_capability', t.required_capability,
@@ -296,30 +297,24 @@ end
 
 -- releasing held work --------------------------------------------------------------------------
 
--- tasks.py `_release`: an offer goes back to ready; a lease goes back to ready while
--- attempts remain and a retry is wanted (rules.after_release), else to failed.
+-- lifecycle.after_release: where a held task goes (RELEASE from the header), by whether it
+-- may run again (lifecycle.may_retry: a retry is wanted and attempts remain)
 local function release(t, retry, reason, err)
   local holder = t.assigned_to
-  local new = 'ready'
-  if t.status ~= 'assigned' and not (retry and tonumber(t.attempts) < tonumber(t.max_attempts)) then
-    new = 'failed'
-  end
+  local again = retry and tonumber(t.attempts) < tonumber(t.max_attempts)
+  local new = RELEASE[t.status .. '|' .. (again and 'again' or 'done')]
   check_transition(t.status, new)
   set_status(t, new)
   set_lease(t, nil)
   t.assigned_to = nil
   put(T(t.id), 'assigned_to', nil, 'updated_at', F(NOW))
   if err then redis.call('HSET', T(t.id), 'error', err) end
-  if new == 'failed' then redis.call('HSET', T(t.id), 'completed_at', F(NOW)) end
+  if FINAL[new] then redis.call('HSET', T(t.id), 'completed_at', F(NOW)) end
   if holder then maybe_idle(holder) end
   local data = obj('task_id', t.id, 'session_id', holder, 'reason', reason, 'error', err,
                    'attempts', tonumber(t.attempts), 'required_capability', t.required_capability)
-  if new == 'ready' then
-    emit('task.requeued', data)
-  else
-    emit('task.failed', data)
-    block_dependents(t.id)
-  end
+  emit(new == 'ready' and 'task.requeued' or 'task.failed', data)
+  if DEAD[new] then block_dependents(t.id) end
   return new
 end
 
@@ -334,7 +329,7 @@ local function release_held(sid, outcome, reason, moved)
   end
 end
 
--- sessions.py `_drain`: a draining session keeps its leases and starts nothing new, so
+-- the SQLite store's sessions.py `_drain`: a draining session keeps its leases and starts nothing new, so
 -- offers it has not claimed go back at once (whether the operator or the session asked)
 local function drain(sid)
   local st = redis.call('HGET', S(sid), 'status')

@@ -73,7 +73,7 @@ OPS.get_task = function()
   return OK(#flat > 0 and flat or false)
 end
 
--- A: task ids. Their statuses (false: no such task), for rules.plan_batch.
+-- A: task ids. Their statuses (false: no such task), for a plan (core/planning.py).
 OPS.statuses = function()
   local out = {}
   for k, id in ipairs(A) do out[k] = redis.call('HGET', T(id), 'status') end

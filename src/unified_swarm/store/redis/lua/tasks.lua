@@ -1,10 +1,12 @@
--- Task operations: add, claim, offer, outcomes, cancel, and the reaper.
+-- Task operations: insert a planned batch, candidates, claim, offer, outcomes, cancel, and
+-- the reaper. Which task a session gets is decided in Python (core/scheduling.py); these
+-- operations only read candidates and claim or offer the task they are named.
 
 -- A: n external dependencies, then (id, status the plan assumed) each; n tasks, then per
 -- task: id, status, open_deps, task.added data (JSON), n field pairs, the pairs, n deps,
--- the deps. The plan (rules.plan_batch, in Python) read those statuses; the batch is
--- written only if every one still holds and no id exists, else nothing is written.
-OPS.add_tasks = function()
+-- the deps. The plan (core/planning.py) read those statuses; the batch is written only if
+-- every one still holds ('replan' otherwise) and no id exists, else nothing is written.
+OPS.insert_batch = function()
   local i = 1
   local function nxt() i = i + 1; return A[i - 1] end
   local n_ext = tonumber(nxt())
@@ -72,33 +74,13 @@ local function alive(s)
   if s.token_hash then revive(s.id) end
 end
 
--- the best ready task the session can take: one index probe per capability
-local function best_ready(caps)
-  if #caps == 0 then return redis.call('ZRANGE', P .. ':ready-any', 0, 0)[1] end
-  local best, best_score, seen = nil, nil, {}
-  for _, cap in ipairs(caps) do
-    if not seen[cap] then
-      seen[cap] = true
-      local head = redis.call('ZRANGE', P .. ':ready:' .. cap, 0, 0, 'WITHSCORES')
-      if head[1] and (best == nil or tonumber(head[2]) < best_score) then
-        best, best_score = head[1], tonumber(head[2])
-      end
-    end
+-- the session declares capability `cap`, or none (then it takes any)
+local function can_take(s, cap)
+  if #s.caps == 0 then return true end
+  for _, c in ipairs(s.caps) do
+    if c == cap then return true end
   end
-  return best
-end
-
--- the best task already offered to the session
-local function best_offer(sid)
-  local best, best_key = nil, nil
-  for _, tid in ipairs(redis.call('ZRANGE', HELD_KEY(sid), 0, -1)) do
-    local f = redis.call('HMGET', T(tid), 'status', 'priority', 'seq')
-    if f[1] == 'assigned' then
-      local key = ready_score({priority = f[2], seq = f[3]})
-      if best == nil or key < best_key then best, best_key = tid, key end
-    end
-  end
-  return best
+  return false
 end
 
 local function claim_task(tid, s)
@@ -123,14 +105,45 @@ local function claim_task(tid, s)
   return OK(redis.call('HGETALL', T(tid)))
 end
 
--- A: session id
-OPS.claim_next = function()
+-- the candidates (CANDIDATE_FIELDS) of the tasks `ids` names, appended to `out`; only those
+-- in `status`, when it is given
+local function candidates_of(ids, out, status)
+  for _, tid in ipairs(ids) do
+    if not status or redis.call('HGET', T(tid), 'status') == status then
+      out[#out + 1] = redis.call('HMGET', T(tid), unpack(CANDIDATE_FIELDS))
+    end
+  end
+  return out
+end
+
+-- A: limit, then the capabilities (none: any). At most `limit` ready tasks per capability,
+-- each index's head first: one bounded ZRANGE per capability, however long the queue.
+OPS.ready_candidates = function()
+  local limit, out = tonumber(A[1]) - 1, {}
+  if #A == 1 then
+    return OK(candidates_of(redis.call('ZRANGE', P .. ':ready-any', 0, limit), out))
+  end
+  local seen = {}
+  for k = 2, #A do
+    if not seen[A[k]] then
+      seen[A[k]] = true
+      candidates_of(redis.call('ZRANGE', P .. ':ready:' .. A[k], 0, limit), out)
+    end
+  end
+  return OK(out)
+end
+
+-- A: session id. The tasks offered to it, oldest first.
+OPS.offered_to = function()
+  return OK(candidates_of(redis.call('ZRANGE', HELD_KEY(A[1]), 0, -1), {}, 'assigned'))
+end
+
+-- A: session id. It asked for work: alive again, unless it may take none now.
+OPS.check_in = function()
   local s, refused = claimable(A[1])
   if not s then return refused end
   alive(s)
-  local tid = best_offer(s.id) or best_ready(s.caps)
-  if not tid then return OK(false) end
-  return claim_task(tid, s)
+  return OK(session_reply(A[1]))
 end
 
 -- A: session id, task id
@@ -142,26 +155,26 @@ OPS.claim = function()
   if not s then return refused end
   if t[1] == 'assigned' and t[2] ~= sid then return ERR('offered_elsewhere', tid) end
   if t[1] ~= 'ready' and t[1] ~= 'assigned' then return ERR('not_ready', tid, t[1]) end
-  if #s.caps > 0 then
-    local ok = false
-    for _, cap in ipairs(s.caps) do ok = ok or cap == t[3] end
-    if not ok then return ERR('capability', tid, t[3], sid) end
-  end
+  if not can_take(s, t[3]) then return ERR('capability', tid, t[3], sid) end
   alive(s)
   return claim_task(tid, s)
 end
 
--- A: session id, deadline (on the caller's clock)
-OPS.assign_next = function()
+-- A: session id, task id, deadline (on the caller's clock)
+OPS.offer = function()
   -- an offer is the server's initiative, not the session's: it proves no liveness, and a
   -- session that went silent is offered nothing (else offers would keep a dead one alive)
-  if redis.call('HGET', S(A[1]), 'status') == 'offline' then return OK(false) end
-  local s, refused = claimable(A[1])
+  local sid, tid = A[1], A[2]
+  if redis.call('HGET', S(sid), 'status') == 'offline' then return OK(false) end
+  local s, refused = claimable(sid)
   if not s then return refused end
-  local tid = best_ready(s.caps)
-  if not tid then return OK(false) end
   local t = hgetall(T(tid))
-  local deadline = tonumber(A[2]) + SHIFT
+  if not t then return ERR('no_task', tid) end
+  if t.status ~= 'ready' then return ERR('not_ready', tid, t.status) end
+  if not can_take(s, t.required_capability) then
+    return ERR('capability', tid, t.required_capability, sid)
+  end
+  local deadline = tonumber(A[3]) + SHIFT
   t.assigned_to = s.id
   set_status(t, 'assigned')
   put(T(tid), 'assigned_to', s.id, 'updated_at', F(NOW))
@@ -252,7 +265,7 @@ OPS.cancel = function()
   local tid, reason = A[1], A[2]
   local t = hgetall(T(tid))
   if not t then return ERR('no_task', tid) end
-  if FINAL[t.status] then return ERR('final', tid, t.status) end
+  if FINAL[t.status] then return ERR('final', tid, t.status) end -- FINAL: from the header
   check_transition(t.status, 'cancelled')
   local holder = t.assigned_to
   if t.status == 'in_progress' then end_attempt(t, 'released', 'cancelled: ' .. reason) end
@@ -261,7 +274,7 @@ OPS.cancel = function()
   put(T(tid), 'assigned_to', nil, 'completed_at', F(NOW), 'updated_at', F(NOW))
   if holder then maybe_idle(holder) end
   emit('task.cancelled', obj('task_id', tid, 'reason', reason, 'session_id', holder))
-  block_dependents(tid)
+  if DEAD['cancelled'] then block_dependents(tid) end
   return OK(redis.call('HGETALL', T(tid)))
 end
 

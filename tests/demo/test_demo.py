@@ -11,10 +11,9 @@ from typing import Any, cast
 import pytest
 
 from unified_swarm.client.types import TaskDetail
-from unified_swarm.worker.demo import workload
-from unified_swarm.worker.demo.summary import read_ledger, summarize
-
-from .conftest import swarm_command
+from unified_swarm.demo import workload
+from unified_swarm.demo.summary import read_ledger, summarize
+from unified_swarm.procs import swarm_argv
 
 
 def test_the_workload_is_a_dag_in_dependency_order() -> None:
@@ -63,7 +62,7 @@ def test_the_summary_counts_duplicates_from_history_and_ledger() -> None:
 def test_swarm_demo_runs_to_completion(tmp_path: Path) -> None:
     data = tmp_path / "demo"
     run = subprocess.run(
-        [*swarm_command(), "demo", "--workers", "3", "--tasks", "12", "--scale", "0.05",
+        [*swarm_argv(), "demo", "--workers", "3", "--tasks", "12", "--scale", "0.05",
          "--data-dir", str(data), "--timeout", "60"],
         capture_output=True, text=True, timeout=90, cwd=tmp_path)
     assert run.returncode == 0, run.stdout + run.stderr

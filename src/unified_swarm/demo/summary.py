@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from ...client.types import TaskDetail
+from ..client.types import TaskDetail
 
 FINAL = frozenset({"completed", "failed", "cancelled", "blocked"})
 

@@ -15,11 +15,11 @@ from pathlib import Path
 
 from rich.console import Console
 
-from ...client import Client, RetryPolicy
-from ...errors import SwarmError
+from ..client import Client, RetryPolicy
+from ..errors import SwarmError
+from ..procs import Proc, SwarmServer, swarm_worker
 from . import workload
 from .display import LiveView, PlainView, Snapshot, View
-from .procs import Proc, base_env, free_port, spawn, start_server, tail, wait_healthy
 from .summary import FINAL, Summary, read_ledger, summarize
 
 REFRESH = 0.25
@@ -70,10 +70,10 @@ class Demo:
         self.opts, self.console = options, console
         self.data = fresh_data_dir(options.data_dir)
         self.token = secrets.token_urlsafe(32)
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = SwarmServer("server", data_dir=self.data, token=self.token,
+                                  log=self.data / "server.log", args=["--log-level", "warning"])
+        self.url = self.server.url
         self.ledger = self.data / "effects.log"
-        self.server: Proc | None = None
         self.workers: list[Proc] = []
         self.slots = 0
         tty = console.is_terminal if options.plain is None else not options.plain
@@ -95,11 +95,10 @@ class Demo:
         tasks = workload.tasks(self.opts.tasks, self.opts.scale)
         self.say(f"Unified Swarm demo: an orchestrator on SQLite ({self.data}), "
                  f"{self.opts.workers} workers, {len(tasks)} tasks")
-        self.server = start_server(self.data, self.port, self.token)
         try:
-            wait_healthy(self.url, self.server)
+            self.server.start()
         except RuntimeError as exc:
-            raise DemoError(str(exc)) from None
+            raise DemoError(f"the server did not start: {exc}") from None
         with Client(self.url, self.token, retry=RetryPolicy(attempts=5, budget=10)) as op:
             self._start_workers()
             self._wait_registered(op)
@@ -116,23 +115,23 @@ class Demo:
     # -- processes ------------------------------------------------------------------------
 
     def _start_workers(self) -> None:
-        env = base_env(self.url, self.token)
-        env[workload.LEDGER_ENV] = str(self.ledger)
+        env = {workload.LEDGER_ENV: str(self.ledger)}
         for n, (caps, slots) in enumerate(workload.worker_sets(self.opts.workers), start=1):
             name = f"demo-w{n}"
             self.slots += slots
-            args = ["worker", "--id", name, "--name", name, "-c", ",".join(caps),
-                    "--max-tasks", str(slots), "--heartbeat-interval", str(self.opts.heartbeat),
-                    "--wait", "5", "--command", workload.COMMAND]
-            self.workers.append(spawn(name, args, env, self.data / "workers" / f"{name}.log"))
+            args = ["-c", ",".join(caps), "--max-tasks", str(slots),
+                    "--heartbeat-interval", str(self.opts.heartbeat), "--wait", "5",
+                    "--command", workload.COMMAND]
+            log = self.data / "workers" / f"{name}.log"
+            self.workers.append(swarm_worker(name, self.url, self.token, args, log, env).start())
 
     def _wait_registered(self, op: Client, within: float = 30.0) -> None:
         want = {w.name for w in self.workers}
         deadline = time.monotonic() + within
         while time.monotonic() < deadline:
-            dead = [w for w in self.workers if not w.alive()]
+            dead = [w for w in self.workers if not w.alive]
             if dead:
-                raise DemoError(f"worker {dead[0].name} exited early:\n{tail(dead[0].log)}")
+                raise DemoError(f"worker {dead[0].name} exited early:\n{dead[0].tail()}")
             online = {s["id"] for s in op.sessions() if s["status"] != "offline"}
             if want <= online:
                 return
@@ -149,9 +148,8 @@ class Demo:
 
     def _cleanup(self) -> None:
         for w in self.workers:
-            if w.alive():
-                w.kill()
-        if self.server is not None and self.server.alive() and not self.opts.keep:
+            w.kill()
+        if not self.opts.keep:
             self.server.stop()
 
     # -- watching -------------------------------------------------------------------------
@@ -200,7 +198,7 @@ class Demo:
             self.say(f"  {line}")
         self.say(f"  data         {self.data}  (swarm.db, server.log, workers/*.log, "
                  "effects.log: one line per side effect)")
-        if self.opts.keep and self.server is not None and self.server.alive():
+        if self.opts.keep and self.server.alive:
             self.say(f"  API          {self.url}  (still running, pid {self.server.pid}; "
                      f"stop it with: kill {self.server.pid})")
             self.say(f"  dashboard    {self.url}/#token={self.token}")

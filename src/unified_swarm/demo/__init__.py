@@ -7,9 +7,3 @@ terminal, plain lines otherwise), and a summary whose duplicates count comes fro
 task's attempt history and from the workers' side-effect ledger. The demo talks to its
 swarm only over HTTP, like any other client.
 """
-
-from __future__ import annotations
-
-from .runner import DemoError, DemoOptions, run_demo
-
-__all__ = ["DemoError", "DemoOptions", "run_demo"]

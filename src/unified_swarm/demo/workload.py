@@ -13,7 +13,7 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass, field
 
-from ...client.types import TaskIn
+from ..client.types import TaskIn
 
 #: the seed's capability catalogue
 CAPABILITIES = ("build", "architect", "marketing", "research", "coordination")

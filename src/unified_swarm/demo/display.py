@@ -17,7 +17,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from ...client.types import Session, Status, Task
+from ..client.types import Session, Status, Task
 from .workload import CAPABILITIES
 
 #: how often a plain view prints a status line, seconds

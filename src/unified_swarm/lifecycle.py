@@ -1,0 +1,146 @@
+"""One state machine for every store: the task lifecycle as data and pure functions.
+
+These rules run INSIDE a store's atomic step, so they live below `store/` and `core/` alike:
+the SQLite store calls them, and the Redis store's Lua scripts receive them as data in
+their generated header (`store/redis/scripts.py: header`), so no Lua file restates them.
+
+Adding a status is a change here and in `models.TaskStatus`: its edges in `EDGES` (its
+class, final or held, follows from them and from `HELD`). Everything below, the SQL status
+lists and the Lua header included, is derived from these tables.
+
+Every function takes `now` when it needs time and reads no clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from .errors import IllegalTransition
+from .models import Task, TaskSpec, TaskStatus
+
+S = TaskStatus
+
+#: Every move a task can make (DESIGN.md), one line per status it leaves. `ready ->
+#: in_progress` is the claim of a ready task; `assigned -> ready` is an offer nobody claimed
+#: in time; `in_progress -> ready` an attempt that expired or was released.
+EDGES = """
+    pending     -> ready blocked cancelled
+    ready       -> assigned in_progress cancelled
+    assigned    -> in_progress ready cancelled
+    in_progress -> completed failed ready cancelled
+"""
+
+
+def _parse(table: str) -> frozenset[tuple[TaskStatus, TaskStatus]]:
+    pairs = set()
+    for line in filter(None, (raw.strip() for raw in table.splitlines())):
+        old, _, news = line.partition("->")
+        pairs |= {(S(old.strip()), S(new)) for new in news.split()}
+    return frozenset(pairs)
+
+
+TRANSITIONS: frozenset[tuple[TaskStatus, TaskStatus]] = _parse(EDGES)
+#: a task never leaves these (`blocked` too: a dependency of it can no longer complete)
+FINAL = frozenset(s for s in S if not any(old == s for old, _ in TRANSITIONS))
+#: a session holds the task: an offer (`assigned`) or a lease (`in_progress`)
+HELD = frozenset({S.ASSIGNED, S.IN_PROGRESS})
+#: a dependency that ends in one of these can never complete: its dependents are blocked
+DEAD = FINAL - {S.COMPLETED}
+
+
+def check_transition(old: TaskStatus, new: TaskStatus) -> None:
+    """Refuse a move the table does not have (a store bug, never a client error)."""
+    if (old, new) not in TRANSITIONS:
+        raise IllegalTransition(f"task cannot go from {old} to {new}")
+
+
+# -- dependencies --------------------------------------------------------------------------
+
+
+def status_from_deps(dep_statuses: Iterable[TaskStatus]) -> TaskStatus:
+    """pending while a dependency is open, blocked once one can never complete, else ready."""
+    statuses = list(dep_statuses)
+    if any(s in DEAD for s in statuses):
+        return S.BLOCKED
+    if all(s == S.COMPLETED for s in statuses):
+        return S.READY
+    return S.PENDING
+
+
+# -- releasing held work -------------------------------------------------------------------
+
+#: (held status, may it run again?) -> where the task goes when its holder lets it go without
+#: success: an offer was never started and goes back as it was; an attempt goes back to the
+#: queue while a retry is wanted and attempts remain, else it fails for good
+RELEASE: Mapping[tuple[TaskStatus, bool], TaskStatus] = {
+    (S.ASSIGNED, True): S.READY,
+    (S.ASSIGNED, False): S.READY,
+    (S.IN_PROGRESS, True): S.READY,
+    (S.IN_PROGRESS, False): S.FAILED,
+}
+
+
+def may_retry(task: Task, retry: bool) -> bool:
+    """A retry is wanted and the task has attempts left."""
+    return retry and task.attempts < task.max_attempts
+
+
+def after_release(task: Task, retry: bool) -> TaskStatus:
+    """Where a held task goes when its offer or attempt ends without success (failed,
+    expired, released, its session gone)."""
+    return RELEASE[(task.status, may_retry(task, retry))]
+
+
+def lease_ttl(heartbeat_interval: float, lease_factor: float) -> float:
+    """A lease lasts `lease_factor` heartbeat intervals of its session (so does a silent
+    session before it counts as offline)."""
+    return lease_factor * heartbeat_interval
+
+
+def lease_deadline(now: float, heartbeat_interval: float, lease_factor: float) -> float:
+    return now + lease_ttl(heartbeat_interval, lease_factor)
+
+
+# -- priority ------------------------------------------------------------------------------
+
+BASE_PRIORITY = 5
+MAX_PRIORITY = 10
+#: the seed's bonuses over BASE_PRIORITY for a task without a given priority
+BONUS = {"critical": 3, "infinite_scale": 2, "roi_high": 1, "deps_met": 1}
+
+
+def compute_priority(spec: TaskSpec | Task, deps_met: bool) -> int:
+    """The seed's rule: 5; +3 critical, +2 infinite_scale, +1 roi "high", +1 dependencies met.
+
+    A task without dependencies has its dependencies met, so a plain task gets 6. Capped at 10.
+    """
+    p = BASE_PRIORITY
+    p += BONUS["critical"] if spec.critical else 0
+    p += BONUS["infinite_scale"] if spec.infinite_scale else 0
+    p += BONUS["roi_high"] if (spec.roi or "").lower() == "high" else 0
+    p += BONUS["deps_met"] if deps_met else 0
+    return min(p, MAX_PRIORITY)
+
+
+def ready_priority(task: Task) -> int:
+    """The priority a task has once it is ready: a given one stays, a computed one gains the
+    dependencies-met bonus."""
+    return task.priority if task.priority_given else compute_priority(task, deps_met=True)
+
+
+def on_ready(task: Task) -> None:
+    """pending -> ready once every dependency completed, with its ready priority."""
+    check_transition(task.status, S.READY)
+    task.status, task.priority = S.READY, ready_priority(task)
+
+
+# -- the score -----------------------------------------------------------------------------
+
+SCORE_ALPHA = 0.2
+#: a new session's score, overall and per capability
+SCORE_START = 0.5
+
+
+def updated_score(old: float, success: bool) -> float:
+    """Exponentially weighted success rate: recent attempts count most."""
+    return (1 - SCORE_ALPHA) * old + SCORE_ALPHA * (1.0 if success else 0.0)
