@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from .stats import ANY, PairStats
+
 JSON = Any
 #: where rules get the time: seconds since the epoch, read just before the step it dates
 Clock = Callable[[], float]
@@ -71,6 +73,13 @@ class Session:
     tasks_completed: int = 0
     tasks_failed: int = 0
     current_tasks: list[str] = field(default_factory=list)
+    #: what the learned model says the session has shown it can do (kept by the store)
+    detected_capabilities: list[str] = field(default_factory=list)
+    #: filled by the orchestrator from the learned model on reads: per capability, attempts,
+    #: success rate, median duration and speed against the pool
+    stats: dict[str, JSON] = field(default_factory=dict)
+    #: the session's circuit breaker is open until then (None: closed)
+    quarantined_until: float | None = None
 
     def wire(self) -> dict[str, JSON]:
         return {
@@ -88,6 +97,9 @@ class Session:
             "tasks_completed": self.tasks_completed,
             "tasks_failed": self.tasks_failed,
             "metadata": self.metadata,
+            "detected_capabilities": self.detected_capabilities,
+            "stats": self.stats,
+            "quarantined_until": iso(self.quarantined_until),
         }
 
 
@@ -153,6 +165,15 @@ class Task:
         }
 
 
+
+
+def added_data(t: Task) -> dict[str, JSON]:
+    """The data of a `task.added` event, the same from every store."""
+    return {"task_id": t.id, "status": t.status.value, "type": t.type,
+            "required_capability": t.required_capability, "priority": t.priority,
+            "dependencies": t.dependencies, "title": t.title,
+            "estimated_hours": t.estimated_hours}
+
 @dataclass(slots=True, frozen=True)
 class Candidate:
     """A ready (or offered) task as a scheduler weighs it (`Store.ready_candidates`): what a
@@ -205,6 +226,8 @@ class Attempt:
     error: str | None = None
     #: the lease's deadline when the attempt ended (so "requeued within 1 s" is checkable)
     lease_expires_at: float | None = None
+    #: the duration the scheduler expected when it chose this attempt (learned policy)
+    predicted: float | None = None
 
     @property
     def duration(self) -> float | None:
@@ -222,6 +245,7 @@ class Attempt:
             "outcome": self.outcome.value if self.outcome else None,
             "error": self.error,
             "lease_expires_at": iso(self.lease_expires_at),
+            "predicted_duration": self.predicted,
         }
 
 
@@ -308,6 +332,30 @@ class Recorded:
 
     task: Task
     duplicate: bool = False
+    #: the session's statistics the outcome moved: its capability and `stats.ANY`
+    stats: dict[str, PairStats] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Quarantine:
+    """One open circuit breaker (half-open once `until` has passed): a session, or a session
+    on one capability, ejected from scheduling (core/breaker.py decides; the store keeps)."""
+
+    session_id: str
+    #: the capability, or `stats.ANY` for the whole session
+    capability: str
+    until: float
+    #: ejections in a row without a successful probe between them (the period doubles)
+    ejections: int
+
+    def open(self, now: float) -> bool:
+        """Ejected now (not yet half-open)."""
+        return now < self.until
+
+    def wire(self) -> dict[str, JSON]:
+        return {"session_id": self.session_id,
+                "capability": None if self.capability == ANY else self.capability,
+                "until": iso(self.until), "ejections": self.ejections}
 
 
 @dataclass(slots=True)

@@ -79,6 +79,8 @@ ON_FAILURE: dict[str, Step] = {
     "streak": (1.0, 1.0),
 }
 INT_FIELDS = frozenset({"attempts", "successes", "failures", "streak"})
+#: every field, in the order rows are written
+FIELDS = tuple(f.name for f in fields(PairStats))
 
 
 def log_duration(duration: float) -> float:

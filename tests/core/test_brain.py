@@ -9,9 +9,8 @@ import pytest
 
 from unified_swarm import stats
 from unified_swarm.core.brain import Brain, BrainParams
-from unified_swarm.core.breaker import Quarantine
 from unified_swarm.core.choice import ChoiceParams
-from unified_swarm.models import Event, Session, SessionStatus
+from unified_swarm.models import Event, Quarantine, Session, SessionStatus
 from unified_swarm.stats import ON_SUCCESS, PairStats
 
 SEQ = itertools.count(1)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from unified_swarm.core import breaker
-from unified_swarm.core.breaker import BreakerParams, Quarantine
+from unified_swarm.core.breaker import BreakerParams
+from unified_swarm.models import Quarantine
 
 P = BreakerParams(threshold=3, base=60.0, cap=300.0, max_fraction=0.25)
 

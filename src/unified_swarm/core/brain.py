@@ -17,10 +17,10 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from ..models import Event, Session, Task, TaskStatus
+from ..models import Event, Quarantine, Session, Task, TaskStatus
 from ..stats import ANY, PairStats
 from . import breaker, choice
-from .breaker import BreakerParams, Quarantine
+from .breaker import BreakerParams
 from .choice import ChoiceParams, Decision, Hold, Option
 from .learning import Model, Params
 from .ranks import Ranks

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..stats import ANY
+from ..models import Quarantine
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,26 +26,6 @@ class BreakerParams:
     base: float = 60.0
     cap: float = 1800.0
     max_fraction: float = 0.25
-
-
-@dataclass(frozen=True, slots=True)
-class Quarantine:
-    """One open (or half-open, once `until` has passed) breaker."""
-
-    session_id: str
-    #: the capability, or `stats.ANY` for the whole session
-    capability: str
-    until: float
-    #: ejections in a row without a successful probe between them
-    ejections: int
-
-    def open(self, now: float) -> bool:
-        """Ejected now (not yet half-open)."""
-        return now < self.until
-
-    def wire(self) -> dict[str, object]:
-        return {"capability": None if self.capability == ANY else self.capability,
-                "until": self.until, "ejections": self.ejections}
 
 
 def period(ejections: int, params: BreakerParams) -> float:

@@ -48,12 +48,14 @@ from ..models import (
     Heartbeat,
     Interrupt,
     KnowledgeEntry,
+    Quarantine,
     Reaped,
     Recorded,
     Session,
     Task,
     TaskStatus,
 )
+from ..stats import PairStats
 
 
 @runtime_checkable
@@ -157,10 +159,12 @@ class Store(Protocol):
         resumed); one that left stays out. Raises NotFound, or NotClaimable when it cannot
         take work now (left, draining, at max concurrency)."""
 
-    async def claim(self, session_id: str, task_id: str, now: float) -> Claimed:
+    async def claim(self, session_id: str, task_id: str, now: float,
+                    predicted: float | None = None) -> Claimed:
         """Atomically claim one named task, ready or offered to this session: compare-and-set
         on its status. The claim bumps the fencing token and attempts, starts a lease and an
-        attempt row, and proves the session alive as `check_in` does. Raises NotFound,
+        attempt row (keeping `predicted`, the duration the scheduler expected, on the
+        attempt and in the event), and proves the session alive as `check_in` does. Raises NotFound,
         NotClaimable (the session cannot take work) or TaskTaken (the task is held
         elsewhere, not ready, or needs a capability the session lacks). Emits `task.claimed`.
         """
@@ -182,14 +186,18 @@ class Store(Protocol):
         self, session_id: str, task_id: str, token: int, result: JSON, now: float
     ) -> Recorded:
         """Record success under a valid lease; dependents whose dependencies are all
-        complete become ready (`task.completed`, then `task.ready` each)."""
+        complete become ready (`task.completed`, then `task.ready` each). In the same step
+        the session's statistics on the capability and its totals (`stats.ANY`) move by
+        `stats.ON_SUCCESS` with the attempt's duration; the event and `Recorded.stats`
+        carry the new rows."""
 
     async def fail(
         self, session_id: str, task_id: str, token: int, error: str, retry: bool, now: float
     ) -> Recorded:
         """Record a failed attempt under a valid lease; the task goes back to ready while
         attempts remain and `retry` is true (`task.requeued`), else to failed
-        (`task.failed`, dependents `task.blocked`)."""
+        (`task.failed`, dependents `task.blocked`). The statistics move by
+        `stats.ON_FAILURE`, carried as by `complete`."""
 
     async def cancel(self, task_id: str, now: float, reason: str) -> Task:
         """Atomically cancel a task that is not final; dependents become blocked.
@@ -235,6 +243,26 @@ class Store(Protocol):
     ) -> KnowledgeEntry:
         """Atomically append a tombstone version; history stays readable. NotFound when
         absent, StaleVersion when `expected_version` is stale."""
+
+    # -- the learned model -------------------------------------------------------------
+
+    async def all_stats(self) -> list[tuple[str, str, PairStats]]:
+        """Every (session, capability, statistics) row, `stats.ANY` rows included, by
+        session then capability (read only)."""
+
+    async def quarantines(self) -> list[Quarantine]:
+        """Every open or half-open circuit breaker (read only)."""
+
+    async def set_quarantine(self, session_id: str, capability: str,
+                             record: Quarantine | None, expected: int, now: float) -> bool:
+        """Atomically open (`record`) or close (None) the session's breaker on the
+        capability (`stats.ANY`: the whole session), if the ejections it holds now are
+        still `expected` (0: no breaker); False (nothing written) otherwise. Emits
+        `session.quarantined` or, when one closes, `session.restored`."""
+
+    async def set_detected(self, session_id: str, capabilities: list[str],
+                           now: float) -> None:
+        """Atomically keep the session's detected capabilities (`session.detected`)."""
 
     # -- the swarm ---------------------------------------------------------------------
 

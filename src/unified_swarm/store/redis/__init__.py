@@ -42,7 +42,7 @@ from redis.commands.core import AsyncScript
 
 from ...config import Settings
 from ...errors import InvalidInput, Unavailable
-from ...jsonutil import digest, dumps
+from ...jsonutil import digest, dumps, loads
 from ...models import (
     JSON,
     Attempt,
@@ -54,12 +54,14 @@ from ...models import (
     Heartbeat,
     Interrupt,
     KnowledgeEntry,
+    Quarantine,
     Reaped,
     Recorded,
     Session,
     Task,
     TaskStatus,
 )
+from ...stats import PairStats
 from . import codec
 from .codec import num, opt
 from .connection import (
@@ -278,8 +280,10 @@ class RedisStore:
         reply = await self._call("check_in", session_id, now=now)
         return codec.session_from(reply[0])
 
-    async def claim(self, session_id: str, task_id: str, now: float) -> Claimed:
-        reply = await self._call("claim", session_id, task_id, now=now)
+    async def claim(self, session_id: str, task_id: str, now: float,
+                    predicted: float | None = None) -> Claimed:
+        reply = await self._call("claim", session_id, task_id,
+                                 opt(None if predicted is None else num(predicted)), now=now)
         return _claimed(reply[0])
 
     async def offer(self, session_id: str, task_id: str, now: float,
@@ -349,6 +353,37 @@ class RedisStore:
                                  opt(updated_by), now=now)
         return codec.entry_from(reply[0])
 
+    # -- the learned model ---------------------------------------------------------------
+
+    async def all_stats(self) -> list[tuple[str, str, PairStats]]:
+        flat = (await self._call("all_stats"))[0]
+        out = []
+        for key, raw in codec.pairs(flat).items():
+            sid, _, cap = key.partition("\t")
+            out.append((sid, cap, PairStats.from_mapping(loads(raw))))
+        return sorted(out, key=lambda r: (r[0], r[1]))
+
+    async def quarantines(self) -> list[Quarantine]:
+        flat = (await self._call("quarantines"))[0]
+        out = []
+        for key, raw in codec.pairs(flat).items():
+            sid, _, cap = key.partition("\t")
+            until, _, ejections = raw.partition("\t")
+            out.append(Quarantine(sid, cap, float(until), int(ejections)))
+        return sorted(out, key=lambda q: (q.session_id, q.capability))
+
+    async def set_quarantine(self, session_id: str, capability: str,
+                             record: Quarantine | None, expected: int, now: float) -> bool:
+        until = None if record is None else num(record.until)
+        ejections = "0" if record is None else str(record.ejections)
+        reply = await self._call("set_quarantine", session_id, capability, opt(until),
+                                 ejections, str(expected), now=now)
+        return bool(reply[0])
+
+    async def set_detected(self, session_id: str, capabilities: list[str],
+                           now: float) -> None:
+        await self._call("set_detected", session_id, dumps(sorted(capabilities)), now=now)
+
     # -- the swarm -----------------------------------------------------------------------
 
     async def set_interrupt(self, interrupt: Interrupt | None, now: float) -> None:
@@ -409,8 +444,11 @@ def _claimed(flat: list[str]) -> Claimed:
 
 
 def _recorded(reply: list[Any]) -> Recorded:
-    state, flat = reply
-    return Recorded(codec.task_from(flat), duplicate=state == "dup")
+    state, flat, *moved = reply
+    stats = None
+    if moved:
+        stats = {cap: PairStats.from_mapping(row) for cap, row in loads(moved[0]).items()}
+    return Recorded(codec.task_from(flat), duplicate=state == "dup", stats=stats)
 
 
 def _opt_int(value: int | None) -> str:

@@ -25,6 +25,7 @@ from ...models import (
     SessionStatus,
     Task,
     TaskStatus,
+    added_data,
 )
 
 Flat = list[str]
@@ -123,10 +124,8 @@ def _flag(b: bool) -> str:
 
 
 def added_event_data(t: Task) -> str:
-    """`task.added` data, exactly as the SQLite store writes it."""
-    return dumps({"task_id": t.id, "status": t.status.value, "type": t.type,
-                  "required_capability": t.required_capability, "priority": t.priority,
-                  "dependencies": t.dependencies, "title": t.title})
+    """`task.added` data (models.added_data), as JSON for the script."""
+    return dumps(added_data(t))
 
 
 def session_from(reply: list[Any]) -> Session:
@@ -147,6 +146,7 @@ def session_from(reply: list[Any]) -> Session:
         tasks_completed=int(h["tasks_completed"]),
         tasks_failed=int(h["tasks_failed"]),
         current_tasks=list(held),
+        detected_capabilities=loads(h.get("detected_capabilities") or "[]"),
     )
 
 
@@ -168,6 +168,7 @@ def attempt_from(task_id: str, flat: Flat) -> Attempt:
         outcome=Outcome(h["outcome"]) if h.get("outcome") else None,
         error=h.get("error"),
         lease_expires_at=_float(h, "lease_expires_at"),
+        predicted=_float(h, "predicted"),
     )
 
 

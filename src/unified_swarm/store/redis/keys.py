@@ -24,6 +24,8 @@
 | P:held:{session}           | zset   | seq -> task id: what the session holds (offers, leases)  |
 | P:cscores:{session}        | hash   | capability -> score                                      |
 | P:tokens                   | hash   | token hash -> session id                                 |
+| P:stats                    | hash   | "session \\t capability" -> stats.PairStats JSON         |
+| P:quarantine               | hash   | "session \\t capability" -> "until \\t ejections"         |
 | P:silence                  | zset   | last_heartbeat + lease TTL -> session id (not offline)   |
 | P:idle                     | zset   | idle_since -> session id (status idle)                   |
 | P:count:sessions           | hash   | status -> number of sessions                             |

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from importlib import resources
 
-from ... import lifecycle
+from ... import lifecycle, stats
 from ...errors import (
     AlreadyExists,
     Conflict,
@@ -38,7 +38,7 @@ from ...errors import (
 )
 from ...models import CANDIDATE_FIELDS, TaskStatus
 
-LUA_FILES = ("lib.lua", "sessions.lua", "tasks.lua", "swarm.lua")
+LUA_FILES = ("lib.lua", "sessions.lua", "tasks.lua", "swarm.lua", "learning.lua")
 
 ARGUMENTS = """\
 local OP, P, EPOCH, CLOCK, FENCE, CHANNEL = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
@@ -91,6 +91,12 @@ def rules() -> str:
         f"local RELEASE = {{{release}}}",
         f"local ALPHA, SCORE_START = {lifecycle.SCORE_ALPHA!r}, {lifecycle.SCORE_START!r}",
         f"local MAX_PRIORITY = {lifecycle.MAX_PRIORITY}",
+        # the learned model's update (stats.py): the same rule the SQLite store applies
+        f"local STATS_RULES = {{success = {stats.lua_table(stats.ON_SUCCESS)}, "
+        f"failure = {stats.lua_table(stats.ON_FAILURE)}}}",
+        "local STATS_FIELDS = {" + ", ".join(f"'{f}'" for f in stats.FIELDS) + "}",
+        f"local STATS_INT = {{{', '.join(f'{f} = true' for f in sorted(stats.INT_FIELDS))}}}",
+        f"local STATS_ANY, STATS_MIN_DURATION = '{stats.ANY}', {stats.MIN_DURATION!r}",
         # not a rule: the fields a scheduler's candidate carries (models.Candidate)
         "local CANDIDATE_FIELDS = {" + ", ".join(f"'{f}'" for f in CANDIDATE_FIELDS) + "}",
     ]) + "\n"

@@ -28,17 +28,19 @@ from ...models import (
     Heartbeat,
     Interrupt,
     KnowledgeEntry,
+    Quarantine,
     Reaped,
     Recorded,
     Session,
     Task,
     TaskStatus,
 )
-from . import claims, knowledge, sessions, tasks
+from ...stats import PairStats
+from . import claims, knowledge, learning, sessions, tasks
 from .engine import Engine
 from .rows import attempt_from_row, emit, held_ids, load_session, load_task, session_from_row
 from .rows import task_from_row as _task_from_row
-from .schema import DDL, HELD_IN, SCHEMA_VERSION
+from .schema import ADDED_COLUMNS, DDL, HELD_IN, SCHEMA_VERSION
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -187,9 +189,10 @@ class SQLiteStore:
     async def check_in(self, session_id: str, now: float) -> Session:
         return await self._write(claims.check_in, session_id, now)
 
-    async def claim(self, session_id: str, task_id: str, now: float) -> Claimed:
+    async def claim(self, session_id: str, task_id: str, now: float,
+                    predicted: float | None = None) -> Claimed:
         return await self._write(claims.claim, session_id, task_id, now,
-                                 self.settings.lease_factor)
+                                 self.settings.lease_factor, predicted)
 
     async def offer(self, session_id: str, task_id: str, now: float,
                     deadline: float) -> Task | None:
@@ -253,6 +256,23 @@ class SQLiteStore:
                                updated_by: str | None, now: float) -> KnowledgeEntry:
         return await self._write(knowledge.delete, topic, expected_version, updated_by, now)
 
+    # -- the learned model ---------------------------------------------------------------
+
+    async def all_stats(self) -> list[tuple[str, str, PairStats]]:
+        return await self._read(learning.all_stats)
+
+    async def quarantines(self) -> list[Quarantine]:
+        return await self._read(learning.quarantines)
+
+    async def set_quarantine(self, session_id: str, capability: str,
+                             record: Quarantine | None, expected: int, now: float) -> bool:
+        return await self._write(learning.set_quarantine, session_id, capability, record,
+                                 expected, now)
+
+    async def set_detected(self, session_id: str, capabilities: list[str],
+                           now: float) -> None:
+        await self._write(learning.set_detected, session_id, capabilities, now)
+
     # -- the swarm -----------------------------------------------------------------------
 
     async def set_interrupt(self, interrupt: Interrupt | None, now: float) -> None:
@@ -305,6 +325,10 @@ def _init_schema(conn: sqlite3.Connection) -> None:
         for statement in DDL.split(";"):
             if statement.strip():
                 conn.execute(statement)
+        for table, column, declaration in ADDED_COLUMNS:
+            have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+            if column not in have:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
         row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         if row is None:
             for key, value in (("schema_version", str(SCHEMA_VERSION)),

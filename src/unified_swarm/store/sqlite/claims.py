@@ -101,19 +101,20 @@ def _takeable(t: Task, s: Session) -> None:
 
 
 def claim(conn: Conn, ev: list[Event], session_id: str, task_id: str, now: float,
-          lease_factor: float) -> Claimed:
+          lease_factor: float, predicted: float | None = None) -> Claimed:
     t = load_task(conn, task_id)
     if t is None:
         raise NotFound(f"task {task_id!r} does not exist")
     s = _claimable_session(conn, ev, session_id, now)
     _takeable(t, s)
-    return _claim(conn, ev, t, s, now, lease_factor)
+    return _claim(conn, ev, t, s, now, lease_factor, predicted)
 
 
 def revive(conn: Conn, ev: list[Event], session_id: str, now: float) -> None:
     """Mark a session alive at `now`; one that had gone silent comes back online."""
-    row = conn.execute("SELECT status, name, capabilities, heartbeat_interval FROM sessions "
-                       "WHERE id = ?", (session_id,)).fetchone()
+    row = conn.execute("SELECT status, name, capabilities, heartbeat_interval, "
+                       "max_concurrent_tasks FROM sessions WHERE id = ?",
+                       (session_id,)).fetchone()
     if row["status"] == SessionStatus.OFFLINE.value:
         held = conn.execute(f"SELECT 1 FROM tasks WHERE assigned_to = ? AND status IN {HELD_IN} "
                             "LIMIT 1", (session_id,)).fetchone()
@@ -122,12 +123,13 @@ def revive(conn: Conn, ev: list[Event], session_id: str, now: float) -> None:
         emit(conn, ev, "session.joined", now, {
             "session_id": session_id, "name": row["name"],
             "capabilities": loads(row["capabilities"]), "resumed": True,
-            "heartbeat_interval": row["heartbeat_interval"]})
+            "heartbeat_interval": row["heartbeat_interval"],
+            "max_concurrent_tasks": row["max_concurrent_tasks"]})
     conn.execute("UPDATE sessions SET last_heartbeat = ? WHERE id = ?", (now, session_id))
 
 
 def _claim(conn: Conn, ev: list[Event], t: Task, s: Session, now: float,
-           lease_factor: float) -> Claimed:
+           lease_factor: float, predicted: float | None) -> Claimed:
     lifecycle.check_transition(t.status, S.IN_PROGRESS)
     # compare-and-set on the status we read: the single writer makes it hold, the WHERE
     # clause keeps it honest if that ever changes
@@ -142,14 +144,14 @@ def _claim(conn: Conn, ev: list[Event], t: Task, s: Session, now: float,
     save_task(conn, t)
     conn.execute(
         "INSERT INTO attempts (task_id, fencing_token, attempt, session_id, capability, "
-        "started_at) VALUES (?, ?, ?, ?, ?, ?)",
-        (t.id, t.fencing_token, t.attempts, s.id, t.required_capability, now))
+        "started_at, predicted) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (t.id, t.fencing_token, t.attempts, s.id, t.required_capability, now, predicted))
     conn.execute("UPDATE sessions SET status = 'busy' WHERE id = ? AND status = 'idle'", (s.id,))
     lease = lease_of(t)
     emit(conn, ev, "task.claimed", now, {
         "task_id": t.id, "session_id": s.id, "fencing_token": t.fencing_token,
         "attempt": t.attempts, "expires_at": lease.expires_at,
-        "required_capability": t.required_capability})
+        "required_capability": t.required_capability, "predicted": predicted})
     return Claimed(t, lease)
 
 

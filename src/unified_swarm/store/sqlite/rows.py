@@ -111,6 +111,7 @@ def session_from_row(row: sqlite3.Row, current: list[str]) -> Session:
         tasks_completed=row["tasks_completed"],
         tasks_failed=row["tasks_failed"],
         current_tasks=current,
+        detected_capabilities=loads(row["detected_capabilities"]),
     )
 
 
@@ -138,6 +139,7 @@ def attempt_from_row(row: sqlite3.Row) -> Attempt:
         outcome=Outcome(row["outcome"]) if row["outcome"] else None,
         error=row["error"],
         lease_expires_at=row["lease_expires_at"],
+        predicted=row["predicted"],
     )
 
 

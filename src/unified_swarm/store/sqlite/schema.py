@@ -16,6 +16,14 @@ from ...models import TaskStatus
 
 SCHEMA_VERSION = 1
 
+#: columns added after a table first shipped: (table, column, declaration). A data file
+#: from an earlier version gains them when it opens; new tables come from their CREATE
+#: TABLE IF NOT EXISTS alone.
+ADDED_COLUMNS = (
+    ("attempts", "predicted", "REAL"),
+    ("sessions", "detected_capabilities", "TEXT NOT NULL DEFAULT '[]'"),
+)
+
 
 def sql_in(statuses: Iterable[TaskStatus]) -> str:
     """A set of statuses as an SQL list, `('assigned', 'in_progress')`: sorted, so the text
@@ -125,6 +133,32 @@ CREATE TABLE IF NOT EXISTS knowledge (
     updated_at REAL NOT NULL,
     deleted    INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (topic, version)
+) WITHOUT ROWID;
+
+-- the learned model's evidence per (session, capability), and per session under '*'
+-- (stats.PairStats, moved by stats.ON_SUCCESS / ON_FAILURE in the outcome's step)
+CREATE TABLE IF NOT EXISTS stats (
+    session_id TEXT NOT NULL,
+    capability TEXT NOT NULL,
+    attempts   INTEGER NOT NULL,
+    successes  INTEGER NOT NULL,
+    failures   INTEGER NOT NULL,
+    w_success  REAL NOT NULL,
+    w_failure  REAL NOT NULL,
+    w_duration REAL NOT NULL,
+    sum_log    REAL NOT NULL,
+    sum_log2   REAL NOT NULL,
+    streak     INTEGER NOT NULL,
+    PRIMARY KEY (session_id, capability)
+) WITHOUT ROWID;
+
+-- open and half-open circuit breakers (models.Quarantine)
+CREATE TABLE IF NOT EXISTS quarantines (
+    session_id TEXT NOT NULL,
+    capability TEXT NOT NULL,
+    until      REAL NOT NULL,
+    ejections  INTEGER NOT NULL,
+    PRIMARY KEY (session_id, capability)
 ) WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS events (

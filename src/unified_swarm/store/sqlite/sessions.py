@@ -36,7 +36,8 @@ def register(conn: Conn, ev: list[Event], s: Session, token_hash: str, now: floa
              now, token_hash, dumps(s.metadata), s.id))
     emit(conn, ev, "session.joined", now, {
         "session_id": s.id, "name": s.name, "capabilities": s.capabilities,
-        "resumed": old is not None, "heartbeat_interval": s.heartbeat_interval})
+        "resumed": old is not None, "heartbeat_interval": s.heartbeat_interval,
+        "max_concurrent_tasks": s.max_concurrent_tasks})
     joined = load_session(conn, s.id)
     assert joined is not None
     return joined

@@ -25,7 +25,9 @@ from ...models import (
     Recorded,
     Task,
     TaskStatus,
+    added_data,
 )
+from . import learning
 from .rows import (
     INSERT_TASK,
     emit,
@@ -71,14 +73,8 @@ def insert_batch(conn: Conn, ev: list[Event], tasks: Sequence[Task],
         t.seq = cur.lastrowid
         conn.executemany("INSERT INTO deps (task_id, depends_on) VALUES (?, ?)",
                          [(t.id, d) for d in t.dependencies])
-        emit(conn, ev, "task.added", now, _brief(t))
+        emit(conn, ev, "task.added", now, added_data(t))
     return list(tasks)
-
-
-def _brief(t: Task) -> dict[str, JSON]:
-    return {"task_id": t.id, "status": t.status.value, "type": t.type,
-            "required_capability": t.required_capability, "priority": t.priority,
-            "dependencies": t.dependencies, "title": t.title}
 
 
 # -- outcomes ----------------------------------------------------------------------------
@@ -155,13 +151,16 @@ def complete(conn: Conn, ev: list[Event], session_id: str, task_id: str, token: 
     t.progress, t.lease_expires_at, t.error = 1.0, None, None
     save_task(conn, t)
     _score(conn, session_id, t.required_capability, True, now)
+    moved = learning.learn(conn, session_id, t.required_capability, True, duration)
     conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'completed'")
     conn.execute("UPDATE meta SET value = CAST(value AS REAL) + ? WHERE key = 'duration_sum'",
                  (duration,))
     emit(conn, ev, "task.completed", now, {"task_id": t.id, "session_id": session_id,
-                                            "fencing_token": token, "duration": duration})
+                                            "fencing_token": token, "duration": duration,
+                                            "required_capability": t.required_capability,
+                                            "stats": learning.wire(moved)})
     _release_dependents(conn, ev, t.id, now)
-    return Recorded(t)
+    return Recorded(t, stats=moved)
 
 
 def fail(conn: Conn, ev: list[Event], session_id: str, task_id: str, token: int, error: str,
@@ -172,12 +171,15 @@ def fail(conn: Conn, ev: list[Event], session_id: str, task_id: str, token: int,
         return held
     end_attempt(conn, held, now, Outcome.FAILED, error, d)
     _score(conn, session_id, held.required_capability, False, now)
-    release_task(conn, ev, held, now, retry=retry, reason="failed", error=error)
-    return Recorded(held)
+    moved = learning.learn(conn, session_id, held.required_capability, False,
+                           now - (held.started_at or now))
+    release_task(conn, ev, held, now, retry=retry, reason="failed", error=error,
+                 extra={"stats": learning.wire(moved)})
+    return Recorded(held, stats=moved)
 
 
 def release_task(conn: Conn, ev: list[Event], t: Task, now: float, *, retry: bool, reason: str,
-             error: str | None) -> None:
+                 error: str | None, extra: Mapping[str, JSON] | None = None) -> None:
     """Let go of a held task: an offer goes back; an attempt goes back to ready while a retry
     is wanted and attempts remain, else fails for good (`lifecycle.after_release`)."""
     holder = t.assigned_to
@@ -192,7 +194,8 @@ def release_task(conn: Conn, ev: list[Event], t: Task, now: float, *, retry: boo
     if holder is not None:
         _maybe_idle(conn, holder, now)
     data = {"task_id": t.id, "session_id": holder, "reason": reason, "error": error,
-            "attempts": t.attempts, "required_capability": t.required_capability}
+            "attempts": t.attempts, "required_capability": t.required_capability,
+            **(extra or {})}
     if new == S.READY:
         emit(conn, ev, "task.requeued", now, data)
     else:

@@ -218,12 +218,14 @@ end
 
 -- alive at NOW (it heart-beat or asked for work): one that had only gone silent is back
 local function revive(sid)
-  local s = redis.call('HMGET', S(sid), 'status', 'name', 'capabilities', 'heartbeat_interval')
+  local s = redis.call('HMGET', S(sid), 'status', 'name', 'capabilities', 'heartbeat_interval',
+                      'max_concurrent_tasks')
   if s[1] == 'offline' then
     redis.call('HSET', S(sid), 'idle_since', F(NOW))
     session_status(sid, redis.call('ZCARD', HELD_KEY(sid)) > 0 and 'busy' or 'idle')
     emit('session.joined', obj('session_id', sid, 'name', s[2], 'capabilities', RAW(s[3]),
-                               'resumed', true, 'heartbeat_interval', RAW(s[4])))
+                               'resumed', true, 'heartbeat_interval', RAW(s[4]),
+                               'max_concurrent_tasks', tonumber(s[5])))
   end
   touch(sid, s[4])
 end
@@ -246,6 +248,38 @@ local function score(sid, cap, success)
   redis.call('HSET', key, 'performance_score', F((1 - ALPHA) * old + ALPHA * x))
   redis.call('HINCRBY', key, success and 'tasks_completed' or 'tasks_failed', 1)
   maybe_idle(sid)
+end
+
+-- the learned model's evidence: stats.apply with the rule from the header (STATS_RULES), on
+-- the session's row for the capability and on its totals (STATS_ANY). Rows live in the hash
+-- P:stats under "session \t capability", as JSON with exact numbers. Returns the rows as an
+-- event carries them.
+local function learn(sid, cap, success, duration)
+  local rule = STATS_RULES[success and 'success' or 'failure']
+  local x = math.log(math.max(duration, STATS_MIN_DURATION))
+  local parts = {}
+  for _, c in ipairs({cap, STATS_ANY}) do
+    local raw = redis.call('HGET', P .. ':stats', sid .. '\t' .. c)
+    local row = raw and cjson.decode(raw) or {}
+    for _, step in ipairs(rule) do
+      local name, a, b = step[1], step[2], step[3]
+      if b == 'x' then b = x elseif b == 'x2' then b = x * x end
+      local v = (tonumber(row[name]) or 0) * a + b
+      if STATS_INT[name] then v = math.floor(v + 0.5) end
+      row[name] = v
+    end
+    local fields = {}
+    for _, name in ipairs(STATS_FIELDS) do
+      local v = tonumber(row[name]) or 0
+      fields[#fields + 1] = name
+      fields[#fields + 1] = STATS_INT[name] and v or FL(v)
+    end
+    local enc = obj(unpack(fields))
+    redis.call('HSET', P .. ':stats', sid .. '\t' .. c, enc)
+    parts[#parts + 1] = c
+    parts[#parts + 1] = RAW(enc)
+  end
+  return RAW(obj(unpack(parts)))
 end
 
 local function session_reply(sid)
@@ -299,7 +333,7 @@ end
 
 -- lifecycle.after_release: where a held task goes (RELEASE from the header), by whether it
 -- may run again (lifecycle.may_retry: a retry is wanted and attempts remain)
-local function release(t, retry, reason, err)
+local function release(t, retry, reason, err, moved_stats)
   local holder = t.assigned_to
   local again = retry and tonumber(t.attempts) < tonumber(t.max_attempts)
   local new = RELEASE[t.status .. '|' .. (again and 'again' or 'done')]
@@ -313,6 +347,7 @@ local function release(t, retry, reason, err)
   if holder then maybe_idle(holder) end
   local data = obj('task_id', t.id, 'session_id', holder, 'reason', reason, 'error', err,
                    'attempts', tonumber(t.attempts), 'required_capability', t.required_capability)
+  if moved_stats then data = string.sub(data, 1, -2) .. ',"stats":' .. enc(moved_stats) .. '}' end
   emit(new == 'ready' and 'task.requeued' or 'task.failed', data)
   if DEAD[new] then block_dependents(t.id) end
   return new

@@ -23,7 +23,8 @@ OPS.register = function()
   redis.call('HSET', P .. ':tokens', token, sid)
   touch(sid, interval)
   emit('session.joined', obj('session_id', sid, 'name', name, 'capabilities', RAW(caps),
-                             'resumed', old[1] ~= false, 'heartbeat_interval', RAW(interval)))
+                             'resumed', old[1] ~= false, 'heartbeat_interval', RAW(interval),
+                             'max_concurrent_tasks', tonumber(maxc)))
   return OK(session_reply(sid))
 end
 

@@ -83,7 +83,7 @@ local function can_take(s, cap)
   return false
 end
 
-local function claim_task(tid, s)
+local function claim_task(tid, s, predicted)
   local t = hgetall(T(tid))
   check_transition(t.status, 'in_progress')
   local sid = s.id
@@ -96,12 +96,13 @@ local function claim_task(tid, s)
       'started_at', F(NOW), 'progress', '0.0', 'progress_message', nil, 'updated_at', F(NOW))
   set_lease(t, lease)
   put(ATT(tid, D(token)), 'attempt', D(attempts), 'session_id', sid, 'fencing_token', D(token),
-      'capability', t.required_capability, 'started_at', F(NOW))
+      'capability', t.required_capability, 'started_at', F(NOW), 'predicted', predicted)
   redis.call('SADD', P .. ':holders:' .. tid, sid)
   if redis.call('HGET', S(sid), 'status') == 'idle' then session_status(sid, 'busy') end
   emit('task.claimed', obj('task_id', tid, 'session_id', sid, 'fencing_token', token,
                            'attempt', attempts, 'expires_at', FL(lease),
-                           'required_capability', t.required_capability))
+                           'required_capability', t.required_capability,
+                           'predicted', predicted and RAW(predicted) or nil))
   return OK(redis.call('HGETALL', T(tid)))
 end
 
@@ -146,9 +147,9 @@ OPS.check_in = function()
   return OK(session_reply(A[1]))
 end
 
--- A: session id, task id
+-- A: session id, task id, the duration the scheduler predicted (optional float text)
 OPS.claim = function()
-  local sid, tid = A[1], A[2]
+  local sid, tid, predicted = A[1], A[2], OPT(A[3])
   local t = redis.call('HMGET', T(tid), 'status', 'assigned_to', 'required_capability')
   if not t[1] then return ERR('no_task', tid) end
   local s, refused = claimable(sid)
@@ -157,7 +158,7 @@ OPS.claim = function()
   if t[1] ~= 'ready' and t[1] ~= 'assigned' then return ERR('not_ready', tid, t[1]) end
   if not can_take(s, t[3]) then return ERR('capability', tid, t[3], sid) end
   alive(s)
-  return claim_task(tid, s)
+  return claim_task(tid, s, predicted)
 end
 
 -- A: session id, task id, deadline (on the caller's clock)
@@ -239,13 +240,15 @@ OPS.complete = function()
   put(T(tid), 'result', result, 'completed_at', F(NOW), 'updated_at', F(NOW), 'progress', '1.0',
       'error', nil)
   score(sid, t.required_capability, true)
+  local moved = learn(sid, t.required_capability, true, duration)
   redis.call('HINCRBY', P .. ':meta', 'completed', 1)
   local sum = tonumber(redis.call('HGET', P .. ':meta', 'duration_sum') or '0')
   redis.call('HSET', P .. ':meta', 'duration_sum', F(sum + duration))
   emit('task.completed', obj('task_id', tid, 'session_id', sid, 'fencing_token', tonumber(token),
-                             'duration', FL(duration)))
+                             'duration', FL(duration),
+                             'required_capability', t.required_capability, 'stats', moved))
   release_dependents(tid)
-  return OK('held', redis.call('HGETALL', T(tid)))
+  return OK('held', redis.call('HGETALL', T(tid)), moved[1])
 end
 
 -- A: session id, task id, token, error, retry ('1' or '0'), digest
@@ -256,8 +259,9 @@ OPS.fail = function()
   if state == 'dup' then return OK('dup', redis.call('HGETALL', T(tid))) end
   end_attempt(t, 'failed', err, digest)
   score(sid, t.required_capability, false)
-  release(t, retry == '1', 'failed', err)
-  return OK('held', redis.call('HGETALL', T(tid)))
+  local moved = learn(sid, t.required_capability, false, NOW - tonumber(t.started_at or NOW))
+  release(t, retry == '1', 'failed', err, moved)
+  return OK('held', redis.call('HGETALL', T(tid)), moved[1])
 end
 
 -- A: task id, reason
