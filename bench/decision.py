@@ -100,7 +100,7 @@ def run(n_sessions: int, n_ready: int, decisions: int, seed: int) -> Row:
     size = min(n_sessions - half, 300)
     match: list[float] = []
     for k in range(20):
-        waiting = rng.sample(sessions[half:], size)
+        waiting = [s.id for s in rng.sample(sessions[half:], size)]
         t0 = time.perf_counter()
         b.match(waiting, now + decisions * 0.01 + k)
         match.append(time.perf_counter() - t0)

@@ -20,6 +20,8 @@ from .errors import InvalidInput
 from .models import MAX_WAIT
 
 MiB = 1024 * 1024
+#: the policies SWARM_SCHEDULER names
+SCHEDULERS = frozenset({"learned", "fifo"})
 
 
 #: The seed's capability catalogue, name -> what it is for. With `strict_capabilities` only
@@ -94,6 +96,12 @@ class Settings:
     allowed_hosts: tuple[str, ...] = ()
     public_metrics: bool = False
 
+    # the scheduler: "learned" (the model's choice) or "fifo" (phase 1's priority-then-age)
+    scheduler: str = "learned"
+    #: a JSON prior of true mean durations, {"sessions": {id: {capability: seconds}}}:
+    #: the learned policy given the truth (the benchmark's oracle)
+    scheduler_prior: str = ""
+
     # the coordination loop
     reap_batch: int = 500
     replica_id: str = field(default_factory=lambda: f"{os.uname().nodename}-{os.getpid()}")
@@ -110,6 +118,9 @@ class Settings:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise InvalidInput(f"{name} must be > 0, got {getattr(self, name)!r}")
+        if self.scheduler not in SCHEDULERS:
+            raise InvalidInput(f"scheduler must be one of {sorted(SCHEDULERS)}, "
+                               f"got {self.scheduler!r}")
         if not 1 <= self.max_concurrent_tasks <= 1000:
             raise InvalidInput("max_concurrent_tasks must be within 1..1000")
         if not 1 <= self.default_max_attempts <= 100:

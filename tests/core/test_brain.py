@@ -161,14 +161,16 @@ def test_several_waiters_are_matched_in_one_solve() -> None:
                     ("ys", "x"): 100.0, ("ys", "y"): 5.0}))
     add(b, "ty", cap="y")
     add(b, "tx", cap="x")
-    proposals = b.match([session("xs"), session("ys")], 0.0)
+    proposals = b.match(["xs", "ys"], 0.0)
     assert proposals == {"xs": "tx", "ys": "ty"}
 
 
 def test_the_match_respects_capabilities() -> None:
     b = brain()
+    join(b, "only-y", ["y"])
+    join(b, "any")
     add(b, "tx", cap="x")
-    proposals = b.match([session("only-y", ["y"]), session("any")], 0.0)
+    proposals = b.match(["only-y", "any"], 0.0)
     assert proposals == {"any": "tx"}
 
 

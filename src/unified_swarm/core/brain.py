@@ -17,7 +17,8 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from ..models import Event, Quarantine, Session, Task, TaskStatus
+from .. import stats
+from ..models import Event, Quarantine, Session, SessionStatus, Task, TaskStatus
 from ..stats import ANY, PairStats
 from . import breaker, choice
 from .breaker import BreakerParams
@@ -56,6 +57,10 @@ class Brain:
         self.sessions: dict[str, SessionInfo] = {}
         self.holds: dict[str, Hold] = {}
         self.quarantines: dict[tuple[str, str], Quarantine] = {}
+        #: session id -> the capabilities the model detected (hysteresis keeps them)
+        self.detected: dict[str, frozenset[str]] = {}
+        #: (session, capability) -> an operator's prior, added to what is observed
+        self.prior: dict[tuple[str, str], PairStats] = {}
         #: sessions parked in a long-poll on this replica: free now
         self.waiting: set[str] = set()
         self.metrics = SchedulerMetrics()
@@ -74,10 +79,14 @@ class Brain:
              quarantines: Iterable[Quarantine] = ()) -> None:
         """The picture from the store: unfinished tasks (dependencies first), online
         sessions, every pair's statistics and the breakers open or half-open."""
-        for sid, cap, st in stats:
+        for (sid, cap), st in self.prior.items():
             self.model.set(sid, cap, st)
+        for sid, cap, st in stats:
+            self.observe(sid, cap, st)
         for s in sessions:
-            self._join(s.id, s.capabilities, s.max_concurrent_tasks)
+            self.detected[s.id] = frozenset(s.detected_capabilities)
+            if s.status != SessionStatus.OFFLINE:
+                self._join(s.id, s.capabilities, s.max_concurrent_tasks)
         for t in tasks:
             self._load_task(t)
         for q in quarantines:
@@ -154,8 +163,36 @@ class Brain:
             return
         for cap, row in raw.items():
             if isinstance(row, dict):
-                self.model.set(sid, str(cap), PairStats.from_mapping(row))
+                self.observe(sid, str(cap), PairStats.from_mapping(row))
         self._resort(sid)
+
+    def observe(self, sid: str, cap: str, st: PairStats) -> None:
+        """A pair's statistics as the store keeps them now (plus any prior for it)."""
+        prior = self.prior.get((sid, cap))
+        if prior is not None:
+            st = PairStats(**{f: getattr(st, f) + getattr(prior, f) for f in stats.FIELDS})
+        self.model.set(sid, cap, st)
+
+    def predict(self, sid: str, tid: str) -> float | None:
+        """The expected duration of the task on the session (None: unknown task)."""
+        info = self.tasks.get(tid)
+        if info is None:
+            return None
+        return self.model.duration(sid, info.capability, info.default_log).expected
+
+    def lost(self, tid: str) -> None:
+        """A claim of the task lost its race: it is not ready (as far as anyone here knows)
+        until an event says it is."""
+        self._set_held(tid)
+        self.holds.pop(tid, None)
+
+    def census(self, cap: str, now: float) -> tuple[int, int]:
+        """For the breaker's cap: sessions ejected now on `cap` (or whole), and sessions that
+        can do it (every online session for `stats.ANY`)."""
+        able = [s for s in self.sessions.values() if cap == ANY or s.can_do(cap)]
+        ejected = sum(1 for s in able
+                      if (q := self.quarantines.get((s.id, cap))) is not None and q.open(now))
+        return ejected, len(able)
 
     def _resort(self, sid: str) -> None:
         """Move the session to its new place in each capability's speed order: its speed
@@ -197,24 +234,33 @@ class Brain:
         self.metrics.decided(time.perf_counter() - started)
         return decision
 
-    def match(self, waiting: Sequence[Session], now: float) -> dict[str, str]:
-        """Several waiting sessions matched to the best-ranked ready tasks in one solve.
-        Returns proposals (session -> task) and records holds for sessions free soon."""
+    def match(self, waiting: Iterable[str], now: float) -> dict[str, str]:
+        """Waiting sessions matched to the best-ranked ready tasks in one solve. Returns
+        proposals (session -> task) and records holds for sessions free soon.
+
+        Rows are the top tasks (as many as free sessions, at most `lsa_limit`); columns are,
+        per capability of those rows, the fastest sessions free now or soon, so a solve
+        stays small however many sessions wait."""
         started = time.perf_counter()
         self._housekeeping(now)
-        free = [self._session(s) for s in waiting]
-        free = [s for s in free if s.free_slots > 0 and not s.draining]
+        free = {sid for sid in waiting if (s := self.sessions.get(sid)) is not None
+                and s.free_slots > 0 and not s.draining}
         if not free:
             return {}
+        limit = self.params.choice.lsa_limit
         caps: set[str] | None = set()
-        for s in free:
-            caps = None if caps is None or not s.capabilities else caps | s.capabilities
-        soon = self._soon_free({s.id for s in free}, now)
+        for sid in free:
+            own = self.sessions[sid].capabilities
+            caps = None if caps is None or not own else caps | own
         held = self._held_for(now)
-        tasks = [t for t in self.ready.top(caps, len(free) + len(soon) + len(self.holds))
-                 if held(t) is None]
+        want = min(len(free), limit)
+        tasks = [t for t in self.ready.top(caps, want + len(self.holds)) if held(t) is None]
+        tasks = tasks[:want]
+        if not tasks:
+            return {}
+        columns, soon = self._columns(tasks, free, want + 4, now)
         proposals, holds = choice.match(
-            [s.id for s in free], soon, tasks, lambda t: self.tasks[t].capability,
+            columns, soon, tasks, lambda t: self.tasks[t].capability,
             lambda s, cap: self._cost(s, cap, now), now, self.params.choice)
         for h in holds:
             self.holds[h.task_id] = h
@@ -222,6 +268,32 @@ class Brain:
             self.holds[tid] = Hold(tid, sid, now + PROPOSAL_HOLD)
         self.metrics.decided(time.perf_counter() - started)
         return proposals
+
+    def _columns(self, tasks: Sequence[str], free: set[str], per_cap: int,
+                 now: float) -> tuple[list[str], list[tuple[str, float]]]:
+        """The sessions a solve places `tasks` on: per capability of the tasks, the fastest
+        `per_cap` of those free now (waiting), and the fastest `per_cap` of those busy but
+        expected free soon, none already spoken for by a hold."""
+        spoken = {h.session_id for h in self.holds.values() if h.until > now}
+        now_free: dict[str, None] = {}
+        later: dict[str, float] = {}
+        for cap in dict.fromkeys(self.tasks[t].capability for t in tasks):
+            n_free = n_later = 0
+            for _, sid in self._speed_order(cap, now):
+                if n_free >= per_cap and n_later >= per_cap:
+                    break
+                s = self.sessions.get(sid)
+                if s is None or sid in spoken:
+                    continue
+                if sid in free:
+                    n_free += 1
+                    now_free[sid] = None
+                elif n_later < per_cap and s.free_slots <= 0:
+                    at = self._free_at(s, now)
+                    if at is not None:
+                        n_later += 1
+                        later[sid] = at
+        return list(now_free), sorted(later.items(), key=lambda p: p[1])
 
     def _session(self, s: Session) -> SessionInfo:
         info = self.sessions.get(s.id)
@@ -285,18 +357,6 @@ class Brain:
             if best is None or start + unit < best.finish:
                 best = Option(sid, start + unit)
         return best
-
-    def _soon_free(self, exclude: set[str], now: float) -> list[tuple[str, float]]:
-        room = max(self.params.choice.lsa_limit - len(exclude), 0)
-        out = []
-        for s in self.sessions.values():
-            if s.id in exclude or s.free_slots > 0:
-                continue
-            at = self._free_at(s, now)
-            if at is not None:
-                out.append((s.id, at))
-        out.sort(key=lambda p: p[1])
-        return out[:room]
 
     def _speed_order(self, cap: str, now: float) -> list[tuple[float, str]]:
         """The sessions that can do `cap`, fastest first (refreshed every `speed_refresh`)."""
@@ -399,6 +459,11 @@ def _mean(xs: list[float]) -> float | None:
 
 
 # -- event handlers ------------------------------------------------------------------------
+
+
+def _on_detected(b: Brain, ev: Event) -> None:
+    caps = ev.data.get("detected_capabilities") or []
+    b.detected[str(ev.data["session_id"])] = frozenset(str(c) for c in caps)
 
 
 def _on_added(b: Brain, ev: Event) -> None:
@@ -507,4 +572,5 @@ _HANDLERS = {
     "session.draining": _on_draining,
     "session.quarantined": _on_quarantined,
     "session.restored": _on_restored,
+    "session.detected": _on_detected,
 }

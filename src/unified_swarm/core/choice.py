@@ -133,8 +133,9 @@ def match(free: Sequence[str], soon: Sequence[tuple[str, float]], tasks: Sequenc
         if c < len(free):
             proposals[sid] = tid
             continue
-        best_free = float(table[r, :len(free)].min()) if free else INFEASIBLE
-        gain = best_free - float(table[r, c])
+        if not free:
+            continue  # nobody free to compare with: no reason to hold anything
+        gain = float(table[r, :len(free)].min()) - float(table[r, c])
         if gain > 0:
             holds.append(Hold(tid, sid, now + min(gain, params.max_hold)))
     return proposals, holds

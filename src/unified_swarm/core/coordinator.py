@@ -12,23 +12,29 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
 from ..config import Settings
 from ..errors import Contended, NotClaimable, SwarmError
-from ..models import Clock, Event
+from ..models import Clock, Event, Session, Task
 from ..store.base import Store
 from .leader import LeaderLease
-from .scheduling import Scheduler
 
 log = logging.getLogger("unified_swarm.orchestrator")
 #: a hair past a deadline, so the lease is due when the reaper looks
 PAST_DUE = 0.005
 
 
+class Offering(Protocol):
+    """What the matcher needs of a scheduler (core/scheduling.py, core/learned.py)."""
+
+    async def offer(self, session: Session, clock: Clock, deadline: float) -> Task | None: ...
+
+
 class Coordinator:
     """Reaper and matcher over one store; `tick` is one pass, `start` runs the loop."""
 
-    def __init__(self, store: Store, settings: Settings, clock: Clock, scheduler: Scheduler,
+    def __init__(self, store: Store, settings: Settings, clock: Clock, scheduler: Offering,
                  interrupted: Callable[[], bool]) -> None:
         self.store, self.settings, self.clock = store, settings, clock
         self.scheduler = scheduler

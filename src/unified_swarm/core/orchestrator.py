@@ -39,9 +39,10 @@ from ..models import (
 )
 from ..store.base import Store, StoreClock
 from ..tokens import hash_token, new_token
-from . import limits, planning
+from . import learned, limits, planning
 from .auth import Auth, Principal
-from .coordinator import Coordinator
+from .brain import Brain
+from .coordinator import PAST_DUE, Coordinator
 from .leader import LeaderLease
 from .scheduling import Policy, Scheduler
 from .waiters import Waiter, Waiters
@@ -86,7 +87,16 @@ class Orchestrator:
         self.settings = settings
         self.clock = clock
         self.auth = Auth(store, operator_token)
-        self.scheduler = Scheduler(store, policy)
+        #: the learned model and the swarm's picture, kept whichever policy chooses (the
+        #: model's numbers are shown on sessions either way)
+        self.brain = Brain()
+        if settings.scheduler_prior:
+            self.brain.prior = learned.load_prior(settings.scheduler_prior)
+        store.add_listener(self.brain.apply)  # first: waiters then wake to a current picture
+        self.learning = learned.Learning(store, self.brain)
+        self.scheduler: Scheduler | learned.LearnedScheduler = (
+            learned.LearnedScheduler(store, self.brain)
+            if policy is None and settings.scheduler == "learned" else Scheduler(store, policy))
         self.coordinator = Coordinator(store, settings, clock, self.scheduler,
                                        lambda: self.interrupt is not None)
         self.waiters = Waiters()
@@ -111,6 +121,7 @@ class Orchestrator:
 
     async def start(self, *, run_loop: bool = True) -> None:
         self.interrupt = await self.store.get_interrupt()
+        await learned.load(self.store, self.brain)
         if run_loop:
             self._running = True
             await self.coordinator.start()
@@ -174,10 +185,11 @@ class Orchestrator:
         s = await self.store.get_session(session_id)
         if s is None:
             raise NotFound(f"session {session_id!r} does not exist")
-        return s
+        return learned.described(s, self.brain, self.clock())
 
     async def list_sessions(self, status: SessionStatus | None = None) -> list[Session]:
-        return [s for s in await self.store.list_sessions()
+        now = self.clock()
+        return [learned.described(s, self.brain, now) for s in await self.store.list_sessions()
                 if status is None or s.status == status]
 
     async def set_interrupt(self, reason: str | None, by: str) -> Interrupt | None:
@@ -222,6 +234,7 @@ class Orchestrator:
         deadline = loop.time() + min(wait, self.settings.max_wait)
         waiter = waiter or Waiter(session.id, frozenset(session.capabilities))
         self.waiters.park(waiter)
+        self.brain.waiting.add(session.id)
         try:
             while not (self._stopping or waiter.abandoned):
                 got = await self._try_claim(session, waiter, deadline > loop.time())
@@ -231,12 +244,16 @@ class Orchestrator:
                 if remaining <= 0:
                     return None
                 try:
-                    await asyncio.wait_for(waiter.event.wait(), remaining)
+                    await asyncio.wait_for(waiter.event.wait(), self._patience(session,
+                                                                               remaining))
                 except TimeoutError:
-                    return None
+                    if loop.time() >= deadline:
+                        return None
             return None
         finally:
             self.waiters.leave(waiter)
+            if not self.waiters.has_session(session.id):
+                self.brain.waiting.discard(session.id)
             if waiter.woken_for is not None:  # woken but leaving: hand the wake-up on
                 self.waiters.wake(waiter.woken_for)
 
@@ -245,11 +262,16 @@ class Orchestrator:
         """One attempt of a long-poll; a wake-up it did not use is passed on."""
         woken_for, waiter.woken_for = waiter.woken_for, None
         offered, waiter.offered = waiter.offered, False
+        proposal, waiter.proposal = waiter.proposal, None
         waiter.event.clear()
         if self.interrupt is not None:
             return None
         try:
-            got = await self.scheduler.claim(session, self.clock, True if offered else None)
+            if isinstance(self.scheduler, learned.LearnedScheduler):
+                got = await self.scheduler.claim(session, self.clock,
+                                                 True if offered else None, proposal)
+            else:
+                got = await self.scheduler.claim(session, self.clock, True if offered else None)
         except Contended:
             if not may_wait:
                 raise
@@ -259,10 +281,20 @@ class Orchestrator:
             self.waiters.wake(woken_for)  # pass on what we were woken for
         return got
 
+    def _patience(self, session: Session, remaining: float) -> float:
+        """How long a parked request sleeps before it looks again without news: until the
+        request ends, or sooner when a task waits for a faster session only until then."""
+        at = self.scheduler.look_again.get(session.id) if isinstance(
+            self.scheduler, learned.LearnedScheduler) else None
+        if at is None:
+            return remaining
+        return min(remaining, max(at - self.clock(), 0.0) + PAST_DUE)
+
     async def claim(self, session: Session, task_id: str) -> Claimed:
         if self.interrupt is not None:
             raise NotClaimable(f"the swarm is interrupted: {self.interrupt.reason}")
-        return await self.store.claim(session.id, task_id, self.clock())
+        return await self.store.claim(session.id, task_id, self.clock(),
+                                      self.brain.predict(session.id, task_id))
 
     async def progress(self, session: Session, task_id: str, token: int, value: float,
                        message: str | None) -> Recorded:
@@ -274,11 +306,17 @@ class Orchestrator:
     async def complete(self, session: Session, task_id: str, token: int,
                        result: JSON) -> Recorded:
         limits.check_size(result, self.settings.max_input_bytes, "result")
-        return await self.store.complete(session.id, task_id, token, result, self.clock())
+        done = await self.store.complete(session.id, task_id, token, result, self.clock())
+        await self.learning.after(session.id, done.task.required_capability, done, True,
+                                  self.clock())
+        return done
 
     async def fail(self, session: Session, task_id: str, token: int, error: str,
                    retry: bool) -> Recorded:
-        return await self.store.fail(session.id, task_id, token, error, retry, self.clock())
+        failed = await self.store.fail(session.id, task_id, token, error, retry, self.clock())
+        await self.learning.after(session.id, failed.task.required_capability, failed, False,
+                                  self.clock())
+        return failed
 
     async def cancel(self, task_id: str, reason: str) -> Task:
         return await self.store.cancel(task_id, self.clock(), reason)
@@ -314,6 +352,11 @@ class Orchestrator:
     async def status(self) -> dict[str, JSON]:
         return status_view(await self.store.counts())
 
+    def scheduler_view(self) -> dict[str, JSON]:
+        """GET /swarm/scheduler: the policy, the model's prediction error and the decision
+        latency (on this replica)."""
+        return learned.report(self.scheduler, self.brain, self.settings)
+
     async def events_after(self, seq: int, limit: int) -> list[Event]:
         return await self.store.events_after(seq, limit)
 
@@ -328,15 +371,27 @@ class Orchestrator:
         return health
 
     def _on_events(self, events: Sequence[Event]) -> None:
-        """Committed events (from any replica): wake waiters, follow the interrupt."""
+        """Committed events (from any replica): wake waiters, follow the interrupt. Under
+        the learned policy, tasks made ready are matched to the parked sessions in one solve
+        and each chosen session wakes with its task; under fifo, one matching waiter wakes
+        per task."""
+        learning = isinstance(self.scheduler, learned.LearnedScheduler)
+        ready = False
         for ev in events:
             d = ev.data
             if ev.type in READY_EVENTS or (ev.type == "task.added" and d.get("status") == "ready"):
-                self.waiters.wake(d.get("required_capability"))
+                ready = True
+                if not learning:
+                    self.waiters.wake(d.get("required_capability"))
             elif ev.type == "task.assigned":
                 self.waiters.wake_session(d["session_id"])
             elif ev.type == "swarm.interrupt":
                 self._refresh_interrupt(d)
+        if learning and ready and self.interrupt is None:
+            parked = self.waiters.unwoken()
+            if parked:
+                self.waiters.propose(self.brain.match([w.session_id for w in parked],
+                                                      self.clock()))
 
     def _refresh_interrupt(self, d: dict[str, JSON]) -> None:
         if d.get("active"):

@@ -21,6 +21,8 @@ class Waiter:
     woken_for: str | None = None
     #: woken by an offer made to this session: look up its offers first
     offered: bool = False
+    #: woken with a task a one-solve match chose for it (learned policy): claim it first
+    proposal: str | None = None
     #: the client went away: claim nothing more for it
     abandoned: bool = False
 
@@ -59,6 +61,22 @@ class Waiters:
                 w.event.set()
                 woken += 1
         return woken
+
+    def has_session(self, session_id: str) -> bool:
+        return any(w.session_id == session_id for w in self._parked)
+
+    def unwoken(self) -> list[Waiter]:
+        """Parked waiters not woken yet, oldest first."""
+        return [w for w in self._parked if not w.event.is_set()]
+
+    def propose(self, proposals: dict[str, str]) -> None:
+        """Wake, for each session, its oldest unwoken waiter with the task chosen for it."""
+        for w in self._parked:
+            tid = proposals.get(w.session_id)
+            if tid is not None and not w.event.is_set():
+                del proposals[w.session_id]
+                w.proposal = tid
+                w.event.set()
 
     def wake_all(self) -> None:
         for w in self._parked:
