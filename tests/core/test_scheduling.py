@@ -43,9 +43,10 @@ class Counting:
         self.lost = 0
         self._claim = store.claim
 
-        async def claim(session_id: str, task_id: str, now: float) -> Claimed:
+        async def claim(session_id: str, task_id: str, now: float,
+                        predicted: float | None = None) -> Claimed:
             try:
-                return await self._claim(session_id, task_id, now)
+                return await self._claim(session_id, task_id, now, predicted)
             except TaskTaken:
                 self.lost += 1
                 raise
@@ -124,7 +125,8 @@ async def test_every_race_lost_is_contended_not_empty(store: Store) -> None:
     await add_tasks(store, [spec(f"t{n}") for n in range(3)], T0)
     counting = Counting(store)
 
-    async def always_taken(session_id: str, task_id: str, now: float) -> Claimed:
+    async def always_taken(session_id: str, task_id: str, now: float,
+                           predicted: float | None = None) -> Claimed:
         counting.lost += 1
         raise TaskTaken(f"task {task_id!r} was taken by another replica")
 
