@@ -70,6 +70,7 @@ MATRIX: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
     ("PUT", "/knowledge/{topic:path}"): (401, 401, 200, 200, 200),
     ("DELETE", "/knowledge/{topic:path}"): (401, 401, 200, 200, 200),
     ("GET", "/swarm/status"): (401, 401, 200, 200, 200),
+    ("GET", "/swarm/scheduler"): (401, 401, 200, 200, 200),
     # the event stream and the metrics: operator (metrics unless started public)
     (WS, "/swarm/realtime"): (401, 401, 101, 403, 403),
     ("GET", "/metrics"): (401, 401, 200, 403, 403),
@@ -226,6 +227,7 @@ CALLS: dict[tuple[str, str], Callable[[World, Cell], Call]] = {
         "PUT", f"/knowledge/topic-{c.n}", {"content": 2, "expected_version": 1}),
     ("DELETE", "/knowledge/{topic:path}"): lambda w, c: Call("DELETE", f"/knowledge/topic-{c.n}"),
     ("GET", "/swarm/status"): lambda w, c: Call("GET", "/swarm/status"),
+    ("GET", "/swarm/scheduler"): lambda w, c: Call("GET", "/swarm/scheduler"),
     ("GET", "/metrics"): lambda w, c: Call("GET", "/metrics"),
     ("GET", "/healthz"): lambda w, c: Call("GET", "/healthz"),
     ("GET", "/"): lambda w, c: Call("GET", "/"),

@@ -30,6 +30,18 @@ class ErrorOut(BaseModel):
     error: ErrorDetail
 
 
+class CapabilityStats(BaseModel):
+    """What the learned model says of a session on one capability."""
+
+    attempts: int
+    successes: int
+    failures: int
+    success_rate: float
+    duration_p50: float | None
+    #: against the pool on this capability: 2.0 is twice as fast as a typical session
+    speed: float | None
+
+
 class SessionOut(BaseModel):
     id: str
     name: str
@@ -45,6 +57,9 @@ class SessionOut(BaseModel):
     tasks_completed: int
     tasks_failed: int
     metadata: dict[str, Any]
+    detected_capabilities: list[str] = []
+    stats: dict[str, CapabilityStats] = {}
+    quarantined_until: Time | None = None
 
 
 class ProgressOut(BaseModel):
@@ -98,6 +113,8 @@ class AttemptOut(BaseModel):
     outcome: Outcome | None
     error: str | None
     lease_expires_at: Time | None
+    #: the duration the learned scheduler expected when it chose this attempt
+    predicted_duration: float | None = None
 
 
 class EntryOut(BaseModel):
@@ -196,6 +213,34 @@ class StatusReply(BaseModel):
     tasks_failed: int
     avg_task_time: float
     utilization: float
+
+
+class LatencyOut(BaseModel):
+    p50: float
+    p99: float
+
+
+class PredictionOut(BaseModel):
+    metric: str
+    recent: float | None
+    older: float | None
+    predictions: int
+    windows: list[float]
+
+
+class SchedulerReply(BaseModel):
+    """The policy, the model's prediction error over recent and older completions, and
+    the decision latency, on the replica that answers."""
+
+    policy: Literal["learned", "fifo"]
+    prior: dict[str, Any] | None
+    tasks_tracked: int
+    ready_tracked: int
+    sessions_tracked: int
+    holds: int
+    decisions: int
+    decision_latency_ms: LatencyOut
+    prediction_error: PredictionOut
 
 
 class Health(BaseModel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from .deps import Caller, Operator, Orch, SwarmRoute
-from .replies import COMMON, Health, InterruptReply, StatusReply, errors
+from .replies import COMMON, Health, InterruptReply, SchedulerReply, StatusReply, errors
 from .responses import JSONResp
 from .schemas import InterruptIn
 
@@ -15,6 +15,13 @@ router = APIRouter(route_class=SwarmRoute, tags=["swarm"], responses=errors(*COM
 @router.get("/swarm/status", response_model=StatusReply)
 async def status(orch: Orch, _: Caller) -> JSONResp:
     return JSONResp(await orch.status())
+
+
+@router.get("/swarm/scheduler", response_model=SchedulerReply)
+async def scheduler(orch: Orch, _: Caller) -> JSONResp:
+    """The scheduling policy at work, how well the learned model predicts durations (recent
+    and older windows), and how long a decision takes."""
+    return JSONResp(orch.scheduler_view())
 
 
 @router.post("/swarm/interrupt", response_model=InterruptReply, responses=errors(403))
