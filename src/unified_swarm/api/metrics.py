@@ -75,6 +75,24 @@ class SwarmMetrics:
         self.duration = Histogram(
             "swarm_task_duration_seconds", "From claim to completion of completed tasks",
             buckets=DURATION_BUCKETS, registry=r)
+        labels = ["session", "capability"]
+        self.success_rate = Gauge(
+            "swarm_session_success_rate", "The learned success estimate of an online session "
+            "on a capability", labels, registry=r)
+        self.duration_p50 = Gauge(
+            "swarm_session_duration_p50_seconds", "The learned median duration of an online "
+            "session on a capability", labels, registry=r)
+        self.speed = Gauge(
+            "swarm_session_speed", "An online session's speed on a capability against the "
+            "pool (2 = twice as fast as a typical session)", labels, registry=r)
+        self.quarantined = Gauge("swarm_sessions_quarantined",
+                                 "Sessions whose circuit breaker is open", registry=r)
+        self.decision = Gauge("swarm_scheduler_decision_latency_seconds",
+                              "Recent scheduling decisions on this replica", ["quantile"],
+                              registry=r)
+        self.prediction = Gauge(
+            "swarm_scheduler_prediction_error", "Mean |log(actual / predicted duration)| of "
+            "recent and older completions", ["window"], registry=r)
         self._ready_at: OrderedDict[str, float] = OrderedDict()
         hub.tap(self.observe)
 
@@ -123,7 +141,32 @@ class SwarmMetrics:
             self.tasks.labels(tstatus.value).set(counts.tasks.get(tstatus.value, 0))
         self.last_seq.set(counts.last_seq)
         self.streams.set(self.hub.subscribers)
+        await self._learned()
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+    async def _learned(self) -> None:
+        """What the learned model says of each online session, and how the scheduler does."""
+        for gauge in (self.success_rate, self.duration_p50, self.speed):
+            gauge.clear()  # sessions that left drop out
+        online = await self.orch.list_sessions()
+        quarantined = 0
+        for s in online:
+            if s.status == SessionStatus.OFFLINE:
+                continue
+            quarantined += s.quarantined_until is not None
+            for cap, st in s.stats.items():
+                self.success_rate.labels(s.id, cap).set(st["success_rate"])
+                if st["duration_p50"] is not None:
+                    self.duration_p50.labels(s.id, cap).set(st["duration_p50"])
+                    self.speed.labels(s.id, cap).set(st["speed"])
+        self.quarantined.set(quarantined)
+        view = self.orch.scheduler_view()
+        latency, errors = view["decision_latency_ms"], view["prediction_error"]
+        for q in ("p50", "p99"):
+            self.decision.labels(q).set(latency[q] / 1000)
+        for window in ("recent", "older"):
+            if errors[window] is not None:
+                self.prediction.labels(window).set(errors[window])
 
 
 def make_metrics(orch: Orchestrator, hub: EventHub) -> SwarmMetrics | None:

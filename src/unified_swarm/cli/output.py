@@ -10,11 +10,11 @@ import argparse
 import importlib.util
 import json
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..client import Client
-from ..client.types import Attempt, KnowledgeEntry, Session, Task
+from ..client.types import Attempt, CapabilityStats, KnowledgeEntry, Session, Task
 from .common import ClientConfig
 
 if TYPE_CHECKING:
@@ -114,6 +114,16 @@ def sessions_table(sessions: Sequence[Session]) -> Table:
         (s["id"], s["status"], ",".join(s["capabilities"]),
          f"{len(s['current_tasks'])}/{s['max_concurrent_tasks']}",
          f"{s['performance_score']:.2f}", when(s["last_heartbeat"])) for s in sessions))
+
+
+def stats_table(stats: Mapping[str, CapabilityStats]) -> Table:
+    """What the learned model says of one session, per capability."""
+    def num(x: float | None, fmt: str) -> str | None:
+        return None if x is None else format(x, fmt)
+
+    return table("learned", ("capability", "attempts", "success", "median s", "speed"), (
+        (cap, st["attempts"], f"{st['success_rate']:.0%}", num(st["duration_p50"], ".3g"),
+         num(st["speed"], ".2f")) for cap, st in stats.items()))
 
 
 def knowledge_table(entries: Sequence[KnowledgeEntry]) -> Table:

@@ -49,8 +49,13 @@ def render(con: Console, s: Session) -> None:
         ("last heartbeat", s["last_heartbeat"]), ("registered", s["registered_at"]),
         ("score", f"{s['performance_score']:.2f}"),
         ("completed / failed", f"{s['tasks_completed']} / {s['tasks_failed']}"),
+        ("detected", ", ".join(s.get("detected_capabilities") or []) or "-"),
+        ("quarantined until", s.get("quarantined_until") or "-"),
         ("metadata", output.compact(s["metadata"], 200)),
     )))
+    stats = s.get("stats") or {}
+    if stats:
+        con.print(output.stats_table(stats))
 
 
 def drain_session(args: argparse.Namespace) -> int:

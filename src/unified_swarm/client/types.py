@@ -31,6 +31,19 @@ class Session(TypedDict):
     tasks_completed: int
     tasks_failed: int
     metadata: dict[str, JSON]
+    #: what the learned model says (servers from phase 2 on)
+    detected_capabilities: NotRequired[list[str]]
+    stats: NotRequired[dict[str, CapabilityStats]]
+    quarantined_until: NotRequired[str | None]
+
+
+class CapabilityStats(TypedDict):
+    attempts: int
+    successes: int
+    failures: int
+    success_rate: float
+    duration_p50: float | None
+    speed: float | None
 
 
 class Progress(TypedDict):
