@@ -16,7 +16,6 @@ from unified_swarm.errors import InvalidInput
 from unified_swarm.models import Session, TaskSpec
 from unified_swarm.store.base import Store
 
-from ..conftest import T0
 from .test_orchestrator import Clock
 
 
