@@ -185,3 +185,25 @@ def test_a_full_scene_renders(page: Page, sqlite_server: LiveServer, swarm: Swar
     page.locator("#knowledge [data-topic='api/contract']").wait_for()
     page.locator("[data-metric='completed'] .metric-value", has_text="2").wait_for()
     page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
+
+
+def test_shows_who_is_fast_at_what(page: Page, sqlite_server: LiveServer,
+                                   swarm: Swarm) -> None:
+    """The learned speeds, per session and capability, follow outcomes live; a session
+    whose breaker opened says so."""
+    swarm.register("quick", ["build"], "Quick")
+    swarm.register("steady", ["build"], "Steady")
+    open_dashboard(page, sqlite_server)
+    page.locator("#skills .empty").wait_for()
+    for n, sid in enumerate(["quick", "steady", "quick", "steady"]):
+        swarm.add({"id": f"s{n}", "type": "build"})
+        token = swarm.claim(sid, f"s{n}")
+        swarm.complete(sid, f"s{n}", token, None)
+    cell = page.locator("#skills [data-session-id='quick'] td[data-capability='build']")
+    cell.wait_for()
+    assert "\u00d7" in cell.inner_text() and "%" in cell.inner_text()  # the speed, a x
+    assert "2 attempts" in (cell.get_attribute("title") or "")
+    for n in range(5):  # five failures in a row open the breaker
+        swarm.add({"id": f"f{n}", "type": "build", "max_attempts": 1})
+        swarm.fail("steady", f"f{n}", swarm.claim("steady", f"f{n}"), "boom")
+    page.locator("#sessions [data-session-id='steady'] .quarantined").wait_for()

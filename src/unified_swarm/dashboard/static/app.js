@@ -225,6 +225,7 @@ class Dashboard {
       const select = (id) => this.select(id);
       if (all || todo.has("metrics")) views.renderMetrics(m.status);
       if (all || todo.has("sessions")) views.renderSessions(m, select);
+      if (all || todo.has("sessions")) views.renderSkills(m);
       if (all || todo.has("queue")) views.renderQueue(m, this.filter, (f) => { this.filter = f; this.render("queue"); }, select);
       if (all || todo.has("graph")) renderGraph(m, select);
       if (all || todo.has("detail")) views.renderDetail(m, {

@@ -3,6 +3,12 @@
 // the app then refetches those records from the API, a few at a time, so every detail the
 // event did not carry (scores, history, results) catches up too.
 
+// the events that change a session's status, and to what (others, like session.quarantined,
+// leave it as it is)
+const SESSION_STATUS = {
+  "session.left": "offline", "session.offline": "offline", "session.draining": "draining",
+};
+
 export const TASK_ORDER = [
   "in_progress", "assigned", "ready", "pending", "blocked", "failed", "cancelled", "completed",
 ];
@@ -68,9 +74,12 @@ export class Model {
     if (ev.type.startsWith("task.")) this.applyTask(ev, d);
     if (ev.type.startsWith("session.")) {
       const s = this.sessions.get(d.session_id);
-      if (s && ev.type !== "session.joined") s.status = ev.type.slice("session.".length).replace("left", "offline");
+      const status = SESSION_STATUS[ev.type];
+      if (s && status) s.status = status;
       this.dirty.sessions = true;
     }
+    // an outcome moves what the model says of its session
+    if (ev.type === "task.completed" || ev.type === "task.failed") this.dirty.sessions = true;
     if (ev.type === "knowledge.updated") this.dirty.knowledge = true;
     if (ev.type === "swarm.interrupt") this.interrupt = d.active ? d : null;
   }

@@ -38,7 +38,7 @@ export function renderSessions(model, onSelectTask) {
   const rows = list.map((s) => h("tr", { "data-session-id": s.id, class: `sess-${s.status}` },
     h("td", {}, h("div", { class: "name" }, s.name),
       s.name !== s.id ? h("div", { class: "sub mono" }, s.id) : null),
-    h("td", {}, badge(s.status)),
+    h("td", {}, badge(s.status), quarantineBadge(s)),
     h("td", {}, s.capabilities.length
       ? s.capabilities.map((c) => h("span", { class: "cap" }, c)) : h("span", { class: "muted" }, "any")),
     h("td", {}, s.current_tasks.length
@@ -51,6 +51,47 @@ export function renderSessions(model, onSelectTask) {
       h("span", { class: "sub" }, ` ${s.tasks_completed}✓ ${s.tasks_failed}✗`))));
   $("sessions").replaceChildren(table(
     ["Session", "Status", "Capabilities", "Current task", "Heartbeat", "Score"], rows));
+}
+
+function quarantineBadge(s) {
+  if (!s.quarantined_until) return null;
+  return h("span", { class: "badge st-failed quarantined", title: `circuit breaker open until ${s.quarantined_until}` },
+    `quarantined until ${clock(s.quarantined_until)}`);
+}
+
+/** Sessions x capabilities: each session's learned speed against the pool (2.0x is twice as
+ *  fast as a typical session), its success rate and median duration in the cell's title. */
+export function renderSkills(model) {
+  const online = [...model.sessions.values()].filter((s) => s.status !== "offline" && s.stats
+    && Object.keys(s.stats).length);
+  const caps = [...new Set(online.flatMap((s) => Object.keys(s.stats)))].sort();
+  if (!online.length) {
+    $("skills-note").textContent = "";
+    $("skills").replaceChildren(h("p", { class: "empty" },
+      "Nothing learned yet: speeds show once sessions complete tasks."));
+    return;
+  }
+  $("skills-note").textContent = "speed against the pool · ★ detected";
+  const rows = online.sort((a, b) => a.id.localeCompare(b.id)).map((s) => h("tr", { "data-session-id": s.id },
+    h("td", {}, h("div", { class: "name" }, s.name), quarantineBadge(s)),
+    ...caps.map((c) => skillCell(s, c))));
+  $("skills").replaceChildren(table(["Session", ...caps], rows));
+}
+
+function skillCell(s, cap) {
+  const st = s.stats[cap];
+  if (!st) return h("td", { class: "num muted" }, "–");
+  const detected = (s.detected_capabilities || []).includes(cap);
+  const speed = st.speed == null ? "?" : `${st.speed.toFixed(2)}×`;
+  // 2x faster than the pool (or more) is the greenest, 2x slower the reddest
+  const heat = st.speed == null ? 0 : Math.round(3 * Math.max(-1, Math.min(1, Math.log2(st.speed))));
+  const title = `${cap}: ${st.attempts} attempts, ${pct(st.success_rate)} success` +
+    (st.duration_p50 == null ? "" : `, median ${duration(st.duration_p50)}`);
+  return h("td", {
+    class: `num skill heat${heat < 0 ? "-slow" : "-fast"}${Math.abs(heat)}`, title,
+    "data-capability": cap,
+  }, speed, detected ? h("span", { class: "star", title: "detected" }, " ★") : null,
+  h("div", { class: "sub" }, pct(st.success_rate)));
 }
 
 function scoreBar(score) {
