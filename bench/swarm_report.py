@@ -6,6 +6,7 @@ import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from swarm_run import Outcome
 from unified_swarm.core.bounds import Bounds
@@ -131,7 +132,9 @@ def targets(measured: Sequence[Measured], families: Sequence[str], rounds: int,
     who = f"learned r{rounds}" if learned else "fifo (learned not available)"
     lines = [f"tasks/hour of {who} / loose: {fmt(gain, '.2f')}x median (target >= 3x), "
              f"duplicates {dups} (target 0); loose duplicates "
-             f"{sum(m.out.duplicates for m in loose.values())}"]
+             f"{sum(m.out.duplicates for m in loose.values())}" if loose else
+             f"tasks/hour against loose: not measured (loose not run); duplicates of {who}: "
+             f"{dups} (target 0)"]
     if not learned:
         why = missing.get("learned", "not run")
         return [*lines, f"learned within 1.2x of oracle after {rounds} rounds; >= 1.5x better "
@@ -149,6 +152,12 @@ def targets(measured: Sequence[Measured], families: Sequence[str], rounds: int,
     return lines
 
 
+def overhead_note(measured: Sequence[Measured]) -> str:
+    ov = med([m.out.extra.get("overhead") for m in measured])
+    return ("per-task overhead under the server policies (an attempt on the server minus the "
+            f"task's own run): median {fmt(None if ov is None else ov * 1000, '.0f')} ms")
+
+
 def _div(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None or b == 0 else a / b
 
@@ -156,30 +165,38 @@ def _div(a: float | None, b: float | None) -> float | None:
 def plot(measured: Sequence[Measured], families: Sequence[str], rounds: int,
          missing: dict[str, str], path: Path, title: str) -> None:
     """Left: median makespan / lower bound per policy and family. Right: the learning
-    curve (learned, by round) against fifo and the oracle (or HEFT)."""
+    curve (learned, by round) against fifo and the oracle (HEFT when no oracle ran)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.8))
-    names = ["loose", "fifo", f"learned r{rounds}", "oracle", "heft"]
-    width = 0.8 / len(names)
-    for i, name in enumerate(names):
-        ys = [_family_lb(measured, fam, name) for fam in families]
-        xs = [j + (i - len(names) / 2 + 0.5) * width for j in range(len(families))]
-        left.bar(xs, [y or 0 for y in ys], width, label=name)
-    left.set_xticks(range(len(families)), families)
-    left.set_ylabel("makespan / lower bound (median)")
-    left.axhline(1.0, color="black", linewidth=0.8)
-    left.legend(fontsize=8)
-    left.set_title("makespan per policy")
+    _bars(left, measured, families, rounds, missing)
     _curve_panel(right, measured, families, rounds, missing)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _bars(ax: Any, measured: Sequence[Measured], families: Sequence[str], rounds: int,
+          missing: dict[str, str]) -> None:
+    names = [n for n in ("loose", "fifo", f"learned r{rounds}", "oracle", "heft")
+             if n.split()[0] not in missing]
+    width = 0.8 / len(names)
+    for i, name in enumerate(names):
+        ys = [_family_lb(measured, fam, name) for fam in families]
+        xs = [j + (i - len(names) / 2 + 0.5) * width for j in range(len(families))]
+        ax.bar(xs, [y or 0 for y in ys], width,
+               label="HEFT (offline)" if name == "heft" else name)
+    ax.set_xticks(range(len(families)), families)
+    ax.set_ylabel("makespan / lower bound (median over seeds)")
+    ax.axhline(1.0, color="black", linewidth=0.8)
+    ax.legend(fontsize=8)
+    gone = f"; not available: {', '.join(missing)}" if missing else ""
+    ax.set_title(f"makespan per policy{gone}", fontsize=10)
 
 
 def _family_lb(measured: Sequence[Measured], family: str, name: str) -> float | None:
@@ -189,28 +206,31 @@ def _family_lb(measured: Sequence[Measured], family: str, name: str) -> float | 
     return med([m.ratio("lb") for m in group if label(m.out) == name])
 
 
-def _curve_panel(ax: object, measured: Sequence[Measured], families: Sequence[str],
+def _curve_panel(ax: Any, measured: Sequence[Measured], families: Sequence[str],
                  rounds: int, missing: dict[str, str]) -> None:
-    from matplotlib.axes import Axes
-
-    assert isinstance(ax, Axes)
     xs = list(range(1, rounds + 1))
+    ref = "oracle" if "oracle" not in missing and any(
+        m.out.policy == "oracle" for m in measured) else "heft"
     for i, fam in enumerate(families):
         color = f"C{i}"
         pts = [med([m.ratio("lb") for m in measured if m.family == fam
                     and m.out.policy == "learned" and m.out.round == r]) for r in xs]
         if any(p is not None for p in pts):
-            ax.plot(xs, [p or float("nan") for p in pts], "o-", color=color, label=fam)
-        for name, style in (("fifo", ":"), ("oracle", "--")):
+            ax.plot(xs, [p or float("nan") for p in pts], "o-", color=color,
+                    label=f"{fam}: learned")
+        for name, style in (("fifo", ":"), (ref, "--")):
             level = _family_lb(measured, fam, name)
             if level is not None:
-                ax.axhline(level, color=color, linestyle=style, linewidth=0.9)
+                ax.axhline(level, color=color, linestyle=style, linewidth=1.1,
+                           label=f"{fam}: {'HEFT' if name == 'heft' else name}")
     if "learned" in missing:
-        ax.text(0.5, 0.5, f"learned: not yet available\n({missing['learned']})",
+        ax.text(0.5, 0.55, f"learned: not yet available\n({missing['learned']})",
                 transform=ax.transAxes, ha="center", va="center", fontsize=9)
     ax.set_xticks(xs)
-    ax.set_xlabel("round (same workers, model kept)")
-    ax.set_ylabel("makespan / lower bound (median)")
-    ax.set_title("learning curve (dotted: fifo, dashed: oracle)")
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=8)
+    ax.set_xlim(0.8, rounds + 0.2)
+    ax.set_ylim(bottom=0.9)
+    ax.set_xlabel("round (same workers and session ids, model kept)")
+    ax.set_ylabel("makespan / lower bound (median over seeds)")
+    ax.set_title(f"learning curve (dotted: fifo, dashed: {'HEFT' if ref == 'heft' else ref})",
+                 fontsize=10)
+    ax.legend(fontsize=7, ncol=2, loc="lower left")

@@ -242,8 +242,8 @@ def ts(iso: str | None) -> float | None:
 def claim_gaps(nodes: Sequence[Node], details: dict[str, dict[str, Any]]) -> list[float]:
     """Workers' side decision latency from the server's attempt history: for each worker,
     the time from ending one attempt to starting its next, counted only when some task was
-    ready and unclaimed at that moment (else the worker was waiting for work, not for a
-    decision)."""
+    ready and unclaimed from that moment until that next start (else the worker was waiting
+    for work, not for a decision: the task that was ready went to another worker)."""
     ready = _ready_windows(nodes, details)
     per_session: dict[str, list[tuple[float, float]]] = {}
     for d in details.values():
@@ -255,9 +255,25 @@ def claim_gaps(nodes: Sequence[Node], details: dict[str, dict[str, Any]]) -> lis
     for spans in per_session.values():
         spans.sort()
         for (_, end), (nxt, _) in itertools.pairwise(spans):
-            if any(lo <= end < hi for lo, hi in ready):
+            if any(lo <= end and hi >= nxt for lo, hi in ready):
                 gaps.append(max(0.0, nxt - end))
     return gaps
+
+
+def overheads(details: dict[str, dict[str, Any]], runs: dict[str, list[dict[str, Any]]]
+              ) -> list[float]:
+    """Seconds each completed attempt lasted on the server beyond the task's own run
+    (claim reply, starting the task process, recording the outcome)."""
+    out = []
+    for key, d in details.items():
+        mine = [r for r in runs.get(key, []) if r["ok"]]
+        for a in d["history"]:
+            if a["outcome"] != "completed" or a.get("duration") is None:
+                continue
+            run = next((r for r in mine if r["session"] == a["session_id"]), None)
+            if run is not None:
+                out.append(a["duration"] - (run["end"] - run["start"]))
+    return out
 
 
 def _ready_windows(nodes: Sequence[Node], details: dict[str, dict[str, Any]]

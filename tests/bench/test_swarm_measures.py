@@ -76,6 +76,18 @@ def test_claim_gaps_count_only_moments_when_a_task_was_waiting() -> None:
     assert sorted(claim_gaps(nodes, details)) == [pytest.approx(0.025), pytest.approx(5.5)]
 
 
+def test_a_task_another_worker_took_meanwhile_was_not_waiting_for_this_one() -> None:
+    nodes = [Node("a", "t", 1), Node("b", "t", 1), Node("c", "t", 1)]
+    details = {
+        # w0 ends a at 1.0 while b waits, but w1 takes b 1 ms later; w0's next claim (c, at
+        # 3.0) waited for new work (c came at 2.5), not for a decision
+        "a": detail(0, 1.0, attempt(1, "w0", 0.0, 1.0)),
+        "b": detail(0.5, 2.0, attempt(1, "w1", 1.001, 2.0)),
+        "c": detail(2.5, 4.0, attempt(1, "w0", 3.0, 4.0)),
+    }
+    assert claim_gaps(nodes, details) == []
+
+
 def test_a_retried_task_is_waiting_again_from_its_failed_attempt() -> None:
     nodes = [Node("a", "t", 1)]
     details = {"a": detail(0, 3.0, attempt(1, "w0", 0.0, 1.0), attempt(2, "w0", 1.004, 3.0))}
