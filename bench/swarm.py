@@ -28,6 +28,7 @@ import argparse
 import json
 import os
 import shlex
+import subprocess
 import sys
 import tempfile
 import time
@@ -51,12 +52,14 @@ from swarm_run import (
 from unified_swarm.core.bounds import Node, heft, lower_bounds
 
 POLICIES = ("loose", "fifo", "learned", "oracle")
+BENCH_DIR = Path(__file__).resolve().parent
 
 
 def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true",
-                    help="2 seeds, 40 tasks, 4 workers, 2 rounds, built-in families only")
+                    help="defaults to 2 seeds, 40 tasks, 4 workers, 2 rounds, the built-in "
+                         "families")
     ap.add_argument("--families", help=f"comma-separated, from {','.join(wl.FAMILIES)} "
                     "(default: all; wfcommons ones only when it is installed)")
     ap.add_argument("--policies", default=",".join(POLICIES))
@@ -83,9 +86,12 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
                          "(to test the harness: their rows then measure whatever order the "
                          "server has, and the output says so)")
     args = ap.parse_args(argv)
-    if args.quick:
-        args.seeds, args.tasks, args.workers, args.rounds = "1,2", 40, 4, 2
-        args.families = args.families or "layered,chain"
+    if args.quick:  # shorter defaults; flags given explicitly still win
+        quick = {"seeds": "1,2", "tasks": 40, "workers": 4, "rounds": 2,
+                 "families": "layered,chain"}
+        for name, value in quick.items():
+            if getattr(args, name) == ap.get_default(name):
+                setattr(args, name, value)
     return args
 
 
@@ -192,6 +198,18 @@ def server_round(swarm: Swarm, policy: str, nodes: list[Node], rnd: int,
     return out
 
 
+def revision() -> str:
+    """The commit measured (with `+` when the work tree differs), or `?` outside git."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True, cwd=BENCH_DIR).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "."], capture_output=True,
+                               text=True, check=True, cwd=BENCH_DIR.parent).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "?"
+    return head + ("+" if dirty else "")
+
+
 def command_line() -> str:
     exe = os.path.relpath(sys.executable) if not sys.executable.startswith("/usr") \
         else sys.executable
@@ -226,8 +244,8 @@ def report(args: argparse.Namespace, measured: list[Measured], families: list[st
     print(f"command: {command_line()}")
     print(f"{args.workers} workers, ~{args.tasks} tasks per DAG, seeds {args.seeds}, mean base "
           f"{args.mean_ms:g} ms, speeds {args.spread:g}x apart per type, noise sigma "
-          f"{args.sigma:g}, {args.failing} failing worker(s), store {args.store}; "
-          f"load {load:.2f} at start, {time.time() - started:.0f} s")
+          f"{args.sigma:g}, {args.failing} failing worker(s), store {args.store}; commit "
+          f"{revision()}, load {load:.2f} at start, {time.time() - started:.0f} s")
     print()
     for line in table(measured, families, args.rounds, missing):
         print(line)
