@@ -171,7 +171,7 @@ def plot(measured: Sequence[Measured], families: Sequence[str], rounds: int,
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.8))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(14, 5))
     _bars(left, measured, families, rounds, missing)
     _curve_panel(right, measured, families, rounds, missing)
     fig.suptitle(title, fontsize=9)
@@ -233,4 +233,4 @@ def _curve_panel(ax: Any, measured: Sequence[Measured], families: Sequence[str],
     ax.set_ylabel("makespan / lower bound (median over seeds)")
     ax.set_title(f"learning curve (dotted: fifo, dashed: {'HEFT' if ref == 'heft' else ref})",
                  fontsize=10)
-    ax.legend(fontsize=7, ncol=2, loc="lower left")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
