@@ -66,6 +66,12 @@ class Outcome:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def clean_env(**extra: str) -> dict[str, str]:
+    """This process's environment without any SWARM_* variable of the caller's shell (a
+    stray SWARM_SCHEDULER or SWARM_HOST would change what is measured), plus `extra`."""
+    return {**{k: v for k, v in os.environ.items() if not k.startswith("SWARM_")}, **extra}
+
+
 class Swarm:
     """A server and its workers; see the module docstring."""
 
@@ -85,8 +91,8 @@ class Swarm:
             redis, store = tp.start_redis(self.dir / "redis")
             self.procs.append(redis)
         port = tp.free_port()
-        env = {**os.environ, "SWARM_TOKEN": tp.TOKEN, "SWARM_RATE_LIMIT": "0",
-               "SWARM_REDIS_PREFIX": f"swarmbench{port}"}
+        env = clean_env(SWARM_TOKEN=tp.TOKEN, SWARM_RATE_LIMIT="0",
+                        SWARM_REDIS_PREFIX=f"swarmbench{port}")
         env.update({"SWARM_SCHEDULER": self.scheduler_env} if self.scheduler_env else {})
         env.update({"SWARM_SCHEDULER_PRIOR": str(self.prior)} if self.prior else {})
         argv = [str(SWARM), "server", "--port", str(port), "--data-dir", str(self.dir / "data"),
@@ -98,7 +104,7 @@ class Swarm:
 
     def start_workers(self) -> None:
         for w in self.profile.workers:
-            env = {**os.environ, **self.task_env(w), "SWARM_TOKEN": tp.TOKEN}
+            env = clean_env(**self.task_env(w), SWARM_TOKEN=tp.TOKEN)
             argv = [str(SWARM), "worker", "--url", self.url, "--id", w, "--name", w,
                     "--command", TASK_COMMAND, "--heartbeat-interval", "5",
                     "--log-level", "warning"]
@@ -187,7 +193,7 @@ class Swarm:
         """Start one loose session per worker, submit, wait for them all; their reports."""
         agents = []
         for w in self.profile.workers:
-            env = {**os.environ, **self.task_env(w), "SWARM_TOKEN": tp.TOKEN}
+            env = clean_env(**self.task_env(w), SWARM_TOKEN=tp.TOKEN)
             argv = [sys.executable, str(BENCH / "swarm_loose.py"), "--url", self.url,
                     "--round", str(rnd), "--session", w, "--poll", str(self.knobs.loose_poll),
                     "--deadline-s", str(self.knobs.max_seconds)]
