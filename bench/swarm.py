@@ -199,12 +199,14 @@ def server_round(swarm: Swarm, policy: str, nodes: list[Node], rnd: int,
 
 
 def revision() -> str:
-    """The commit measured (with `+` when the work tree differs), or `?` outside git."""
+    """The commit measured (with `+` when bench/ or src/ differ from it), or `?` outside
+    git."""
     try:
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                               text=True, check=True, cwd=BENCH_DIR).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "."], capture_output=True,
-                               text=True, check=True, cwd=BENCH_DIR.parent).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "bench", "src"],
+                               capture_output=True, text=True, check=True,
+                               cwd=BENCH_DIR.parent).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "?"
     return head + ("+" if dirty else "")
