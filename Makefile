@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install system-deps run server test lint typecheck imports check bench soak selftest clean
+.PHONY: install system-deps run server test lint typecheck imports check bench bench-swarm soak selftest clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -45,6 +45,11 @@ bench: install system-deps
 	$(BIN)/pip install -q -e '.[dev,bench]'
 	$(BIN)/python bench/throughput.py
 	$(BIN)/python bench/peers.py
+
+# who does what: every scheduling policy on the same DAGs and hidden worker speeds (~20-40 min)
+bench-swarm: install
+	$(BIN)/pip install -q -e '.[dev,bench]'
+	$(BIN)/python bench/swarm.py --plot docs/swarm-effectiveness.png
 
 # the long chaos campaign: 100,000 tasks and at least 1,000 faults per store
 soak: install system-deps
