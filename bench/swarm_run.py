@@ -13,6 +13,7 @@ import itertools
 import json
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -24,14 +25,14 @@ from typing import Any
 
 import httpx
 
-import throughput as tp  # bench/throughput.py: free ports, process groups, redis-server
 from swarm_workloads import Profile
+from unified_swarm import procs
 from unified_swarm.core.bounds import Node
 
 BENCH = Path(__file__).resolve().parent
-SWARM = Path(sys.executable).parent / "swarm"
 TASK_COMMAND = shlex.join([sys.executable, "-S", "-E", str(BENCH / "swarm_task.py")])
-OP = {"authorization": f"Bearer {tp.TOKEN}"}
+TOKEN = "bench-operator-token"
+OP = {"authorization": f"Bearer {TOKEN}"}
 TERMINAL = ("tasks_completed", "tasks_failed", "tasks_blocked", "tasks_cancelled")
 
 
@@ -69,7 +70,7 @@ class Outcome:
 def clean_env(**extra: str) -> dict[str, str]:
     """This process's environment without any SWARM_* variable of the caller's shell (a
     stray SWARM_SCHEDULER or SWARM_HOST would change what is measured), plus `extra`."""
-    return {**{k: v for k, v in os.environ.items() if not k.startswith("SWARM_")}, **extra}
+    return {**procs.swarm_env(), **extra}
 
 
 class Swarm:
@@ -81,34 +82,34 @@ class Swarm:
         self.scheduler_env = scheduler
         self.prior = prior
         self.log = workdir / "side-effects.jsonl"
-        self.procs: list[subprocess.Popen[bytes]] = []
+        self.procs: list[procs.Proc] = []
+        self.agents: list[subprocess.Popen[bytes]] = []
         self.url = ""
 
     def start_server(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         store = "sqlite"
         if self.knobs.store == "redis":
-            redis, store = tp.start_redis(self.dir / "redis")
+            redis = procs.RedisServer(self.dir / "redis").start()
             self.procs.append(redis)
-        port = tp.free_port()
-        env = clean_env(SWARM_TOKEN=tp.TOKEN, SWARM_RATE_LIMIT="0",
-                        SWARM_REDIS_PREFIX=f"swarmbench{port}")
+            store = redis.url
+        env = {"SWARM_RATE_LIMIT": "0", "SWARM_REDIS_PREFIX": f"swarmbench{os.getpid()}"}
         env.update({"SWARM_SCHEDULER": self.scheduler_env} if self.scheduler_env else {})
         env.update({"SWARM_SCHEDULER_PRIOR": str(self.prior)} if self.prior else {})
-        argv = [str(SWARM), "server", "--port", str(port), "--data-dir", str(self.dir / "data"),
-                "--store", store, "--log-level", "warning"]
-        self.procs.append(self._spawn(argv, env, "server"))
-        self.url = f"http://127.0.0.1:{port}"
-        self._wait(lambda: httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200,
-                   "the server did not start", 30)
+        server = procs.SwarmServer("server", data_dir=self.dir / "data", token=TOKEN,
+                                   log=self.dir / "server.log", store=store, env=env,
+                                   args=["--log-level", "warning"])
+        self.procs.append(server)
+        server.start()
+        self.url = server.url
 
     def start_workers(self) -> None:
         for w in self.profile.workers:
-            env = clean_env(**self.task_env(w), SWARM_TOKEN=tp.TOKEN)
-            argv = [str(SWARM), "worker", "--url", self.url, "--id", w, "--name", w,
-                    "--command", TASK_COMMAND, "--heartbeat-interval", "5",
-                    "--log-level", "warning"]
-            self.procs.append(self._spawn(argv, env, w))
+            worker = procs.swarm_worker(
+                w, self.url, TOKEN, ["--command", TASK_COMMAND, "--heartbeat-interval", "5",
+                                     "--log-level", "warning"],
+                self.dir / f"{w}.log", env=self.task_env(w))
+            self.procs.append(worker.start())
         want = set(self.profile.workers)
         self._wait(lambda: want <= self._online(), "the workers did not register", 60)
 
@@ -118,15 +119,6 @@ class Swarm:
                 "BENCH_FAIL": str(self.profile.fail[worker]),
                 "BENCH_SIGMA": str(self.knobs.sigma), "BENCH_SEED": str(self.knobs.seed),
                 "BENCH_LOG": str(self.log)}
-
-    def _spawn(self, argv: list[str], env: dict[str, str], name: str
-               ) -> subprocess.Popen[bytes]:
-        out = (self.dir / f"{name}.log").open("ab")
-        try:
-            return subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True)
-        finally:
-            out.close()
 
     def _wait(self, ready: Any, what: str, seconds: float) -> None:
         stop_at = time.monotonic() + seconds
@@ -144,9 +136,15 @@ class Swarm:
         return {s["id"] for s in r.json()["sessions"] if s["status"] != "offline"}
 
     def stop(self) -> None:
-        """Workers first (SIGTERM drains them), then the server, then Redis."""
+        """Loose sessions and workers first (SIGTERM drains a worker), then the server,
+        then Redis."""
+        for agent in self.agents:
+            if agent.poll() is None:
+                os.killpg(agent.pid, signal.SIGKILL)
+                agent.wait(10)
+        self.agents.clear()
         for proc in reversed(self.procs):
-            tp.stop_process(proc)
+            proc.stop()
         self.procs.clear()
 
     def scheduler(self) -> dict[str, Any] | None:
@@ -193,13 +191,13 @@ class Swarm:
         """Start one loose session per worker, submit, wait for them all; their reports."""
         agents = []
         for w in self.profile.workers:
-            env = clean_env(**self.task_env(w), SWARM_TOKEN=tp.TOKEN)
+            env = clean_env(**self.task_env(w), SWARM_TOKEN=TOKEN)
             argv = [sys.executable, str(BENCH / "swarm_loose.py"), "--url", self.url,
                     "--round", str(rnd), "--session", w, "--poll", str(self.knobs.loose_poll),
                     "--deadline-s", str(self.knobs.max_seconds)]
             agents.append(subprocess.Popen(argv, env=env, stdout=subprocess.PIPE,
                                            stdin=subprocess.DEVNULL, start_new_session=True))
-        self.procs.extend(agents)
+        self.agents.extend(agents)
         t0 = self.submit(nodes, rnd)
         reports = []
         for a in agents:

@@ -163,7 +163,8 @@ class SwarmMetrics:
         view = self.orch.scheduler_view()
         latency, errors = view["decision_latency_ms"], view["prediction_error"]
         for q in ("p50", "p99"):
-            self.decision.labels(q).set(latency[q] / 1000)
+            if latency[q] is not None:
+                self.decision.labels(q).set(latency[q] / 1000)
         for window in ("recent", "older"):
             if errors[window] is not None:
                 self.prediction.labels(window).set(errors[window])

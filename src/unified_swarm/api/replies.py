@@ -216,8 +216,8 @@ class StatusReply(BaseModel):
 
 
 class LatencyOut(BaseModel):
-    p50: float
-    p99: float
+    p50: float | None
+    p99: float | None
 
 
 class PredictionOut(BaseModel):

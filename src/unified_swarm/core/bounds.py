@@ -127,6 +127,7 @@ def lp_load_bound(nodes: Sequence[Node], durations: Durations,
     if not nodes:
         return 0.0
     try:
+        import numpy as np
         from scipy.optimize import linprog
         from scipy.sparse import coo_matrix
     except ImportError as exc:  # pragma: no cover - the message is the point
@@ -139,19 +140,24 @@ def lp_load_bound(nodes: Sequence[Node], durations: Durations,
         raise ValueError("some task has no worker that can run it")
     nvar = len(pairs) + 1  # x[t,w] for each feasible pair, then T last
     k = range(len(pairs))
-    a_eq = coo_matrix(([1.0] * len(pairs), ([pairs[i][0] for i in k], list(k))),
+    a_eq = coo_matrix((np.ones(len(pairs)), (np.array([pairs[i][0] for i in k], dtype=np.int64),
+                                              np.arange(len(pairs), dtype=np.int64))),
                       shape=(len(nodes), nvar))
     rows = [col[pairs[i][2]] for i in k] + list(range(len(workers)))
     cols = list(k) + [nvar - 1] * len(workers)
     vals = [pairs[i][3] for i in k] + [-float((slots or {}).get(w, 1)) for w in workers]
-    a_ub = coo_matrix((vals, (rows, cols)), shape=(len(workers), nvar))
-    cost = [0.0] * (nvar - 1) + [1.0]
-    res = linprog(cost, A_ub=a_ub.tocsr(), b_ub=[0.0] * len(workers), A_eq=a_eq.tocsr(),
-                  b_eq=[1.0] * len(nodes), bounds=[(0.0, 1.0)] * (nvar - 1) + [(0.0, None)],
+    a_ub = coo_matrix((np.array(vals), (np.array(rows, dtype=np.int64),
+                                        np.array(cols, dtype=np.int64))),
+                      shape=(len(workers), nvar))
+    cost = np.array([0.0] * (nvar - 1) + [1.0])
+    bounds: list[tuple[float, float | None]] = [(0.0, 1.0)] * (nvar - 1) + [(0.0, None)]
+    res = linprog(cost, A_ub=a_ub.toarray(), b_ub=np.zeros(len(workers)),
+                  A_eq=a_eq.toarray(), b_eq=np.ones(len(nodes)), bounds=bounds,
                   method="highs")
     if res.status != 0:
         raise ArithmeticError(f"the load LP did not solve: {res.message}")
     # HiGHS answers within its tolerance; shave it so the bound stays below the true optimum
+    assert res.fun is not None  # solved (status 0)
     return max(0.0, float(res.fun) * (1 - 1e-7))
 
 

@@ -442,7 +442,9 @@ class SchedulerMetrics:
         recent, older = errs[-self.window:], errs[:-self.window]
         return {
             "decisions": self.decisions,
-            "decision_latency_ms": {"p50": _q(lat, 0.5) * 1e3, "p99": _q(lat, 0.99) * 1e3},
+            # none measured (fifo decides elsewhere): None, not a flattering zero
+            "decision_latency_ms": {"p50": _q(lat, 0.5) * 1e3 if lat else None,
+                                    "p99": _q(lat, 0.99) * 1e3 if lat else None},
             "prediction_error": {
                 "metric": "mean |log(actual / predicted)| of completed attempts",
                 "recent": _mean(recent), "older": _mean(older),
