@@ -32,7 +32,7 @@ def test_the_workload_is_a_dag_in_dependency_order() -> None:
 def test_every_capability_has_a_worker(count: int) -> None:
     sets = workload.worker_sets(count)
     assert len(sets) == count
-    assert {c for caps, _ in sets for c in caps} == set(workload.CAPABILITIES)
+    assert {c for w in sets for c in w.capabilities} == set(workload.CAPABILITIES)
 
 
 def detail(task_id: str, *outcomes: str, status: str = "completed") -> TaskDetail:

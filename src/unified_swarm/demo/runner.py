@@ -20,7 +20,7 @@ from ..errors import SwarmError
 from ..procs import Proc, SwarmServer, swarm_worker
 from . import workload
 from .display import LiveView, PlainView, Snapshot, View
-from .summary import FINAL, Summary, read_ledger, summarize
+from .summary import FINAL, Summary, fastest, read_ledger, summarize
 
 REFRESH = 0.25
 DEFAULT_ROOT = Path(".swarm-demo")
@@ -75,6 +75,8 @@ class Demo:
         self.url = self.server.url
         self.ledger = self.data / "effects.log"
         self.workers: list[Proc] = []
+        #: worker name -> what it declares and how fast it truly is (for the lower bound)
+        self.speeds: dict[str, workload.WorkerSet] = {}
         self.slots = 0
         tty = console.is_terminal if options.plain is None else not options.plain
         self.plain = not tty
@@ -107,19 +109,23 @@ class Demo:
             finished = self._watch(op, submitted)
             self._stop_workers()
             details = [op.get_task(t["id"]) for t in tasks]
+            learned = fastest(op.sessions())
         summary = summarize(details, read_ledger(self.ledger), submitted, self.slots,
                             finished)
+        summary.bounds = workload.lower_bound(tasks, self.speeds)
+        summary.fastest = learned
         self._report(summary, timed_out=finished is None)
         return 0 if summary.ok and finished is not None else 1
 
     # -- processes ------------------------------------------------------------------------
 
     def _start_workers(self) -> None:
-        env = {workload.LEDGER_ENV: str(self.ledger)}
-        for n, (caps, slots) in enumerate(workload.worker_sets(self.opts.workers), start=1):
+        for n, w in enumerate(workload.worker_sets(self.opts.workers), start=1):
             name = f"demo-w{n}"
-            self.slots += slots
-            args = ["-c", ",".join(caps), "--max-tasks", str(slots),
+            self.slots += w.slots
+            self.speeds[name] = w
+            env = {workload.LEDGER_ENV: str(self.ledger), workload.SPEED_ENV: str(w.speed)}
+            args = ["-c", ",".join(w.capabilities), "--max-tasks", str(w.slots),
                     "--heartbeat-interval", str(self.opts.heartbeat), "--wait", "5",
                     "--command", workload.COMMAND]
             log = self.data / "workers" / f"{name}.log"

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from ..client.types import TaskDetail
+from ..client.types import Session, TaskDetail
+from ..core.bounds import Bounds
 
 FINAL = frozenset({"completed", "failed", "cancelled", "blocked"})
 
@@ -43,6 +44,10 @@ class Summary:
     twice_recorded: list[str]
     ledger: Counter[str]
     per_worker: Counter[str] = field(default_factory=Counter)
+    #: how short the run could have been at best (core/bounds.py), when known
+    bounds: Bounds | None = None
+    #: per capability, the sessions the learned model found fastest: "build: w2 2.1x, ..."
+    fastest: list[str] = field(default_factory=list)
 
     @property
     def completed(self) -> int:
@@ -80,11 +85,30 @@ class Summary:
             f"tasks        {self.completed} of {self.total} completed ({others}), "
             f"{self.attempts} attempts{retried}",
             f"wall time    {self.wall:.1f} s from submitting the workload to its last task",
+            *self._against_bound(),
             f"utilization  {self.utilization:.0%}  ({self.busy:.1f} s of task time on "
-            f"{self.slots} worker slots)",
+            f"{self.slots} worker slots){self._utilization_note()}",
             f"duplicates   {dup}",
             f"by worker    {workers or 'nobody'}",
+            *([f"fastest      {self.fastest[0]}"] + [f"             {f}" for f in self.fastest[1:]]
+              if self.fastest else []),
         ]
+
+    def _against_bound(self) -> list[str]:
+        if self.bounds is None or self.bounds.lower <= 0:
+            return []
+        b = self.bounds
+        return [f"makespan     {self.wall / b.lower:.2f}x its lower bound of {b.lower:.1f} s "
+                f"(critical path at the fastest speeds {b.critical_path:.1f} s, load "
+                f"{b.load:.1f} s): no schedule finishes sooner"]
+
+    def _utilization_note(self) -> str:
+        """Low utilization is no failure when the DAG itself leaves slots idle: say how much
+        the dependencies allowed at best (the task time over the shortest makespan)."""
+        if self.bounds is None or self.bounds.lower <= 0 or not self.slots:
+            return ""
+        allowed = min(self.busy / (self.bounds.lower * self.slots), 1.0)
+        return f"; the dependencies allowed at most {allowed:.0%} at this much work"
 
 
 def summarize(details: Iterable[TaskDetail], ledger: Counter[str], submitted: float,
@@ -116,6 +140,20 @@ def summarize(details: Iterable[TaskDetail], ledger: Counter[str], submitted: fl
     wall = (finished if finished is not None else last) - submitted
     return Summary(total, by_status, attempts, retried, max(wall, 0.0), busy, slots, twice,
                    ledger, per_worker)
+
+
+def fastest(sessions: Iterable[Session]) -> list[str]:
+    """Per capability, the sessions the learned model saw run it, fastest first (speed
+    against the pool on that capability), as summary lines."""
+    by_cap: dict[str, list[tuple[float, str]]] = {}
+    for s in sessions:
+        for cap, st in (s.get("stats") or {}).items():
+            speed = st.get("speed")
+            if speed is not None:
+                by_cap.setdefault(cap, []).append((float(speed), s["id"]))
+    return [f"{cap}: " + ", ".join(f"{sid} {speed:.2f}x" for speed, sid in
+                                   sorted(rows, reverse=True))
+            for cap, rows in sorted(by_cap.items())]
 
 
 def is_final(statuses: Mapping[str, str]) -> bool:

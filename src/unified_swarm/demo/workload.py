@@ -14,6 +14,7 @@ import shlex
 from dataclasses import dataclass, field
 
 from ..client.types import TaskIn
+from ..core.bounds import Bounds, Node, lower_bounds
 
 #: the seed's capability catalogue
 CAPABILITIES = ("build", "architect", "marketing", "research", "coordination")
@@ -21,11 +22,14 @@ CAPABILITIES = ("build", "architect", "marketing", "research", "coordination")
 SCALE = 0.25
 #: the ledger of side effects: one line per attempt that ran to its end
 LEDGER_ENV = "SWARM_DEMO_LEDGER"
+#: a worker's speed: its tasks take their time divided by this (the scheduler learns it)
+SPEED_ENV = "SWARM_DEMO_SPEED"
 
 SCRIPT = r"""
 n="${SWARM_INPUT_STEPS:-1}"; i=0
+step=$(awk -v s="${SWARM_INPUT_STEP:-0}" -v v="${SWARM_DEMO_SPEED:-1}" 'BEGIN { print s / v }')
 while [ "$i" -lt "$n" ]; do
-  sleep "${SWARM_INPUT_STEP:-0}"
+  sleep "$step"
   i=$((i + 1))
   if [ "$i" -lt "$n" ]; then
     printf 'SWARM_PROGRESS 0.%02d step %d of %d\n' $((100 * i / n)) "$i" "$n" >&2
@@ -96,14 +100,25 @@ SAMPLES: tuple[Sample, ...] = (
            ("coordination-002", "marketing-003")),
 )
 
-#: capability sets of the demo's workers, in start order (worker N takes set N mod 6)
-WORKER_SETS: tuple[tuple[tuple[str, ...], int], ...] = (
-    (("build", "architect"), 1),
-    (("build",), 2),
-    (("research", "marketing"), 1),
-    (("marketing", "coordination"), 1),
-    (("architect", "coordination", "research"), 1),
-    (("build", "research"), 1),
+@dataclass(frozen=True, slots=True)
+class WorkerSet:
+    """One demo worker: what it declares, how many tasks at once, and how fast it really is
+    (a hidden factor: nobody tells the server, which learns it from what it sees)."""
+
+    capabilities: tuple[str, ...]
+    slots: int = 1
+    speed: float = 1.0
+
+
+#: the demo's workers, in start order (worker N takes set N mod 6): sessions differ in speed
+#: as real agents do, so the learned scheduler has something to learn
+WORKER_SETS: tuple[WorkerSet, ...] = (
+    WorkerSet(("build", "architect"), 1, 1.0),
+    WorkerSet(("build",), 2, 2.0),
+    WorkerSet(("research", "marketing"), 1, 1.0),
+    WorkerSet(("marketing", "coordination"), 1, 0.5),
+    WorkerSet(("architect", "coordination", "research"), 1, 1.5),
+    WorkerSet(("build", "research"), 1, 0.5),
 )
 
 
@@ -130,13 +145,23 @@ def _task(s: Sample, scale: float) -> TaskIn:
     return task
 
 
-def worker_sets(count: int) -> list[tuple[tuple[str, ...], int]]:
-    """Capabilities and max concurrent tasks of `count` workers; the first one also takes
-    whatever no other covers, so every task has someone to run it."""
+def worker_sets(count: int) -> list[WorkerSet]:
+    """The first `count` workers; the first one also takes whatever no other covers, so
+    every task has someone to run it."""
     sets = [WORKER_SETS[i % len(WORKER_SETS)] for i in range(count)]
-    covered = {cap for caps, _ in sets for cap in caps}
+    covered = {cap for w in sets for cap in w.capabilities}
     missing = tuple(c for c in CAPABILITIES if c not in covered)
     if missing and sets:
-        caps, slots = sets[0]
-        sets[0] = (caps + missing, slots)
+        first = sets[0]
+        sets[0] = WorkerSet(first.capabilities + missing, first.slots, first.speed)
     return sets
+
+
+def lower_bound(chosen: list[TaskIn], workers: dict[str, WorkerSet]) -> Bounds:
+    """No schedule of these tasks on these workers can end sooner (core/bounds.py: the
+    critical path at the fastest speeds, and the LP bound on the load)."""
+    nodes = [Node(t["id"], t["type"], float(t["input"]["seconds"]),
+                  tuple(t.get("dependencies", []))) for t in chosen]
+    durations = {n.id: {name: n.work / w.speed for name, w in workers.items()
+                        if n.type in w.capabilities} for n in nodes}
+    return lower_bounds(nodes, durations, {name: w.slots for name, w in workers.items()})
