@@ -230,3 +230,18 @@ def test_events_keep_the_picture() -> None:
     assert b.model.pair("s", "x").successes == 1
     b.apply([ev("task.cancelled", task_id="b", reason="r", session_id=None)])
     assert not b.tasks and not len(b.ready)
+
+
+def test_holds_work_at_any_clock_reading() -> None:
+    """Finish times are clock readings (epoch seconds): the tolerance applies to what is left
+    of them, not to the readings themselves (a 15% tolerance of 1.8e9 s holds nothing)."""
+    now = 1.8e9
+    b = brain()
+    b.load([], [session("fast"), session("slow")],
+           trained({("fast", "x"): 10.0, ("slow", "x"): 40.0}))
+    add(b, "busy")
+    claim(b, "busy", "fast", at=now - 5.0)  # free again in about 5 s
+    add(b, "t")
+    d = b.decide(session("slow"), now)
+    assert d.task_id is None and [h.session_id for h in d.holds] == ["fast"]
+    assert 0 < d.holds[0].until - now <= 40.0 - 15.0 + 1.0

@@ -92,7 +92,8 @@ def decide(session_id: str, candidates: Sequence[str], finish: Finish,
         if holder == session_id:
             return Decision(tid, expected, None, tuple(holds))
         alt = alternative(tid, frozenset(busy))
-        if alt is None or mine <= alt.finish * (1 + params.tolerance):
+        # finish times are clock readings: compare what is left of them from now
+        if alt is None or mine - now <= (alt.finish - now) * (1 + params.tolerance):
             return Decision(tid, expected, None, tuple(holds))
         gain = mine - alt.finish
         holds.append(Hold(tid, alt.session_id, now + min(gain, params.max_hold)))
