@@ -56,6 +56,8 @@ class Brain:
         self.tasks: dict[str, TaskInfo] = {}
         self.sessions: dict[str, SessionInfo] = {}
         self.holds: dict[str, Hold] = {}
+        #: task id -> the end of the first hold made for it: no later hold outlasts it
+        self._hold_ends: dict[str, float] = {}
         self.quarantines: dict[tuple[str, str], Quarantine] = {}
         #: session id -> the capabilities the model detected (hysteresis keeps them)
         self.detected: dict[str, frozenset[str]] = {}
@@ -126,6 +128,7 @@ class Brain:
         self.tasks.pop(tid, None)
         self.ready.discard(tid)
         self.holds.pop(tid, None)
+        self._hold_ends.pop(tid, None)
         self._rekey(self.ranks.remove(tid))
 
     def _set_ready(self, tid: str, priority: int | None = None) -> None:
@@ -226,9 +229,9 @@ class Brain:
             lambda t, busy: self._alternative(t, busy, now),
             self._held_for(now),
             lambda t: top_rank - self.ranks.rank(t),
-            now, self.params.choice)
+            now, self.params.choice, lambda t: self._hold_ends.get(t, math.inf))
         for h in decision.holds:
-            self.holds[h.task_id] = h
+            self._hold(h)
         if decision.task_id is not None:
             self.holds[decision.task_id] = Hold(decision.task_id, info.id, now + PROPOSAL_HOLD)
         self.metrics.decided(time.perf_counter() - started)
@@ -263,7 +266,9 @@ class Brain:
             columns, soon, tasks, lambda t: self.tasks[t].capability,
             lambda s, cap: self._cost(s, cap, now), now, self.params.choice)
         for h in holds:
-            self.holds[h.task_id] = h
+            end = self._hold_ends.get(h.task_id, math.inf)
+            if end > now:
+                self._hold(Hold(h.task_id, h.session_id, min(h.until, end)))
         for sid, tid in proposals.items():
             self.holds[tid] = Hold(tid, sid, now + PROPOSAL_HOLD)
         self.metrics.decided(time.perf_counter() - started)
@@ -294,6 +299,11 @@ class Brain:
                         n_later += 1
                         later[sid] = at
         return list(now_free), sorted(later.items(), key=lambda p: p[1])
+
+    def _hold(self, h: Hold) -> None:
+        """Keep a task for a faster session; its first hold's end bounds every later one."""
+        self.holds[h.task_id] = h
+        self._hold_ends.setdefault(h.task_id, h.until)
 
     def _session(self, s: Session) -> SessionInfo:
         info = self.sessions.get(s.id)
@@ -496,6 +506,7 @@ def _on_claimed(b: Brain, ev: Event) -> None:
     tid, sid = str(ev.data["task_id"]), str(ev.data["session_id"])
     b._set_held(tid)
     b.holds.pop(tid, None)
+    b._hold_ends.pop(tid, None)  # a later requeue may be held afresh
     info = b.tasks.get(tid)
     s = b.sessions.get(sid)
     if s is not None and info is not None:

@@ -20,6 +20,7 @@ above it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -76,9 +77,12 @@ Alternative = Callable[[str, frozenset[str]], Option | None]
 
 def decide(session_id: str, candidates: Sequence[str], finish: Finish,
            alternative: Alternative, held_for: Callable[[str], str | None],
-           slack: Callable[[str], float], now: float, params: ChoiceParams) -> Decision:
+           slack: Callable[[str], float], now: float, params: ChoiceParams,
+           hold_limit: Callable[[str], float] = lambda _: math.inf) -> Decision:
     """The first candidate this session should start, leaving tasks a faster session will
-    finish sooner held for it. `held_for(task)` names the session a running hold is for."""
+    finish sooner held for it. `held_for(task)` names the session a running hold is for;
+    `hold_limit(task)` is the latest a task may still be held (the end of its first hold:
+    a hold never outlasts the gain expected when it began, however often it is renewed)."""
     holds: list[Hold] = []
     busy: set[str] = {session_id}
     for tid in candidates:
@@ -92,11 +96,13 @@ def decide(session_id: str, candidates: Sequence[str], finish: Finish,
         if holder == session_id:
             return Decision(tid, expected, None, tuple(holds))
         alt = alternative(tid, frozenset(busy))
+        limit = hold_limit(tid)
         # finish times are clock readings: compare what is left of them from now
-        if alt is None or mine - now <= (alt.finish - now) * (1 + params.tolerance):
+        if alt is None or limit <= now or \
+                mine - now <= (alt.finish - now) * (1 + params.tolerance):
             return Decision(tid, expected, None, tuple(holds))
         gain = mine - alt.finish
-        holds.append(Hold(tid, alt.session_id, now + min(gain, params.max_hold)))
+        holds.append(Hold(tid, alt.session_id, min(now + min(gain, params.max_hold), limit)))
         busy.add(alt.session_id)
     retry = min((h.until for h in holds), default=None)
     return Decision(None, None, retry, tuple(holds))
