@@ -164,7 +164,8 @@ def run_policy(policy: str, nodes: list[Node], profile: wl.Profile, knobs: Knobs
     if policy == "oracle":
         prior = where / "prior.json"
         where.mkdir(parents=True, exist_ok=True)
-        prior.write_text(json.dumps(wl.oracle_prior(nodes, profile, knobs.sigma)))
+        prior.write_text(json.dumps(wl.oracle_prior(nodes, profile, knobs.sigma,
+                                                    knobs.estimates)))
     scheduler = {"loose": None, "fifo": "fifo"}.get(policy, "learned")
     swarm = Swarm(where, profile, knobs, scheduler, prior)
     try:

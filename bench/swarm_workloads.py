@@ -111,14 +111,20 @@ def true_durations(nodes: Sequence[Node], profile: Profile, seed: int,
                    for w in profile.workers} for n in nodes}
 
 
-def oracle_prior(nodes: Sequence[Node], profile: Profile,
-                 sigma: float) -> dict[str, dict[str, dict[str, float]]]:
+def oracle_prior(nodes: Sequence[Node], profile: Profile, sigma: float,
+                 sized: bool = True) -> dict[str, dict[str, dict[str, float]]]:
     """The operator prior of the oracle policy (`SWARM_SCHEDULER_PRIOR`): per session and
-    capability, the mean duration in seconds of that capability's tasks in this workload
-    (mean base duration x slowness x E[noise])."""
+    capability, what the learned model measures. For tasks submitted with their size
+    (`estimated_hours` = base work) that is the ratio of duration to size: slowness x
+    E[noise]; without sizes, the mean duration in seconds of that capability's tasks in this
+    workload (mean base duration x slowness x E[noise])."""
     work: dict[str, list[float]] = {}
     for n in nodes:
         work.setdefault(n.type, []).append(n.work)
     lift = math.exp(sigma**2 / 2)
-    return {"sessions": {w: {t: sum(v) / len(v) * profile.factors[w][t] * lift
+
+    def unit(values: list[float]) -> float:
+        return 1.0 if sized else sum(values) / len(values)
+
+    return {"sessions": {w: {t: unit(v) * profile.factors[w][t] * lift
                              for t, v in sorted(work.items())} for w in profile.workers}}

@@ -40,9 +40,11 @@ class PairStats:
     w_success: float = 0.0
     w_failure: float = 0.0
     w_duration: float = 0.0
-    #: decayed sums of log-duration and its square over timed successes
+    #: decayed sums of log(duration / size) and its square over timed successes
     sum_log: float = 0.0
     sum_log2: float = 0.0
+    #: decayed sum of log(duration) itself (what the durations were, for people)
+    sum_log_raw: float = 0.0
     #: failures since the last success (the circuit breaker's evidence)
     streak: int = 0
 
@@ -68,6 +70,7 @@ ON_SUCCESS: dict[str, Step] = {
     "w_duration": (DECAY, 1.0),
     "sum_log": (DECAY, "x"),
     "sum_log2": (DECAY, "x2"),
+    "sum_log_raw": (DECAY, "d"),
     "streak": (0.0, 0.0),
 }
 #: How a failure moves each field. A failed attempt's duration says nothing about speed.
@@ -87,10 +90,19 @@ def log_duration(duration: float) -> float:
     return math.log(max(duration, MIN_DURATION))
 
 
-def apply(stats: PairStats, rule: Mapping[str, Step], duration: float) -> PairStats:
-    """The row after one outcome, by `rule` (ON_SUCCESS or ON_FAILURE)."""
-    x = log_duration(duration)
-    terms = {"x": x, "x2": x * x}
+def size_of(estimated_hours: float | None) -> float:
+    """A task's size: its estimate in seconds, or 1 when it gives none."""
+    return estimated_hours * 3600 if estimated_hours is not None and estimated_hours > 0 \
+        else 1.0
+
+
+def apply(stats: PairStats, rule: Mapping[str, Step], duration: float,
+          size: float = 1.0) -> PairStats:
+    """The row after one outcome, by `rule` (ON_SUCCESS or ON_FAILURE), of a task of
+    `size` (`size_of`) that took `duration` seconds."""
+    d = log_duration(duration)
+    x = math.log(max(duration, MIN_DURATION) / size)
+    terms = {"x": x, "x2": x * x, "d": d}
     out = PairStats(**asdict(stats))
     for name, (a, b) in rule.items():
         add = terms[b] if isinstance(b, str) else b

@@ -96,8 +96,8 @@ class Brain:
 
     def _load_task(self, t: Task) -> None:
         status = {TaskStatus.PENDING: "pending", TaskStatus.READY: "ready"}.get(t.status, "held")
-        default = math.log(t.estimated_hours * 3600) if t.estimated_hours else None
-        self._add(t.id, t.required_capability, t.priority, t.seq, status, t.dependencies, default)
+        self._add(t.id, t.required_capability, t.priority, t.seq, status, t.dependencies,
+                  stats.size_of(t.estimated_hours))
         if t.status == TaskStatus.IN_PROGRESS and t.assigned_to in self.sessions:
             started = t.started_at or 0.0
             self.sessions[t.assigned_to].running[t.id] = (t.required_capability, started)
@@ -110,10 +110,10 @@ class Brain:
                 handler(self, ev)
 
     def _add(self, tid: str, cap: str, priority: int, seq: int, status: str,
-             deps: Iterable[str], default_log: float | None) -> None:
-        info = TaskInfo(tid, cap, priority, seq, status, default_log)
+             deps: Iterable[str], size: float) -> None:
+        info = TaskInfo(tid, cap, priority, seq, status, size)
         self.tasks[tid] = info
-        moved = self.ranks.add(tid, cap, deps, self._weight(cap))
+        moved = self.ranks.add(tid, cap, deps, self._weight(cap), size)
         if status == "ready":
             self.ready.put(info, self.ranks.rank(tid))
         self._rekey(moved)
@@ -181,7 +181,7 @@ class Brain:
         info = self.tasks.get(tid)
         if info is None:
             return None
-        return self.model.duration(sid, info.capability, info.default_log).expected
+        return self.model.duration(sid, info.capability, info.default_log).expected * info.size
 
     def lost(self, tid: str) -> None:
         """A claim of the task lost its race: it is not ready (as far as anyone here knows)
@@ -264,7 +264,8 @@ class Brain:
         columns, soon = self._columns(tasks, free, want + 4, now)
         proposals, holds = choice.match(
             columns, soon, tasks, lambda t: self.tasks[t].capability,
-            lambda s, cap: self._cost(s, cap, now), now, self.params.choice)
+            lambda t: self.tasks[t].size, lambda s, cap: self._cost(s, cap, now), now,
+            self.params.choice)
         for h in holds:
             end = self._hold_ends.get(h.task_id, math.inf)
             if end > now:
@@ -326,7 +327,7 @@ class Brain:
             d, p = est.sample(self._rng), ok.sample(self._rng)
         else:
             d, p = est.expected, ok.mean
-        return now + d / max(p, 0.05), est.expected
+        return now + d * info.size / max(p, 0.05), est.expected * info.size
 
     def _cost(self, sid: str, cap: str, now: float) -> float:
         s = self.sessions[sid]
@@ -345,18 +346,19 @@ class Brain:
         if s.free_slots > 0:
             return now if s.id in self.waiting else None
         ends = []
-        for cap, started in s.running.values():
-            end = started + self.model.duration(s.id, cap).expected
+        for tid, (cap, started) in s.running.items():
+            size = self.tasks[tid].size if tid in self.tasks else 1.0
+            end = started + self.model.duration(s.id, cap).expected * size
             ends.append(end if end > now else now + (now - end))  # overdue: as late again
         return min(ends, default=None)
 
     def _alternative(self, tid: str, busy: frozenset[str], now: float) -> Option | None:
         """The session other than `busy` expected to finish the task first."""
-        cap = self.tasks[tid].capability
+        cap, size = self.tasks[tid].capability, self.tasks[tid].size
         held = {h.session_id for h in self.holds.values() if h.until > now}
         best: Option | None = None
         for unit, sid in self._speed_order(cap, now):
-            if best is not None and now + unit >= best.finish:
+            if best is not None and now + unit * size >= best.finish:
                 break  # sorted by speed: nobody further down can finish sooner
             if sid in busy or sid in held:
                 continue
@@ -364,8 +366,8 @@ class Brain:
             start = None if s is None else self._free_at(s, now)
             if s is None or start is None or not self._eligible(s, cap, now):
                 continue
-            if best is None or start + unit < best.finish:
-                best = Option(sid, start + unit)
+            if best is None or start + unit * size < best.finish:
+                best = Option(sid, start + unit * size)
         return best
 
     def _speed_order(self, cap: str, now: float) -> list[tuple[float, str]]:
@@ -484,9 +486,9 @@ def _on_added(b: Brain, ev: Event) -> None:
     if status not in ("pending", "ready"):
         return
     hours = d.get("estimated_hours")
-    default = math.log(float(hours) * 3600) if isinstance(hours, int | float) and hours else None
+    size = stats.size_of(float(hours) if isinstance(hours, int | float) else None)
     b._add(str(d["task_id"]), str(d["required_capability"]), int(d.get("priority") or 5),
-           ev.seq, status, list(d.get("dependencies") or []), default)
+           ev.seq, status, list(d.get("dependencies") or []), size)
 
 
 def _on_ready(b: Brain, ev: Event) -> None:

@@ -109,14 +109,15 @@ def decide(session_id: str, candidates: Sequence[str], finish: Finish,
 
 
 def match(free: Sequence[str], soon: Sequence[tuple[str, float]], tasks: Sequence[str],
-          kind: Callable[[str], str], cost: Callable[[str, str], float], now: float,
+          kind: Callable[[str], str], size: Callable[[str], float],
+          cost: Callable[[str, str], float], now: float,
           params: ChoiceParams) -> tuple[dict[str, str], list[Hold]]:
     """Assign the best-ranked tasks to free sessions and to sessions free soon in one solve.
 
     `tasks` come best first; the top |free| + |soon| of them are placed, each where it is
     expected to finish first overall (minimum total finish time). `cost(session, kind)` is
-    the expected time a session needs for a task of that kind (its capability), or
-    INFEASIBLE. Returns proposals for free sessions (session -> task) and holds for the
+    the expected time a session needs for a task of that kind (its capability) and of size
+    1, or INFEASIBLE; a task takes `size(task)` times that. Returns proposals for free sessions (session -> task) and holds for the
     soon-free ones (each no longer than what it saves against the best free session, nor
     `max_hold`).
     """
@@ -129,8 +130,8 @@ def match(free: Sequence[str], soon: Sequence[tuple[str, float]], tasks: Sequenc
     for t in rows:
         k = kind(t)
         if k not in by_kind:
-            by_kind[k] = start + np.array([cost(s, k) for s in columns])
-    table = np.vstack([by_kind[kind(t)] for t in rows])
+            by_kind[k] = np.array([cost(s, k) for s in columns])
+    table = np.vstack([start + by_kind[kind(t)] * size(t) for t in rows])
     proposals: dict[str, str] = {}
     holds: list[Hold] = []
     for r, c in _solve(table, params.lsa_limit):

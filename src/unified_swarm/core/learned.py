@@ -147,9 +147,10 @@ class Learning:
 
 def load_prior(path: str) -> dict[tuple[str, str], PairStats]:
     """An operator's prior (`SWARM_SCHEDULER_PRIOR`): a JSON file `{"sessions": {session id:
-    {capability: mean duration in seconds}}}`, taken as if each pair had been seen
-    `PRIOR_WEIGHT` times (the benchmark's oracle: the learned policy given the true
-    speeds)."""
+    {capability: mean}}}`, taken as if each pair had been seen `PRIOR_WEIGHT` times (the
+    benchmark's oracle: the learned policy given the true speeds). The mean is what the
+    model measures (stats.py): for tasks that give their size (`estimated_hours`), the
+    ratio of duration to that size; for the others, the duration in seconds."""
     try:
         raw = json.loads(Path(path).read_text())
         sessions = raw["sessions"]

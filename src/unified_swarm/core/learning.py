@@ -245,13 +245,14 @@ class Model:
             if cap == ANY:
                 continue
             timed = st.w_duration > 1e-9
+            raw_median = math.exp(st.sum_log_raw / st.w_duration) if timed else None
             out[cap] = {
                 "attempts": st.attempts,
                 "successes": st.successes,
                 "failures": st.failures,
                 "success_rate": round(self.success(session_id, cap).mean, 4),
-                "duration_p50": round(self.duration(session_id, cap).median, 4) if timed
-                else None,
+                # what the durations were (the model itself may work in ratios of estimates)
+                "duration_p50": None if raw_median is None else round(raw_median, 4),
                 "speed": round(self.speed(session_id, cap), 4) if timed else None,
             }
         return out

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 @dataclass(slots=True)
 class _Node:
     capability: str
+    #: the task's size against a typical task of its capability (its own estimate)
+    scale: float
     weight: float
     rank: float
     parents: set[str] = field(default_factory=set)
@@ -44,13 +46,15 @@ class Ranks:
         return 0.0 if node is None else node.rank
 
     def add(self, task_id: str, capability: str, dependencies: Iterable[str],
-            weight: float) -> list[str]:
-        """A new unfinished task; dependencies that already finished are ignored. Returns
-        the tasks whose rank moved (its ancestors)."""
+            unit: float, scale: float = 1.0) -> list[str]:
+        """A new unfinished task weighing `unit` (its capability's expected duration) times
+        `scale` (its size); dependencies that already finished are ignored. Returns the
+        tasks whose rank moved (its ancestors)."""
         if task_id in self._nodes:
             return []
         parents = {d for d in dependencies if d in self._nodes}
-        self._nodes[task_id] = _Node(capability, weight, weight, parents)
+        weight = unit * scale
+        self._nodes[task_id] = _Node(capability, scale, weight, weight, parents)
         for p in parents:
             self._nodes[p].children.add(task_id)
         return self._refresh(parents)
@@ -86,8 +90,8 @@ class Ranks:
         return moved
 
     def reweigh(self, weight_of: Callable[[str], float]) -> None:
-        """New weights per capability; every rank recomputed children first (Kahn's order
-        over the reversed edges)."""
+        """New unit weights per capability (each task weighs its unit times its scale);
+        every rank recomputed children first (Kahn's order over the reversed edges)."""
         pending = {t: len(n.children) for t, n in self._nodes.items()}
         queue = [t for t, k in pending.items() if k == 0]
         cache: dict[str, float] = {}
@@ -96,7 +100,7 @@ class Ranks:
             node = self._nodes[t]
             if node.capability not in cache:
                 cache[node.capability] = weight_of(node.capability)
-            node.weight = cache[node.capability]
+            node.weight = cache[node.capability] * node.scale
             node.rank = node.weight + max((self._nodes[c].rank for c in node.children),
                                           default=0.0)
             for p in node.parents:

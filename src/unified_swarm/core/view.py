@@ -25,8 +25,15 @@ class TaskInfo:
     seq: int
     #: "pending" (dependencies open), "ready" or "held" (offered or leased)
     status: str
-    #: the log of the task's own estimate (`estimated_hours`), when it gave one
-    default_log: float | None = None
+    #: the task's own estimate in seconds (`stats.size_of`): the model predicts a ratio
+    #: of it for sized tasks, a duration for the others (size 1)
+    size: float = 1.0
+
+    @property
+    def default_log(self) -> float | None:
+        """What the model assumes of a capability it knows nothing of: that a sized task
+        takes its estimate (a ratio of 1), else the model's default duration."""
+        return 0.0 if self.size != 1.0 else None
 
 
 @dataclass(slots=True)

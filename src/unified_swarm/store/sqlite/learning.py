@@ -26,12 +26,13 @@ def _row(conn: Conn, session_id: str, capability: str) -> PairStats:
 
 
 def learn(conn: Conn, session_id: str, capability: str, success: bool,
-          duration: float) -> dict[str, PairStats]:
+          duration: float, estimated_hours: float | None) -> dict[str, PairStats]:
     """Move the session's statistics on the capability and its totals by one outcome."""
     rule = stats.ON_SUCCESS if success else stats.ON_FAILURE
+    size = stats.size_of(estimated_hours)
     out = {}
     for cap in (capability, ANY):
-        new = stats.apply(_row(conn, session_id, cap), rule, duration)
+        new = stats.apply(_row(conn, session_id, cap), rule, duration, size)
         conn.execute(UPSERT, (session_id, cap, *(getattr(new, f) for f in FIELDS)))
         out[cap] = new
     return out

@@ -148,6 +148,7 @@ CREATE TABLE IF NOT EXISTS stats (
     w_duration REAL NOT NULL,
     sum_log    REAL NOT NULL,
     sum_log2   REAL NOT NULL,
+    sum_log_raw REAL NOT NULL,
     streak     INTEGER NOT NULL,
     PRIMARY KEY (session_id, capability)
 ) WITHOUT ROWID;

@@ -151,7 +151,8 @@ def complete(conn: Conn, ev: list[Event], session_id: str, task_id: str, token: 
     t.progress, t.lease_expires_at, t.error = 1.0, None, None
     save_task(conn, t)
     _score(conn, session_id, t.required_capability, True, now)
-    moved = learning.learn(conn, session_id, t.required_capability, True, duration)
+    moved = learning.learn(conn, session_id, t.required_capability, True, duration,
+                           t.estimated_hours)
     conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'completed'")
     conn.execute("UPDATE meta SET value = CAST(value AS REAL) + ? WHERE key = 'duration_sum'",
                  (duration,))
@@ -172,7 +173,7 @@ def fail(conn: Conn, ev: list[Event], session_id: str, task_id: str, token: int,
     end_attempt(conn, held, now, Outcome.FAILED, error, d)
     _score(conn, session_id, held.required_capability, False, now)
     moved = learning.learn(conn, session_id, held.required_capability, False,
-                           now - (held.started_at or now))
+                           now - (held.started_at or now), held.estimated_hours)
     release_task(conn, ev, held, now, retry=retry, reason="failed", error=error,
                  extra={"stats": learning.wire(moved)})
     return Recorded(held, stats=moved)

@@ -254,16 +254,19 @@ end
 -- the session's row for the capability and on its totals (STATS_ANY). Rows live in the hash
 -- P:stats under "session \t capability", as JSON with exact numbers. Returns the rows as an
 -- event carries them.
-local function learn(sid, cap, success, duration)
+local function learn(sid, cap, success, duration, estimated_hours)
   local rule = STATS_RULES[success and 'success' or 'failure']
-  local x = math.log(math.max(duration, STATS_MIN_DURATION))
+  local est = tonumber(estimated_hours)
+  local size = (est and est > 0) and est * 3600 or 1.0 -- stats.size_of
+  local d = math.log(math.max(duration, STATS_MIN_DURATION))
+  local x = math.log(math.max(duration, STATS_MIN_DURATION) / size)
   local parts = {}
   for _, c in ipairs({cap, STATS_ANY}) do
     local raw = redis.call('HGET', P .. ':stats', sid .. '\t' .. c)
     local row = raw and cjson.decode(raw) or {}
     for _, step in ipairs(rule) do
       local name, a, b = step[1], step[2], step[3]
-      if b == 'x' then b = x elseif b == 'x2' then b = x * x end
+      if b == 'x' then b = x elseif b == 'x2' then b = x * x elseif b == 'd' then b = d end
       local v = (tonumber(row[name]) or 0) * a + b
       if STATS_INT[name] then v = math.floor(v + 0.5) end
       row[name] = v

@@ -240,7 +240,7 @@ OPS.complete = function()
   put(T(tid), 'result', result, 'completed_at', F(NOW), 'updated_at', F(NOW), 'progress', '1.0',
       'error', nil)
   score(sid, t.required_capability, true)
-  local moved = learn(sid, t.required_capability, true, duration)
+  local moved = learn(sid, t.required_capability, true, duration, t.estimated_hours)
   redis.call('HINCRBY', P .. ':meta', 'completed', 1)
   local sum = tonumber(redis.call('HGET', P .. ':meta', 'duration_sum') or '0')
   redis.call('HSET', P .. ':meta', 'duration_sum', F(sum + duration))
@@ -259,7 +259,8 @@ OPS.fail = function()
   if state == 'dup' then return OK('dup', redis.call('HGETALL', T(tid))) end
   end_attempt(t, 'failed', err, digest)
   score(sid, t.required_capability, false)
-  local moved = learn(sid, t.required_capability, false, NOW - tonumber(t.started_at or NOW))
+  local moved = learn(sid, t.required_capability, false, NOW - tonumber(t.started_at or NOW),
+                      t.estimated_hours)
   release(t, retry == '1', 'failed', err, moved)
   return OK('held', redis.call('HGETALL', T(tid)), moved[1])
 end
