@@ -117,9 +117,9 @@ def match(free: Sequence[str], soon: Sequence[tuple[str, float]], tasks: Sequenc
     `tasks` come best first; the top |free| + |soon| of them are placed, each where it is
     expected to finish first overall (minimum total finish time). `cost(session, kind)` is
     the expected time a session needs for a task of that kind (its capability) and of size
-    1, or INFEASIBLE; a task takes `size(task)` times that. Returns proposals for free sessions (session -> task) and holds for the
-    soon-free ones (each no longer than what it saves against the best free session, nor
-    `max_hold`).
+    1, or INFEASIBLE; a task takes `size(task)` times that. Returns proposals for free
+    sessions (session -> task) and holds for the soon-free ones (each no longer than what
+    it saves against the best free session, nor `max_hold`).
     """
     columns = list(free) + [s for s, _ in soon]
     rows = list(tasks[:len(columns)])
