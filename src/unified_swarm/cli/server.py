@@ -41,6 +41,12 @@ FLAG_HELP = {
     "rate_limit": "requests per second per token (0: no limit)",
     "allowed_hosts": "extra Host header values to accept, comma-separated",
     "public_metrics": "serve /metrics without the operator token",
+    "pools": "a TOML file of worker pools to scale (docs/scaling.md)",
+    "scale_interval": "seconds between scaling decisions, unless a pool says otherwise",
+    "scale_up_window": "seconds a pool's growth must be agreed on before it grows",
+    "scale_down_window": "seconds a pool's shrinking must be agreed on before it shrinks",
+    "on_exit": "what a stopping server does with the workers it started: drain or leave",
+    "on_exit_timeout": "seconds a stopping server waits for its drained workers",
 }
 
 
@@ -50,7 +56,8 @@ def _csv(raw: str) -> tuple[str, ...]:
 
 #: how a field's (string) annotation is parsed from its flag
 PARSERS: dict[str, Callable[[str], Any]] = {
-    "int": int, "float": float, "Path": Path, "str": str, "str | None": str,
+    "int": int, "float": float, "Path": Path, "Path | None": Path, "str": str,
+    "str | None": str,
     "tuple[str, ...]": _csv,
 }
 

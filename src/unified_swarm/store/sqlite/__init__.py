@@ -28,8 +28,8 @@ from ...models import (
     Task,
     TaskStatus,
 )
-from ..base import Claimed, Counts, EventListener, Heartbeat, Reaped, Recorded
-from . import knowledge, sessions, tasks
+from ..base import EVENT_TYPE_RE, Claimed, Counts, EventListener, Heartbeat, Reaped, Recorded
+from . import knowledge, scaling, sessions, tasks
 from .engine import Engine
 from .rows import attempt_from_row, emit, held_ids, load_session, load_task, session_from_row
 from .rows import task_from_row as _task_from_row
@@ -268,6 +268,22 @@ class SQLiteStore:
                                 (seq, limit)).fetchall()
             return [Event(r["seq"], r["type"], r["at"], loads(r["data"])) for r in rows]
         return await self._read(read)  # type: ignore[no-any-return]
+
+    # -- autoscaling ---------------------------------------------------------------------
+
+    async def ready_counts(self, capabilities: Sequence[str]) -> dict[str, int]:
+        return await self._read(scaling.ready_counts, capabilities)  # type: ignore[no-any-return]
+
+    async def record_event(self, type_: str, data: dict[str, JSON], now: float) -> Event:
+        if not EVENT_TYPE_RE.match(type_):
+            raise InvalidInput(f"event type {type_!r} must match {EVENT_TYPE_RE.pattern}")
+        return await self._write(scaling.record_event, type_, data, now)  # type: ignore[no-any-return]
+
+    async def set_pool_pin(self, pool: str, desired: int | None, now: float) -> None:
+        await self._write(scaling.set_pin, pool, desired, now)
+
+    async def pool_pins(self) -> dict[str, int]:
+        return await self._read(scaling.pins)  # type: ignore[no-any-return]
 
 
 def _init_schema(conn: sqlite3.Connection) -> None:
