@@ -149,14 +149,23 @@ def run_uvicorn(settings: Settings, log_level: str, on_ready: Callable[[], None]
 
     from ..app import create_app
 
+    app = create_app(settings)
+
     class Server(uvicorn.Server):
         async def startup(self, sockets: Any = None) -> None:
             await super().startup(sockets=sockets)
             if self.started:
                 on_ready()
 
+        async def shutdown(self, sockets: Any = None) -> None:
+            # the pools' workers drain (or are left, --on-exit) while the server still
+            # serves them, so what they finish is recorded; a second Ctrl-C cuts it short
+            if app.state.scaler is not None:
+                await app.state.scaler.close(cancelled=lambda: self.force_exit)
+            await super().shutdown(sockets=sockets)
+
     config = uvicorn.Config(
-        create_app(settings), host=settings.host, port=settings.port, log_level=log_level,
+        app, host=settings.host, port=settings.port, log_level=log_level,
         loop="uvloop" if installed("uvloop") else "asyncio",
         http="httptools" if installed("httptools") else "h11", lifespan="on")
     server = Server(config)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 import tomllib
 from collections.abc import Mapping
@@ -143,6 +144,7 @@ def config_from(args: argparse.Namespace, file: Mapping[str, Any]) -> WorkerConf
     metadata = file.get("metadata") or {}
     if not isinstance(metadata, Mapping):
         raise CliError("metadata in the config file must be a table")
+    metadata, values["id"] = pool_identity(dict(metadata), values["id"])
     try:
         return WorkerConfig(url=client.url, token=client.token,
                             capabilities=tuple(c.strip() for c in caps if c.strip()),
@@ -150,6 +152,16 @@ def config_from(args: argparse.Namespace, file: Mapping[str, Any]) -> WorkerConf
                             **{k: v for k, v in values.items() if v is not None})
     except (WorkerConfigError, TypeError) as exc:
         raise CliError(str(exc)) from None
+
+
+def pool_identity(metadata: dict[str, Any], sid: str | None) -> tuple[dict[str, Any], str | None]:
+    """A worker started by a pool's spawner (docs/scaling.md) is told its pool and session id
+    through SWARM_POOL and SWARM_WORKER_ID: the pool goes into `metadata.pool` (how the
+    scaler counts the pool's sessions), the id is the default `--id`."""
+    pool = os.environ.get("SWARM_POOL")
+    if pool and "pool" not in metadata:
+        metadata["pool"] = pool
+    return metadata, sid or os.environ.get("SWARM_WORKER_ID") or None
 
 
 class _Stderr(logging.StreamHandler[TextIO]):

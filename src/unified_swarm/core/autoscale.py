@@ -31,7 +31,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 
-from ..models import JSON
+from ..models import JSON, iso
 
 #: the seed's defaults: spawn past 10 ready with none idle; keep 3..5
 SEED_MIN, SEED_MAX, SEED_UP_READY = 3, 5, 10
@@ -116,7 +116,7 @@ class Decision:
         return self.desired - self.current
 
     def wire(self) -> dict[str, JSON]:
-        return {"pool": self.pool, "at": self.at, "current": self.current,
+        return {"pool": self.pool, "at": iso(self.at), "current": self.current,
                 "desired": self.desired, "recommended": self.recommended,
                 "reason": self.reason, "limited_by": list(self.limited_by),
                 "pinned": self.pinned, "observed": asdict(self.observed)}
