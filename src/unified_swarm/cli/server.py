@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib.util
+import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -115,7 +116,20 @@ def serve(args: argparse.Namespace) -> int:
         lines.append(f"Dashboard: {listen_url(settings)}/ (it asks once for the operator "
                      f"token: SWARM_TOKEN or {token_path(settings)})")
     raise_open_file_limit()
+    server_logging(args.log_level)
     return run_uvicorn(settings, args.log_level, lambda: print("\n".join(lines), flush=True))
+
+
+def server_logging(level: str) -> None:
+    """The orchestrator's own lines (leadership, the reaper, every scaling decision that
+    changes something) on stderr beside uvicorn's."""
+    logger = logging.getLogger("unified_swarm")
+    if logger.handlers:
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG if level == "trace" else level.upper())
 
 
 def raise_open_file_limit() -> int:
