@@ -16,8 +16,16 @@ import pytest
 from unified_swarm.chaos.procs import RedisProc, ServerProc
 from unified_swarm.client import Client
 
-from .helpers import TOKEN, events, pool, reaping, start_server, wait_for, worker_command, \
-    write_pools
+from .helpers import (
+    TOKEN,
+    events,
+    pool,
+    reaping,
+    start_server,
+    wait_for,
+    worker_command,
+    write_pools,
+)
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 SIZE = 2
