@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from unified_swarm.chaos.procs import RedisProc, ServerProc
 from unified_swarm.client import Client
+from unified_swarm.client.types import Session
 
 from .helpers import (
     TOKEN,
@@ -39,7 +39,7 @@ def redis(tmp_path: Path, redis_server: object) -> Iterator[RedisProc]:
     proc.kill()
 
 
-def online_pool_sessions(op: Client) -> list[dict[str, Any]]:
+def online_pool_sessions(op: Client) -> list[Session]:
     return [s for s in op.sessions() if s["status"] != "offline"
             and s["metadata"].get("pool") == "build"]
 
