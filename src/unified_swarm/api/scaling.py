@@ -69,9 +69,9 @@ async def scaling(request: Request, orch: Orch, _: Operator) -> JSONResp:
     return JSONResp(scaler.view())
 
 
-@router.post("/swarm/pools/{name}/scale", response_model=PoolReply,
+@router.post("/swarm/pools/{pool}/scale", response_model=PoolReply,
              responses=errors(403, 404))
-async def scale(name: PoolName, body: ScaleIn, request: Request, _: Operator) -> JSONResp:
+async def scale(pool: PoolName, body: ScaleIn, request: Request, _: Operator) -> JSONResp:
     """Pin the pool's size within [min, max] until the pin is lifted (`desired`: null);
     the autoscaler's rule resumes then. The budget still caps a pinned pool."""
-    return JSONResp({"pool": await _scaler(request).pin(name, body.desired)})
+    return JSONResp({"pool": await _scaler(request).pin(pool, body.desired)})
