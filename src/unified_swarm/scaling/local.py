@@ -202,15 +202,26 @@ class LocalSpawner:
             if self._unregistered():
                 return Acted(note="waiting for the probe worker to register")
             n = 1
-        return Acted(started=[self._start(now) for _ in range(n)])
+        started = [sid for sid in (self._start(now) for _ in range(n)) if sid is not None]
+        return Acted(started=started, note="" if started else "the command could not start")
 
-    def _start(self, now: float) -> str:
+    def _start(self, now: float) -> str | None:
         self.spawned += 1
         sid = f"{self.pool.name}-{self.tag}-{self.spawned}"
         env = {**os.environ, **self.pool.env, "SWARM_URL": self.url, "SWARM_TOKEN": self.token,
                "SWARM_POOL": self.pool.name, "SWARM_WORKER_ID": sid}
-        process = self.launcher(worker_argv(self.pool.command), env, self.log_path,
-                                self.pool.cwd)
+        try:
+            process = self.launcher(worker_argv(self.pool.command), env, self.log_path,
+                                    self.pool.cwd)
+        except OSError as exc:  # no such program, not executable, no such cwd
+            delay = self.backoff.failed(None, now, self.pool.interval)
+            log.error("pool %s: cannot start %s: %s (%d in a row); next try in %.3g s",
+                      self.pool.name, self.pool.command[0], exc, self.backoff.failures, delay)
+            if self.backoff.failures == CRASHLOOP:
+                self.events.append(("pool.backoff", {
+                    "pool": self.pool.name, "failures": self.backoff.failures,
+                    "exit_code": None, "retry_in": delay, "error": str(exc)}))
+            return None
         self.children[sid] = Child(sid, process, now)
         log.info("pool %s: started worker %s (pid %d)", self.pool.name, sid, process.pid)
         return sid

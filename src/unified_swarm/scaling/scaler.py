@@ -140,6 +140,10 @@ class Scaler:
                 log.warning("scaling step failed, retrying in 1 s: %s", exc.message)
                 await asyncio.sleep(1.0)
                 continue
+            except Exception:  # a bug must not stop the scaling for good: say it, go on
+                log.exception("scaling step failed, retrying in 1 s")
+                await asyncio.sleep(1.0)
+                continue
             delay = min(s.next_at for s in self.states.values()) - self.clock()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._poke.wait(), max(delay, 0.01))
