@@ -156,8 +156,16 @@ class Scaler:
         if not due:
             return []
         snap = await self._snapshot(due)
-        decisions = [await self._decide(s, snap, now) for s in due]
-        decisions = self._budget(decisions, now)
+        decided = []
+        for state in due:
+            try:
+                decided.append((state, await self._decide(state, snap, now)))
+            except SwarmError as exc:  # its spawner cannot see (a cluster API down)
+                log.warning("pool %s: no decision, retrying next interval: %s",
+                            state.pool.name, exc.message)
+                state.next_at = now + state.pool.interval
+        due = [state for state, _ in decided]
+        decisions = self._budget([d for _, d in decided], now)
         leading = self.orch.leader
         for state, decision in zip(due, decisions, strict=True):
             state.decisions.append(decision)
