@@ -88,6 +88,7 @@ class Scaler:
         self.meter = CostMeter()
         orch.store.add_listener(self.meter.on_events)
         self._poke = asyncio.Event()
+        self._stepping = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -151,7 +152,13 @@ class Scaler:
     # -- one step ------------------------------------------------------------------------
 
     async def step(self, now: float, *, force: bool = False) -> list[Decision]:
-        """Decide every pool that is due (every pool with `force`), then act as leader."""
+        """Decide every pool that is due (every pool with `force`), then act as leader.
+        One step at a time: two overlapping steps would both see the pool short and both
+        start the workers it lacks."""
+        async with self._stepping:
+            return await self._step(now, force)
+
+    async def _step(self, now: float, force: bool) -> list[Decision]:
         due = [s for s in self.states.values() if force or s.next_at <= now]
         if not due:
             return []
