@@ -20,7 +20,7 @@ from unified_swarm.core.autoscale import (
     recommend,
 )
 
-SEED = Policy()  # min 3, max 5, more than 10 ready, 10 a session
+SEED = Policy()  # min 3, max 5, more than 10 ready, a new session per 5
 T0 = 1_800_000_000.0
 
 
@@ -31,10 +31,11 @@ def obs(ready: int = 0, idle: int = 0, busy: int = 0, starting: int = 0,
 
 @pytest.mark.parametrize(("case", "policy", "seen", "want"), [
     # the seed: spawn when more than 10 ready and none idle ...
-    ("11 ready, none idle: one more", SEED, obs(ready=11, busy=3), 4),
+    ("11 ready, none idle: one per 5 ready", SEED, obs(ready=11, busy=3), 5),
+    ("the seed's own step: one more", Policy(tasks_per_session=10), obs(ready=11, busy=3), 4),
     ("10 ready is not more than 10", SEED, obs(ready=10, busy=3), 3),
     ("11 ready but one idle: hold", SEED, obs(ready=11, idle=1, busy=2), 3),
-    ("50 ready: one per 10, up to max", SEED, obs(ready=50, busy=3), 5),
+    ("50 ready: one per 5, up to max", SEED, obs(ready=50, busy=3), 5),
     # ... stop extras when more than 3 idle and nothing ready, keep 3..5
     ("4 idle, nothing ready: extras stop", SEED, obs(idle=4, busy=1), 3),
     ("3 idle is not more than 3", SEED, obs(idle=3, busy=1), 4),
@@ -49,7 +50,7 @@ def obs(ready: int = 0, idle: int = 0, busy: int = 0, starting: int = 0,
     ("40 tasks of 1 s: the count still grows it", Policy(min=1, max=4),
      obs(ready=40, busy=1, work_s=40.0), 4),
     ("sessions starting count as new ones", Policy(min=1, max=10),
-     obs(ready=30, busy=1, starting=3), 4),
+     obs(ready=15, busy=1, starting=3), 4),
     ("down_idle defaults to min", Policy(min=1, max=4), obs(idle=2, busy=1), 1),
     ("down_idle given", Policy(min=1, max=4, down_idle=3), obs(idle=3, busy=1), 4),
     # rate: max(4, current) more in one decision
@@ -57,7 +58,7 @@ def obs(ready: int = 0, idle: int = 0, busy: int = 0, starting: int = 0,
     ("rate limit from 10", Policy(min=1, max=50), obs(ready=500, busy=10), 20),
     # tolerance: 21 is within 10% of 20
     ("tolerance", Policy(min=1, max=100), obs(ready=11, busy=20), 20),
-    ("past tolerance", Policy(min=1, max=100), obs(ready=40, busy=20), 24),
+    ("past tolerance", Policy(min=1, max=100), obs(ready=40, busy=20), 28),
 ])
 def test_decision_table(case: str, policy: Policy, seen: Observation, want: int) -> None:
     d = decide("p", policy, seen, History(), T0)
@@ -133,7 +134,7 @@ def test_noisy_counts_inside_the_tolerance_hold() -> None:
 def test_pin_replaces_the_rule_within_bounds() -> None:
     policy = Policy(min=1, max=4)
     d = decide("p", policy, obs(ready=50, busy=1), History(), T0, pinned=2)
-    assert d.desired == 2 and "pinned" in d.reason and d.recommended == 6
+    assert d.desired == 2 and "pinned" in d.reason and d.recommended == 11
     d = decide("p", policy, obs(), History(), T0, pinned=9)
     assert d.desired == 4
 

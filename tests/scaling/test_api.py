@@ -83,7 +83,7 @@ def test_scaling_reads_like_keda_wants(server: LiveServer) -> None:
         last = build["decisions"][-1]
         assert last["observed"] == {"ready": 49, "idle": 0, "busy": 1, "starting": 0,
                                     "work_s": None, "cost_per_hour": None}
-        assert (last["current"], last["recommended"], last["desired"]) == (1, 5, 4)
+        assert (last["current"], last["recommended"], last["desired"]) == (1, 10, 4)
         assert build["spawner"] == "none"
 
 

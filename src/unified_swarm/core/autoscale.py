@@ -35,6 +35,9 @@ from ..models import JSON, iso
 
 #: the seed's defaults: spawn past 10 ready with none idle; keep 3..5
 SEED_MIN, SEED_MAX, SEED_UP_READY = 3, 5, 10
+#: ready tasks one new session is started for: KEDA's default target for a queue's length
+#: per replica (its Redis-list scaler's listLength), so a burst is met in one decision
+TASKS_PER_SESSION = 5
 #: one decision grows a pool by at most max(RATE_UP, current) sessions
 RATE_UP = 4
 
@@ -48,7 +51,7 @@ class Policy:
     #: grow when more than this many tasks are ready and no session is idle
     up_ready: int = SEED_UP_READY
     #: one new session for every this many ready tasks
-    tasks_per_session: int = SEED_UP_READY
+    tasks_per_session: int = TASKS_PER_SESSION
     #: shrink when nothing is ready and more than this many sessions are idle (None: min)
     down_idle: int | None = None
     #: seconds within which the pool should drain the expected ready work

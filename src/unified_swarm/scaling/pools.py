@@ -32,7 +32,14 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Settings
-from ..core.autoscale import SEED_MAX, SEED_MIN, SEED_UP_READY, Budget, Policy
+from ..core.autoscale import (
+    SEED_MAX,
+    SEED_MIN,
+    SEED_UP_READY,
+    TASKS_PER_SESSION,
+    Budget,
+    Policy,
+)
 from ..core.rules import NAME_RE
 from ..errors import InvalidInput
 
@@ -176,7 +183,7 @@ def _policy(t: Mapping[str, Any], settings: Settings, where: str) -> Policy:
                            f"{tolerance}")
     return Policy(
         min=lo, max=hi, up_ready=_int(t, "up_ready", SEED_UP_READY, where),
-        tasks_per_session=max(1, _int(t, "tasks_per_session", SEED_UP_READY, where)),
+        tasks_per_session=max(1, _int(t, "tasks_per_session", TASKS_PER_SESSION, where)),
         down_idle=down_idle,
         drain_s=_number(t, "drain_time", 300.0, where, positive=True), tolerance=tolerance,
         up_window=_number(t, "scale_up_window", settings.scale_up_window, where),
