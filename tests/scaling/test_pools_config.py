@@ -82,7 +82,8 @@ def test_unreadable_and_invalid_files(tmp_path: Path) -> None:
 
 
 def test_server_refuses_a_bad_pools_file_at_start(tmp_path: Path,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
+                                                  capsys: pytest.CaptureFixture[str],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     bad = write_pools(tmp_path / "pools.toml", {"build": {"min": 9, "max": 2}})
     code = main(["server", "--pools", str(bad), "--data-dir", str(tmp_path / "d"),
                  "--token", "t"])
@@ -90,6 +91,9 @@ def test_server_refuses_a_bad_pools_file_at_start(tmp_path: Path,
     assert code == 2 and "min <= max" in err and str(bad) in err
     code = main(["server", "--on-exit", "kill", "--data-dir", str(tmp_path / "d"),
                  "--token", "t"])
+    assert code == 2 and "invalid choice: 'kill'" in capsys.readouterr().err
+    monkeypatch.setenv("SWARM_ON_EXIT", "kill")
+    code = main(["server", "--data-dir", str(tmp_path / "d"), "--token", "t"])
     assert code == 2 and "on_exit must be 'drain' or 'leave'" in capsys.readouterr().err
 
 

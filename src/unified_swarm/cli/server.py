@@ -51,6 +51,11 @@ FLAG_HELP = {
 }
 
 
+#: flags with a fixed set of values, and their shown names
+CHOICES = {"on_exit": ("drain", "leave")}
+METAVARS = {"on_exit": "{drain,leave}", "pools": "FILE"}
+
+
 def _csv(raw: str) -> tuple[str, ...]:
     return tuple(p.strip() for p in raw.split(",") if p.strip())
 
@@ -77,8 +82,8 @@ def register(parser: argparse.ArgumentParser) -> None:
                                 action=argparse.BooleanOptionalAction)
         else:
             parser.add_argument(flag, dest=f"set_{f.name}", default=None, help=text,
-                                type=PARSERS.get(str(f.type), str),
-                                metavar=f.name.split("_")[-1].upper())
+                                type=PARSERS.get(str(f.type), str), choices=CHOICES.get(f.name),
+                                metavar=METAVARS.get(f.name, f.name.split("_")[-1].upper()))
     parser.add_argument("--log-level", choices=LOG_LEVELS, default="info")
     parser.add_argument("--workers", type=int, help=argparse.SUPPRESS)
     parser.set_defaults(handler=serve)
