@@ -167,3 +167,28 @@ def test_the_budget_caps_a_decision() -> None:
     assert cut.desired == 2 and cut.limited_by[-1] == "budget: max_sessions 2 across pools"
     assert capped(d, Cap()) is d
     assert capped(d, Cap(9, "x")) is d
+
+
+GRID = [(ready, idle, busy, starting, work)
+        for ready in (0, 1, 5, 10, 11, 19, 20, 49, 50, 200)
+        for idle in range(0, 5) for busy in range(0, 9) for starting in range(0, 3)
+        for work in (None, 10.0, 10_000.0)]
+
+
+def test_properties_over_a_grid() -> None:
+    """Every combination of a grid (no sampling: the same cases every run): within
+    [min, max]; never grows with an idle session or nothing ready; never shrinks while work
+    is ready; more ready work never asks for fewer sessions."""
+    policy = Policy(min=1, max=12)
+    for ready, idle, busy, starting, work in GRID:
+        seen = obs(ready=ready, idle=idle, busy=busy, starting=starting, work_s=work)
+        d = decide("p", policy, seen, History(), T0)
+        assert policy.min <= d.desired <= policy.max, (seen, d)
+        current = seen.current
+        if d.desired > max(current, policy.min):
+            assert ready and not idle, (seen, d)
+        if d.desired < min(current, policy.max):
+            assert not ready, (seen, d)
+        more = obs(ready=ready + 5, idle=idle, busy=busy, starting=starting,
+                   work_s=None if work is None else work * (ready + 5) / max(ready, 1))
+        assert recommend(policy, more)[0] >= recommend(policy, seen)[0], (seen, more)
