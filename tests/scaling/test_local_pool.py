@@ -72,7 +72,7 @@ def test_burst_grows_to_max_in_one_decision_then_drains_back(tmp_path: Path) -> 
         # shrunk by drain only (as sessions went idle with nothing ready), down to min 1
         assert down and down[-1]["to"] == 1 and scaled[-1] == down[-1]
         drained = [sid for d in down for sid in d["drained"]]
-        assert len(drained) == 3 and all(d["started"] == d["stopped"] == [] for d in down)
+        assert len(drained) == 3 and all(d["started"] == [] for d in down)
         exited = shrunk["spawner_status"]["exited"]
         assert [w["exit_code"] for w in exited] == [0, 0, 0]
         assert {w["session_id"] for w in exited} == set(drained)

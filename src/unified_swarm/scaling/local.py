@@ -14,8 +14,9 @@ wait `interval` x 2^(n-1) seconds (at most BACKOFF_MAX) before the next start, a
 fifth in a row records `pool.backoff` and shows on the dashboard. A session seen online
 ends the streak.
 
-Scale-in drains (the orchestrator's drain) idle sessions first; a worker not registered
-yet holds nothing and gets SIGTERM (`swarm worker` drains on it: it exits 0).
+Scale-in is the orchestrator's drain only, idle sessions first; a worker still starting is
+drained by a later decision, once it has registered. Only a stopping server (`--on-exit
+drain`) sends SIGTERM, to workers that never registered (`swarm worker` drains on it).
 """
 
 from __future__ import annotations
@@ -233,9 +234,11 @@ class LocalSpawner:
             acted.drained.append(session.id)
             if session.id in self.children:
                 self.children[session.id].asked = True
-        for child in self._unregistered()[:n - len(acted.drained)]:
-            self._terminate(child)
-            acted.stopped.append(child.session_id)
+        waiting = min(n - len(acted.drained), len(self._unregistered()))
+        if waiting:
+            # never a signal, even to a worker holding nothing yet: it is drained like the
+            # others once it has registered (a later decision)
+            acted.note = f"{waiting} starting worker(s) are drained once they register"
         return acted
 
     def _unregistered(self) -> list[Child]:

@@ -333,8 +333,6 @@ def _summary(acted: Acted) -> str:
         parts.append(f"started {', '.join(acted.started)}")
     if acted.drained:
         parts.append(f"drained {', '.join(acted.drained)}")
-    if acted.stopped:
-        parts.append(f"stopped {', '.join(acted.stopped)} before they registered")
     if acted.replicas is not None:
         parts.append(f"replicas set to {acted.replicas}")
     return "; ".join(parts) or acted.note

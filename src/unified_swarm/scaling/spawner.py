@@ -60,15 +60,14 @@ class Acted:
 
     started: list[str] = field(default_factory=list)
     drained: list[str] = field(default_factory=list)
-    stopped: list[str] = field(default_factory=list)
     replicas: int | None = None
     note: str = ""
 
     def __bool__(self) -> bool:
-        return bool(self.started or self.drained or self.stopped or self.replicas is not None)
+        return bool(self.started or self.drained or self.replicas is not None)
 
     def wire(self) -> dict[str, Any]:
-        return {"started": self.started, "drained": self.drained, "stopped": self.stopped,
+        return {"started": self.started, "drained": self.drained,
                 "replicas": self.replicas, "note": self.note}
 
 
