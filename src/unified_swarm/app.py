@@ -13,13 +13,14 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 
 from . import __version__, dashboard
-from .api import knowledge, metrics, realtime, sessions, swarm, work
+from .api import knowledge, metrics, realtime, scaling, sessions, swarm, work
 from .api.events_hub import EventHub
 from .api.guard import Guard
 from .api.responses import JSONResp, error_body, error_response
 from .config import Settings
 from .core.orchestrator import Orchestrator
 from .errors import SwarmError
+from .scaling.factory import make_scaler
 from .store import make_store
 from .store.base import Store
 from .tokens import operator_token
@@ -41,16 +42,21 @@ def create_app(
     token, _ = operator_token(settings)
     orch = Orchestrator(store, settings, token, clock)
     hub = EventHub(orch)
+    scaler = make_scaler(orch, settings, token)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await store.open()
         await orch.start(run_loop=run_loop)
         hub.open()
+        if scaler is not None and run_loop:
+            scaler.start()
         try:
             yield
         finally:
             hub.close()
+            if scaler is not None:
+                await scaler.stop()
             await orch.stop()
             await store.close()
 
@@ -59,8 +65,9 @@ def create_app(
     app.state.settings = settings
     app.state.orchestrator = orch
     app.state.hub = hub
+    app.state.scaler = scaler
     app.state.metrics = metrics.make_metrics(orch, hub)
-    for module in (sessions, work, knowledge, swarm, realtime, metrics):
+    for module in (sessions, work, knowledge, swarm, scaling, realtime, metrics):
         app.include_router(module.router)
     dashboard.mount(app)
     _install_error_handlers(app)

@@ -104,6 +104,16 @@ class Settings:
 
     # the coordination loop
     reap_batch: int = 500
+
+    # autoscaling (docs/scaling.md): pools from a TOML file; a pool's own keys win over these
+    pools: Path | None = None
+    scale_interval: float = 5.0
+    scale_up_window: float = 0.0
+    scale_down_window: float = 60.0
+    #: what a stopping server does with the workers it started: "drain" or "leave"
+    on_exit: str = "drain"
+    #: how long a stopping server waits for its drained workers to finish
+    on_exit_timeout: float = 60.0
     replica_id: str = field(default_factory=lambda: f"{os.uname().nodename}-{os.getpid()}")
 
     def lease_ttl(self, heartbeat_interval: float) -> float:
@@ -114,6 +124,7 @@ class Settings:
         positive = (
             "heartbeat_interval", "task_claim_timeout", "idle_threshold", "lease_factor",
             "max_body_bytes", "max_input_bytes", "max_json_depth", "max_batch", "reap_batch",
+            "scale_interval",
         )
         for name in positive:
             if getattr(self, name) <= 0:
@@ -121,6 +132,11 @@ class Settings:
         if self.scheduler not in SCHEDULERS:
             raise InvalidInput(f"scheduler must be one of {sorted(SCHEDULERS)}, "
                                f"got {self.scheduler!r}")
+        if self.on_exit not in ("drain", "leave"):
+            raise InvalidInput(f"on_exit must be 'drain' or 'leave', got {self.on_exit!r}")
+        for name in ("scale_up_window", "scale_down_window", "on_exit_timeout"):
+            if getattr(self, name) < 0:
+                raise InvalidInput(f"{name} must be >= 0, got {getattr(self, name)!r}")
         if not 1 <= self.max_concurrent_tasks <= 1000:
             raise InvalidInput("max_concurrent_tasks must be within 1..1000")
         if not 1 <= self.default_max_attempts <= 100:
@@ -179,7 +195,7 @@ def _parse(name: str, type_name: str, raw: str) -> Any:
             return int(raw)
         if type_name == "float":
             return float(raw)
-        if type_name == "Path":
+        if type_name in ("Path", "Path | None"):
             return Path(raw)
         if type_name.startswith("tuple"):
             return tuple(p.strip() for p in raw.split(",") if p.strip())

@@ -50,6 +50,7 @@ def test_shows_a_session_and_follows_a_task_live(page: Page, sqlite_server: Live
     swarm.add({"id": "job-1", "type": "build", "title": "Compile everything"})
     open_dashboard(page, sqlite_server)
     assert "token" not in page.url  # the link's token is dropped from the address bar
+    assert page.locator("#pools-card").is_hidden()  # this server scales no pools
     row = page.locator("#sessions [data-session-id='alpha']")
     assert "Alpha builder" in row.inner_text() and "idle" in row.inner_text()
     assert status_of(page, "job-1") == "ready"

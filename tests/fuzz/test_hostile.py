@@ -450,7 +450,7 @@ def method_cases() -> list[Hostile]:
     route table, so a new route is covered the day it is added)."""
     with tempfile.TemporaryDirectory() as tmp:  # nothing is opened: the routes only
         app = create_app(Settings(token="x", data_dir=Path(tmp)))
-    concrete = {"session_id": "w1", "task_id": "held", "topic": "plan"}
+    concrete = {"session_id": "w1", "task_id": "held", "topic": "plan", "pool": "build"}
     cases: dict[tuple[str, str], Hostile] = {}
     methods: tuple[str, ...]
     for route in _routes(app):

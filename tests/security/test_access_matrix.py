@@ -74,6 +74,9 @@ MATRIX: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
     # the event stream and the metrics: operator (metrics unless started public)
     (WS, "/swarm/realtime"): (401, 401, 101, 403, 403),
     ("GET", "/metrics"): (401, 401, 200, 403, 403),
+    # autoscaling: operator only (this server scales no pools, so a pin finds none: 404)
+    ("GET", "/swarm/scaling"): (401, 401, 200, 403, 403),
+    ("POST", "/swarm/pools/{pool}/scale"): (401, 401, 404, 403, 403),
     # no token needed: liveness, the dashboard page and its files (they hold no data), the
     # API's own description
     ("GET", "/healthz"): (200, 200, 200, 200, 200),
@@ -229,6 +232,9 @@ CALLS: dict[tuple[str, str], Callable[[World, Cell], Call]] = {
     ("GET", "/swarm/status"): lambda w, c: Call("GET", "/swarm/status"),
     ("GET", "/swarm/scheduler"): lambda w, c: Call("GET", "/swarm/scheduler"),
     ("GET", "/metrics"): lambda w, c: Call("GET", "/metrics"),
+    ("GET", "/swarm/scaling"): lambda w, c: Call("GET", "/swarm/scaling"),
+    ("POST", "/swarm/pools/{pool}/scale"): lambda w, c: Call(
+        "POST", "/swarm/pools/build/scale", {"desired": 1}),
     ("GET", "/healthz"): lambda w, c: Call("GET", "/healthz"),
     ("GET", "/"): lambda w, c: Call("GET", "/"),
     ("GET", "/dashboard"): lambda w, c: Call("GET", "/dashboard/app.js"),

@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "status": "unified_swarm.cli.status",
     "knowledge": "unified_swarm.cli.knowledge",
     "worker": "unified_swarm.cli.worker",
+    "pool": "unified_swarm.cli.pool",
     "demo": "unified_swarm.cli.demo",
     "selftest": "unified_swarm.cli.selftest",
 }

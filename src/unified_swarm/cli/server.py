@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib.util
+import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -40,7 +41,18 @@ FLAG_HELP = {
     "rate_limit": "requests per second per token (0: no limit)",
     "allowed_hosts": "extra Host header values to accept, comma-separated",
     "public_metrics": "serve /metrics without the operator token",
+    "pools": "a TOML file of worker pools to scale (docs/scaling.md)",
+    "scale_interval": "seconds between scaling decisions, unless a pool says otherwise",
+    "scale_up_window": "seconds a pool's growth must be agreed on before it grows",
+    "scale_down_window": "seconds a pool's shrinking must be agreed on before it shrinks",
+    "on_exit": "what a stopping server does with the workers it started: drain or leave",
+    "on_exit_timeout": "seconds a stopping server waits for its drained workers",
 }
+
+
+#: flags with a fixed set of values, and their shown names
+CHOICES = {"on_exit": ("drain", "leave")}
+METAVARS = {"on_exit": "{drain,leave}", "pools": "FILE"}
 
 
 def _csv(raw: str) -> tuple[str, ...]:
@@ -49,7 +61,8 @@ def _csv(raw: str) -> tuple[str, ...]:
 
 #: how a field's (string) annotation is parsed from its flag
 PARSERS: dict[str, Callable[[str], Any]] = {
-    "int": int, "float": float, "Path": Path, "str": str, "str | None": str,
+    "int": int, "float": float, "Path": Path, "Path | None": Path, "str": str,
+    "str | None": str,
     "tuple[str, ...]": _csv,
 }
 
@@ -68,8 +81,8 @@ def register(parser: argparse.ArgumentParser) -> None:
                                 action=argparse.BooleanOptionalAction)
         else:
             parser.add_argument(flag, dest=f"set_{f.name}", default=None, help=text,
-                                type=PARSERS.get(str(f.type), str),
-                                metavar=f.name.split("_")[-1].upper())
+                                type=PARSERS.get(str(f.type), str), choices=CHOICES.get(f.name),
+                                metavar=METAVARS.get(f.name, f.name.split("_")[-1].upper()))
     parser.add_argument("--log-level", choices=LOG_LEVELS, default="info")
     parser.add_argument("--workers", type=int, help=argparse.SUPPRESS)
     parser.set_defaults(handler=serve)
@@ -108,7 +121,20 @@ def serve(args: argparse.Namespace) -> int:
         lines.append(f"Dashboard: {listen_url(settings)}/ (it asks once for the operator "
                      f"token: SWARM_TOKEN or {token_path(settings)})")
     raise_open_file_limit()
+    server_logging(args.log_level)
     return run_uvicorn(settings, args.log_level, lambda: print("\n".join(lines), flush=True))
+
+
+def server_logging(level: str) -> None:
+    """The orchestrator's own lines (leadership, the reaper, every scaling decision that
+    changes something) on stderr beside uvicorn's."""
+    logger = logging.getLogger("unified_swarm")
+    if logger.handlers:
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG if level == "trace" else level.upper())
 
 
 def raise_open_file_limit() -> int:
@@ -142,14 +168,23 @@ def run_uvicorn(settings: Settings, log_level: str, on_ready: Callable[[], None]
 
     from ..app import create_app
 
+    app = create_app(settings)
+
     class Server(uvicorn.Server):
         async def startup(self, sockets: Any = None) -> None:
             await super().startup(sockets=sockets)
             if self.started:
                 on_ready()
 
+        async def shutdown(self, sockets: Any = None) -> None:
+            # the pools' workers drain (or are left, --on-exit) while the server still
+            # serves them, so what they finish is recorded; a second Ctrl-C cuts it short
+            if app.state.scaler is not None:
+                await app.state.scaler.close(cancelled=lambda: self.force_exit)
+            await super().shutdown(sockets=sockets)
+
     config = uvicorn.Config(
-        create_app(settings), host=settings.host, port=settings.port, log_level=log_level,
+        app, host=settings.host, port=settings.port, log_level=log_level,
         loop="uvloop" if installed("uvloop") else "asyncio",
         http="httptools" if installed("httptools") else "h11", lifespan="on")
     server = Server(config)

@@ -145,6 +145,10 @@ def config_from(args: argparse.Namespace, file: Mapping[str, Any]) -> WorkerConf
     metadata = file.get("metadata") or {}
     if not isinstance(metadata, Mapping):
         raise CliError("metadata in the config file must be a table")
+    metadata, pool_id = pool_identity(dict(metadata))
+    if pool_id is not None and values["id"] is None:
+        values["id"] = pool_id
+        values["name"] = values["name"] or pool_id
     try:
         return WorkerConfig(url=client.url, token=client.token,
                             capabilities=tuple(c.strip() for c in caps if c.strip()),
@@ -152,6 +156,16 @@ def config_from(args: argparse.Namespace, file: Mapping[str, Any]) -> WorkerConf
                             **{k: v for k, v in values.items() if v is not None})
     except (WorkerConfigError, TypeError) as exc:
         raise CliError(str(exc)) from None
+
+
+def pool_identity(metadata: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """A worker started by a pool's spawner (docs/scaling.md) is told its pool and session id
+    through SWARM_POOL and SWARM_WORKER_ID: the pool goes into `metadata.pool` (how the
+    scaler counts the pool's sessions); the id (returned) is the default `--id` and name."""
+    pool = os.environ.get("SWARM_POOL")
+    if pool and "pool" not in metadata:
+        metadata["pool"] = pool
+    return metadata, os.environ.get("SWARM_WORKER_ID") or None
 
 
 class _Stderr(logging.StreamHandler[TextIO]):

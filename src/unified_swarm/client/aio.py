@@ -16,7 +16,7 @@ import copy
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping
 from types import TracebackType
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
 
@@ -254,3 +254,11 @@ class AsyncClient(BaseClient):
     async def status(self) -> Status:
         """The swarm's global metrics: sessions, tasks by status, times, utilization."""
         return await self.send(base.status())
+
+    async def scaling(self) -> dict[str, Any]:
+        """Every autoscaled pool: current and desired size, why, recent decisions."""
+        return await self.send(base.scaling())
+
+    async def scale_pool(self, name: str, desired: int | None) -> dict[str, Any]:
+        """Pin a pool's size within its [min, max]; None lifts the pin."""
+        return await self.send(base.scale_pool(name, desired))

@@ -427,3 +427,13 @@ def delete_knowledge(topic: str, expected_version: int | None) -> Call[Knowledge
 
 def status() -> Call[Status]:
     return Call("GET", "/swarm/status", lambda b: cast(Status, b), idempotent=True)
+
+
+def scaling() -> Call[dict[str, Any]]:
+    return Call("GET", "/swarm/scaling", lambda b: cast(dict[str, Any], b), idempotent=True)
+
+
+def scale_pool(name: str, desired: int | None) -> Call[dict[str, Any]]:
+    # the same pin twice is the same state: safe to repeat
+    return Call("POST", f"/swarm/pools/{_seg(name, 'pool name')}/scale", _key("pool"),
+                body={"desired": desired}, idempotent=True)

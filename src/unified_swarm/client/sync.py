@@ -15,7 +15,7 @@ import copy
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from types import TracebackType
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
 
@@ -251,3 +251,11 @@ class Client(BaseClient):
     def status(self) -> Status:
         """The swarm's global metrics: sessions, tasks by status, times, utilization."""
         return self.send(base.status())
+
+    def scaling(self) -> dict[str, Any]:
+        """Every autoscaled pool: current and desired size, why, recent decisions."""
+        return self.send(base.scaling())
+
+    def scale_pool(self, name: str, desired: int | None) -> dict[str, Any]:
+        """Pin a pool's size within its [min, max]; None lifts the pin."""
+        return self.send(base.scale_pool(name, desired))

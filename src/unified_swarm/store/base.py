@@ -34,6 +34,7 @@ Rules shared by every method below:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
@@ -56,6 +57,9 @@ from ..models import (
     TaskStatus,
 )
 from ..stats import PairStats
+
+#: an event type a caller may record (`record_event`): dotted lower-case words
+EVENT_TYPE_RE = re.compile(r"^[a-z]+(\.[a-z_]+)+\Z")
 
 
 @runtime_checkable
@@ -280,6 +284,24 @@ class Store(Protocol):
 
     async def ping(self) -> None:
         """Raise Unavailable unless the store answers now."""
+
+    # -- autoscaling -------------------------------------------------------------------
+
+    async def ready_counts(self, capabilities: Sequence[str]) -> dict[str, int]:
+        """How many ready tasks need each of `capabilities` (read only, from the index of
+        ready tasks: no scan of the other tasks). `counts()` has the total."""
+
+    async def record_event(self, type_: str, data: dict[str, JSON], now: float) -> Event:
+        """Atomically append one event for a decision taken above the store (a pool's
+        size: `pool.scaled`); returns it with its seq. InvalidInput unless `type_` matches
+        EVENT_TYPE_RE."""
+
+    async def set_pool_pin(self, pool: str, desired: int | None, now: float) -> None:
+        """Atomically pin a pool's size (None lifts the pin), for whichever replica leads
+        (`pool.pinned`)."""
+
+    async def pool_pins(self) -> dict[str, int]:
+        """Every pool's pinned size (read only)."""
 
 
 @runtime_checkable

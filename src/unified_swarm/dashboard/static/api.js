@@ -59,6 +59,7 @@ export class Api {
   status() { return this.call("GET", "/swarm/status"); }
   sessions() { return this.call("GET", "/sessions"); }
   knowledge() { return this.call("GET", "/knowledge"); }
+  scaling() { return this.call("GET", "/swarm/scaling"); }
   task(id) { return this.call("GET", `/work/${encodeURIComponent(id)}`); }
   addTask(spec) { return this.call("POST", "/work", spec); }
   cancel(id, reason) { return this.call("POST", `/work/${encodeURIComponent(id)}/cancel`, { reason }); }

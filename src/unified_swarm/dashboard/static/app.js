@@ -34,9 +34,10 @@ class Dashboard {
   async start() {
     // The status first: its last_event_seq is where the stream takes over from the snapshot.
     const status = await this.api.status();
-    const [sessions, tasks, knowledge] = await Promise.all([
-      this.api.sessions(), this.api.tasks(), this.api.knowledge()]);
+    const [sessions, tasks, knowledge, scaling] = await Promise.all([
+      this.api.sessions(), this.api.tasks(), this.api.knowledge(), this.api.scaling()]);
     this.model.status = status;
+    this.model.scaling = scaling;
     this.model.setSessions(sessions.sessions);
     this.model.setTasks(tasks);
     this.model.knowledge = knowledge.entries;
@@ -51,6 +52,7 @@ class Dashboard {
     this.ticker = setInterval(() => {
       this.model.dirty.sessions = true;
       this.model.dirty.status = true;
+      this.model.dirty.scaling = true;
       this.scheduleFlush();
     }, REFRESH_MS);
     this.ageTicker = setInterval(() => this.render("sessions"), 1000);
@@ -76,6 +78,7 @@ class Dashboard {
     if (ev.type.startsWith("task.")) this.render("queue", "graph");
     if (ev.type.startsWith("session.")) this.render("sessions");
     if (ev.type === "swarm.interrupt") this.render("interrupt");
+    if (ev.type.startsWith("pool.")) this.render("pools");
     this.render("feed");
     this.scheduleFlush();
   }
@@ -101,14 +104,15 @@ class Dashboard {
     this.flushing = true;
     const d = this.model.dirty;
     const taskIds = [...d.tasks];
-    const want = { sessions: d.sessions, status: d.status, knowledge: d.knowledge };
-    this.model.dirty = { tasks: new Set(), sessions: false, status: false, knowledge: false };
+    const want = { sessions: d.sessions, status: d.status, knowledge: d.knowledge, scaling: d.scaling };
+    this.model.dirty = { tasks: new Set(), sessions: false, status: false, knowledge: false, scaling: false };
     try {
       await Promise.all([
         this.refreshTasks(taskIds),
         want.sessions && this.api.sessions().then((r) => { this.model.setSessions(r.sessions); this.render("sessions"); }),
         want.status && this.api.status().then((r) => { this.model.status = r; this.render("metrics"); }),
         want.knowledge && this.api.knowledge().then((r) => { this.model.knowledge = r.entries; this.render("knowledge"); }),
+        want.scaling && this.api.scaling().then((r) => { this.model.scaling = r; this.render("pools"); }),
       ]);
     } catch (err) {
       this.report(err);
@@ -236,6 +240,7 @@ class Dashboard {
       if (all || todo.has("knowledge")) views.renderKnowledge(m.knowledge, this.openTopics, (t) => this.toggleTopic(t));
       if (all || todo.has("feed")) views.renderFeed(m.feed);
       if (all || todo.has("interrupt")) views.renderInterrupt(m.interrupt);
+      if (all || todo.has("pools")) views.renderPools(m.scaling);
     });
   }
 

@@ -32,13 +32,14 @@ export class Model {
     this.tasks = new Map();
     this.knowledge = [];
     this.status = null;
+    this.scaling = null; // GET /swarm/scaling: the autoscaled pools
     this.interrupt = null;
     this.feed = [];
     this.selected = null;
     this.detail = null; // {task, history} of the selected task
     this.confirming = null; // the task whose cancel button asks "are you sure?"
     this.seq = 0; // the last event applied
-    this.dirty = { tasks: new Set(), sessions: false, status: false, knowledge: false };
+    this.dirty = { tasks: new Set(), sessions: false, status: false, knowledge: false, scaling: false };
   }
 
   setSessions(list) {
@@ -81,6 +82,8 @@ export class Model {
     // an outcome moves what the model says of its session
     if (ev.type === "task.completed" || ev.type === "task.failed") this.dirty.sessions = true;
     if (ev.type === "knowledge.updated") this.dirty.knowledge = true;
+    // a pool's size follows its sessions: re-read the pools when either moves
+    if (ev.type.startsWith("pool.") || ev.type.startsWith("session.")) this.dirty.scaling = true;
     if (ev.type === "swarm.interrupt") this.interrupt = d.active ? d : null;
   }
 

@@ -250,3 +250,30 @@ export function renderInterrupt(interrupt) {
   el.hidden = !interrupt;
   el.textContent = interrupt ? `Swarm interrupted: ${interrupt.reason}` : "";
 }
+
+/** The autoscaled pools: each pool's size now, the size it is going to, and why. Hidden
+ * when the server scales no pools. */
+export function renderPools(scaling) {
+  const pools = Object.values((scaling && scaling.pools) || {});
+  $("pools-card").hidden = pools.length === 0;
+  if (!pools.length) return;
+  $("pools-note").textContent = scaling.leader
+    ? "this replica scales them" : "decided here; the leader replica acts";
+  const rows = pools.map((p) => {
+    const backoff = (p.spawner_status && p.spawner_status.backoff) || {};
+    const why = [p.reason, ...(p.limited_by || [])].join("; ");
+    return h("tr", { "data-pool": p.name, class: backoff.crashlooping ? "pool-crashloop" : null },
+      h("td", {}, h("div", { class: "name" }, p.name),
+        h("div", { class: "sub" }, `${p.spawner} · ${p.capabilities.length ? p.capabilities.join(", ") : "any"}`)),
+      h("td", { class: "num" }, `${p.min}..${p.max}`),
+      h("td", { class: "num", "data-field": "current" }, p.current ?? "–"),
+      h("td", { class: "num", "data-field": "desired" }, String(p.desired),
+        p.pinned !== null && p.pinned !== undefined ? h("span", { class: "sub" }, " pinned") : null),
+      h("td", { "data-field": "why" }, why,
+        backoff.crashlooping ? h("div", { class: "warn", "data-field": "crashloop" },
+          `crash-looping: ${backoff.failures} failed starts in a row (exit ${backoff.last_exit_code})`
+          + (backoff.retry_at ? `, next try ${clock(backoff.retry_at)}` : "")) : null),
+      h("td", { class: "num", title: p.decided_at || "" }, ago(p.decided_at)));
+  });
+  $("pools").replaceChildren(table(["Pool", "Size", "Current", "Desired", "Why", "Decided"], rows));
+}

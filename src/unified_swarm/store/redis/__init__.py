@@ -62,6 +62,7 @@ from ...models import (
     TaskStatus,
 )
 from ...stats import PairStats
+from ..base import EVENT_TYPE_RE
 from . import codec
 from .codec import num, opt
 from .connection import (
@@ -404,6 +405,28 @@ class RedisStore:
     async def events_after(self, seq: int, limit: int) -> list[Event]:
         reply = await self._call("events_after", str(int(seq)), str(int(limit)))
         return [codec.event_from(raw) for raw in reply[0]]
+
+    # -- autoscaling ---------------------------------------------------------------------
+
+    async def ready_counts(self, capabilities: Sequence[str]) -> dict[str, int]:
+        caps = list(dict.fromkeys(capabilities))
+        if not caps:
+            return {}
+        (counts,) = await self._call("ready_counts", *caps)
+        return {cap: int(n) for cap, n in zip(caps, counts, strict=True)}
+
+    async def record_event(self, type_: str, data: dict[str, JSON], now: float) -> Event:
+        if not EVENT_TYPE_RE.match(type_):
+            raise InvalidInput(f"event type {type_!r} must match {EVENT_TYPE_RE.pattern}")
+        (raw,) = await self._call("record_event", type_, dumps(data), now=now)
+        return codec.event_from(raw)
+
+    async def set_pool_pin(self, pool: str, desired: int | None, now: float) -> None:
+        await self._call("set_pool_pin", pool, _opt_int(desired), now=now)
+
+    async def pool_pins(self) -> dict[str, int]:
+        (flat,) = await self._call("pool_pins")
+        return {k: int(v) for k, v in codec.pairs(flat).items()}
 
     # -- leadership ----------------------------------------------------------------------
 

@@ -35,6 +35,7 @@
 | P:clock                    | string | the latest time a write recorded (store clock only)     |
 | P:leader                   | string | "holder\\ntoken" of the leader lease (PX: expires)        |
 | P:leader:token             | string | last leader token (INCR: monotonic, never expires)       |
+| P:pins                     | hash   | pool -> the size the operator pinned it to               |
 | P:{db}:notify (pub/sub)    |        | the last seq of each write: "re-read the event log"      |
 
 The Lua scripts build key names from P, so every key of one swarm is derived from the

@@ -36,7 +36,8 @@ from ...models import (
     TaskStatus,
 )
 from ...stats import PairStats
-from . import claims, knowledge, learning, sessions, tasks
+from ..base import EVENT_TYPE_RE
+from . import claims, knowledge, learning, scaling, sessions, tasks
 from .engine import Engine
 from .rows import attempt_from_row, emit, held_ids, load_session, load_task, session_from_row
 from .rows import task_from_row as _task_from_row
@@ -255,6 +256,22 @@ class SQLiteStore:
     async def delete_knowledge(self, topic: str, expected_version: int | None,
                                updated_by: str | None, now: float) -> KnowledgeEntry:
         return await self._write(knowledge.delete, topic, expected_version, updated_by, now)
+
+    # -- autoscaling ---------------------------------------------------------------------
+
+    async def ready_counts(self, capabilities: Sequence[str]) -> dict[str, int]:
+        return await self._read(scaling.ready_counts, capabilities)
+
+    async def record_event(self, type_: str, data: dict[str, JSON], now: float) -> Event:
+        if not EVENT_TYPE_RE.match(type_):
+            raise InvalidInput(f"event type {type_!r} must match {EVENT_TYPE_RE.pattern}")
+        return await self._write(scaling.record_event, type_, data, now)
+
+    async def set_pool_pin(self, pool: str, desired: int | None, now: float) -> None:
+        await self._write(scaling.set_pin, pool, desired, now)
+
+    async def pool_pins(self) -> dict[str, int]:
+        return await self._read(scaling.pins)
 
     # -- the learned model ---------------------------------------------------------------
 

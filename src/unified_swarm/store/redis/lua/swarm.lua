@@ -173,3 +173,28 @@ OPS.resign = function()
   if cur and string.match(cur, '^(.*)\n%d+$') == A[1] then redis.call('DEL', P .. ':leader') end
   return OK()
 end
+
+-- autoscaling ----------------------------------------------------------------------------------
+
+-- A: capabilities. How many ready tasks need each, in the same order.
+OPS.ready_counts = function()
+  local counts = {}
+  for i = 1, #A do counts[i] = redis.call('ZCARD', P .. ':ready:' .. A[i]) end
+  return OK(counts)
+end
+
+-- A: event type, event data (JSON, encoded by the caller)
+OPS.record_event = function()
+  emit(A[1], A[2])
+  return OK(EVENTS[#EVENTS])
+end
+
+-- A: pool, pinned size or '' (lift)
+OPS.set_pool_pin = function()
+  local desired = OPT(A[2])
+  put(P .. ':pins', A[1], desired)
+  emit('pool.pinned', obj('pool', A[1], 'desired', desired and tonumber(desired) or nil))
+  return OK()
+end
+
+OPS.pool_pins = function() return OK(redis.call('HGETALL', P .. ':pins')) end
