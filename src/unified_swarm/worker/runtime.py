@@ -11,7 +11,8 @@ through the SDK, so it runs on any host that can reach the API.
 Stopping, in order of urgency:
 
 - **drain** (first SIGTERM/SIGINT, the `drain` directive, or burst mode finding the queue
-  empty): take no new work, finish what runs, record it, deregister, exit 0;
+  empty): take no new work, finish what runs, record it, deregister, exit 0 (3 when an
+  outcome could not be recorded before its lease ended: never silently);
 - **abort** (a second signal): cancel what runs (child processes are killed), give each task
   back with `fail(retry=True)`, deregister, exit 130; a third signal exits at once.
 
@@ -65,6 +66,7 @@ class WorkerExit(enum.IntEnum):
 
     OK = 0  # drained: every task it took was finished and recorded (or refused)
     ERROR = 1  # could not register, or the session was removed under it
+    UNRECORDED = 3  # drained, but a finished task's outcome could not be recorded
     ABORTED = 130  # a second signal: running tasks were given back unfinished
 
 
@@ -91,6 +93,13 @@ Outcome = Completed | Failed
 PollResult = Claimed | Literal["empty", "retry"]
 
 
+def transient(exc: SwarmError) -> bool:
+    """An outcome call worth repeating with the same payload: a 5xx (the server may or may
+    not have recorded it; complete, fail and progress are idempotent per fencing token),
+    an answer that was not JSON, no answer at all, or a rate limit."""
+    return isinstance(exc, Unavailable | RateLimited) or exc.status >= 500
+
+
 @dataclass(slots=True)
 class Run:
     """One attempt running on this worker."""
@@ -111,17 +120,33 @@ class Run:
 
 
 @dataclass(slots=True)
+class Parked:
+    """A finished attempt whose outcome is not known to be recorded yet."""
+
+    run: Run
+    outcome: Outcome
+    first_try: float
+    sending: bool = False
+
+
+@dataclass(slots=True)
 class Stats:
     claimed: int = 0
     completed: int = 0
     failed: int = 0
     refused: int = 0
     released: int = 0
+    #: outcomes that could not be recorded before their lease ended (the work was lost)
+    unrecorded: int = 0
 
     def line(self) -> str:
         return (f"{self.claimed} claimed, {self.completed} completed, {self.failed} failed, "
                 f"{self.refused} refused by the server (lease lost), "
-                f"{self.released} given back")
+                f"{self.released} given back, {self.unrecorded} not recorded")
+
+
+def _verb(outcome: Outcome) -> str:
+    return "complete" if isinstance(outcome, Completed) else "fail"
 
 
 class _Prefix(logging.LoggerAdapter[logging.Logger]):
@@ -143,7 +168,7 @@ class Worker:
         #: tests inject faults here, as the SDK's tests do
         self.transport = transport
         self.log = _Prefix(log, {"worker": config.name})
-        self.book = LeaseBook()
+        self.book = LeaseBook(config.lease_ttl)
         self.stats = Stats()
         self.session_id: str | None = None
         self.mode = Mode.RUNNING
@@ -152,6 +177,10 @@ class Worker:
         #: by (task id, fencing token): a worker resumed after a pause may run a stale
         #: attempt of a task and, with free slots, a fresh attempt of the same task
         self._runs: dict[Key, Run] = {}
+        #: finished attempts whose outcome was sent but not heard recorded before the lease
+        #: seemed over: sent again while a heartbeat still lists the lease (leases.py)
+        self._parked: dict[Key, Parked] = {}
+        self._resending: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         #: long-polls in flight: one per free slot, so N slots are N requests deep
         self._polls: set[asyncio.Task[PollResult]] = set()
@@ -368,6 +397,7 @@ class Worker:
         assert self.session_id is not None
         ctx = TaskContext(run.task, run.token, self.session_id, self.config.name,
                           report=lambda value, message: self._report(run, value, message))
+        settled = True
         try:
             run.executing = asyncio.create_task(self.executor.run(ctx))
             if self.mode is Mode.ABORTING:
@@ -376,9 +406,12 @@ class Worker:
             run.done = True
             if run.progress_sender is not None:
                 run.progress_sender.cancel()
-            await self._record(run, self._outcome(run.executing))
+            outcome, first_try = self._outcome(run.executing), time.monotonic()
+            settled = await self._record(run, outcome, first_try)
+            if not settled:
+                self._parked[run.key] = Parked(run, outcome, first_try)
         finally:
-            self.book.concluded(run.key, time.monotonic())
+            self.book.concluded(run.key, time.monotonic(), settled=settled)
             self._runs.pop(run.key, None)
             self._starved = False  # a slot is free: ask again (even in burst mode)
             self._wake.set()
@@ -394,53 +427,101 @@ class Worker:
             return Failed(describe_exception(exc))
         return Completed(done.result())
 
-    async def _record(self, run: Run, outcome: Outcome) -> None:
-        """Complete or fail the attempt with its fencing token. Transient errors are
-        retried (the call is idempotent per token); a refusal is final."""
-        assert self._session is not None
-        task_id, seconds = run.task["id"], time.monotonic() - run.started
+    async def _record(self, run: Run, outcome: Outcome, first_try: float) -> bool:
+        """Complete or fail the attempt with its fencing token; True once that is settled
+        (recorded, or refused for good). A 5xx, a garbled answer or no answer is retried
+        with the same payload (the call is idempotent per token) until the lease ends or
+        the record budget runs out; False then: the outcome is parked (see `_on_beat`)."""
         budget = 5.0 if self.mode is Mode.ABORTING else self.config.record_budget
-        deadline, pause = time.monotonic() + budget, 0.5
-        verb = "complete" if isinstance(outcome, Completed) else "fail"
+        pause = 0.1
         while True:
             try:
-                if isinstance(outcome, Completed):
-                    await self._session.complete(task_id, run.token, outcome.result)
-                    self.stats.completed += 1
-                    self.log.info("completed %s in %.2f s", task_id, seconds)
-                else:
-                    rec = await self._session.fail(task_id, run.token, outcome.error,
-                                                   retry=outcome.retry)
-                    self._count_failure(run, outcome, seconds, rec["task"]["status"])
-                return
-            except (Conflict, Forbidden) as exc:
-                self.stats.refused += 1
-                self.log.warning("%s of %s refused by the server (%d %s: %s): the lease was "
-                                 "lost, so this result is dropped and not retried", verb,
-                                 task_id, exc.status, exc.code, exc.message)
-                return
+                await self._send_outcome(run, outcome)
+                return True
             except (PayloadTooLarge, InvalidInput) as exc:
                 if not isinstance(outcome, Completed):
-                    self.log.error("fail of %s refused: %s", task_id, exc.message)
-                    return
-                outcome, verb = Failed(f"the result was refused: {exc.message}", False), "fail"
-            except (Unauthorized, NotFound) as exc:
-                self.log.error("%s of %s refused: this session is gone (%s)", verb, task_id,
-                               exc.message)
-                return
-            except (Unavailable, RateLimited) as exc:
-                if time.monotonic() + pause > deadline:
-                    self.log.error("giving up on recording %s of %s after %.0f s: %s; the "
-                                   "lease runs out and the task goes back to the queue",
-                                   verb, task_id, budget, exc.message)
-                    return
-                self.log.warning("%s of %s not recorded yet (%s); retrying in %.1f s", verb,
-                                 task_id, exc.message, pause)
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, 10.0)
+                    self.log.error("fail of %s refused: %s", run.task["id"], exc.message)
+                    return True
+                outcome = Failed(f"the result was refused: {exc.message}", False)
             except SwarmError as exc:
-                self.log.error("%s of %s failed: %s: %s", verb, task_id, exc.code, exc.message)
-                return
+                if not transient(exc):
+                    return self._refused(run, outcome, exc)
+                # the lease ends a TTL after its last renewal; one more heartbeat interval
+                # lets a beat confirm it is gone (or renew it: then keep trying)
+                now = time.monotonic()
+                until = min(first_try + budget,
+                            self.book.lease_end(run.key) + self.config.heartbeat_interval)
+                if run.lease_lost or now + pause > until:
+                    self.log.warning("%s of %s (token %d) not recorded before its lease seems "
+                                     "over (%s: %s); sending it again while the server still "
+                                     "lists the lease", _verb(outcome), run.task["id"],
+                                     run.token, exc.code, exc.message)
+                    return False
+                self.log.warning("%s of %s (token %d) not recorded yet (%s: %s); retrying "
+                                 "in %.1f s", _verb(outcome), run.task["id"], run.token,
+                                 exc.code, exc.message, pause)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, max(0.1, self.config.heartbeat_interval / 2))
+
+    async def _send_outcome(self, run: Run, outcome: Outcome) -> None:
+        assert self._session is not None
+        task_id, seconds = run.task["id"], time.monotonic() - run.started
+        if isinstance(outcome, Completed):
+            await self._session.complete(task_id, run.token, outcome.result)
+            self.stats.completed += 1
+            self.log.info("completed %s in %.2f s", task_id, seconds)
+        else:
+            rec = await self._session.fail(task_id, run.token, outcome.error,
+                                           retry=outcome.retry)
+            self._count_failure(run, outcome, seconds, rec["task"]["status"])
+
+    def _refused(self, run: Run, outcome: Outcome, exc: SwarmError) -> bool:
+        """A final answer other than success: the outcome is settled, unrecorded."""
+        task_id, verb = run.task["id"], _verb(outcome)
+        if isinstance(exc, Conflict | Forbidden):
+            self.stats.refused += 1
+            self.log.warning("%s of %s refused by the server (%d %s: %s): the lease was "
+                             "lost, so this result is dropped and not retried", verb,
+                             task_id, exc.status, exc.code, exc.message)
+        elif isinstance(exc, Unauthorized | NotFound):
+            self.log.error("%s of %s refused: this session is gone (%s)", verb, task_id,
+                           exc.message)
+        else:
+            self.log.error("%s of %s failed: %s: %s", verb, task_id, exc.code, exc.message)
+        return True
+
+    def _unrecorded(self, run: Run, outcome: Outcome, why: str) -> None:
+        """The outcome is lost for good: say so loudly, count it, and exit non-zero."""
+        self.stats.unrecorded += 1
+        if self.exit_code is WorkerExit.OK:
+            self.exit_code = WorkerExit.UNRECORDED
+        self.log.error("the %s of %s (token %d) could not be recorded: %s", _verb(outcome),
+                       run.task["id"], run.token, why)
+
+    async def _resend(self, parked: Parked) -> None:
+        """A heartbeat still lists a parked attempt's lease: send its outcome again."""
+        run, key = parked.run, parked.run.key
+        budget = 5.0 if self.mode is Mode.ABORTING else self.config.record_budget
+        if time.monotonic() - parked.first_try > budget:
+            self._parked.pop(key, None)
+            self.book.abandon(key)  # the next heartbeat gives the lease back
+            self._unrecorded(run, parked.outcome, f"still failing after {budget:.0f} s; the "
+                             "lease is given back")
+            return
+        parked.sending = True
+        try:
+            settled = await self._record(run, parked.outcome, parked.first_try)
+        finally:
+            parked.sending = False
+        if settled:
+            self._parked.pop(key, None)
+            self.log.info("the outcome of %s (token %d) is settled after all", key[0], key[1])
+        self.book.concluded(key, time.monotonic(), settled=settled)
+
+    def _background(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._resending.add(task)
+        task.add_done_callback(self._resending.discard)
 
     def _count_failure(self, run: Run, outcome: Failed, seconds: float, status: str) -> None:
         now = "back in the queue" if status == "ready" else f"now {status}"
@@ -455,10 +536,17 @@ class Worker:
                              run.task["attempts"], run.task["id"], seconds, now, first[:300])
 
     async def _settle_runs(self) -> None:
-        """Wait for every run to record its outcome (aborting cancels them first)."""
+        """Wait for every run to record its outcome (aborting cancels them first); what is
+        still parked then is lost."""
         handles = [r.handle for r in self._runs.values() if r.handle is not None]
         if handles:
             await asyncio.wait(handles)
+        if self._resending:
+            await asyncio.wait(list(self._resending))
+        for parked in self._parked.values():
+            self._unrecorded(parked.run, parked.outcome, "the worker stopped before the "
+                             "server answered")
+        self._parked.clear()
 
     # -- progress ---------------------------------------------------------------------------
 
@@ -523,6 +611,14 @@ class Worker:
             run = self._runs.get(key)
             if run is not None:
                 self._note_lost(run, "the heartbeat no longer lists it")
+        for key in beat.review.gone:
+            parked = self._parked.pop(key, None)
+            if parked is not None:
+                self._unrecorded(parked.run, parked.outcome, "its lease ended first")
+        for key in beat.review.unsettled:
+            parked = self._parked.get(key)
+            if parked is not None and not parked.sending:
+                self._background(self._resend(parked))
         if directives["drain"]:
             self.drain("the orchestrator asked this session to drain")
         self._wake.set()
