@@ -254,3 +254,37 @@ def test_no_retry_policy_tries_once() -> None:
                 transport=transport) as c, pytest.raises(errors.Unavailable):
         c.status()
     assert len(seen) == 1
+
+
+class Outcomes:
+    """A CallHook keeping each settled call's outcome."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def begin(self, call: object, token: str | None) -> None:
+        return None
+
+    def end(self, handle: object, outcome: str, value: object) -> None:
+        self.seen.append(outcome)
+
+
+def test_a_refusal_after_a_try_that_may_have_acted_is_indeterminate() -> None:
+    """The first add landed but its answer was lost; the repeat (same key, on a server that
+    does not yet keep answers by key) is refused as AlreadyExists. The call did act: the
+    journal must say "info" (maybe), not "fail" (nothing happened)."""
+    def handle(request: httpx.Request) -> httpx.Response:
+        if len(hook.seen) == 0 and not handled:
+            handled.append(1)
+            raise httpx.ReadTimeout("answer lost")
+        return httpx.Response(409, json={"error": {"code": "already_exists", "message": "x"}})
+
+    hook, handled = Outcomes(), list[int]()
+    with Client("http://swarm.test", "t", retry=FAST, transport=httpx.MockTransport(handle),
+                on_call=hook) as c:
+        with pytest.raises(errors.AlreadyExists):
+            c.add_tasks([{"type": "x", "id": "a"}])
+        handled.append(1)
+        with pytest.raises(errors.AlreadyExists):  # refused at the first try: nothing done
+            c.add_tasks([{"type": "x", "id": "a"}])
+    assert hook.seen == ["info", "fail"]

@@ -222,15 +222,20 @@ def decode(call: Call[T], status: int, headers: Mapping[str, str], content: byte
     return call.parse(body)
 
 
+def untouched(exc: BaseException) -> bool:
+    """Did this failure surely leave the server untouched? (The request never left, or the
+    rate limit refused it before any routing.)"""
+    return isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout
+                      | RateLimited)
+
+
 def is_transient(exc: BaseException, repeatable: bool) -> bool:
     """Worth another try? Never a 4xx other than 429.
 
     `repeatable`: the call is idempotent or carries an idempotency key (`Call.repeatable`).
     """
-    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
-        return True  # the request never left: safe for every call
-    if isinstance(exc, RateLimited):
-        return True  # the rate limit refuses before any routing or store work
+    if untouched(exc):
+        return True  # safe for every call
     # a 503 may come from a store step that timed out here and still ran (a Redis script
     # keeps going), and a lost answer may follow a done deed: repeat only what is safe to
     return isinstance(exc, Unavailable | httpx.TransportError) and repeatable
@@ -272,10 +277,13 @@ def journal_from_env() -> CallHook | None:
     return ClientJournal.in_dir(directory)
 
 
-def outcome_of(exc: BaseException) -> str:
+def outcome_of(exc: BaseException, touched: bool = False) -> str:
+    """How a call that raised `exc` ended, for a CallHook: "fail" only when the server
+    surely did nothing; a 4xx after a retried try that may have acted (`touched`: say the
+    first add landed, and its repeat is refused as `AlreadyExists`) is "info"."""
     if isinstance(exc, SwarmError) and not isinstance(exc, ServerUnreachable):
         status = getattr(exc, "status", 500)
-        return "fail" if 400 <= status < 500 else "info"
+        return "fail" if 400 <= status < 500 and not touched else "info"
     return "info"
 
 

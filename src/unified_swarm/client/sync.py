@@ -92,6 +92,7 @@ class Client(BaseClient):
     def send(self, call: Call[T]) -> T:
         """Send one call, retrying transient failures as the policy allows."""
         started, handle = time.monotonic(), self._begun(call)
+        touched = False  # may an earlier try have acted? (then a final 4xx settles nothing)
         for retry in range(1, self.retry.attempts + 1):
             try:
                 response = self._http.send(self._http.build_request(**self._args(call)))
@@ -102,8 +103,9 @@ class Client(BaseClient):
                 if pause is None:
                     err = (base.unreachable(self.url, exc)
                            if isinstance(exc, httpx.TransportError) else exc)
-                    self._settled(handle, base.outcome_of(err), err)
+                    self._settled(handle, base.outcome_of(err, touched), err)
                     raise err from (exc if err is not exc else None)
+                touched = touched or not base.untouched(exc)
                 time.sleep(pause)
             else:
                 self._settled(handle, "ok", value)
