@@ -26,7 +26,7 @@ def test_ci_campaign(store: str, tmp_path: Path, request: pytest.FixtureRequest,
     if store == "redis":
         request.getfixturevalue("redis_server")  # skip locally / fail in CI without the binary
     profile = Profile.named(os.environ.get("SWARM_CHAOS_PROFILE", "ci"))
-    report = run(profile, store, tmp_path, seed=int(os.environ.get("SWARM_CHAOS_SEED", "0"))
+    report = run(profile, store, tmp_path, seed=int(os.environ.get("SWARM_CHAOS_SEED") or "0")
                  or None)
     table = report.render()
     with capsys.disabled():

@@ -1,10 +1,13 @@
-"""Who may call what: every route of the app against every credential, as DESIGN.md says.
+"""Who may call what: every route of the app against every credential, as DESIGN.md says,
+on both stores.
 
 The table below has a row per route (method and path template) and a column per
 credential: none, a wrong token, the operator token, the session's own token, another
 session's token. The route list is read from the app itself, so a new route fails the test
 until it has a row. Each cell runs against state of its own (fresh sessions, a task they
-hold, a topic), and every refused cell must leave every table of the store as it was.
+hold, a topic), and every refused cell must leave every table (SQLite) or key (Redis) of the
+store as it was. docs/security.md shows this table, rendered by `matrix_markdown()`; the
+docs test holds the page to it.
 
 Then: no token ever shows up where it should not. Every log record of the server (uvicorn's
 access and error logs and ours, at DEBUG), every event in the store and on the event stream,
@@ -31,8 +34,8 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from tests.conftest import LiveServer
-from tests.fuzz.digest import diff, dump
+from tests.conftest import LiveServer, make_settings_for
+from tests.fuzz.digest import diff, dump, dump_redis
 from unified_swarm.app import create_app
 from unified_swarm.config import Settings
 
@@ -162,6 +165,16 @@ class World:
         assert r.status_code < 300, (method, path, r.status_code, r.text)
         return r.json() if r.content else None
 
+    def state(self) -> dict[str, list[tuple[Any, ...]]]:
+        """Everything the store holds but liveness (tests/fuzz/digest.py)."""
+        settings = self.server.settings
+        if settings.store == "sqlite":
+            return dump(settings.sqlite_path)
+        return dump_redis(settings.store, settings.redis_prefix)
+
+    def events(self) -> list[tuple[Any, ...]]:
+        return self.state()["events"]
+
     def cell(self) -> Cell:
         n = next(self.counter)
         own = self.op("POST", "/session/register", json={
@@ -276,11 +289,13 @@ def listening(handler: Captured) -> Iterator[None]:
             logging.getLogger(n).setLevel(level)
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory, logs: Captured) -> Iterator[World]:
-    settings = Settings(data_dir=tmp_path_factory.mktemp("matrix"), token=OPERATOR,
-                        rate_limit=0, idle_threshold=3600, task_claim_timeout=3600)
-    server = LiveServer(settings)
+@pytest.fixture(scope="module",
+                params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
+def world(tmp_path_factory: pytest.TempPathFactory, logs: Captured,
+          request: pytest.FixtureRequest) -> Iterator[World]:
+    base = Settings(data_dir=tmp_path_factory.mktemp("matrix"), token=OPERATOR,
+                    rate_limit=0, idle_threshold=3600, task_claim_timeout=3600)
+    server = LiveServer(make_settings_for(request.param, base, request))
     with listening(logs):
         server.start()
         w = World(server, [])
@@ -319,18 +334,17 @@ def ws_status(world: World, cred: str, cell: Cell, via: str = "header") -> int:
 def test_cell(world: World, route: tuple[str, str], cred: str) -> None:
     expected = MATRIX[route][CREDS.index(cred)]
     cell = world.cell()
-    db = world.server.settings.sqlite_path
     if route[0] == WS:
-        before = dump(db)
+        before = world.state()
         assert ws_status(world, cred, cell) == expected
-        assert dump(db) == before
+        assert world.state() == before
         return
     call = CALLS[route](world, cell)
-    before = dump(db)
+    before = world.state()
     r = world.call(cred, cell, call)
     assert r.status_code == expected, (call, r.text[:300])
     if r.status_code >= 400:
-        after = dump(db)
+        after = world.state()
         assert after == before, ("a refused call changed the store", diff(before, after))
         assert set(r.json()["error"]) == {"code", "message"}
     if route == ("POST", "/swarm/interrupt") and r.status_code == 200:
@@ -347,6 +361,16 @@ def test_the_stream_takes_the_query_token_and_logs_it_nowhere(world: World,
     assert not [line for line in logs.lines if OPERATOR in line or cell.own_token in line]
     # uvicorn's WebSocket layer logs the handshake's request line at DEBUG: blanked there
     assert any("token=[redacted]" in line for line in logs.lines)
+
+
+def test_the_state_digest_sees_a_write(world: World) -> None:
+    """The digest a refused cell is held to covers the store: a real write moves it."""
+    cell = world.cell()
+    before = world.state()
+    assert len(before) >= 8  # tables (SQLite) or keys (Redis), none of them liveness only
+    world.op("PUT", f"/knowledge/topic-{cell.n}", json={"content": "moved"})
+    changed = diff(before, world.state())
+    assert changed and any("k" in name for name in changed), changed
 
 
 def test_zz_no_token_leaks(world: World, logs: Captured) -> None:
@@ -370,7 +394,7 @@ def test_zz_no_token_leaks(world: World, logs: Captured) -> None:
     leaked = [line[:200] for line in logs.lines if pattern.search(line)]
     assert not leaked, leaked
     # events: in the store, and as the stream replays them
-    events = dump(world.server.settings.sqlite_path)["events"]
+    events = world.events()
     assert events and not [e for e in events if pattern.search(repr(e))]
     url = world.server.url.replace("http://", "ws://") + "/swarm/realtime?after=0"
     with connect(url, additional_headers={"authorization": f"Bearer {OPERATOR}"},
@@ -378,5 +402,20 @@ def test_zz_no_token_leaks(world: World, logs: Captured) -> None:
         replayed = [str(ws.recv(timeout=10)) for _ in range(len(events))]
     assert len(replayed) == len(events)
     assert not [e for e in replayed if pattern.search(e)]
-    print(f"\naccess matrix: {len(CELLS)} cells; searched {len(world.responses)} responses, "
+    print(f"\naccess matrix ({world.server.settings.store}): {len(CELLS)} cells; searched "
+          f"{len(world.responses)} responses, "
           f"{len(logs.lines)} log records, {len(events)} events for {len(tokens)} tokens")
+
+
+HEADS = {"none": "none", "wrong": "wrong token", "operator": "operator",
+         "own": "the session", "other": "another session"}
+
+
+def matrix_markdown() -> str:
+    """MATRIX as the Markdown table docs/security.md shows (WS: 101 is "yes, upgraded")."""
+    rows = ["| route | " + " | ".join(HEADS[c] for c in CREDS) + " |",
+            "|---" * (len(CREDS) + 1) + "|"]
+    for (method, path), statuses in MATRIX.items():
+        route = f"`{method} {path.replace(':path', '')}`"
+        rows.append(f"| {route} | " + " | ".join(str(s) for s in statuses) + " |")
+    return "\n".join(rows) + "\n"

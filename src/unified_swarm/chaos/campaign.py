@@ -123,10 +123,14 @@ def run(profile: Profile, store: str, workdir: Path, seed: int | None = None,
                           profile.infra_every)
         submitted = _drive(swarm, profile, nemesis, rng, seed, deadline)
         nemesis.heal()
+        ran = time.monotonic()
         settle(swarm, deadline)
+        settled = time.monotonic()
         view = dump_http(swarm.servers[0].url, swarm.token)
+        served = time.monotonic()
         codes = swarm.stop()
         stored = dump_store(swarm.store_url, swarm.prefix, workdir / "data")
+        read = time.monotonic()
     finally:
         swarm.kill_all()
     view.event_seqs, view.outages = stored.event_seqs, nemesis.outages
@@ -139,6 +143,9 @@ def run(profile: Profile, store: str, workdir: Path, seed: int | None = None,
                     time.monotonic() - t0, len(view.tasks),
                     (*WORKER_FAULTS, *swarm.infra_faults()))
     report.notes += _notes(workdir, results, codes, submitted)
+    report.notes.append(f"phases: ran {ran - t0:.0f} s, settled {settled - ran:.0f} s, read "
+                        f"over HTTP {served - settled:.0f} s, stopped and read the store "
+                        f"{read - served:.0f} s, checked {time.monotonic() - read:.0f} s")
     return report
 
 
@@ -179,6 +186,10 @@ def _notes(workdir: Path, results: list[checker.Result], codes: Counter[int],
     excuses = [f"{r.name}: {e}" for r in results for e in r.excuses]
     (workdir / "excuses.txt").write_text("\n".join(excuses) + "\n")
     exits = ", ".join(f"{n} exited {code}" for code, n in sorted(codes.items()))
+    lost = sorted(line.split("] ", 1)[-1].strip() for log in (workdir / "logs").glob("w*.log")
+                  for line in log.read_text(errors="replace").splitlines()
+                  if "could not be recorded" in line)
     return [f"workers at the end: {exits or 'none'} (3: a result could not be recorded)",
+            *[f"  worker error: {line}" for line in lost[:5]],
             f"{submitted} tasks submitted; every excuse, with the fault that explains it: "
             f"{workdir / 'excuses.txt'}"]
