@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install system-deps run server test lint typecheck imports check bench soak selftest clean
+.PHONY: install system-deps run server test lint typecheck imports check bench soak results selftest clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -46,9 +46,16 @@ bench: install system-deps
 	$(BIN)/python bench/throughput.py
 	$(BIN)/python bench/peers.py
 
-# the long chaos campaign: 100,000 tasks and at least 1,000 faults per store
+# the long chaos campaign: 100,000 tasks and at least 1,000 faults per store, one store
+# after the other; each table goes to docs/results/ and the pages that include it
 soak: install system-deps
-	SWARM_CHAOS_PROFILE=soak $(BIN)/pytest -s tests/chaos/test_campaign.py -k ci_campaign
+	SWARM_PUBLISH=1 SWARM_CHAOS_PROFILE=soak $(BIN)/pytest -s tests/chaos/test_campaign.py \
+		-k ci_campaign $(PYTEST_ARGS)
+
+# the figures the docs include, measured now: the CI campaign on both stores, schemathesis
+results: install system-deps
+	SWARM_PUBLISH=1 $(BIN)/pytest -s tests/chaos/test_campaign.py -k ci_campaign $(PYTEST_ARGS)
+	SWARM_PUBLISH=1 $(BIN)/pytest -s tests/fuzz/test_schemathesis.py $(PYTEST_ARGS)
 
 selftest: install
 	$(BIN)/swarm selftest

@@ -26,6 +26,7 @@ def test_ci_campaign(store: str, tmp_path: Path, request: pytest.FixtureRequest,
     if store == "redis":
         request.getfixturevalue("redis_server")  # skip locally / fail in CI without the binary
     profile = Profile.named(os.environ.get("SWARM_CHAOS_PROFILE", "ci"))
+    at_commit = results.commit(ROOT)
     report = run(profile, store, tmp_path, seed=int(os.environ.get("SWARM_CHAOS_SEED") or "0")
                  or None)
     table = report.render()
@@ -36,7 +37,7 @@ def test_ci_campaign(store: str, tmp_path: Path, request: pytest.FixtureRequest,
                    f"tests/chaos/test_campaign.py -k 'ci_campaign and {store}'")
         results.publish(f"chaos-{profile.name}-{store}",
                         results.render(f"Chaos campaign, {store}, {profile.name} profile",
-                                       table, command, ROOT), ROOT)
+                                       table, command, at_commit), ROOT)
     assert report.shortfalls() == [], table
     assert report.ok, table
 

@@ -172,4 +172,5 @@ def test_zz_total_cases() -> None:
     if results.wanted():
         root = Path(__file__).resolve().parents[2]
         results.publish("schemathesis", results.render(
-            "Schemathesis", line, "pytest tests/fuzz/test_schemathesis.py", root), root)
+            "Schemathesis", line, "pytest tests/fuzz/test_schemathesis.py",
+            results.commit(root)), root)

@@ -39,9 +39,11 @@ def commit(root: Path) -> str:
     return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
-def render(title: str, body: str, command: str, root: Path) -> str:
+def render(title: str, body: str, command: str, at_commit: str) -> str:
+    """The file's text: what was measured, when, at which commit (take it when the run
+    starts: the tree may change while it runs), by which command; then the run's output."""
     when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    return (f"{title}: measured {when} at commit `{commit(root)}` by `{command}` "
+    return (f"{title}: measured {when} at commit `{at_commit}` by `{command}` "
             f"(written by the run, not by hand).\n\n```\n{body.rstrip()}\n```\n")
 
 
