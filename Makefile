@@ -52,10 +52,12 @@ soak: install system-deps
 	SWARM_PUBLISH=1 SWARM_CHAOS_PROFILE=soak $(BIN)/pytest -s tests/chaos/test_campaign.py \
 		-k ci_campaign $(PYTEST_ARGS)
 
-# the figures the docs include, measured now: the CI campaign on both stores, schemathesis
+# the figures the docs include, measured now: the CI campaign on both stores, schemathesis,
+# the abuse tests
 results: install system-deps
 	SWARM_PUBLISH=1 $(BIN)/pytest -s tests/chaos/test_campaign.py -k ci_campaign $(PYTEST_ARGS)
-	SWARM_PUBLISH=1 $(BIN)/pytest -s tests/fuzz/test_schemathesis.py $(PYTEST_ARGS)
+	SWARM_PUBLISH=1 $(BIN)/pytest -s tests/fuzz/test_schemathesis.py tests/security/test_abuse.py \
+		$(PYTEST_ARGS)
 
 selftest: install
 	$(BIN)/swarm selftest

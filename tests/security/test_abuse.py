@@ -24,6 +24,7 @@ import httpx
 import pytest
 
 from tests.conftest import free_port
+from unified_swarm.chaos import results
 
 pytestmark = pytest.mark.slow
 OPERATOR = "abuse-operator-token"
@@ -100,6 +101,17 @@ def running(data_dir: Path, **env: str) -> Iterator[SwarmProcess]:
         yield server
     finally:
         server.stop()
+
+
+def _report(name: str, line: str) -> None:
+    """Print a measurement; with SWARM_PUBLISH=1, write it where docs/security.md shows it
+    (each test publishes before its assertions: a failed bound is published too, and the
+    test fails)."""
+    print("\n" + line)
+    if results.wanted():
+        root = Path(__file__).resolve().parents[2]
+        results.publish(name, results.render("Measured", line, "make results",
+                                             results.commit(root)), root)
 
 
 def percentile(samples: list[float], q: float) -> float:
@@ -179,10 +191,12 @@ def test_a_1_gib_body_is_refused_before_it_is_read(tmp_path: Path, chunked: bool
             sent, answer = send_huge(server.port, chunked)
         rss_after, hwm_after = server.memory()
     growth = max(peak.peak - rss_before, hwm_after - max(hwm_before, rss_before))
-    print(f"\n1 GiB body ({'chunked' if chunked else 'Content-Length'}): answered "
-          f"{answer.split(b' ')[1].decode()} after {sent / MiB:.1f} MiB sent; server RSS "
-          f"{rss_before / MiB:.1f} -> peak {peak.peak / MiB:.1f} MiB (growth "
-          f"{growth / 1e6:.1f} MB), after {rss_after / MiB:.1f} MiB")
+    _report(f"abuse-body-{'chunked' if chunked else 'length'}",
+            f"1 GiB body ({'chunked' if chunked else 'Content-Length'}): answered "
+            f"{answer.split(b' ')[1].decode()} after {sent / MiB:.1f} MiB sent; server RSS "
+            f"{rss_before / MiB:.1f} -> peak {peak.peak / MiB:.1f} MiB (growth "
+            f"{growth / 1e6:.1f} MB, bound {RSS_BOUND[chunked] / 1e6:.0f} MB), after "
+            f"{rss_after / MiB:.1f} MiB")
     assert answer.startswith(b"HTTP/1.1 413 "), answer[:200]
     # declared: refused from the header, before the body (what we sent sits in socket
     # buffers); chunked: refused once the running count passes the 16 MiB cap
@@ -284,11 +298,12 @@ def test_a_flooding_token_gets_429_and_others_stay_fast(tmp_path: Path, tokens: 
     counts, retry_after, seconds = _parse(out)
     p50, p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
     bound = max(VICTIM_P99, 5 * percentile(baseline, 0.99))
-    print(f"\nflood: {tokens} token(s), {FLOOD_CONNECTIONS} connections for {seconds:.1f} s at "
-          f"{RATE}/s burst {BURST}: {counts}, Retry-After {retry_after}; another session: "
-          f"{len(latencies)} requests, p50 {p50 * 1e3:.1f} ms, p99 {p99 * 1e3:.1f} ms, "
-          f"max {max(latencies) * 1e3:.1f} ms (no flood: p99 "
-          f"{percentile(baseline, 0.99) * 1e3:.1f} ms; bound {bound * 1e3:.0f} ms)")
+    _report(f"abuse-flood-{tokens}",
+            f"flood: {tokens} token(s), {FLOOD_CONNECTIONS} connections for {seconds:.1f} s at "
+            f"{RATE}/s burst {BURST}: {counts}, Retry-After {retry_after}; another session: "
+            f"{len(latencies)} requests, p50 {p50 * 1e3:.1f} ms, p99 {p99 * 1e3:.1f} ms, "
+            f"max {max(latencies) * 1e3:.1f} ms (no flood: p99 "
+            f"{percentile(baseline, 0.99) * 1e3:.1f} ms; bound {bound * 1e3:.0f} ms)")
     passed = 200 if tokens == "one" else 401  # made-up tokens are let through to a 401
     capacity = BURST + RATE * (seconds + 0.5)  # the bucket: its burst plus the rate (slack)
     assert sum(counts.values()) > 3 * capacity, "the flood never outran the limit"
@@ -371,11 +386,12 @@ def _slow_connections(server: SwarmProcess) -> None:
         for conn in slow:
             conn.close()
     p50, p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
-    print(f"\n{SLOW} slow connections for {SLOW_SECONDS:g} s: a normal client made "
-          f"{len(latencies)} requests (half on new connections): p50 {p50 * 1e3:.1f} ms, "
-          f"p99 {p99 * 1e3:.1f} ms, max {max(latencies) * 1e3:.1f} ms (before: p99 "
-          f"{percentile(baseline, 0.99) * 1e3:.1f} ms); server fds {fds_before} -> "
-          f"{fds_during}; slow connections the server still held at the end: {still_open}")
+    _report("abuse-slow-connections",
+            f"{SLOW} slow connections for {SLOW_SECONDS:g} s: a normal client made "
+            f"{len(latencies)} requests (half on new connections): p50 {p50 * 1e3:.1f} ms, "
+            f"p99 {p99 * 1e3:.1f} ms, max {max(latencies) * 1e3:.1f} ms (before: p99 "
+            f"{percentile(baseline, 0.99) * 1e3:.1f} ms); server fds {fds_before} -> "
+            f"{fds_during}; slow connections the server still held at the end: {still_open}")
     # every slow connection reached the server and was held by it all along: one file
     # descriptor each in the server process, none closed from its side
     assert fds_during >= fds_before + SLOW, (fds_before, fds_during)
