@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import logging
 import os
 import signal
@@ -31,22 +30,19 @@ import socket
 import threading
 import time
 from collections.abc import MutableMapping
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import httpx
 
 from .. import __version__
 from ..client import AsyncClient, Client, RetryPolicy
-from ..client.types import JSON, Claimed, Interrupt, Registered, Task
+from ..client.types import JSON, Claimed, Interrupt, Registered
 from ..errors import (
     AlreadyExists,
     Conflict,
     Forbidden,
-    InvalidInput,
     NotClaimable,
     NotFound,
-    PayloadTooLarge,
     RateLimited,
     SwarmError,
     Unauthorized,
@@ -57,96 +53,15 @@ from .executors.base import Executor, TaskContext, TaskFailed
 from .executors.python import describe_exception
 from .heartbeat import Beat, Heartbeat, SessionGone
 from .leases import Key, LeaseBook
+from .recording import OutcomePath
+from .records import Completed, Failed, Mode, Outcome, Parked, Run, Stats, WorkerExit
+
+__all__ = ["Completed", "Failed", "Mode", "Outcome", "Run", "Worker", "WorkerExit"]
 
 log = logging.getLogger("unified_swarm.worker")
 
 
-class WorkerExit(enum.IntEnum):
-    """Exit codes of `swarm worker`."""
-
-    OK = 0  # drained: every task it took was finished and recorded (or refused)
-    ERROR = 1  # could not register, or the session was removed under it
-    UNRECORDED = 3  # drained, but a finished task's outcome could not be recorded
-    ABORTED = 130  # a second signal: running tasks were given back unfinished
-
-
-class Mode(enum.Enum):
-    RUNNING = "running"
-    DRAINING = "draining"
-    ABORTING = "aborting"
-
-
-@dataclass(frozen=True, slots=True)
-class Completed:
-    result: JSON
-
-
-@dataclass(frozen=True, slots=True)
-class Failed:
-    error: str
-    retry: bool = True
-    #: not a failure of the task: this worker gives it back unfinished
-    released: bool = False
-
-
-Outcome = Completed | Failed
 PollResult = Claimed | Literal["empty", "retry"]
-
-
-def transient(exc: SwarmError) -> bool:
-    """An outcome call worth repeating with the same payload: a 5xx (the server may or may
-    not have recorded it; complete, fail and progress are idempotent per fencing token),
-    an answer that was not JSON, no answer at all, or a rate limit."""
-    return isinstance(exc, Unavailable | RateLimited) or exc.status >= 500
-
-
-@dataclass(slots=True)
-class Run:
-    """One attempt running on this worker."""
-
-    task: Task
-    token: int
-    started: float
-    handle: asyncio.Task[None] | None = None
-    executing: asyncio.Task[JSON] | None = None
-    pending_progress: tuple[float, str | None] | None = None
-    progress_sender: asyncio.Task[None] | None = None
-    lease_lost: bool = False
-    done: bool = False
-
-    @property
-    def key(self) -> Key:
-        return (self.task["id"], self.token)
-
-
-@dataclass(slots=True)
-class Parked:
-    """A finished attempt whose outcome is not known to be recorded yet."""
-
-    run: Run
-    outcome: Outcome
-    first_try: float
-    sending: bool = False
-
-
-@dataclass(slots=True)
-class Stats:
-    claimed: int = 0
-    completed: int = 0
-    failed: int = 0
-    refused: int = 0
-    released: int = 0
-    #: outcomes that could not be recorded before their lease ended (the work was lost)
-    unrecorded: int = 0
-
-    def line(self) -> str:
-        return (f"{self.claimed} claimed, {self.completed} completed, {self.failed} failed, "
-                f"{self.refused} refused by the server (lease lost), "
-                f"{self.released} given back, {self.unrecorded} not recorded")
-
-
-def _verb(outcome: Outcome) -> str:
-    return "complete" if isinstance(outcome, Completed) else "fail"
 
 
 class _Prefix(logging.LoggerAdapter[logging.Logger]):
@@ -157,7 +72,7 @@ class _Prefix(logging.LoggerAdapter[logging.Logger]):
         return f"[{self.extra['worker'] if self.extra else '?'}] {msg}", kwargs
 
 
-class Worker:
+class Worker(OutcomePath):
     """See the module docstring. `run()` returns a `WorkerExit` code."""
 
     def __init__(self, config: WorkerConfig, executor: Executor, *,
@@ -427,126 +342,13 @@ class Worker:
             return Failed(describe_exception(exc))
         return Completed(done.result())
 
-    async def _record(self, run: Run, outcome: Outcome, first_try: float) -> bool:
-        """Complete or fail the attempt with its fencing token; True once that is settled
-        (recorded, or refused for good). A 5xx, a garbled answer or no answer is retried
-        with the same payload (the call is idempotent per token) until the lease ends or
-        the record budget runs out; False then: the outcome is parked (see `_on_beat`)."""
-        budget = 5.0 if self.mode is Mode.ABORTING else self.config.record_budget
-        pause = 0.1
-        while True:
-            try:
-                await self._send_outcome(run, outcome)
-                return True
-            except (PayloadTooLarge, InvalidInput) as exc:
-                if not isinstance(outcome, Completed):
-                    self.log.error("fail of %s refused: %s", run.task["id"], exc.message)
-                    return True
-                outcome = Failed(f"the result was refused: {exc.message}", False)
-            except SwarmError as exc:
-                if not transient(exc):
-                    return self._refused(run, outcome, exc)
-                # the lease ends a TTL after its last renewal; one more heartbeat interval
-                # lets a beat confirm it is gone (or renew it: then keep trying)
-                now = time.monotonic()
-                until = min(first_try + budget,
-                            self.book.lease_end(run.key) + self.config.heartbeat_interval)
-                if run.lease_lost or now + pause > until:
-                    self.log.warning("%s of %s (token %d) not recorded before its lease seems "
-                                     "over (%s: %s); sending it again while the server still "
-                                     "lists the lease", _verb(outcome), run.task["id"],
-                                     run.token, exc.code, exc.message)
-                    return False
-                self.log.warning("%s of %s (token %d) not recorded yet (%s: %s); retrying "
-                                 "in %.1f s", _verb(outcome), run.task["id"], run.token,
-                                 exc.code, exc.message, pause)
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, max(0.1, self.config.heartbeat_interval / 2))
-
-    async def _send_outcome(self, run: Run, outcome: Outcome) -> None:
-        assert self._session is not None
-        task_id, seconds = run.task["id"], time.monotonic() - run.started
-        if isinstance(outcome, Completed):
-            await self._session.complete(task_id, run.token, outcome.result)
-            self.stats.completed += 1
-            self.log.info("completed %s in %.2f s", task_id, seconds)
-        else:
-            rec = await self._session.fail(task_id, run.token, outcome.error,
-                                           retry=outcome.retry)
-            self._count_failure(run, outcome, seconds, rec["task"]["status"])
-
-    def _refused(self, run: Run, outcome: Outcome, exc: SwarmError) -> bool:
-        """A final answer other than success: the outcome is settled, unrecorded."""
-        task_id, verb = run.task["id"], _verb(outcome)
-        if isinstance(exc, Conflict | Forbidden):
-            self.stats.refused += 1
-            self.log.warning("%s of %s refused by the server (%d %s: %s): the lease was "
-                             "lost, so this result is dropped and not retried", verb,
-                             task_id, exc.status, exc.code, exc.message)
-        elif isinstance(exc, Unauthorized | NotFound):
-            self.log.error("%s of %s refused: this session is gone (%s)", verb, task_id,
-                           exc.message)
-        else:
-            self.log.error("%s of %s failed: %s: %s", verb, task_id, exc.code, exc.message)
-        return True
-
-    def _unrecorded(self, run: Run, outcome: Outcome, why: str) -> None:
-        """The outcome is lost for good: say so loudly, count it, and exit non-zero."""
-        self.stats.unrecorded += 1
-        if self.exit_code is WorkerExit.OK:
-            self.exit_code = WorkerExit.UNRECORDED
-        self.log.error("the %s of %s (token %d) could not be recorded: %s", _verb(outcome),
-                       run.task["id"], run.token, why)
-
-    async def _resend(self, parked: Parked) -> None:
-        """A heartbeat still lists a parked attempt's lease: send its outcome again."""
-        run, key = parked.run, parked.run.key
-        budget = 5.0 if self.mode is Mode.ABORTING else self.config.record_budget
-        if time.monotonic() - parked.first_try > budget:
-            self._parked.pop(key, None)
-            self.book.abandon(key)  # the next heartbeat gives the lease back
-            self._unrecorded(run, parked.outcome, f"still failing after {budget:.0f} s; the "
-                             "lease is given back")
-            return
-        parked.sending = True
-        try:
-            settled = await self._record(run, parked.outcome, parked.first_try)
-        finally:
-            parked.sending = False
-        if settled:
-            self._parked.pop(key, None)
-            self.log.info("the outcome of %s (token %d) is settled after all", key[0], key[1])
-        self.book.concluded(key, time.monotonic(), settled=settled)
-
-    def _background(self, coro: Any) -> None:
-        task = asyncio.create_task(coro)
-        self._resending.add(task)
-        task.add_done_callback(self._resending.discard)
-
-    def _count_failure(self, run: Run, outcome: Failed, seconds: float, status: str) -> None:
-        now = "back in the queue" if status == "ready" else f"now {status}"
-        if outcome.released:
-            self.stats.released += 1
-            self.log.warning("gave back %s (token %d) after %.2f s; %s", run.task["id"],
-                             run.token, seconds, now)
-        else:
-            self.stats.failed += 1
-            first = outcome.error.strip().splitlines()[0] if outcome.error.strip() else ""
-            self.log.warning("attempt %d of %s failed after %.2f s (%s): %s",
-                             run.task["attempts"], run.task["id"], seconds, now, first[:300])
-
     async def _settle_runs(self) -> None:
         """Wait for every run to record its outcome (aborting cancels them first); what is
         still parked then is lost."""
         handles = [r.handle for r in self._runs.values() if r.handle is not None]
         if handles:
             await asyncio.wait(handles)
-        if self._resending:
-            await asyncio.wait(list(self._resending))
-        for parked in self._parked.values():
-            self._unrecorded(parked.run, parked.outcome, "the worker stopped before the "
-                             "server answered")
-        self._parked.clear()
+        await self._settle_parked()
 
     # -- progress ---------------------------------------------------------------------------
 
@@ -611,14 +413,7 @@ class Worker:
             run = self._runs.get(key)
             if run is not None:
                 self._note_lost(run, "the heartbeat no longer lists it")
-        for key in beat.review.gone:
-            parked = self._parked.pop(key, None)
-            if parked is not None:
-                self._unrecorded(parked.run, parked.outcome, "its lease ended first")
-        for key in beat.review.unsettled:
-            parked = self._parked.get(key)
-            if parked is not None and not parked.sending:
-                self._background(self._resend(parked))
+        self._review_outcomes(beat.review)
         if directives["drain"]:
             self.drain("the orchestrator asked this session to drain")
         self._wake.set()
