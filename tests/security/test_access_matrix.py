@@ -114,6 +114,15 @@ def test_every_route_has_a_row() -> None:
     assert set(MATRIX) - routes == set(), "rows for routes the app does not have"
 
 
+#: tries of one cell, each in fresh state, while the store answers 503 (a machine so loaded
+#: that Redis misses the store's short timeouts): a 503 judges nothing, a wrong status fails
+OVERLOADED = 5
+
+
+class Overloaded(Exception):
+    """Setting up a cell's state was answered 503: try again with fresh state."""
+
+
 @dataclass
 class Call:
     method: str
@@ -155,13 +164,12 @@ class World:
                                  headers=headers)
 
     def op(self, method: str, path: str, **kw: Any) -> Any:
-        r = self.http.request(method, path, headers={"authorization": f"Bearer {OPERATOR}"},
-                              **kw)
-        assert r.status_code < 300, (method, path, r.status_code, r.text)
-        return r.json() if r.content else None
+        return self.as_session(OPERATOR, method, path, **kw)
 
     def as_session(self, token: str, method: str, path: str, **kw: Any) -> Any:
         r = self.http.request(method, path, headers={"authorization": f"Bearer {token}"}, **kw)
+        if r.status_code == 503:
+            raise Overloaded(r.text)
         assert r.status_code < 300, (method, path, r.status_code, r.text)
         return r.json() if r.content else None
 
@@ -333,22 +341,42 @@ def ws_status(world: World, cred: str, cell: Cell, via: str = "header") -> int:
 @pytest.mark.parametrize(("route", "cred"), CELLS, ids=[f"{r[0]} {r[1]} as {c}" for r, c in CELLS])
 def test_cell(world: World, route: tuple[str, str], cred: str) -> None:
     expected = MATRIX[route][CREDS.index(cred)]
+    for _ in range(OVERLOADED):  # a store too slow to answer (503) leaves a cell unjudged
+        try:
+            judged = _try_cell(world, route, cred, expected)
+        except Overloaded:
+            continue
+        if judged is not None:
+            status, what = judged
+            assert status == expected, what
+            break
+    else:
+        pytest.fail(f"the store answered 503 to all {OVERLOADED} tries of this cell")
+    if route == ("POST", "/swarm/interrupt") and expected == 200:
+        world.op("DELETE", "/swarm/interrupt")  # let the next cells claim
+
+
+def _try_cell(world: World, route: tuple[str, str], cred: str,
+              expected: int) -> tuple[int, Any] | None:
+    """One try of a cell in fresh state: (status, what was sent), after checking that a
+    refusal changed nothing; None when the call itself was answered 503."""
     cell = world.cell()
     if route[0] == WS:
         before = world.state()
-        assert ws_status(world, cred, cell) == expected
-        assert world.state() == before
-        return
+        status = ws_status(world, cred, cell)
+        if status != 503:
+            assert world.state() == before
+        return None if status == 503 and expected != 503 else (status, route)
     call = CALLS[route](world, cell)
     before = world.state()
     r = world.call(cred, cell, call)
-    assert r.status_code == expected, (call, r.text[:300])
+    if r.status_code == 503 and expected != 503:
+        return None
     if r.status_code >= 400:
         after = world.state()
         assert after == before, ("a refused call changed the store", diff(before, after))
         assert set(r.json()["error"]) == {"code", "message"}
-    if route == ("POST", "/swarm/interrupt") and r.status_code == 200:
-        world.op("DELETE", "/swarm/interrupt")  # let the next cells claim
+    return r.status_code, (call, r.text[:300])
 
 
 def test_the_stream_takes_the_query_token_and_logs_it_nowhere(world: World,
