@@ -333,3 +333,26 @@ def test_the_server_must_answer_what_the_store_holds() -> None:
     assert len(bad.violations) == 2 and bad.violations[0].startswith("a: ")
     del stored.tasks["c"]
     assert any(v.startswith("c: ") for v in same_state(served, stored).violations)
+
+
+def test_a_late_requeue_is_held_to_the_store_pace_measured_then() -> None:
+    """a's lease was reaped 1.8 s late. With the store answering writes in a median 1.5 s
+    at the time (measured from the journal's calls in flight), 1 s + 1.5 s bounds it:
+    excused, and printed with the measure; with writes answered at their usual pace, or too
+    few to measure by, it is a violation."""
+    ops, effects, dump = copy.deepcopy(clean())
+    _set(dump, "a", 0, ended_at=iso(T + 31.8), next_at=T + 31.9)
+    ops[3].invoke = ops[3].complete = T + 31.9
+    effects[3]["t"] = T + 32
+    assert "requeue within 1 s of lease expiry" in [
+        r.name for r in check(ops, effects, dump) if not r.ok]
+    slow = [Op("w9", "heartbeat", T + 29.8 + n / 10, T + 31.3 + n / 10, "ok") for n in range(5)]
+    named = by_name(check(ops + slow, effects, dump))["requeue within 1 s of lease expiry"]
+    assert named.ok and named.excused == 1 and "median 1.50 s then (6 calls)" in named.excuses[0]
+    brisk = [Op("w9", "heartbeat", T + 30 + n / 10, T + 30.05 + n / 10, "ok") for n in range(5)]
+    assert not by_name(check(ops + brisk, effects, dump))["requeue within 1 s of lease expiry"].ok
+    assert not by_name(check(ops + slow[:1], effects, dump))[
+        "requeue within 1 s of lease expiry"].ok
+    reads = [Op("w9", "request", o.invoke, o.complete, "ok") for o in slow]  # long-polls
+    assert not by_name(check(ops + reads, effects, dump))[
+        "requeue within 1 s of lease expiry"].ok

@@ -174,12 +174,31 @@ def judged_from(deadline: float, outages: list[tuple[float, float]]) -> float:
     return deadline
 
 
-def requeue_latency(_: list[Op], __: list[dict[str, Any]], dump: Dump) -> Result:
-    lags, bad, late_outage = [], [], 0
+#: calls that write: their answers pace the store's commits (a request may long-poll)
+WRITES = frozenset({"complete", "fail", "progress", "heartbeat", "add", "knowledge_put",
+                    "claim", "register"})
+
+
+def store_pace(ops: list[Op], start: float, end: float) -> tuple[float, int] | None:
+    """The median latency of the write calls in flight between `start` and `end`, and how
+    many there were: how long the store took to commit anything then. None with fewer than
+    three (too little to measure by)."""
+    spans = sorted(o.complete - o.invoke for o in ops if o.op in WRITES and o.invoke <= end
+                   and start <= o.complete < float("inf"))
+    return (statistics.median(spans), len(spans)) if len(spans) >= 3 else None
+
+
+def requeue_latency(ops: list[Op], __: list[dict[str, Any]], dump: Dump) -> Result:
+    """Within a second of the deadline; a lease due while nothing could reap is timed from
+    the end of that outage, and one requeued late while the store itself was slow is held
+    to the store's pace measured then (the median latency of the writes in flight: the
+    reaper's pass is a write too), counted as excused."""
+    lags, bad, excuses, late_outage, checked = [], [], [], 0, 0
     for tid, attempts in dump.history.items():
         for a in attempts:
             if a["outcome"] != "expired":
                 continue
+            checked += 1
             end, deadline = ts(a["ended_at"]), ts(a.get("lease_expires_at"))
             if end is None or deadline is None:
                 bad.append(f"{tid}: expired attempt {a['fencing_token']} has no "
@@ -189,14 +208,25 @@ def requeue_latency(_: list[Op], __: list[dict[str, Any]], dump: Dump) -> Result
             late_outage += judged != deadline
             early, lag = end - deadline, max(0.0, end - judged)
             lags.append(lag)
-            if early < -SLACK or lag > REQUEUE_BOUND:
-                bad.append(f"{tid}: token {a['fencing_token']} requeued {early:+.3f}s from "
-                           f"expiry" + (" (after an outage)" if judged != deadline else ""))
+            what = (f"{tid}: token {a['fencing_token']} requeued {early:+.3f}s from expiry"
+                    + (" (after an outage)" if judged != deadline else ""))
+            if early < -SLACK:
+                bad.append(what)
+            elif lag > REQUEUE_BOUND:
+                pace = store_pace(ops, judged, end)
+                if pace is not None and lag <= REQUEUE_BOUND + pace[0]:
+                    excuses.append(f"{what}: the store answered writes in a median "
+                                   f"{pace[0]:.2f} s then ({pace[1]} calls)")
+                else:
+                    bad.append(what)
     note = (f"max {max(lags) * 1000:.0f} ms, p50 {statistics.median(lags) * 1000:.0f} ms"
             if lags else "no lease expired")
     if late_outage:
         note += f"; {late_outage} due during outages, timed from their end"
-    return Result("requeue within 1 s of lease expiry", len(lags) + len(bad), bad, note)
+    if excuses:
+        note += f"; {len(excuses)} late while the store was slow, held to its pace"
+    return Result("requeue within 1 s of lease expiry", checked, bad, note, len(excuses),
+                  excuses)
 
 
 def attempts_counted_exactly(ops: list[Op], effects: list[dict[str, Any]],
