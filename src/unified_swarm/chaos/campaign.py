@@ -11,6 +11,8 @@ slower. The workload goes on past `tasks` until the nemesis has injected `min_fa
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import random
 import threading
 import time
@@ -136,6 +138,7 @@ def run(profile: Profile, store: str, workdir: Path, seed: int | None = None,
     view.event_seqs, view.outages = stored.event_seqs, nemesis.outages
     view.faults, view.lease, view.heartbeat = nemesis.windows(), lease, profile.heartbeat
     view.attached = swarm.attached
+    _keep_faults(workdir, view)
     results = checker.check(read_histories(swarm.journal_dir),
                             read_effects(swarm.effects_dir), view)
     results.append(same_state(view, stored))
@@ -179,6 +182,14 @@ def _drive(swarm: Swarm, profile: Profile, nemesis: Nemesis, rng: random.Random,
     for t in threads:
         t.join(30)
     return sum(count)
+
+
+def _keep_faults(workdir: Path, view: checker.Dump) -> None:
+    """What the nemesis did, beside the journals and the store: the run can be checked again
+    from its directory alone."""
+    record = {"faults": [dataclasses.asdict(f) for f in view.faults], "outages": view.outages,
+              "lease": view.lease, "heartbeat": view.heartbeat, "attached": view.attached}
+    (workdir / "faults.json").write_text(json.dumps(record))
 
 
 def _notes(workdir: Path, results: list[checker.Result], codes: Counter[int],

@@ -45,7 +45,9 @@ def selftest(args: argparse.Namespace) -> int:
             return fail("--tasks must be at least 1", Exit.USAGE)
         profile = replace(profile, tasks=args.tasks)
     if args.faults is not None:
-        profile = replace(profile, min_faults=max(0, args.faults))
+        # few faults asked for: hit the infrastructure often enough that it is hit at all
+        profile = replace(profile, min_faults=max(0, args.faults),
+                          infra_every=max(2, min(profile.infra_every, args.faults // 2)))
     if args.time_limit is not None:
         if args.time_limit <= 0:
             return fail("--time-limit must be > 0", Exit.USAGE)
