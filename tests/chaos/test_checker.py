@@ -356,3 +356,18 @@ def test_a_late_requeue_is_held_to_the_store_pace_measured_then() -> None:
     reads = [Op("w9", "request", o.invoke, o.complete, "ok") for o in slow]  # long-polls
     assert not by_name(check(ops + reads, effects, dump))[
         "requeue within 1 s of lease expiry"].ok
+
+
+async def test_reading_the_final_state_waits_out_a_slow_store() -> None:
+    from unified_swarm.chaos.dump import patient
+    from unified_swarm.errors import Unavailable
+
+    tries: list[int] = []
+
+    async def slow_then_fine(x: int) -> int:
+        tries.append(x)
+        if len(tries) < 3:
+            raise Unavailable("Timeout reading")
+        return x * 2
+
+    assert await patient(slow_then_fine, 21) == 42 and tries == [21, 21, 21]

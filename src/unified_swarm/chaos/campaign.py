@@ -125,6 +125,7 @@ def run(profile: Profile, store: str, workdir: Path, seed: int | None = None,
                           profile.infra_every)
         submitted = _drive(swarm, profile, nemesis, rng, seed, deadline)
         nemesis.heal()
+        _keep_faults(workdir, nemesis, lease, profile.heartbeat, swarm.attached)
         ran = time.monotonic()
         settle(swarm, deadline)
         settled = time.monotonic()
@@ -138,7 +139,6 @@ def run(profile: Profile, store: str, workdir: Path, seed: int | None = None,
     view.event_seqs, view.outages = stored.event_seqs, nemesis.outages
     view.faults, view.lease, view.heartbeat = nemesis.windows(), lease, profile.heartbeat
     view.attached = swarm.attached
-    _keep_faults(workdir, view)
     results = checker.check(read_histories(swarm.journal_dir),
                             read_effects(swarm.effects_dir), view)
     results.append(same_state(view, stored))
@@ -184,11 +184,13 @@ def _drive(swarm: Swarm, profile: Profile, nemesis: Nemesis, rng: random.Random,
     return sum(count)
 
 
-def _keep_faults(workdir: Path, view: checker.Dump) -> None:
-    """What the nemesis did, beside the journals and the store: the run can be checked again
-    from its directory alone."""
-    record = {"faults": [dataclasses.asdict(f) for f in view.faults], "outages": view.outages,
-              "lease": view.lease, "heartbeat": view.heartbeat, "attached": view.attached}
+def _keep_faults(workdir: Path, nemesis: Nemesis, lease: float, heartbeat: float,
+                 attached: dict[str, str]) -> None:
+    """What the nemesis did, beside the journals and the store, as soon as it is done: the
+    run can be checked again from its directory alone."""
+    record = {"faults": [dataclasses.asdict(f) for f in nemesis.windows()],
+              "outages": nemesis.outages, "lease": lease, "heartbeat": heartbeat,
+              "attached": attached}
     (workdir / "faults.json").write_text(json.dumps(record))
 
 

@@ -5,13 +5,14 @@ SQLite and Redis). `same_state` holds the two to each other."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ..client import Client, RetryPolicy
 from ..config import Settings
-from ..errors import NotFound
+from ..errors import NotFound, Unavailable
 from ..jsonutil import digest
 from ..store import make_store
 from ..store.base import Store
@@ -29,21 +30,39 @@ def dump_store(store_url: str, prefix: str, data_dir: Path) -> Dump:
     return asyncio.run(_dump(make_store(settings)))
 
 
+T = TypeVar("T")
+
+
+async def patient(read: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+    """`read(*args, **kwargs)`, a read of the final state, tried again while the store is too
+    slow to answer in its short timeouts (a loaded host): reads change nothing, so repeating
+    them is safe."""
+    tries = 60
+    for n in range(1, tries + 1):
+        try:
+            return await read(*args, **kwargs)
+        except Unavailable:
+            if n == tries:
+                raise
+            await asyncio.sleep(min(1.0, 0.1 * n))
+    raise AssertionError("unreachable")
+
+
 async def _dump(store: Store) -> Dump:
-    await store.open()
+    await patient(store.open)
     try:
         tasks, history = {}, {}
         cursor: str | None = None
         while True:
-            page, cursor = await store.list_tasks(limit=PAGE, cursor=cursor)
+            page, cursor = await patient(store.list_tasks, limit=PAGE, cursor=cursor)
             for t in page:
                 tasks[t.id] = t.wire()
-                history[t.id] = [a.wire() for a in await store.history(t.id)]
+                history[t.id] = [a.wire() for a in await patient(store.history, t.id)]
             if cursor is None:
                 break
         seqs: list[int] = []
         while True:
-            events = await store.events_after(seqs[-1] if seqs else 0, PAGE)
+            events = await patient(store.events_after, seqs[-1] if seqs else 0, PAGE)
             if not events:
                 break
             seqs.extend(e.seq for e in events)
@@ -56,10 +75,10 @@ async def _dump(store: Store) -> Dump:
 async def _knowledge(store: Store) -> dict[str, list[dict[str, Any]]]:
     """Every version of every live topic (a missing version shows as `None`)."""
     out: dict[str, list[dict[str, Any]]] = {}
-    for entry in await store.list_knowledge():
+    for entry in await patient(store.list_knowledge):
         versions: list[dict[str, Any]] = []
         for v in range(1, entry.version + 1):
-            got = await store.get_knowledge(entry.topic, v)
+            got = await patient(store.get_knowledge, entry.topic, v)
             versions.append(got.wire() if got is not None else {"version": None})
         out[entry.topic] = versions
     return out
