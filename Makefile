@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install system-deps run server test lint typecheck imports check bench bench-swarm soak selftest clean
+.PHONY: install system-deps run server test lint typecheck imports check bench bench-swarm soak results selftest clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -51,9 +51,18 @@ bench-swarm: install
 	$(BIN)/pip install -q -e '.[dev,bench]'
 	$(BIN)/python bench/swarm.py --plot docs/swarm-effectiveness.png
 
-# the long chaos campaign: 100,000 tasks and at least 1,000 faults per store
+# the long chaos campaign: 100,000 tasks and at least 1,000 faults per store, one store
+# after the other; each table goes to docs/results/ and the pages that include it
 soak: install system-deps
-	SWARM_CHAOS_PROFILE=soak $(BIN)/pytest -s tests/chaos/test_campaign.py -k ci_campaign
+	SWARM_PUBLISH=1 SWARM_CHAOS_PROFILE=soak $(BIN)/pytest -s tests/chaos/test_campaign.py \
+		-k ci_campaign $(PYTEST_ARGS)
+
+# the figures the docs include, measured now: the CI campaign on both stores, schemathesis,
+# the abuse tests
+results: install system-deps
+	SWARM_PUBLISH=1 $(BIN)/pytest -s tests/chaos/test_campaign.py -k ci_campaign $(PYTEST_ARGS)
+	SWARM_PUBLISH=1 $(BIN)/pytest -s tests/fuzz/test_schemathesis.py tests/security/test_abuse.py \
+		$(PYTEST_ARGS)
 
 selftest: install
 	$(BIN)/swarm selftest

@@ -25,6 +25,8 @@ class Flaky:
     def __init__(self, failures: int, status: int = 503, retry_after: str = "0") -> None:
         self.failures, self.status, self.retry_after = failures, status, retry_after
         self.hits: list[str] = []
+        self.keys: list[str | None] = []  # the Idempotency-Key of each hit
+        self.bodies: list[bytes] = []
         flaky = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -32,11 +34,12 @@ class Flaky:
                 self._answer()
 
             def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("content-length") or 0))
+                flaky.bodies.append(self.rfile.read(int(self.headers.get("content-length") or 0)))
                 self._answer()
 
             def _answer(self) -> None:
                 flaky.hits.append(self.path)
+                flaky.keys.append(self.headers.get("idempotency-key"))
                 if len(flaky.hits) <= flaky.failures:
                     body = {"error": {"code": "unavailable" if flaky.status == 503
                                       else "rate_limited", "message": "try later"}}
@@ -91,11 +94,35 @@ async def test_async_503_twice_then_200_succeeds(flaky: Flaky) -> None:
     assert len(flaky.hits) == 3
 
 
-def test_non_idempotent_calls_retry_503_too(flaky: Flaky) -> None:
-    """503 means the store was not reached: nothing was written, so any call may repeat."""
+def test_keyed_calls_retry_503_with_the_same_key_and_body(flaky: Flaky) -> None:
+    """A 503 may come from a store step that still ran: a claim repeats only because it
+    carries an Idempotency-Key, and every try carries the same one and the same body."""
     with Client(flaky.url, "t", retry=FAST) as c:
         c.claim("x")
     assert flaky.hits == ["/work/claim"] * 3
+    assert flaky.keys[0] is not None and len(flaky.keys[0]) == 32
+    assert len(set(flaky.keys)) == 1 and len(set(flaky.bodies)) == 1
+
+
+def test_each_call_gets_a_key_of_its_own_or_the_one_given(flaky: Flaky) -> None:
+    with Flaky(failures=0) as server, Client(server.url, "t", retry=FAST) as c:
+        c.claim("x")
+        c.claim("x")
+        c.claim("x", idempotency_key="submit-7")
+        c.status()
+    assert server.keys[0] != server.keys[1] and server.keys[2] == "submit-7"
+    assert server.keys[3] is None  # a read needs none
+    with pytest.raises(errors.InvalidInput):
+        Client(server.url, "t").claim("x", idempotency_key="a\nb")
+
+
+@pytest.mark.parametrize("call", ["cancel", "leave", "delete_knowledge"])
+def test_unkeyed_calls_that_are_not_idempotent_do_not_repeat_a_503(call: str) -> None:
+    transport, seen = scripted([503])
+    with Client("http://swarm.test", "t", retry=FAST, transport=transport) as c, \
+            pytest.raises(errors.Unavailable):
+        getattr(c, call)("x")
+    assert len(seen) == 1
 
 
 def test_retries_stop_after_the_attempts() -> None:
@@ -171,14 +198,30 @@ def test_outcome_calls_retry_a_lost_answer() -> None:
     assert seen == ["/work/complete"] * 3
 
 
-def test_claims_do_not_repeat_after_a_lost_answer() -> None:
-    """A claim whose answer was lost may have happened: repeating it could take a second
-    task; the heartbeat's `held` list finds the first instead."""
-    transport, seen = scripted([httpx.ReadTimeout("answer lost")])
-    with Client("http://swarm.test", "t", retry=FAST, transport=transport) as c, \
-            pytest.raises(ServerUnreachable):
-        c.request_work(wait=1)
-    assert len(seen) == 1
+@pytest.mark.parametrize("call", ["request_work", "claim", "add_tasks", "register",
+                                  "put_knowledge"])
+def test_keyed_calls_repeat_a_lost_answer_with_the_same_key(call: str) -> None:
+    """A call whose answer was lost may have happened: it is repeated only with its key, so
+    the server can answer the repeat with the first answer."""
+    keys: list[str | None] = []
+    bodies: list[bytes] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        keys.append(request.headers.get("idempotency-key"))
+        bodies.append(request.content)
+        if len(keys) == 1:
+            raise httpx.ReadTimeout("answer lost")
+        return httpx.Response(204 if call == "request_work" else 200,
+                              json={"tasks": [], "entry": {}})
+
+    args: dict[str, tuple[object, ...]] = {
+        "request_work": (1,), "claim": ("t",), "add_tasks": ([{"type": "x"}],),
+        "register": (["build"],), "put_knowledge": ("k", 1)}
+    with Client("http://swarm.test", "t", retry=FAST,
+                transport=httpx.MockTransport(handle)) as c:
+        getattr(c, call)(*args[call])
+    assert len(keys) == 2 and keys[0] is not None and keys[0] == keys[1]
+    assert bodies[0] == bodies[1]
 
 
 def test_connect_errors_are_retried_for_every_call() -> None:
@@ -201,7 +244,7 @@ async def test_async_twin_uses_the_same_rules() -> None:
                            transport=httpx.MockTransport(handle)) as c:
         assert (await c.fail("t", 1, "boom"))["duplicate"] is False
         with pytest.raises(ServerUnreachable):
-            await c.claim("t")  # first answer lost again: not repeated
+            await c.cancel("t")  # first answer lost again: no key, not repeated
     assert len(seen) == 3
 
 
@@ -211,3 +254,37 @@ def test_no_retry_policy_tries_once() -> None:
                 transport=transport) as c, pytest.raises(errors.Unavailable):
         c.status()
     assert len(seen) == 1
+
+
+class Outcomes:
+    """A CallHook keeping each settled call's outcome."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def begin(self, call: object, token: str | None) -> None:
+        return None
+
+    def end(self, handle: object, outcome: str, value: object) -> None:
+        self.seen.append(outcome)
+
+
+def test_a_refusal_after_a_try_that_may_have_acted_is_indeterminate() -> None:
+    """The first add landed but its answer was lost; the repeat (same key, on a server that
+    does not yet keep answers by key) is refused as AlreadyExists. The call did act: the
+    journal must say "info" (maybe), not "fail" (nothing happened)."""
+    def handle(request: httpx.Request) -> httpx.Response:
+        if len(hook.seen) == 0 and not handled:
+            handled.append(1)
+            raise httpx.ReadTimeout("answer lost")
+        return httpx.Response(409, json={"error": {"code": "already_exists", "message": "x"}})
+
+    hook, handled = Outcomes(), list[int]()
+    with Client("http://swarm.test", "t", retry=FAST, transport=httpx.MockTransport(handle),
+                on_call=hook) as c:
+        with pytest.raises(errors.AlreadyExists):
+            c.add_tasks([{"type": "x", "id": "a"}])
+        handled.append(1)
+        with pytest.raises(errors.AlreadyExists):  # refused at the first try: nothing done
+            c.add_tasks([{"type": "x", "id": "a"}])
+    assert hook.seen == ["info", "fail"]

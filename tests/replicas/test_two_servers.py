@@ -1,17 +1,20 @@
 """Issue 4's scenario with real processes: two `swarm server` replicas on one redis-server,
 32 worker sessions split between them, 5,000 tasks; the leader is SIGKILLed mid-run. Every
-task completes exactly once, the other replica leads within one leader lease, and the leases
-orphaned by sessions that died with the leader are still reaped."""
+task completes exactly once (each one's history is read back), the other replica leads
+within one leader lease, and the leases orphaned by sessions that died with the leader are
+still reaped. A worker that fails for any reason but the ones it handles fails the test."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from unified_swarm.chaos.dump import dump_http
 from unified_swarm.client import AsyncClient, Client
 from unified_swarm.client.base import RetryPolicy
 from unified_swarm.errors import Conflict, NotClaimable, Unavailable
@@ -64,10 +67,20 @@ async def work(urls: list[str], token: str, stop: asyncio.Event, done: list[str]
             except Unavailable:
                 n += 1  # the replica is gone: the load balancer sends us to the other
             except (NotClaimable, Conflict):
-                beat = await c.heartbeat()
-                for lease in beat["held"]:
-                    await c.fail(lease["task_id"], lease["fencing_token"],
-                                 "its claim's reply was lost with the replica", retry=True)
+                try:
+                    await give_back_strays(c)
+                except Unavailable:
+                    n += 1
+
+
+async def give_back_strays(c: AsyncClient) -> None:
+    """Release every lease the heartbeat lists: this worker runs nothing between calls, so
+    any lease it holds is a claim whose reply was lost."""
+    beat = await c.heartbeat()
+    for lease in beat["held"]:
+        with contextlib.suppress(Conflict):  # it expired meanwhile: nothing to give back
+            await c.fail(lease["task_id"], lease["fencing_token"],
+                         "its claim's reply was lost with the replica", retry=True)
 
 
 def test_two_replicas_32_workers_5000_tasks_leader_killed(cluster: list[SwarmServer]) -> None:
@@ -115,7 +128,7 @@ def test_two_replicas_32_workers_5000_tasks_leader_killed(cluster: list[SwarmSer
                 assert time.monotonic() < deadline, "the tasks did not all complete"
                 await asyncio.sleep(0.1)
         stop.set()
-        await asyncio.gather(*workers, return_exceptions=True)
+        await asyncio.gather(*workers)  # a worker's unexpected error surfaces here
         return done, took
 
     done, took = asyncio.run(run())
@@ -126,13 +139,12 @@ def test_two_replicas_32_workers_5000_tasks_leader_killed(cluster: list[SwarmSer
     with Client(survivor.url, TOKEN) as op:
         status = op.status()
         assert status["tasks_completed"] == TASKS and status["tasks_in_progress"] == 0
-        for tid in orphaned:
-            history = op.get_task(tid)["history"]
-            outcomes = [a["outcome"] for a in history]
-            assert outcomes[0] == "expired" and outcomes.count("completed") == 1, outcomes
-        unacknowledged = {f"t{i}" for i in range(TASKS)} - set(done)
-        sample = unacknowledged | {f"t{i}" for i in range(0, TASKS, 47)}
-        for tid in sample:  # exactly one completed attempt each
-            history = op.get_task(tid)["history"]
-            assert [a["outcome"] for a in history].count("completed") == 1, (tid, history)
-        assert (survivor.health() or {}).get("leader") is True
+    final = dump_http(survivor.url, TOKEN)  # every task with its history, as served
+    assert set(final.tasks) == {f"t{i}" for i in range(TASKS)}
+    for tid, task in final.tasks.items():  # exactly one completed attempt each
+        outcomes = [a["outcome"] for a in final.history[tid]]
+        assert task["status"] == "completed" and outcomes.count("completed") == 1, (
+            tid, outcomes)
+        if tid in orphaned:
+            assert outcomes[0] == "expired", (tid, outcomes)
+    assert (survivor.health() or {}).get("leader") is True

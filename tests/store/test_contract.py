@@ -322,6 +322,28 @@ async def test_expired_lease_is_refused_before_and_after_reaping(store: Store) -
     assert history[0].ended_at == late
 
 
+async def test_every_ended_attempt_keeps_the_deadline_it_ended_under(store: Store) -> None:
+    """An outcome is checked against its lease after the fact (the chaos checker): each
+    attempt keeps the lease deadline in force when it ended, renewals included."""
+    await join(store, "w1", max_tasks=3)
+    await add_tasks(store, [spec("c"), spec("f"), spec("l")], T0)
+    for tid in ("c", "f", "l"):
+        claimed = await store.claim(session_id="w1", task_id=tid, now=T0)
+        assert claimed.lease.fencing_token == 1
+    await store.heartbeat("w1", T0 + 10, None)  # renews all three to T0 + 10 + LEASE
+    await store.progress("w1", "c", 1, 0.5, None, T0 + 20)  # c's to T0 + 20 + LEASE
+    await store.complete("w1", "c", 1, {"ok": 1}, T0 + 21)
+    await store.fail("w1", "f", 1, "boom", True, T0 + 22)
+    await store.leave_session("w1", T0 + 23, "left")
+    ended = {tid: (await store.history(tid))[0] for tid in ("c", "f", "l")}
+    assert ended["c"].outcome == Outcome.COMPLETED
+    assert ended["c"].lease_expires_at == pytest.approx(T0 + 20 + LEASE)
+    assert ended["f"].outcome == Outcome.FAILED
+    assert ended["f"].lease_expires_at == pytest.approx(T0 + 10 + LEASE)
+    assert ended["l"].outcome == Outcome.RELEASED
+    assert ended["l"].lease_expires_at == pytest.approx(T0 + 10 + LEASE)
+
+
 async def test_heartbeat_and_progress_renew_the_lease(store: Store) -> None:
     await join(store, "w1")
     await add_tasks(store, [spec("a")], T0)

@@ -70,3 +70,47 @@ def test_a_released_stray_is_not_released_twice() -> None:
     book.released(stray, 1.2)
     assert book.review([lease("a", 4)], sent_at=1.1, now=1.3).strays == []
     assert book.review([lease("a", 5)], sent_at=2.0, now=2.1).strays != []  # a new attempt
+
+
+def test_an_unsettled_outcome_is_sent_again_never_released() -> None:
+    """The worker finished the attempt and sent its outcome without an answer: while the
+    server lists the lease it is to be sent again, never released as a stray."""
+    book = LeaseBook(ttl=3.0)
+    book.call_ended(book.call_started(1.0), ("a", 1), 1.1)
+    assert book.lease_end(("a", 1)) == 4.1
+    book.concluded(("a", 1), 2.0, settled=False)
+    review = book.review([lease("a")], sent_at=2.5, now=2.6)
+    assert review.strays == [] and review.unsettled == [("a", 1)]
+    assert book.lease_end(("a", 1)) == 5.5  # renewed by that beat
+    review = book.review([lease("a")], sent_at=3.5, now=3.6)
+    assert review.strays == [] and review.unsettled == [("a", 1)]
+
+
+def test_an_unsettled_outcome_whose_lease_is_no_longer_listed_is_gone() -> None:
+    book = LeaseBook(ttl=3.0)
+    book.call_ended(book.call_started(1.0), ("a", 1), 1.1)
+    book.concluded(("a", 1), 2.0, settled=False)
+    assert book.review([], sent_at=1.9, now=2.1).gone == []  # sent before: proves nothing
+    assert book.review([], sent_at=2.5, now=2.6).gone == [("a", 1)]
+    assert book.review([], sent_at=3.5, now=3.6).gone == []  # said once
+    assert book.lease_end(("a", 1)) == float("-inf")
+
+
+def test_a_settled_resend_stops_the_resending() -> None:
+    book = LeaseBook(ttl=3.0)
+    book.call_ended(book.call_started(1.0), ("a", 1), 1.1)
+    book.concluded(("a", 1), 2.0, settled=False)
+    book.concluded(("a", 1), 2.2)  # sent again, recorded
+    review = book.review([], sent_at=2.5, now=2.6)
+    assert review.gone == [] and review.unsettled == []
+
+
+def test_an_abandoned_outcome_is_given_back_once() -> None:
+    book = LeaseBook(ttl=3.0)
+    book.call_ended(book.call_started(1.0), ("a", 1), 1.1)
+    book.concluded(("a", 1), 2.0, settled=False)
+    book.abandon(("a", 1))
+    review = book.review([lease("a")], sent_at=2.5, now=2.6)
+    assert [g["task_id"] for g in review.give_back] == ["a"] and review.strays == []
+    book.released(review.give_back[0], 2.7)
+    assert book.review([lease("a")], sent_at=2.8, now=2.9).give_back == []

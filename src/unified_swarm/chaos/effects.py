@@ -1,6 +1,8 @@
 """The deterministic test executor: sleep `input.ms`, logging (task, token, pid) before and
 after to a side-effect log, so every attempt that really ran is counted even when its result
-is refused. Run it with the python executor: `unified_swarm.chaos.effects:run`.
+is refused, and the end line carries the digest of the result it returns (the checker holds
+the stored result to it). Run it with the python executor:
+`unified_swarm.chaos.effects:run`.
 
 The log directory comes from `SWARM_CHAOS_EFFECTS` (one file per process).
 """
@@ -13,13 +15,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..jsonutil import digest
+
 ENV = "SWARM_CHAOS_EFFECTS"
 
 
-def _log(phase: str, task_id: str, token: int) -> None:
+def _log(phase: str, task_id: str, token: int, **extra: Any) -> None:
     directory = Path(os.environ.get(ENV, "."))
     line = json.dumps({"task": task_id, "token": token, "pid": os.getpid(), "phase": phase,
-                       "t": time.time()})
+                       "t": time.time(), **extra})
     with (directory / f"effects-{os.getpid()}.jsonl").open("a") as f:
         f.write(line + "\n")
         f.flush()
@@ -32,8 +36,9 @@ def run(task: dict[str, Any]) -> dict[str, Any]:
     _log("start", task["id"], token)
     ms = (task.get("input") or {}).get("ms", 0)
     time.sleep(max(0.0, float(ms)) / 1000)
-    _log("end", task["id"], token)
-    return {"task": task["id"], "token": token, "pid": os.getpid()}
+    result = {"task": task["id"], "token": token, "pid": os.getpid()}
+    _log("end", task["id"], token, result_digest=digest(result))
+    return result
 
 
 def read_effects(directory: Path) -> list[dict[str, Any]]:

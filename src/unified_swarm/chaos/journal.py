@@ -62,6 +62,8 @@ class ClientJournal:
         op = Op(self.writer.proc, name, time.time(), float("inf"), "info",
                 body.get("task_id"), body.get("fencing_token"),
                 self._sessions.get(token or ""), {"id": uuid.uuid4().hex})
+        if call.key is not None:  # one key however many tries: the server's dedup handle
+            op.data["key"] = call.key
         if name == "complete":
             op.data["result_digest"] = digest(body.get("result"))
         if name == "add":  # the ids sent; an accepted batch has exactly these

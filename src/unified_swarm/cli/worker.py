@@ -8,7 +8,8 @@
 Flags win over the config file (TOML: the worker's keys at the top, `executor = "shell"`,
 and a `[shell]`, `[python]` or `[claude]` table of executor options; see docs/worker.md),
 which wins over `SWARM_URL` / `SWARM_TOKEN` and the defaults. The first SIGTERM or Ctrl-C
-drains (finish, deregister, exit 0); a second gives running tasks back and exits 130.
+drains (finish, deregister, exit 0, or 3 when a result could not be recorded); a second
+gives running tasks back and exits 130.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ import json
 import os
 import random
 import time
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
@@ -104,9 +105,12 @@ NO_RETRY = RetryPolicy(attempts=1)
 class Call(Generic[T]):
     """One HTTP exchange: what to send and how to read a successful answer.
 
-    `idempotent` calls may be repeated after a failure that may have reached the server (a
-    read timeout, a dropped connection); the others are repeated only when the request
-    surely did nothing (no connection, 503, 429).
+    `idempotent` calls may be repeated after any failure that may have reached the server
+    (a read timeout, a dropped connection, a 503). So may a call that carries an idempotency
+    `key` (sent as `Idempotency-Key`): every try sends the same key and the same body, so
+    the server can answer a repeat with the first answer instead of acting twice. Other
+    calls are repeated only when the request surely did nothing (no connection, 429): a 503
+    may come from a store step that timed out on our side and still ran.
     """
 
     method: str
@@ -119,6 +123,29 @@ class Call(Generic[T]):
     read_timeout: float | None = None
     #: error statuses whose body is still the answer (healthz says "degraded" with 503)
     accept: frozenset[int] = field(default_factory=frozenset)
+    #: the `Idempotency-Key` of a call that is not idempotent by itself (None: none sent)
+    key: str | None = None
+
+    @property
+    def repeatable(self) -> bool:
+        """May a try that possibly reached the server be repeated?"""
+        return self.idempotent or self.key is not None
+
+
+IDEMPOTENCY_HEADER = "idempotency-key"
+
+
+def new_key() -> str:
+    """A fresh idempotency key: 128 random bits, so two clients never share one."""
+    return uuid.uuid4().hex
+
+
+def keyed(key: str | None) -> str:
+    """The key a non-idempotent call carries: the caller's own (to repeat a call across
+    processes, say after a crash) or a fresh one. Every try of the call reuses it."""
+    if key is not None and not (0 < len(key) <= 255 and key.isascii() and key.isprintable()):
+        raise InvalidInput("an idempotency key is 1..255 printable ASCII characters")
+    return key if key is not None else new_key()
 
 
 def encode(value: JSON) -> bytes:
@@ -134,6 +161,8 @@ def request_args(call: Call[Any], token: str | None, timeout: float) -> dict[str
     headers = {"accept": "application/json"}
     if token and call.auth:
         headers["authorization"] = f"Bearer {token}"
+    if call.key is not None:
+        headers[IDEMPOTENCY_HEADER] = call.key
     read = max(timeout, call.read_timeout or 0.0)
     args: dict[str, Any] = {
         "method": call.method, "url": call.path, "headers": headers,
@@ -195,14 +224,23 @@ def decode(call: Call[T], status: int, headers: Mapping[str, str], content: byte
     return call.parse(body)
 
 
-def is_transient(exc: BaseException, idempotent: bool) -> bool:
-    """Worth another try? Never a 4xx other than 429."""
-    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
-        return True  # the request never left: safe for every call
-    if isinstance(exc, RateLimited | Unavailable):
-        return True  # refused before anything was written
-    # the request may have been acted on (a lost answer): repeat only what is idempotent
-    return isinstance(exc, httpx.TransportError) and idempotent
+def untouched(exc: BaseException) -> bool:
+    """Did this failure surely leave the server untouched? (The request never left, or the
+    rate limit refused it before any routing.)"""
+    return isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout
+                      | RateLimited)
+
+
+def is_transient(exc: BaseException, repeatable: bool) -> bool:
+    """Worth another try? Never a 4xx other than 429.
+
+    `repeatable`: the call is idempotent or carries an idempotency key (`Call.repeatable`).
+    """
+    if untouched(exc):
+        return True  # safe for every call
+    # a 503 may come from a store step that timed out here and still ran (a Redis script
+    # keeps going), and a lost answer may follow a done deed: repeat only what is safe to
+    return isinstance(exc, Unavailable | httpx.TransportError) and repeatable
 
 
 def retry_after_of(exc: BaseException) -> float | None:
@@ -227,10 +265,13 @@ class CallHook(Protocol):
     def end(self, handle: Any, outcome: str, value: Any) -> None: ...
 
 
-def outcome_of(exc: BaseException) -> str:
+def outcome_of(exc: BaseException, touched: bool = False) -> str:
+    """How a call that raised `exc` ended, for a CallHook: "fail" only when the server
+    surely did nothing; a 4xx after a retried try that may have acted (`touched`: say the
+    first add landed, and its repeat is refused as `AlreadyExists`) is "info"."""
     if isinstance(exc, SwarmError) and not isinstance(exc, ServerUnreachable):
         status = getattr(exc, "status", 500)
-        return "fail" if 400 <= status < 500 else "info"
+        return "fail" if 400 <= status < 500 and not touched else "info"
     return "info"
 
 
@@ -265,7 +306,7 @@ class BaseClient:
 
     def _pause(self, call: Call[Any], exc: BaseException, retry: int,
                elapsed: float) -> float | None:
-        if not is_transient(exc, call.idempotent):
+        if not is_transient(exc, call.repeatable):
             return None
         return self.retry.pause(retry, retry_after_of(exc), elapsed, self._rand.random())
 
@@ -300,12 +341,13 @@ def healthz() -> Call[Health]:
 
 def register(capabilities: Iterable[str], *, id: str | None, name: str | None,
              max_concurrent_tasks: int | None, heartbeat_interval: float | None,
-             metadata: Mapping[str, JSON] | None) -> Call[Registered]:
+             metadata: Mapping[str, JSON] | None, key: str | None = None) -> Call[Registered]:
     body = {"capabilities": list(capabilities), **_given(
         id=id, name=name, max_concurrent_tasks=max_concurrent_tasks,
         heartbeat_interval=heartbeat_interval,
         metadata=dict(metadata) if metadata is not None else None)}
-    return Call("POST", "/session/register", lambda b: cast(Registered, b), body=body)
+    return Call("POST", "/session/register", lambda b: cast(Registered, b), body=body,
+                key=keyed(key))
 
 
 def heartbeat(status: str | None) -> Call[HeartbeatReply]:
@@ -340,8 +382,9 @@ def session(session_id: str) -> Call[Session]:
                 idempotent=True)
 
 
-def add_tasks(tasks: Iterable[TaskIn]) -> Call[list[Task]]:
-    return Call("POST", "/work", _key("tasks"), body={"tasks": [dict(t) for t in tasks]})
+def add_tasks(tasks: Iterable[TaskIn], key: str | None = None) -> Call[list[Task]]:
+    return Call("POST", "/work", _key("tasks"), body={"tasks": [dict(t) for t in tasks]},
+                key=keyed(key))
 
 
 def task_in(type: str, **fields: Any) -> TaskIn:
@@ -352,8 +395,9 @@ def task_in(type: str, **fields: Any) -> TaskIn:
     return cast(TaskIn, {"type": type, **given})
 
 
-def add_task(task: TaskIn) -> Call[Task]:
-    return Call("POST", "/work", lambda b: cast(Task, b["tasks"][0]), body=dict(task))
+def add_task(task: TaskIn, key: str | None = None) -> Call[Task]:
+    return Call("POST", "/work", lambda b: cast(Task, b["tasks"][0]), body=dict(task),
+                key=keyed(key))
 
 
 def list_tasks(status: str | None, capability: str | None, session: str | None,
@@ -368,16 +412,18 @@ def get_task(task_id: str) -> Call[TaskDetail]:
                 idempotent=True)
 
 
-def request_work(wait: float) -> Call[Claimed | None]:
+def request_work(wait: float, key: str | None = None) -> Call[Claimed | None]:
     if not 0 <= wait <= MAX_WAIT:  # also refuses NaN
         raise InvalidInput(f"wait must be within 0..{MAX_WAIT:g} seconds, got {wait!r}")
-    # not idempotent: a lost answer may have claimed a task (heartbeat's `held` finds it)
+    # a lost answer may have claimed a task: the key lets the server answer a repeat with
+    # that same lease (and where it cannot, the heartbeat's `held` finds the stray)
     return Call("GET", "/work/request", lambda b: cast("Claimed | None", b),
-                params={"wait": wait}, read_timeout=wait + LONG_POLL_MARGIN)
+                params={"wait": wait}, read_timeout=wait + LONG_POLL_MARGIN, key=keyed(key))
 
 
-def claim(task_id: str) -> Call[Claimed]:
-    return Call("POST", "/work/claim", lambda b: cast(Claimed, b), body={"task_id": task_id})
+def claim(task_id: str, key: str | None = None) -> Call[Claimed]:
+    return Call("POST", "/work/claim", lambda b: cast(Claimed, b), body={"task_id": task_id},
+                key=keyed(key))
 
 
 def progress(task_id: str, fencing_token: int, value: float,
@@ -411,9 +457,9 @@ def get_knowledge(topic: str, version: int | None) -> Call[KnowledgeEntry]:
 
 
 def put_knowledge(topic: str, content: JSON, expected_version: int | None,
-                  tags: Iterable[str]) -> Call[KnowledgeEntry]:
+                  tags: Iterable[str], key: str | None = None) -> Call[KnowledgeEntry]:
     body = {"content": content, "tags": list(tags), **_given(expected_version=expected_version)}
-    return Call("PUT", f"/knowledge/{_topic(topic)}", _key("entry"), body=body)
+    return Call("PUT", f"/knowledge/{_topic(topic)}", _key("entry"), body=body, key=keyed(key))
 
 
 def list_knowledge(tag: str | None) -> Call[list[KnowledgeEntry]]:

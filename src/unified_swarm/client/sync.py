@@ -52,6 +52,11 @@ class Client(BaseClient):
     `ServerUnreachable` (an `Unavailable`). Pass `transport` to talk through any httpx
     transport (tests, proxies, a Unix socket), and `on_call` to hear of every settled call
     (see `base.CallHook`: `swarm worker` passes its operation journal when one is asked for).
+
+    Register, add, request, claim and knowledge PUT are not idempotent by themselves: each
+    call sends an `Idempotency-Key` (fresh, or `idempotency_key=` to repeat a call across
+    processes), and only such calls and idempotent ones are retried after a 503 or a lost
+    answer, with the same key and body.
     """
 
     def __init__(self, url: str | None = None, token: str | None = None, *,
@@ -87,6 +92,7 @@ class Client(BaseClient):
     def send(self, call: Call[T]) -> T:
         """Send one call, retrying transient failures as the policy allows."""
         started, handle = time.monotonic(), self._begun(call)
+        touched = False  # may an earlier try have acted? (then a final 4xx settles nothing)
         for retry in range(1, self.retry.attempts + 1):
             try:
                 response = self._http.send(self._http.build_request(**self._args(call)))
@@ -97,8 +103,9 @@ class Client(BaseClient):
                 if pause is None:
                     err = (base.unreachable(self.url, exc)
                            if isinstance(exc, httpx.TransportError) else exc)
-                    self._settled(handle, base.outcome_of(err), err)
+                    self._settled(handle, base.outcome_of(err, touched), err)
                     raise err from (exc if err is not exc else None)
+                touched = touched or not base.untouched(exc)
                 time.sleep(pause)
             else:
                 self._settled(handle, "ok", value)
@@ -115,13 +122,14 @@ class Client(BaseClient):
     def register(self, capabilities: Iterable[str], *, id: str | None = None,
                  name: str | None = None, max_concurrent_tasks: int | None = None,
                  heartbeat_interval: float | None = None,
-                 metadata: Mapping[str, JSON] | None = None) -> Registered:
+                 metadata: Mapping[str, JSON] | None = None,
+                 idempotency_key: str | None = None) -> Registered:
         """Join the swarm (operator token). Answers the session and its own token; use
         `with_token(reply["token"])` to act as it. An id that is online already raises
         `AlreadyExists`; an offline one resumes."""
         return self.send(base.register(
             capabilities, id=id, name=name, max_concurrent_tasks=max_concurrent_tasks,
-            heartbeat_interval=heartbeat_interval, metadata=metadata))
+            heartbeat_interval=heartbeat_interval, metadata=metadata, key=idempotency_key))
 
     def heartbeat(self, status: str | None = None) -> HeartbeatReply:
         """Say this session is alive (session token): renews its leases and answers the
@@ -162,18 +170,19 @@ class Client(BaseClient):
                  infinite_scale: bool | None = None, roi: str | None = None,
                  estimated_hours: float | None = None,
                  dependencies: Iterable[str] | None = None,
-                 max_attempts: int | None = None) -> Task:
+                 max_attempts: int | None = None, idempotency_key: str | None = None) -> Task:
         """Add one task and answer it as stored (status, computed priority, ...)."""
         return self.send(base.add_task(base.task_in(
             type, id=id, title=title, input=input, required_capability=required_capability,
             priority=priority, critical=critical, infinite_scale=infinite_scale, roi=roi,
             estimated_hours=estimated_hours, dependencies=dependencies,
-            max_attempts=max_attempts)))
+            max_attempts=max_attempts), idempotency_key))
 
-    def add_tasks(self, tasks: Iterable[TaskIn]) -> list[Task]:
+    def add_tasks(self, tasks: Iterable[TaskIn], *,
+                        idempotency_key: str | None = None) -> list[Task]:
         """Add a batch, all or nothing; dependencies inside the batch are allowed, cycles
         raise `DependencyCycle`."""
-        return self.send(base.add_tasks(tasks))
+        return self.send(base.add_tasks(tasks, idempotency_key))
 
     def list_tasks(self, *, status: str | None = None, capability: str | None = None,
                    session: str | None = None, limit: int | None = None,
@@ -197,15 +206,16 @@ class Client(BaseClient):
         """One task and its history, one entry per attempt."""
         return self.send(base.get_task(task_id))
 
-    def request_work(self, wait: float = 0.0) -> Claimed | None:
+    def request_work(self, wait: float = 0.0, *,
+                           idempotency_key: str | None = None) -> Claimed | None:
         """Claim the best ready task for this session (session token), waiting up to
         `wait` seconds for one; None when nothing came in time."""
-        return self.send(base.request_work(wait))
+        return self.send(base.request_work(wait, idempotency_key))
 
-    def claim(self, task_id: str) -> Claimed:
+    def claim(self, task_id: str, *, idempotency_key: str | None = None) -> Claimed:
         """Claim one named task (ready, or offered to this session); `NotClaimable` when
         another session holds it or it is not ready."""
-        return self.send(base.claim(task_id))
+        return self.send(base.claim(task_id, idempotency_key))
 
     def progress(self, task_id: str, fencing_token: int, progress: float,
                  message: str | None = None) -> Recorded:
@@ -234,10 +244,12 @@ class Client(BaseClient):
 
     def put_knowledge(self, topic: str, content: JSON, *,
                       expected_version: int | None = None,
-                      tags: Iterable[str] = ()) -> KnowledgeEntry:
+                      tags: Iterable[str] = (),
+                      idempotency_key: str | None = None) -> KnowledgeEntry:
         """Write a new version; with `expected_version` (0: the topic must not exist) a
         stale one raises `StaleVersion`."""
-        return self.send(base.put_knowledge(topic, content, expected_version, tags))
+        return self.send(base.put_knowledge(topic, content, expected_version, tags,
+                                                 idempotency_key))
 
     def list_knowledge(self, tag: str | None = None) -> list[KnowledgeEntry]:
         """The latest entry of every topic, optionally only those with `tag`."""

@@ -96,6 +96,8 @@ class Attempt(TypedDict):
     duration: float | None
     outcome: OutcomeName | None
     error: str | None
+    #: the lease's deadline when the attempt ended (None while it runs)
+    lease_expires_at: str | None
 
 
 class KnowledgeEntry(TypedDict):

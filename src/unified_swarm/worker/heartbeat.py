@@ -105,15 +105,17 @@ class Heartbeat:
         self.beats += 1
         review = self.book.review(reply["held"], sent, time.monotonic())
         for lease in review.strays:
-            self._release(lease)
+            self._release(lease, "it did not know it held this lease (the answer to its "
+                          "claim was lost)")
+        for lease in review.give_back:
+            self._release(lease, "its result could not be recorded within the record budget")
         self._deliver(Beat(reply, review))
         return True
 
-    def _release(self, lease: Lease) -> None:
+    def _release(self, lease: Lease, why: str) -> None:
         task_id, token = lease["task_id"], lease["fencing_token"]
         try:
-            self.client.fail(task_id, token, f"released by {self.worker_name}: it did not "
-                             "know it held this lease (the answer to its claim was lost)",
+            self.client.fail(task_id, token, f"released by {self.worker_name}: {why}",
                              retry=True)
         except (Conflict, Forbidden) as exc:  # moved on meanwhile: nothing to give back
             self.log.info("stray lease on %s (token %d) was gone already: %s", task_id,
@@ -123,6 +125,6 @@ class Heartbeat:
                              "retry", task_id, token, exc.message)
             return
         else:
-            self.log.warning("released stray lease on %s (token %d): a claim whose answer "
-                             "was lost; the task goes back to the queue", task_id, token)
+            self.log.warning("released the lease on %s (token %d): %s; the task goes back to "
+                             "the queue", task_id, token, why)
         self.book.released(lease, time.monotonic())

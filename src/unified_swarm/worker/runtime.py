@@ -11,7 +11,8 @@ through the SDK, so it runs on any host that can reach the API.
 Stopping, in order of urgency:
 
 - **drain** (first SIGTERM/SIGINT, the `drain` directive, or burst mode finding the queue
-  empty): take no new work, finish what runs, record it, deregister, exit 0;
+  empty): take no new work, finish what runs, record it, deregister, exit 0 (3 when an
+  outcome could not be recorded before its lease ended: never silently);
 - **abort** (a second signal): cancel what runs (child processes are killed), give each task
   back with `fail(retry=True)`, deregister, exit 130; a third signal exits at once.
 
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import logging
 import os
 import signal
@@ -30,7 +30,6 @@ import socket
 import threading
 import time
 from collections.abc import MutableMapping
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import httpx
@@ -38,15 +37,13 @@ import httpx
 from .. import __version__
 from ..client import AsyncClient, Client, RetryPolicy
 from ..client.base import CallHook
-from ..client.types import JSON, Claimed, Interrupt, Registered, Task
+from ..client.types import JSON, Claimed, Interrupt, Registered
 from ..errors import (
     AlreadyExists,
     Conflict,
     Forbidden,
-    InvalidInput,
     NotClaimable,
     NotFound,
-    PayloadTooLarge,
     RateLimited,
     SwarmError,
     Unauthorized,
@@ -57,72 +54,15 @@ from .executors.base import Executor, TaskContext, TaskFailed
 from .executors.python import describe_exception
 from .heartbeat import Beat, Heartbeat, SessionGone
 from .leases import Key, LeaseBook
+from .recording import OutcomePath
+from .records import Completed, Failed, Mode, Outcome, Parked, Run, Stats, WorkerExit
+
+__all__ = ["Completed", "Failed", "Mode", "Outcome", "Run", "Worker", "WorkerExit"]
 
 log = logging.getLogger("unified_swarm.worker")
 
 
-class WorkerExit(enum.IntEnum):
-    """Exit codes of `swarm worker`."""
-
-    OK = 0  # drained: every task it took was finished and recorded (or refused)
-    ERROR = 1  # could not register, or the session was removed under it
-    ABORTED = 130  # a second signal: running tasks were given back unfinished
-
-
-class Mode(enum.Enum):
-    RUNNING = "running"
-    DRAINING = "draining"
-    ABORTING = "aborting"
-
-
-@dataclass(frozen=True, slots=True)
-class Completed:
-    result: JSON
-
-
-@dataclass(frozen=True, slots=True)
-class Failed:
-    error: str
-    retry: bool = True
-    #: not a failure of the task: this worker gives it back unfinished
-    released: bool = False
-
-
-Outcome = Completed | Failed
 PollResult = Claimed | Literal["empty", "retry"]
-
-
-@dataclass(slots=True)
-class Run:
-    """One attempt running on this worker."""
-
-    task: Task
-    token: int
-    started: float
-    handle: asyncio.Task[None] | None = None
-    executing: asyncio.Task[JSON] | None = None
-    pending_progress: tuple[float, str | None] | None = None
-    progress_sender: asyncio.Task[None] | None = None
-    lease_lost: bool = False
-    done: bool = False
-
-    @property
-    def key(self) -> Key:
-        return (self.task["id"], self.token)
-
-
-@dataclass(slots=True)
-class Stats:
-    claimed: int = 0
-    completed: int = 0
-    failed: int = 0
-    refused: int = 0
-    released: int = 0
-
-    def line(self) -> str:
-        return (f"{self.claimed} claimed, {self.completed} completed, {self.failed} failed, "
-                f"{self.refused} refused by the server (lease lost), "
-                f"{self.released} given back")
 
 
 class _Prefix(logging.LoggerAdapter[logging.Logger]):
@@ -133,7 +73,7 @@ class _Prefix(logging.LoggerAdapter[logging.Logger]):
         return f"[{self.extra['worker'] if self.extra else '?'}] {msg}", kwargs
 
 
-class Worker:
+class Worker(OutcomePath):
     """See the module docstring. `run()` returns a `WorkerExit` code."""
 
     def __init__(self, config: WorkerConfig, executor: Executor, *,
@@ -147,7 +87,7 @@ class Worker:
         #: told of every call this worker makes (`swarm worker` passes the chaos journal)
         self.on_call = on_call
         self.log = _Prefix(log, {"worker": config.name})
-        self.book = LeaseBook()
+        self.book = LeaseBook(config.lease_ttl)
         self.stats = Stats()
         self.session_id: str | None = None
         self.mode = Mode.RUNNING
@@ -156,6 +96,10 @@ class Worker:
         #: by (task id, fencing token): a worker resumed after a pause may run a stale
         #: attempt of a task and, with free slots, a fresh attempt of the same task
         self._runs: dict[Key, Run] = {}
+        #: finished attempts whose outcome was sent but not heard recorded before the lease
+        #: seemed over: sent again while a heartbeat still lists the lease (leases.py)
+        self._parked: dict[Key, Parked] = {}
+        self._resending: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         #: long-polls in flight: one per free slot, so N slots are N requests deep
         self._polls: set[asyncio.Task[PollResult]] = set()
@@ -373,6 +317,7 @@ class Worker:
         assert self.session_id is not None
         ctx = TaskContext(run.task, run.token, self.session_id, self.config.name,
                           report=lambda value, message: self._report(run, value, message))
+        settled = True
         try:
             run.executing = asyncio.create_task(self.executor.run(ctx))
             if self.mode is Mode.ABORTING:
@@ -381,9 +326,12 @@ class Worker:
             run.done = True
             if run.progress_sender is not None:
                 run.progress_sender.cancel()
-            await self._record(run, self._outcome(run.executing))
+            outcome, first_try = self._outcome(run.executing), time.monotonic()
+            settled = await self._record(run, outcome, first_try)
+            if not settled:
+                self._parked[run.key] = Parked(run, outcome, first_try)
         finally:
-            self.book.concluded(run.key, time.monotonic())
+            self.book.concluded(run.key, time.monotonic(), settled=settled)
             self._runs.pop(run.key, None)
             self._starved = False  # a slot is free: ask again (even in burst mode)
             self._wake.set()
@@ -399,71 +347,13 @@ class Worker:
             return Failed(describe_exception(exc))
         return Completed(done.result())
 
-    async def _record(self, run: Run, outcome: Outcome) -> None:
-        """Complete or fail the attempt with its fencing token. Transient errors are
-        retried (the call is idempotent per token); a refusal is final."""
-        assert self._session is not None
-        task_id, seconds = run.task["id"], time.monotonic() - run.started
-        budget = 5.0 if self.mode is Mode.ABORTING else self.config.record_budget
-        deadline, pause = time.monotonic() + budget, 0.5
-        verb = "complete" if isinstance(outcome, Completed) else "fail"
-        while True:
-            try:
-                if isinstance(outcome, Completed):
-                    await self._session.complete(task_id, run.token, outcome.result)
-                    self.stats.completed += 1
-                    self.log.info("completed %s in %.2f s", task_id, seconds)
-                else:
-                    rec = await self._session.fail(task_id, run.token, outcome.error,
-                                                   retry=outcome.retry)
-                    self._count_failure(run, outcome, seconds, rec["task"]["status"])
-                return
-            except (Conflict, Forbidden) as exc:
-                self.stats.refused += 1
-                self.log.warning("%s of %s refused by the server (%d %s: %s): the lease was "
-                                 "lost, so this result is dropped and not retried", verb,
-                                 task_id, exc.status, exc.code, exc.message)
-                return
-            except (PayloadTooLarge, InvalidInput) as exc:
-                if not isinstance(outcome, Completed):
-                    self.log.error("fail of %s refused: %s", task_id, exc.message)
-                    return
-                outcome, verb = Failed(f"the result was refused: {exc.message}", False), "fail"
-            except (Unauthorized, NotFound) as exc:
-                self.log.error("%s of %s refused: this session is gone (%s)", verb, task_id,
-                               exc.message)
-                return
-            except (Unavailable, RateLimited) as exc:
-                if time.monotonic() + pause > deadline:
-                    self.log.error("giving up on recording %s of %s after %.0f s: %s; the "
-                                   "lease runs out and the task goes back to the queue",
-                                   verb, task_id, budget, exc.message)
-                    return
-                self.log.warning("%s of %s not recorded yet (%s); retrying in %.1f s", verb,
-                                 task_id, exc.message, pause)
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, 10.0)
-            except SwarmError as exc:
-                self.log.error("%s of %s failed: %s: %s", verb, task_id, exc.code, exc.message)
-                return
-
-    def _count_failure(self, run: Run, outcome: Failed, seconds: float, status: str) -> None:
-        now = "back in the queue" if status == "ready" else f"now {status}"
-        if outcome.released:
-            self.stats.released += 1
-            self.log.warning("gave back %s (token %d) after %.2f s; %s", run.task["id"],
-                             run.token, seconds, now)
-        else:
-            self.stats.failed += 1
-            first = outcome.error.strip().splitlines()[0] if outcome.error.strip() else ""
-            self.log.warning("attempt %d of %s failed after %.2f s (%s): %s",
-                             run.task["attempts"], run.task["id"], seconds, now, first[:300])
-
     async def _settle_runs(self) -> None:
-        """Wait for every run to record its outcome (aborting cancels them first)."""
+        """Wait for every run to record its outcome (aborting cancels them first); what is
+        still parked then is lost."""
         handles = [r.handle for r in self._runs.values() if r.handle is not None]
         if handles:
             await asyncio.wait(handles)
+        await self._settle_parked()
 
     # -- progress ---------------------------------------------------------------------------
 
@@ -528,6 +418,7 @@ class Worker:
             run = self._runs.get(key)
             if run is not None:
                 self._note_lost(run, "the heartbeat no longer lists it")
+        self._review_outcomes(beat.review)
         if directives["drain"]:
             self.drain("the orchestrator asked this session to drain")
         self._wake.set()
