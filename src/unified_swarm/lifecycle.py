@@ -23,11 +23,14 @@ S = TaskStatus
 #: Every move a task can make (DESIGN.md), one line per status it leaves. `ready ->
 #: in_progress` is the claim of a ready task; `assigned -> ready` is an offer nobody claimed
 #: in time; `in_progress -> ready` an attempt that expired or was released.
+#: `in_progress -> waiting` is a split (the holder handed the work to subtasks); a waiting
+#: parent completes once every subtask did, fails when one fails for good, or is cancelled.
 EDGES = """
     pending     -> ready blocked cancelled
     ready       -> assigned in_progress cancelled
     assigned    -> in_progress ready cancelled
-    in_progress -> completed failed ready cancelled
+    in_progress -> completed failed ready cancelled waiting
+    waiting     -> completed failed cancelled
 """
 
 

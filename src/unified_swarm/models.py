@@ -48,6 +48,8 @@ class TaskStatus(StrEnum):
     FAILED = "failed"
     CANCELLED = "cancelled"
     BLOCKED = "blocked"
+    #: a split parent: no lease, no session; it ends when its subtasks do
+    WAITING = "waiting"
 
 
 class Outcome(StrEnum):
@@ -55,6 +57,8 @@ class Outcome(StrEnum):
     FAILED = "failed"
     EXPIRED = "expired"
     RELEASED = "released"
+    #: the holder split the task into subtasks (POST /work/{id}/split)
+    SPLIT = "split"
 
 
 @dataclass(slots=True)
@@ -165,6 +169,14 @@ class Task:
         }
 
 
+
+
+def note(kind: str, text: str, at: float, session_id: str | None = None,
+         **extra: JSON) -> dict[str, JSON]:
+    """A handoff note kept with a task (`Store.add_note`) and handed to its next holder in
+    `context.notes`: `kind` says who left it ("release", "answer", ...), `text` what it says.
+    Stored as this very JSON, so every store and every reader sees the same shape."""
+    return {"kind": kind, "text": text, "at": iso(at), "session_id": session_id, **extra}
 
 
 def added_data(t: Task) -> dict[str, JSON]:

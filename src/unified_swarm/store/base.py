@@ -147,6 +147,14 @@ class Store(Protocol):
     async def history(self, task_id: str) -> list[Attempt]:
         """Every attempt of a task, oldest first (read only)."""
 
+    async def notes(self, task_id: str) -> list[JSON]:
+        """The task's handoff notes (`models.note`), oldest first (read only)."""
+
+    async def add_note(self, task_id: str, note: dict[str, JSON], now: float) -> None:
+        """Atomically append a handoff note (`models.note`) to a task; NotFound when the
+        task does not exist. Steps that end an attempt with a note (a release, an answer)
+        append theirs in their own step with the stores' internal helper."""
+
     async def ready_candidates(self, capabilities: Sequence[str],
                                limit: int) -> list[Candidate]:
         """Ready tasks a session with these capabilities may take (read only): at most

@@ -265,6 +265,13 @@ class RedisStore:
         reply = await self._call("history", task_id)
         return [codec.attempt_from(task_id, f) for f in reply[0]]
 
+    async def notes(self, task_id: str) -> list[JSON]:
+        reply = await self._call("notes", task_id)
+        return [loads(n) for n in reply[0]]
+
+    async def add_note(self, task_id: str, note: dict[str, JSON], now: float) -> None:
+        await self._call("add_note", task_id, dumps(note), now=now)
+
     async def ready_candidates(self, capabilities: Sequence[str],
                                limit: int) -> list[Candidate]:
         reply = await self._call("ready_candidates", str(int(limit)), *capabilities)

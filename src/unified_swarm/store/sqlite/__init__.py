@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Concatenate, ParamSpec, TypeVar
 
 from ...config import Settings
-from ...errors import InvalidInput
+from ...errors import InvalidInput, NotFound
 from ...jsonutil import dumps, loads
 from ...models import (
     JSON,
@@ -39,7 +39,16 @@ from ...stats import PairStats
 from ..base import EVENT_TYPE_RE
 from . import claims, knowledge, learning, scaling, sessions, tasks
 from .engine import Engine
-from .rows import attempt_from_row, emit, held_ids, load_session, load_task, session_from_row
+from .rows import (
+    add_note,
+    attempt_from_row,
+    emit,
+    held_ids,
+    load_notes,
+    load_session,
+    load_task,
+    session_from_row,
+)
 from .rows import task_from_row as _task_from_row
 from .schema import ADDED_COLUMNS, DDL, HELD_IN, SCHEMA_VERSION
 
@@ -179,6 +188,16 @@ class SQLiteStore:
                                 (task_id,)).fetchall()
             return [attempt_from_row(r) for r in rows]
         return await self._read(read)
+
+    async def notes(self, task_id: str) -> list[JSON]:
+        return await self._read(load_notes, task_id)
+
+    async def add_note(self, task_id: str, note: dict[str, JSON], now: float) -> None:
+        def step(conn: sqlite3.Connection, ev: list[Event]) -> None:
+            if load_task(conn, task_id) is None:
+                raise NotFound(f"task {task_id!r} does not exist")
+            add_note(conn, task_id, note)
+        await self._write(step)
 
     async def ready_candidates(self, capabilities: Sequence[str],
                                limit: int) -> list[Candidate]:

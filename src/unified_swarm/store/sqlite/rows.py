@@ -95,6 +95,17 @@ def load_task(conn: sqlite3.Connection, task_id: str) -> Task | None:
     return None if row is None else task_from_row(row)
 
 
+def add_note(conn: sqlite3.Connection, task_id: str, note: dict[str, Any]) -> None:
+    """Append a handoff note to the task, inside the caller's step."""
+    conn.execute("INSERT INTO notes (task_id, n, note) VALUES (?, (SELECT COUNT(*) FROM notes "
+                 "WHERE task_id = ?) + 1, ?)", (task_id, task_id, dumps(note)))
+
+
+def load_notes(conn: sqlite3.Connection, task_id: str) -> list[Any]:
+    rows = conn.execute("SELECT note FROM notes WHERE task_id = ? ORDER BY n", (task_id,))
+    return [loads(r[0]) for r in rows]
+
+
 def session_from_row(row: sqlite3.Row, current: list[str]) -> Session:
     return Session(
         id=row["id"],

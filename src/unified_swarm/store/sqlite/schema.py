@@ -124,6 +124,14 @@ CREATE TABLE IF NOT EXISTS attempts (
     PRIMARY KEY (task_id, fencing_token)
 ) WITHOUT ROWID;
 
+-- handoff notes per task, in the order they were left (models.note JSON)
+CREATE TABLE IF NOT EXISTS notes (
+    task_id TEXT NOT NULL,
+    n       INTEGER NOT NULL,
+    note    TEXT NOT NULL,                       -- JSON object
+    PRIMARY KEY (task_id, n)
+) WITHOUT ROWID;
+
 CREATE TABLE IF NOT EXISTS knowledge (
     topic      TEXT NOT NULL,
     version    INTEGER NOT NULL,

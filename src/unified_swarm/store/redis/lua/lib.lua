@@ -193,6 +193,11 @@ local function end_attempt(t, outcome, err, digest)
       'digest', digest, 'lease_expires_at', t.lease_expires_at)
 end
 
+-- append a handoff note (models.note JSON, written by Python) to the task, in this step
+local function add_note(tid, note)
+  redis.call('RPUSH', P .. ':notes:' .. tid, note)
+end
+
 -- session state ------------------------------------------------------------------------------
 
 local function session_status(sid, new)

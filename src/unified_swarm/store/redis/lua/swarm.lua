@@ -73,6 +73,18 @@ OPS.get_task = function()
   return OK(#flat > 0 and flat or false)
 end
 
+-- A: task id. Its handoff notes, oldest first.
+OPS.notes = function()
+  return OK(redis.call('LRANGE', P .. ':notes:' .. A[1], 0, -1))
+end
+
+-- A: task id, note (JSON). Appends a note to a task that exists.
+OPS.add_note = function()
+  if redis.call('EXISTS', T(A[1])) == 0 then return ERR('no_task', A[1]) end
+  add_note(A[1], A[2])
+  return OK()
+end
+
 -- A: task ids. Their statuses (false: no such task), for a plan (core/planning.py).
 OPS.statuses = function()
   local out = {}
