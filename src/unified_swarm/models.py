@@ -48,6 +48,9 @@ class TaskStatus(StrEnum):
     FAILED = "failed"
     CANCELLED = "cancelled"
     BLOCKED = "blocked"
+    #: the holder asked the operator a question (POST /work/input-request): still held, its
+    #: lease clock stopped until the answer
+    INPUT_REQUIRED = "input_required"
 
 
 class Outcome(StrEnum):
