@@ -23,14 +23,18 @@ S = TaskStatus
 #: Every move a task can make (DESIGN.md), one line per status it leaves. `ready ->
 #: in_progress` is the claim of a ready task; `assigned -> ready` is an offer nobody claimed
 #: in time; `in_progress -> ready` an attempt that expired or was released.
+#: `in_progress -> input_required` is the holder asking the operator a question (its lease
+#: clock stops); the answer sends it back to `in_progress` for the same holder, or to
+#: `ready` when that holder is gone (or went while it waited).
 #: `in_progress -> waiting` is a split (the holder handed the work to subtasks); a waiting
 #: parent completes once every subtask did, fails when one fails for good, or is cancelled.
 EDGES = """
-    pending     -> ready blocked cancelled
-    ready       -> assigned in_progress cancelled
-    assigned    -> in_progress ready cancelled
-    in_progress -> completed failed ready cancelled waiting
-    waiting     -> completed failed cancelled
+    pending        -> ready blocked cancelled
+    ready          -> assigned in_progress cancelled
+    assigned       -> in_progress ready cancelled
+    in_progress    -> completed failed ready cancelled input_required waiting
+    input_required -> in_progress ready cancelled
+    waiting        -> completed failed cancelled
 """
 
 
@@ -45,8 +49,11 @@ def _parse(table: str) -> frozenset[tuple[TaskStatus, TaskStatus]]:
 TRANSITIONS: frozenset[tuple[TaskStatus, TaskStatus]] = _parse(EDGES)
 #: a task never leaves these (`blocked` too: a dependency of it can no longer complete)
 FINAL = frozenset(s for s in S if not any(old == s for old, _ in TRANSITIONS))
-#: a session holds the task: an offer (`assigned`) or a lease (`in_progress`)
-HELD = frozenset({S.ASSIGNED, S.IN_PROGRESS})
+#: a session holds the task: an offer (`assigned`), a lease (`in_progress`) or a lease whose
+#: clock stopped while its question waits for the operator (`input_required`)
+HELD = frozenset({S.ASSIGNED, S.IN_PROGRESS, S.INPUT_REQUIRED})
+#: held without a running clock: never reaped, released only when the holder goes
+PAUSED = frozenset({S.INPUT_REQUIRED})
 #: a dependency that ends in one of these can never complete: its dependents are blocked
 DEAD = FINAL - {S.COMPLETED}
 
@@ -74,12 +81,16 @@ def status_from_deps(dep_statuses: Iterable[TaskStatus]) -> TaskStatus:
 
 #: (held status, may it run again?) -> where the task goes when its holder lets it go without
 #: success: an offer was never started and goes back as it was; an attempt goes back to the
-#: queue while a retry is wanted and attempts remain, else it fails for good
+#: queue while a retry is wanted and attempts remain, else it fails for good. A task waiting
+#: for the operator's answer never fails because its holder went (the attempt waited, it did
+#: not fail): it goes back to the queue, the answer kept in its notes.
 RELEASE: Mapping[tuple[TaskStatus, bool], TaskStatus] = {
     (S.ASSIGNED, True): S.READY,
     (S.ASSIGNED, False): S.READY,
     (S.IN_PROGRESS, True): S.READY,
     (S.IN_PROGRESS, False): S.FAILED,
+    (S.INPUT_REQUIRED, True): S.READY,
+    (S.INPUT_REQUIRED, False): S.READY,
 }
 
 
@@ -108,6 +119,9 @@ def lease_deadline(now: float, heartbeat_interval: float, lease_factor: float) -
 
 BASE_PRIORITY = 5
 MAX_PRIORITY = 10
+#: the emergency class (POST /swarm/emergency, operators only): above every priority a task
+#: may be given, so it heads every ready index and every scheduler's order
+EMERGENCY_PRIORITY = MAX_PRIORITY + 1
 #: the seed's bonuses over BASE_PRIORITY for a task without a given priority
 BONUS = {"critical": 3, "infinite_scale": 2, "roi_high": 1, "deps_met": 1}
 

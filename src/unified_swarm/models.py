@@ -50,6 +50,9 @@ class TaskStatus(StrEnum):
     BLOCKED = "blocked"
     #: a split parent: no lease, no session; it ends when its subtasks do
     WAITING = "waiting"
+    #: the holder asked the operator a question (POST /work/input-request): still held, its
+    #: lease clock stopped until the answer
+    INPUT_REQUIRED = "input_required"
 
 
 class Outcome(StrEnum):

@@ -17,6 +17,7 @@ from ...models import (
     Task,
     TaskStatus,
 )
+from .schema import HELD_IN
 
 TASK_COLUMNS = (
     "id", "type", "title", "input", "required_capability", "priority", "priority_given",
@@ -128,8 +129,8 @@ def session_from_row(row: sqlite3.Row, current: list[str]) -> Session:
 
 def held_ids(conn: sqlite3.Connection, session_id: str) -> list[str]:
     rows = conn.execute(
-        "SELECT id FROM tasks WHERE assigned_to = ? AND status IN ('assigned', 'in_progress') "
-        "ORDER BY seq", (session_id,)).fetchall()
+        f"SELECT id FROM tasks WHERE assigned_to = ? AND status IN {HELD_IN} ORDER BY seq",
+        (session_id,)).fetchall()
     return [r[0] for r in rows]
 
 
