@@ -81,6 +81,8 @@ def task_from(flat: Flat) -> Task:
         completed_at=_float(h, "completed_at"),
         updated_at=_float(h, "updated_at"),
         seq=int(h["seq"]),
+        context_topics=loads(h.get("context_topics", "[]")),
+        depth=int(h.get("depth", "0")),
     )
 
 
@@ -110,6 +112,7 @@ def task_fields(t: Task) -> list[str]:
         "roi": t.roi, "dependencies": dumps(t.dependencies), "attempts": "0",
         "max_attempts": str(t.max_attempts), "fencing_token": "0", "progress": num(0.0),
         "parent_id": t.parent_id,
+        "context_topics": dumps(t.context_topics), "depth": str(t.depth),
         "estimated_hours": None if t.estimated_hours is None else num(t.estimated_hours),
     }
     out: list[str] = []
