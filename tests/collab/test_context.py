@@ -78,7 +78,7 @@ def test_capped_keeps_what_fits_and_names_every_cut() -> None:
     assert out["truncated"]["cut"] == ["notes/0", "dependencies/b"]
     assert out["notes"][1] == "short" and out["dependencies"]["a"] == "y" * 50
     assert out["dependencies"]["b"]["truncated"] is True
-    small = {"dependencies": {}, "knowledge": {}, "notes": []}
+    small: dict[str, object] = {"dependencies": {}, "knowledge": {}, "notes": []}
     assert context.capped(dict(small), 100) == small
 
 
