@@ -50,12 +50,22 @@ from ..errors import (
     Unavailable,
 )
 from .config import WorkerConfig
-from .executors.base import Executor, TaskContext, TaskFailed
+from .executors.base import Executor, SplitInto, TaskContext, TaskFailed
 from .executors.python import describe_exception
 from .heartbeat import Beat, Heartbeat, SessionGone
 from .leases import Key, LeaseBook
 from .recording import OutcomePath
-from .records import Completed, Failed, Mode, Outcome, Parked, Run, Stats, WorkerExit
+from .records import (
+    Completed,
+    Failed,
+    Mode,
+    Outcome,
+    Parked,
+    Run,
+    Splitting,
+    Stats,
+    WorkerExit,
+)
 
 __all__ = ["Completed", "Failed", "Mode", "Outcome", "Run", "Worker", "WorkerExit"]
 
@@ -345,7 +355,10 @@ class Worker(OutcomePath):
             return Failed(exc.message, exc.retry)
         if exc is not None:
             return Failed(describe_exception(exc))
-        return Completed(done.result())
+        result = done.result()
+        if isinstance(result, SplitInto):
+            return Splitting(result.subtasks, result.merge)
+        return Completed(result)
 
     async def _settle_runs(self) -> None:
         """Wait for every run to record its outcome (aborting cancels them first); what is
