@@ -22,6 +22,7 @@ SCHEMA_VERSION = 1
 ADDED_COLUMNS = (
     ("attempts", "predicted", "REAL"),
     ("sessions", "detected_capabilities", "TEXT NOT NULL DEFAULT '[]'"),
+    ("tasks", "preempt_at", "REAL"),
 )
 
 
@@ -90,7 +91,8 @@ CREATE TABLE IF NOT EXISTS tasks (
     created_at          REAL NOT NULL,
     started_at          REAL,
     completed_at        REAL,
-    updated_at          REAL
+    updated_at          REAL,
+    preempt_at          REAL                     -- the end of a preemption's grace
 );
 CREATE INDEX IF NOT EXISTS tasks_ready
     ON tasks (required_capability, priority DESC, seq) WHERE status = {READY};
