@@ -144,6 +144,14 @@ class Task:
     #: the end of the grace a preemption gave the current attempt (None: not preempted):
     #: its lease runs no further, and past it the lease is revoked
     preempt_at: float | None = None
+    #: knowledge topics handed to its holder in `context.knowledge`
+    context_topics: list[str] = field(default_factory=list)
+    #: split levels above it: 0 for a task added by a client, parent's + 1 for a subtask
+    depth: int = 0
+    #: what its holder is handed on a claim (core/context.py); None where not built
+    context: dict[str, JSON] | None = None
+    #: told on a claim: its estimated_hours exceed `collaboration_threshold`
+    split_suggested: bool | None = None
 
     def wire(self) -> dict[str, JSON]:
         return {
@@ -168,11 +176,15 @@ class Task:
             "result": self.result,
             "error": self.error,
             "parent_id": self.parent_id,
+            "context_topics": self.context_topics,
+            "depth": self.depth,
             "created_at": iso(self.created_at),
             "started_at": iso(self.started_at),
             "completed_at": iso(self.completed_at),
             "updated_at": iso(self.updated_at),
             "preempt_at": iso(self.preempt_at),
+            **({} if self.context is None else {"context": self.context}),
+            **({} if self.split_suggested is None else {"split_suggested": self.split_suggested}),
         }
 
 
@@ -343,6 +355,8 @@ class TaskSpec:
     dependencies: list[str] = field(default_factory=list)
     max_attempts: int | None = None
     parent_id: str | None = None
+    context_topics: list[str] = field(default_factory=list)
+    depth: int = 0
 
 
 # -- what the Store seam answers (store/base.py) ------------------------------------------
@@ -358,6 +372,16 @@ class Claimed:
 
     task: Task
     lease: Lease
+
+
+@dataclass(slots=True)
+class Split:
+    """A split recorded (`Store.split`): the parent, now waiting, and its subtasks in the
+    order the holder gave them (a merge task last)."""
+
+    task: Task
+    subtasks: list[Task]
+    duplicate: bool = False
 
 
 @dataclass(slots=True)

@@ -184,6 +184,8 @@ def _build(spec: TaskSpec, status: TaskStatus, now: float, settings: Settings) -
         status=status,
         max_attempts=spec.max_attempts or settings.default_max_attempts,
         parent_id=spec.parent_id,
+        context_topics=list(dict.fromkeys(spec.context_topics)),
+        depth=spec.depth,
         created_at=now,
         updated_at=now,
     )

@@ -53,6 +53,7 @@ from ..models import (
     Reaped,
     Recorded,
     Session,
+    Split,
     Task,
     TaskStatus,
 )
@@ -246,6 +247,25 @@ class Store(Protocol):
 
         Raises NotFound, or NotClaimable when the task is already final.
         """
+
+    async def split(self, session_id: str, task_id: str, token: int, subtasks: Sequence[Task],
+                    order: Sequence[str], merge: str, merge_task: str | None,
+                    assumed: Mapping[str, TaskStatus], digest: str, now: float) -> Split | None:
+        """Atomically split a task under a valid lease: its attempt ends `split`, it becomes
+        `waiting` (no lease, no session), and the planned `subtasks` (each with `parent_id`,
+        a merge task among them for strategy `task`) are inserted as `insert_batch` does,
+        None (nothing written) when a status in `assumed` moved. `order` is the subtasks'
+        ids in the holder's order, the merge task last: `list` merges results in it. Emits
+        `task.split`, then `task.added` each.
+
+        From then on, the step that ends a subtask also ends its waiting parent: completed
+        with the merged result (collab.merged) once every subtask completed, exactly once;
+        failed at once, naming the subtask, when one can no longer complete, cancelling the
+        rest of its tree. `cancel` of a parent cancels every task below it.
+
+        Idempotent per (task, token, `digest` of the request): the same split again answers
+        the stored one with `duplicate`; a different one raises OutcomeMismatch; a lease that
+        is gone raises LeaseLost (nothing changed)."""
 
     async def reap(self, now: float, limit: int) -> Reaped:
         """Atomically move on up to `limit` items that are due at `now`.

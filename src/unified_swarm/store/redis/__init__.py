@@ -59,6 +59,7 @@ from ...models import (
     Reaped,
     Recorded,
     Session,
+    Split,
     Task,
     TaskStatus,
 )
@@ -348,6 +349,18 @@ class RedisStore:
     async def cancel(self, task_id: str, now: float, reason: str) -> Task:
         reply = await self._call("cancel", task_id, reason, now=now)
         return codec.task_from(reply[0])
+
+    async def split(self, session_id: str, task_id: str, token: int, subtasks: Sequence[Task],
+                    order: Sequence[str], merge: str, merge_task: str | None,
+                    assumed: Mapping[str, TaskStatus], digest: str, now: float) -> Split | None:
+        reply = await self._call("split", session_id, task_id, str(token), digest, merge,
+                                 opt(merge_task), str(len(order)), *order,
+                                 *_batch_args(subtasks, assumed), now=now)
+        if reply[0] == "replan":
+            return None
+        state, parent, children = reply
+        return Split(codec.task_from(parent), [codec.task_from(c) for c in children],
+                     duplicate=state == "dup")
 
     async def reap(self, now: float, limit: int) -> Reaped:
         offline, requeued, failed, more = await self._call("reap", str(limit), now=now)

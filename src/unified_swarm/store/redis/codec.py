@@ -82,6 +82,8 @@ def task_from(flat: Flat) -> Task:
         updated_at=_float(h, "updated_at"),
         seq=int(h["seq"]),
         preempt_at=_float(h, "preempt_at"),
+        context_topics=loads(h.get("context_topics", "[]")),
+        depth=int(h.get("depth", "0")),
     )
 
 
@@ -111,6 +113,7 @@ def task_fields(t: Task) -> list[str]:
         "roi": t.roi, "dependencies": dumps(t.dependencies), "attempts": "0",
         "max_attempts": str(t.max_attempts), "fencing_token": "0", "progress": num(0.0),
         "parent_id": t.parent_id,
+        "context_topics": dumps(t.context_topics), "depth": str(t.depth),
         "estimated_hours": None if t.estimated_hours is None else num(t.estimated_hours),
     }
     out: list[str] = []

@@ -27,6 +27,7 @@ from ...errors import (
     AlreadyExists,
     Conflict,
     Forbidden,
+    InvalidInput,
     LeaseLost,
     NotClaimable,
     NotFound,
@@ -38,7 +39,7 @@ from ...errors import (
 )
 from ...models import CANDIDATE_FIELDS, TaskStatus
 
-LUA_FILES = ("lib.lua", "sessions.lua", "tasks.lua", "swarm.lua", "learning.lua")
+LUA_FILES = ("lib.lua", "collab.lua", "sessions.lua", "tasks.lua", "swarm.lua", "learning.lua")
 
 ARGUMENTS = """\
 local OP, P, EPOCH, CLOCK, FENCE, CHANNEL = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
@@ -144,6 +145,7 @@ REFUSALS: dict[str, Callable[..., SwarmError]] = {
     "ended": lambda tid, token, outcome: OutcomeMismatch(
         f"attempt {token} of {tid!r} already ended {outcome}"),
     "lease_gone": _lease_gone,
+    "no_subtasks": lambda tid: InvalidInput(f"a split of {tid!r} needs at least one subtask"),
     "stale_version": lambda topic, current, expected: StaleVersion(
         f"knowledge {topic!r} is at version {current}, not {expected}: read it again"),
     "not_leader": lambda: Conflict("this replica no longer holds the leader lease"),

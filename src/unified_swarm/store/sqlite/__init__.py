@@ -32,12 +32,13 @@ from ...models import (
     Reaped,
     Recorded,
     Session,
+    Split,
     Task,
     TaskStatus,
 )
 from ...stats import PairStats
 from ..base import EVENT_TYPE_RE
-from . import claims, knowledge, learning, scaling, sessions, tasks
+from . import claims, collab, knowledge, learning, scaling, sessions, tasks
 from .engine import Engine
 from .rows import (
     add_note,
@@ -250,6 +251,12 @@ class SQLiteStore:
 
     async def cancel(self, task_id: str, now: float, reason: str) -> Task:
         return await self._write(tasks.cancel, task_id, now, reason)
+
+    async def split(self, session_id: str, task_id: str, token: int, subtasks: Sequence[Task],
+                    order: Sequence[str], merge: str, merge_task: str | None,
+                    assumed: Mapping[str, TaskStatus], digest: str, now: float) -> Split | None:
+        return await self._write(collab.split, session_id, task_id, token, subtasks, order,
+                                 merge, merge_task, assumed, digest, now)
 
     async def reap(self, now: float, limit: int) -> Reaped:
         factor = self.settings.lease_factor

@@ -24,7 +24,7 @@ TASK_COLUMNS = (
     "critical", "infinite_scale", "roi", "estimated_hours", "dependencies", "status",
     "assigned_to", "attempts", "max_attempts", "lease_expires_at", "fencing_token", "progress",
     "progress_message", "result", "error", "parent_id", "created_at", "started_at",
-    "completed_at", "updated_at", "preempt_at",
+    "completed_at", "updated_at", "context_topics", "depth", "preempt_at",
 )
 INSERT_TASK = (
     f"INSERT INTO tasks ({', '.join(TASK_COLUMNS)}) "
@@ -70,6 +70,8 @@ def task_from_row(row: sqlite3.Row) -> Task:
         updated_at=row["updated_at"],
         seq=row["seq"],
         preempt_at=row["preempt_at"],
+        context_topics=loads(row["context_topics"]),
+        depth=row["depth"],
     )
 
 
@@ -80,7 +82,8 @@ def task_values(t: Task) -> tuple[Any, ...]:
         dumps(t.dependencies), t.status.value, t.assigned_to, t.attempts, t.max_attempts,
         t.lease_expires_at, t.fencing_token, t.progress, t.progress_message,
         None if t.result is None else dumps(t.result), t.error, t.parent_id, t.created_at,
-        t.started_at, t.completed_at, t.updated_at, t.preempt_at,
+        t.started_at, t.completed_at, t.updated_at, dumps(t.context_topics), t.depth,
+        t.preempt_at,
     )
 
 

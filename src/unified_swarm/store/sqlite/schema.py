@@ -23,6 +23,8 @@ ADDED_COLUMNS = (
     ("attempts", "predicted", "REAL"),
     ("sessions", "detected_capabilities", "TEXT NOT NULL DEFAULT '[]'"),
     ("tasks", "preempt_at", "REAL"),
+    ("tasks", "context_topics", "TEXT NOT NULL DEFAULT '[]'"),
+    ("tasks", "depth", "INTEGER NOT NULL DEFAULT 0"),
 )
 
 
@@ -103,6 +105,18 @@ CREATE INDEX IF NOT EXISTS tasks_deadline
 CREATE INDEX IF NOT EXISTS tasks_holder
     ON tasks (assigned_to) WHERE status IN {HELD_IN};
 CREATE INDEX IF NOT EXISTS tasks_status ON tasks (status, seq);
+CREATE INDEX IF NOT EXISTS tasks_parent ON tasks (parent_id) WHERE parent_id IS NOT NULL;
+
+-- one row per split parent (collab.py): its subtasks in the holder's order (a merge task
+-- last), the merge strategy, and the attempt's token and request digest (a retried split
+-- answers the same subtasks)
+CREATE TABLE IF NOT EXISTS splits (
+    task_id       TEXT PRIMARY KEY,
+    fencing_token INTEGER NOT NULL,
+    merge         TEXT NOT NULL,
+    merge_task    TEXT,
+    children      TEXT NOT NULL                  -- JSON list of task ids
+) WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS deps (
     task_id    TEXT NOT NULL,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Mapping, Sequence
 
-from ... import lifecycle
+from ... import collab, lifecycle
 from ...errors import (
     AlreadyExists,
     Forbidden,
@@ -165,6 +165,7 @@ def complete(conn: Conn, ev: list[Event], session_id: str, task_id: str, token: 
                                             "required_capability": t.required_capability,
                                             "stats": learning.wire(moved)})
     _release_dependents(conn, ev, t.id, now)
+    child_ended(conn, ev, t, now)
     return Recorded(t, stats=moved)
 
 
@@ -207,6 +208,7 @@ def release_task(conn: Conn, ev: list[Event], t: Task, now: float, *, retry: boo
     else:
         emit(conn, ev, "task.failed", now, data)
     if new in DEAD:
+        child_ended(conn, ev, t, now)  # first: the parent's error names this task
         _block_dependents(conn, ev, t.id, now)
 
 
@@ -250,8 +252,11 @@ def _release_dependents(conn: Conn, ev: list[Event], task_id: str, now: float) -
 
 
 def _block_dependents(conn: Conn, ev: list[Event], task_id: str, now: float) -> None:
-    """Every pending task downstream of a dead one can never run: block it, transitively."""
+    """Every pending task downstream of a dead one can never run: block it, transitively.
+    A blocked subtask then fails its waiting parent (after the whole walk, so that the
+    parent's cascade never races the walk)."""
     frontier = [task_id]
+    blocked: list[str] = []
     while frontier:
         cause = frontier.pop()
         rows = conn.execute(
@@ -263,14 +268,31 @@ def _block_dependents(conn: Conn, ev: list[Event], task_id: str, now: float) -> 
                          "WHERE id = ?", (S.BLOCKED.value, now, now, dep_id))
             emit(conn, ev, "task.blocked", now, {"task_id": dep_id, "because": cause})
             frontier.append(dep_id)
+            blocked.append(dep_id)
+    for dep_id in blocked:
+        t = load_task(conn, dep_id)
+        if t is not None and t.parent_id is not None:
+            child_ended(conn, ev, t, now)
 
 
 def cancel(conn: Conn, ev: list[Event], task_id: str, now: float, reason: str) -> Task:
+    """Cancel a task, every subtask below it (a split parent's whole tree: nothing of it
+    stays runnable), fail its waiting parent, and block its dependents."""
     t = load_task(conn, task_id)
     if t is None:
         raise NotFound(f"task {task_id!r} does not exist")
     if t.status in FINAL:
         raise NotClaimable(f"task {task_id!r} is already {t.status.value}")
+    _cancel_one(conn, ev, t, now, reason)
+    gone = cancel_tree(conn, ev, t.id, now, f"parent {t.id!r} cancelled")
+    child_ended(conn, ev, t, now)
+    for dead in [t.id, *gone]:
+        _block_dependents(conn, ev, dead, now)
+    return t
+
+
+def _cancel_one(conn: Conn, ev: list[Event], t: Task, now: float, reason: str) -> None:
+    """One task to cancelled (its attempt ends `released`), without touching dependents."""
     lifecycle.check_transition(t.status, S.CANCELLED)
     holder = t.assigned_to
     if t.status in lifecycle.RUNNING:
@@ -282,9 +304,84 @@ def cancel(conn: Conn, ev: list[Event], task_id: str, now: float, reason: str) -
         _maybe_idle(conn, holder, now)
     emit(conn, ev, "task.cancelled", now, {"task_id": t.id, "reason": reason,
                                             "session_id": holder})
+
+
+# -- split parents -----------------------------------------------------------------------
+
+
+def split_row(conn: Conn, task_id: str) -> sqlite3.Row | None:
+    row: sqlite3.Row | None = conn.execute("SELECT * FROM splits WHERE task_id = ?",
+                                           (task_id,)).fetchone()
+    return row
+
+
+def cancel_tree(conn: Conn, ev: list[Event], root: str, now: float, reason: str) -> list[str]:
+    """Cancel every open task below a split parent, depth first through nested splits;
+    the ids cancelled (their dependents are the caller's to block)."""
+    gone: list[str] = []
+    frontier = [root]
+    while frontier:
+        row = split_row(conn, frontier.pop())
+        for child_id in loads(row["children"]) if row is not None else []:
+            child = load_task(conn, child_id)
+            if child is None:
+                continue
+            frontier.append(child_id)
+            if child.status not in FINAL:
+                _cancel_one(conn, ev, child, now, reason)
+                gone.append(child_id)
+    return gone
+
+
+def child_ended(conn: Conn, ev: list[Event], t: Task, now: float) -> None:
+    """A task reached a final status: when it is a subtask of a waiting parent, the parent
+    completes once every one of its subtasks completed (counted from their statuses, so
+    exactly once however completions race), or fails at once when this one cannot."""
+    if t.parent_id is None:
+        return
+    parent = load_task(conn, t.parent_id)
+    if parent is None or parent.status != S.WAITING:
+        return  # ended already (exactly once), or not split yet
     if t.status in DEAD:
-        _block_dependents(conn, ev, t.id, now)
-    return t
+        _end_parent(conn, ev, parent, now, S.FAILED,
+                    error=collab.subtask_error(t.id, t.status.value, t.error))
+        return
+    row = split_row(conn, parent.id)
+    assert row is not None
+    children: list[str] = loads(row["children"])
+    marks = ",".join("?" * len(children))
+    found = {r["id"]: r for r in conn.execute(
+        f"SELECT id, status, result FROM tasks WHERE id IN ({marks})", children)}
+    if all(found[c]["status"] == S.COMPLETED.value for c in children):
+        results = [(c, loads(found[c]["result"])) for c in children]
+        _end_parent(conn, ev, parent, now, S.COMPLETED,
+                    result=collab.merged(row["merge"], results, row["merge_task"]))
+
+
+def _end_parent(conn: Conn, ev: list[Event], parent: Task, now: float, new: TaskStatus, *,
+                result: JSON = None, error: str | None = None) -> None:
+    """A waiting parent completes with its merged result or fails naming its subtask; a
+    failed one cancels what is still open below it. Then its own parent hears of it."""
+    lifecycle.check_transition(parent.status, new)
+    parent.status, parent.completed_at, parent.updated_at = new, now, now
+    if new == S.COMPLETED:
+        parent.result, parent.progress, parent.error = result, 1.0, None
+        save_task(conn, parent)
+        emit(conn, ev, "task.completed", now, {
+            "task_id": parent.id, "session_id": None, "reason": "merged",
+            "required_capability": parent.required_capability})
+        _release_dependents(conn, ev, parent.id, now)
+    else:
+        parent.error = error
+        save_task(conn, parent)
+        emit(conn, ev, "task.failed", now, {
+            "task_id": parent.id, "session_id": None, "reason": "subtask_failed",
+            "error": error, "attempts": parent.attempts,
+            "required_capability": parent.required_capability})
+        gone = cancel_tree(conn, ev, parent.id, now, f"parent {parent.id!r} failed")
+        for dead in [parent.id, *gone]:
+            _block_dependents(conn, ev, dead, now)
+    child_ended(conn, ev, parent, now)
 
 
 # -- reaping -----------------------------------------------------------------------------

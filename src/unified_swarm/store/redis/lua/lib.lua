@@ -305,9 +305,14 @@ local function sorted_members(key)
   return ids
 end
 
--- every pending task downstream of a dead one can never run: block it, transitively
+-- collab.lua: a task reached a final status; its waiting split parent may end (defined there)
+local child_ended
+
+-- every pending task downstream of a dead one can never run: block it, transitively; a
+-- blocked subtask then fails its waiting parent (after the walk, so the parent's cascade
+-- never races it)
 local function block_dependents(tid)
-  local frontier = {tid}
+  local frontier, blocked = {tid}, {}
   while #frontier > 0 do
     local cause = table.remove(frontier)
     for _, dep in ipairs(sorted_members(P .. ':dependents:' .. cause)) do
@@ -317,8 +322,12 @@ local function block_dependents(tid)
         put(T(dep), 'updated_at', F(NOW), 'completed_at', F(NOW))
         emit('task.blocked', obj('task_id', dep, 'because', cause))
         frontier[#frontier + 1] = dep
+        blocked[#blocked + 1] = t
       end
     end
+  end
+  for _, t in ipairs(blocked) do
+    if t.parent_id then child_ended(t) end
   end
 end
 
@@ -371,7 +380,11 @@ local function release(t, retry, reason, err, moved_stats)
                    'attempts', tonumber(t.attempts), 'required_capability', t.required_capability)
   if moved_stats then data = string.sub(data, 1, -2) .. ',"stats":' .. enc(moved_stats) .. '}' end
   emit(new == 'ready' and 'task.requeued' or 'task.failed', data)
-  if DEAD[new] then block_dependents(t.id) end
+  if DEAD[new] then
+    t.error = err or t.error
+    child_ended(t) -- first: the parent's error names this task
+    block_dependents(t.id)
+  end
   return new
 end
 

@@ -6,22 +6,28 @@
 -- task: id, status, open_deps, task.added data (JSON), n field pairs, the pairs, n deps,
 -- the deps. The plan (core/planning.py) read those statuses; the batch is written only if
 -- every one still holds ('replan' otherwise) and no id exists, else nothing is written.
-OPS.insert_batch = function()
-  local i = 1
+-- Reads such a batch from A, from position `i`: the tasks, or nil and 'replan' or the
+-- refusal. Writes nothing.
+local function read_batch(i)
   local function nxt() i = i + 1; return A[i - 1] end
   local n_ext = tonumber(nxt())
   for _ = 1, n_ext do
     local id, assumed = nxt(), nxt()
-    if redis.call('HGET', T(id), 'status') ~= assumed then return OK('replan') end
+    if redis.call('HGET', T(id), 'status') ~= assumed then return nil, OK('replan') end
   end
   local tasks = {}
   for k = 1, tonumber(nxt()) do
     local t = {id = nxt(), status = nxt(), open_deps = nxt(), data = nxt(), fields = {}, deps = {}}
     for f = 1, 2 * tonumber(nxt()) do t.fields[f] = nxt() end
     for d = 1, tonumber(nxt()) do t.deps[d] = nxt() end
-    if redis.call('EXISTS', T(t.id)) == 1 then return ERR('task_exists', t.id) end
+    if redis.call('EXISTS', T(t.id)) == 1 then return nil, ERR('task_exists', t.id) end
     tasks[k] = t
   end
+  return tasks
+end
+
+-- writes a batch read by read_batch; the seqs given
+local function write_batch(tasks)
   local seqs = {}
   for k, t in ipairs(tasks) do
     local seq = redis.call('INCR', P .. ':seq:tasks')
@@ -42,7 +48,13 @@ OPS.insert_batch = function()
     for _, dep in ipairs(t.deps) do redis.call('SADD', P .. ':dependents:' .. dep, t.id) end
     emit('task.added', t.data)
   end
-  return OK('added', seqs, F(NOW))
+  return seqs
+end
+
+OPS.insert_batch = function()
+  local tasks, refused = read_batch(1)
+  if not tasks then return refused end
+  return OK('added', write_batch(tasks), F(NOW))
 end
 
 -- claiming ----------------------------------------------------------------------------------
@@ -249,6 +261,7 @@ OPS.complete = function()
                              'duration', FL(duration),
                              'required_capability', t.required_capability, 'stats', moved))
   release_dependents(tid)
+  child_ended(t)
   return OK('held', redis.call('HGETALL', T(tid)), moved[1])
 end
 
@@ -266,22 +279,53 @@ OPS.fail = function()
   return OK('held', redis.call('HGETALL', T(tid)), moved[1])
 end
 
--- A: task id, reason
+-- A: task id, reason. The task, every task below it (a split parent's tree), its
+-- waiting parent failed, its dependents blocked.
 OPS.cancel = function()
   local tid, reason = A[1], A[2]
   local t = hgetall(T(tid))
   if not t then return ERR('no_task', tid) end
   if FINAL[t.status] then return ERR('final', tid, t.status) end -- FINAL: from the header
-  check_transition(t.status, 'cancelled')
-  local holder = t.assigned_to
-  if RUNNING[t.status] then end_attempt(t, 'released', 'cancelled: ' .. reason) end
-  set_status(t, 'cancelled')
-  set_lease(t, nil)
-  put(T(tid), 'assigned_to', nil, 'completed_at', F(NOW), 'updated_at', F(NOW), 'preempt_at', nil)
-  if holder then maybe_idle(holder) end
-  emit('task.cancelled', obj('task_id', tid, 'reason', reason, 'session_id', holder))
-  if DEAD['cancelled'] then block_dependents(tid) end
+  cancel_one(t, reason)
+  local gone = cancel_tree(tid, 'parent ' .. cjson.encode(tid) .. ' cancelled')
+  child_ended(t)
+  block_dependents(tid)
+  for _, cid in ipairs(gone) do block_dependents(cid) end
   return OK(redis.call('HGETALL', T(tid)))
+end
+
+-- A: session id, task id, token, digest, merge, merge task (optional), n, the subtask ids in
+-- the holder's order, then a batch as insert_batch reads it. See Store.split.
+OPS.split = function()
+  local sid, tid, token, digest, merge, merge_task = A[1], A[2], A[3], A[4], A[5], OPT(A[6])
+  local state, t = held_check(sid, tid, token, 'split', digest)
+  if not state then return t end
+  if state == 'dup' then
+    local out = {}
+    for k, cid in ipairs(split_children(tid)) do out[k] = redis.call('HGETALL', T(cid)) end
+    return OK('dup', redis.call('HGETALL', T(tid)), out)
+  end
+  local n = tonumber(A[7])
+  if n == 0 then return ERR('no_subtasks', tid) end
+  local order = {}
+  for k = 1, n do order[k] = A[7 + k] end
+  local tasks, refused = read_batch(8 + n)
+  if not tasks then return refused end
+  end_attempt(t, 'split', nil, digest)
+  t.assigned_to = sid
+  set_status(t, 'waiting')
+  set_lease(t, nil)
+  put(T(tid), 'assigned_to', nil, 'updated_at', F(NOW))
+  maybe_idle(sid)
+  put(P .. ':split:' .. tid, 'token', token, 'merge', merge, 'merge_task', merge_task,
+      'children', enc(ARR(order)))
+  emit('task.split', obj('task_id', tid, 'session_id', sid, 'fencing_token', tonumber(token),
+                         'subtasks', ARR(order), 'merge', merge, 'merge_task', merge_task,
+                         'required_capability', t.required_capability))
+  write_batch(tasks)
+  local out = {}
+  for k, cid in ipairs(order) do out[k] = redis.call('HGETALL', T(cid)) end
+  return OK('held', redis.call('HGETALL', T(tid)), out)
 end
 
 -- preemption, release, input ------------------------------------------------------------------
