@@ -60,6 +60,7 @@ MATRIX: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
     ("POST", "/work/progress"): (401, 401, 403, 200, 403),
     ("POST", "/work/complete"): (401, 401, 403, 200, 403),
     ("POST", "/work/fail"): (401, 401, 403, 200, 403),
+    ("POST", "/work/{task_id:path}/split"): (401, 401, 403, 201, 403),
     # leaving: that session, or the operator
     ("DELETE", "/session/{session_id:path}"): (401, 401, 200, 200, 403),
     # any valid token: the reads, adding work, knowledge
@@ -217,6 +218,12 @@ def _outcome(world: World, cell: Cell, what: str) -> Call:
     return Call("POST", f"/work/{what}", body)
 
 
+def _split(world: World, cell: Cell) -> Call:
+    task_id, token = world.held(cell)
+    return Call("POST", f"/work/{task_id}/split", {
+        "fencing_token": token, "subtasks": [{"id": f"sub-{cell.n}", "type": "x"}]})
+
+
 def _request(world: World, cell: Cell) -> Call:
     world.task(cell)  # ready, for the own session's capability only
     return Call("GET", "/work/request", params={"wait": 0})
@@ -239,6 +246,7 @@ CALLS: dict[tuple[str, str], Callable[[World, Cell], Call]] = {
     ("POST", "/work/progress"): lambda w, c: _outcome(w, c, "progress"),
     ("POST", "/work/complete"): lambda w, c: _outcome(w, c, "complete"),
     ("POST", "/work/fail"): lambda w, c: _outcome(w, c, "fail"),
+    ("POST", "/work/{task_id:path}/split"): _split,
     ("DELETE", "/session/{session_id:path}"): lambda w, c: Call("DELETE", f"/session/{c.own}"),
     ("GET", "/session/{session_id:path}"): lambda w, c: Call("GET", f"/session/{c.other}"),
     ("GET", "/sessions"): lambda w, c: Call("GET", "/sessions"),

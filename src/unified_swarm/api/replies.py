@@ -67,6 +67,24 @@ class ProgressOut(BaseModel):
     message: str | None
 
 
+class TruncatedOut(BaseModel):
+    """The context was cut to `limit_bytes`: each path in `cut` ("dependencies/ID",
+    "knowledge/TOPIC", "notes/N") holds `{"truncated": true, "bytes": N}` instead."""
+
+    limit_bytes: int
+    cut: list[str]
+
+
+class ContextOut(BaseModel):
+    """What a claimed task carries: its dependencies' results, the knowledge topics it
+    names in `context_topics`, the handoff notes of earlier attempts."""
+
+    dependencies: dict[str, Any]
+    knowledge: dict[str, Any]
+    notes: list[Any]
+    truncated: TruncatedOut | None = None
+
+
 class TaskOut(BaseModel):
     id: str
     type: str
@@ -89,10 +107,17 @@ class TaskOut(BaseModel):
     result: Any
     error: str | None
     parent_id: str | None
+    context_topics: list[str] = []
+    #: split levels above it (0: added by a client)
+    depth: int = 0
     created_at: Time
     started_at: Time | None
     completed_at: Time | None
     updated_at: Time | None
+    #: on a claim and GET /work/{id}: what its holder is handed
+    context: ContextOut | None = None
+    #: on a claim: estimated over `collaboration_threshold` hours, worth splitting
+    split_suggested: bool | None = None
 
 
 class LeaseOut(BaseModel):
@@ -173,6 +198,14 @@ class TaskPage(BaseModel):
 class ClaimedReply(BaseModel):
     task: TaskOut
     lease: LeaseOut
+
+
+class SplitReply(BaseModel):
+    """The parent, now waiting, and its subtasks in the holder's order (a merge task last)."""
+
+    task: TaskOut
+    subtasks: list[TaskOut]
+    duplicate: bool = False
 
 
 class RecordedReply(BaseModel):

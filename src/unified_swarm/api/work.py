@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Query, Request
 from starlette.responses import Response
 
+from ..core.collab import Merge
 from ..core.waiters import Waiter
 from ..models import MAX_WAIT, Claimed, Recorded, TaskStatus
 from .deps import Caller, Operator, Orch, SessionCaller, SwarmRoute
@@ -15,6 +16,7 @@ from .replies import (
     COMMON,
     ClaimedReply,
     RecordedReply,
+    SplitReply,
     TaskDetail,
     TaskPage,
     TaskReply,
@@ -29,6 +31,7 @@ from .schemas import (
     FailIn,
     IdPath,
     ProgressIn,
+    SplitIn,
     TaskBatch,
     WorkIn,
 )
@@ -119,6 +122,19 @@ async def complete(body: CompleteIn, orch: Orch, session: SessionCaller) -> JSON
 async def fail(body: FailIn, orch: Orch, session: SessionCaller) -> JSONResp:
     rec = await orch.fail(session, body.task_id, body.fencing_token, body.error, body.retry)
     return _recorded(rec)
+
+
+@router.post(ONE + "/split", status_code=201, response_model=SplitReply,
+             responses=errors(403, 404, 409))
+async def split(task_id: IdPath, body: SplitIn, orch: Orch, session: SessionCaller) -> JSONResp:
+    """The holder splits its task: the parent waits (no lease) and completes with the
+    merged results of the subtasks. A retry of the same split answers the same subtasks."""
+    merge = (Merge(body.merge) if isinstance(body.merge, str)
+             else Merge("task", body.merge.task.spec()))
+    done = await orch.split(session, task_id, body.fencing_token,
+                            [s.spec() for s in body.subtasks], merge)
+    return JSONResp({"task": done.task.wire(), "subtasks": [t.wire() for t in done.subtasks],
+                     "duplicate": done.duplicate}, status_code=201)
 
 
 @router.get(ONE, response_model=TaskDetail, responses=errors(404))

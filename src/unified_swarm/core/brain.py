@@ -589,6 +589,8 @@ _HANDLERS = {
     "task.failed": _on_final,
     "task.blocked": _on_final,
     "task.cancelled": _on_final,
+    # a split parent leaves its holder and waits for its subtasks: never ready again
+    "task.split": _on_final,
     "session.joined": _on_joined,
     "session.left": _on_gone,
     "session.offline": _on_gone,

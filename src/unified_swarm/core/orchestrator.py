@@ -35,12 +35,13 @@ from ..models import (
     Recorded,
     Session,
     SessionStatus,
+    Split,
     Task,
     TaskSpec,
 )
 from ..store.base import Store, StoreClock
 from ..tokens import hash_token, new_token
-from . import learned, limits, planning
+from . import collab, context, learned, limits, planning
 from .auth import Auth, Principal
 from .brain import Brain
 from .coordinator import PAST_DUE, Coordinator
@@ -228,9 +229,11 @@ class Orchestrator:
         return await planning.add_tasks(self.store, specs, self.clock, self.settings)
 
     async def get_task(self, task_id: str) -> tuple[Task, list[Attempt]]:
+        """One task with its history and the context its holder gets (notes included)."""
         task = await self.store.get_task(task_id)
         if task is None:
             raise NotFound(f"task {task_id!r} does not exist")
+        task.context = await context.build(self.store, task, self.settings.max_context_bytes)
         return task, await self.store.history(task_id)
 
     async def list_tasks(self, *, status: str | None = None, capability: str | None = None,
@@ -256,7 +259,7 @@ class Orchestrator:
             while not (self._stopping or waiter.abandoned):
                 got = await self._try_claim(session, waiter, deadline > loop.time())
                 if got is not None:
-                    return got
+                    return await self._handed(got)
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     return None
@@ -310,8 +313,26 @@ class Orchestrator:
     async def claim(self, session: Session, task_id: str) -> Claimed:
         if self.interrupt is not None and self.interrupt.task_id != task_id:
             raise NotClaimable(f"the swarm is interrupted: {self.interrupt.reason}")
-        return await self.store.claim(session.id, task_id, self.clock(),
-                                      self.brain.predict(session.id, task_id))
+        return await self._handed(await self.store.claim(
+            session.id, task_id, self.clock(), self.brain.predict(session.id, task_id)))
+
+    async def _handed(self, claimed: Claimed) -> Claimed:
+        """A claimed task as its holder gets it: with its context, and told whether it is
+        big enough to split (estimated over `collaboration_threshold` hours)."""
+        t = claimed.task
+        t.context = await context.build(self.store, t, self.settings.max_context_bytes)
+        t.split_suggested = (t.estimated_hours or 0.0) > self.settings.collaboration_threshold
+        return claimed
+
+    async def split(self, session: Session, task_id: str, token: int,
+                    subtasks: Sequence[TaskSpec], merge: collab.Merge) -> Split:
+        """The holder hands its task to subtasks (core/collab.py); the parent waits for
+        them and completes with their merged results."""
+        for spec in [*subtasks, *([merge.task] if merge.task else [])]:
+            limits.check_size(spec.input, self.settings.max_input_bytes,
+                              f"input of subtask {spec.id or spec.type!r}")
+        return await collab.split(self.store, self.settings, self.clock, session.id, task_id,
+                                  token, subtasks, merge)
 
     async def progress(self, session: Session, task_id: str, token: int, value: float,
                        message: str | None) -> Recorded:

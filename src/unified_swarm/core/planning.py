@@ -58,6 +58,10 @@ def validate_spec(spec: TaskSpec, settings: Settings) -> None:
                            f"{limits.MAX_ROI}")
     if len(spec.dependencies) > limits.MAX_DEPENDENCIES:
         raise InvalidInput(f"a task can have at most {limits.MAX_DEPENDENCIES} dependencies")
+    if len(spec.context_topics) > limits.MAX_CONTEXT_TOPICS:
+        raise InvalidInput(f"a task names at most {limits.MAX_CONTEXT_TOPICS} context topics")
+    for topic in spec.context_topics:
+        limits.check_topic(topic)
     if spec.id is not None and spec.id in spec.dependencies:
         raise DependencyCycle(f"task {spec.id!r} depends on itself")
 
