@@ -54,6 +54,8 @@ FINAL = frozenset(s for s in S if not any(old == s for old, _ in TRANSITIONS))
 HELD = frozenset({S.ASSIGNED, S.IN_PROGRESS, S.INPUT_REQUIRED})
 #: held without a running clock: never reaped, released only when the holder goes
 PAUSED = frozenset({S.INPUT_REQUIRED})
+#: an attempt runs (it has an attempt row that has not ended)
+RUNNING = frozenset({S.IN_PROGRESS}) | PAUSED
 #: a dependency that ends in one of these can never complete: its dependents are blocked
 DEAD = FINAL - {S.COMPLETED}
 
@@ -113,6 +115,29 @@ def lease_ttl(heartbeat_interval: float, lease_factor: float) -> float:
 
 def lease_deadline(now: float, heartbeat_interval: float, lease_factor: float) -> float:
     return now + lease_ttl(heartbeat_interval, lease_factor)
+
+
+def renewed(task: Task, now: float, heartbeat_interval: float, lease_factor: float) -> float:
+    """A renewed lease: a preempted one runs no further than its grace."""
+    deadline = lease_deadline(now, heartbeat_interval, lease_factor)
+    return deadline if task.preempt_at is None else min(deadline, task.preempt_at)
+
+
+def mark_preempted(task: Task, deadline: float) -> None:
+    """Preempt the current attempt: its lease ends at `deadline` at the latest (a second
+    preemption never lengthens the grace of the first)."""
+    task.preempt_at = deadline if task.preempt_at is None else min(task.preempt_at, deadline)
+    if task.lease_expires_at is not None:
+        task.lease_expires_at = min(task.lease_expires_at, task.preempt_at)
+
+
+def question_open(status: TaskStatus, notes: Iterable[Mapping[str, object]]) -> bool:
+    """The task's last question has no answer yet and the task is not over (its holder
+    may have gone while it waited: the answer then waits in the queue with it)."""
+    if status in FINAL:
+        return False
+    kinds = [n.get("kind") for n in notes if n.get("kind") in ("question", "answer")]
+    return bool(kinds) and kinds[-1] == "question"
 
 
 # -- priority ------------------------------------------------------------------------------

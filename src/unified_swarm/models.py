@@ -141,6 +141,9 @@ class Task:
     updated_at: float | None = None
     #: insertion order, the tie-breaker after priority ("then age")
     seq: int = 0
+    #: the end of the grace a preemption gave the current attempt (None: not preempted):
+    #: its lease runs no further, and past it the lease is revoked
+    preempt_at: float | None = None
     #: knowledge topics handed to its holder in `context.knowledge`
     context_topics: list[str] = field(default_factory=list)
     #: split levels above it: 0 for a task added by a client, parent's + 1 for a subtask
@@ -179,6 +182,7 @@ class Task:
             "started_at": iso(self.started_at),
             "completed_at": iso(self.completed_at),
             "updated_at": iso(self.updated_at),
+            "preempt_at": iso(self.preempt_at),
             **({} if self.context is None else {"context": self.context}),
             **({} if self.split_suggested is None else {"split_suggested": self.split_suggested}),
         }
@@ -229,15 +233,26 @@ class Lease:
     task_id: str
     session_id: str
     fencing_token: int
-    expires_at: float
+    #: None while the task waits for the operator's answer (its clock stopped)
+    expires_at: float | None
+    #: in_progress, or input_required (held, clock stopped)
+    status: TaskStatus = TaskStatus.IN_PROGRESS
+    #: the end of the grace a preemption gave (None: not preempted)
+    preempt_at: float | None = None
+    #: the task's handoff notes, as the heartbeat shows them to the holder (None: not read)
+    notes: list[JSON] | None = None
 
     def wire(self) -> dict[str, JSON]:
-        return {
+        out = {
             "task_id": self.task_id,
             "session_id": self.session_id,
             "fencing_token": self.fencing_token,
             "expires_at": iso(self.expires_at),
+            "status": self.status.value,
         }
+        if self.notes is not None:
+            out["notes"] = self.notes
+        return out
 
 
 @dataclass(slots=True)
@@ -314,9 +329,13 @@ class Interrupt:
     reason: str
     at: float
     by: str | None = None
+    #: the emergency task this interrupt serves (POST /swarm/emergency): it alone may be
+    #: taken while the interrupt holds, and the interrupt lifts when it ends
+    task_id: str | None = None
 
     def wire(self) -> dict[str, JSON]:
-        return {"reason": self.reason, "at": iso(self.at), "by": self.by}
+        return {"reason": self.reason, "at": iso(self.at), "by": self.by,
+                "task_id": self.task_id}
 
 
 @dataclass(slots=True)

@@ -212,6 +212,36 @@ class Store(Protocol):
         (`task.failed`, dependents `task.blocked`). The statistics move by
         `stats.ON_FAILURE`, carried as by `complete`."""
 
+    async def release(self, session_id: str, task_id: str, token: int, note: str | None,
+                      now: float) -> Recorded:
+        """The holder lets go of a valid lease (a preemption honoured, or its own choice):
+        the attempt ends `released` and does not count against max_attempts (`attempts`
+        goes back down); `note`, when given, joins the task's notes (kind "release") for
+        the next holder; the task goes back to ready (`task.requeued`, reason "preempted"
+        or "released"). Idempotent per (task, token) as outcomes are."""
+
+    async def preempt(self, task_id: str, token: int, deadline: float,
+                      now: float) -> Task | None:
+        """Atomically mark the lease `token` of the task preempted: it runs to `deadline`
+        at the latest and no renewal lengthens it (`task.preempted`). Past it the reaper
+        revokes the lease: the attempt ends `released` (not counted), the fencing token
+        moves on, the task goes back to ready. None (nothing written) when that lease is
+        no longer held."""
+
+    async def request_input(self, session_id: str, task_id: str, token: int, question: str,
+                            now: float) -> Recorded:
+        """The holder asks the operator: `in_progress -> input_required` under a valid
+        lease, its clock stopped (no deadline: never reaped while the session lives; requeued
+        when it leaves or goes silent, not counted); the question joins the notes (kind
+        "question"); `task.input_required`. Repeating it answers a duplicate."""
+
+    async def give_input(self, task_id: str, answer: str, by: str | None, now: float) -> Task:
+        """The operator's answer joins the notes (kind "answer"). A task waiting for it goes
+        back to `in_progress` for the same holder (same token, the clock running again from
+        `now`) when that session is online, else to ready (the attempt ends `released`, not
+        counted); a task whose holder went meanwhile keeps the answer for the next one.
+        `task.input_given`. NotClaimable when the task asks nothing."""
+
     async def cancel(self, task_id: str, now: float, reason: str) -> Task:
         """Atomically cancel a task that is not final; dependents become blocked.
 

@@ -77,9 +77,9 @@ def _set(statuses: Iterable[TaskStatus]) -> str:
 def rules() -> str:
     """The lifecycle's tables as Lua data, so no Lua file restates them:
 
-    TRANSITIONS['old>new'], the sets HELD, FINAL and DEAD, RELEASE['status|again'] and
-    RELEASE['status|done'] (`lifecycle.after_release`), the score's ALPHA and SCORE_START,
-    and MAX_PRIORITY (the ready index's score)."""
+    TRANSITIONS['old>new'], the sets HELD, PAUSED, RUNNING, FINAL and DEAD,
+    RELEASE['status|again'] and RELEASE['status|done'] (`lifecycle.after_release`), the
+    score's ALPHA and SCORE_START, and MAX_PRIORITY (the ready index's score)."""
     edges = ", ".join(f"['{old.value}>{new.value}'] = true"
                       for old, new in sorted(lifecycle.TRANSITIONS))
     release = ", ".join(f"['{status.value}|{'again' if again else 'done'}'] = '{new.value}'"
@@ -87,6 +87,8 @@ def rules() -> str:
     return "\n".join([
         f"local TRANSITIONS = {{{edges}}}",
         f"local HELD = {_set(lifecycle.HELD)}",
+        f"local PAUSED = {_set(lifecycle.PAUSED)}",
+        f"local RUNNING = {_set(lifecycle.RUNNING)}",
         f"local FINAL = {_set(lifecycle.FINAL)}",
         f"local DEAD = {_set(lifecycle.DEAD)}",
         f"local RELEASE = {{{release}}}",
@@ -133,6 +135,8 @@ REFUSALS: dict[str, Callable[..., SwarmError]] = {
     "capability": lambda tid, cap, sid: TaskTaken(
         f"task {tid!r} needs capability {cap!r}, which session {sid!r} does not have"),
     "final": lambda tid, status: NotClaimable(f"task {tid!r} is already {status}"),
+    "no_question": lambda tid, status: NotClaimable(
+        f"task {tid!r} is {status} and asks no question"),
     "stale_token": lambda tid, token: LeaseLost(
         f"fencing token {token} is not the current lease of {tid!r}"),
     "not_holder": lambda tid: Forbidden(f"task {tid!r} is not held by this session"),

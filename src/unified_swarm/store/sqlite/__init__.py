@@ -232,6 +232,23 @@ class SQLiteStore:
                    now: float) -> Recorded:
         return await self._write(tasks.fail, session_id, task_id, token, error, retry, now)
 
+    async def release(self, session_id: str, task_id: str, token: int, note: str | None,
+                      now: float) -> Recorded:
+        return await self._write(tasks.release, session_id, task_id, token, note, now)
+
+    async def preempt(self, task_id: str, token: int, deadline: float,
+                      now: float) -> Task | None:
+        return await self._write(tasks.preempt, task_id, token, deadline, now)
+
+    async def request_input(self, session_id: str, task_id: str, token: int, question: str,
+                            now: float) -> Recorded:
+        return await self._write(tasks.request_input, session_id, task_id, token, question,
+                                 now)
+
+    async def give_input(self, task_id: str, answer: str, by: str | None, now: float) -> Task:
+        return await self._write(tasks.give_input, task_id, answer, by, now,
+                                 self.settings.lease_factor)
+
     async def cancel(self, task_id: str, now: float, reason: str) -> Task:
         return await self._write(tasks.cancel, task_id, now, reason)
 
@@ -321,13 +338,15 @@ class SQLiteStore:
     async def set_interrupt(self, interrupt: Interrupt | None, now: float) -> None:
         def step(conn: sqlite3.Connection, ev: list[Event]) -> None:
             value = None if interrupt is None else dumps(
-                {"reason": interrupt.reason, "at": interrupt.at, "by": interrupt.by})
+                {"reason": interrupt.reason, "at": interrupt.at, "by": interrupt.by,
+                 "task_id": interrupt.task_id})
             conn.execute("DELETE FROM meta WHERE key = 'interrupt'")
             if value is not None:
                 conn.execute("INSERT INTO meta (key, value) VALUES ('interrupt', ?)", (value,))
             emit(conn, ev, "swarm.interrupt", now, {
                 "active": interrupt is not None,
-                "reason": None if interrupt is None else interrupt.reason})
+                "reason": None if interrupt is None else interrupt.reason,
+                "task_id": None if interrupt is None else interrupt.task_id})
         await self._engine.write(step)
 
     async def get_interrupt(self) -> Interrupt | None:
@@ -336,7 +355,7 @@ class SQLiteStore:
             if row is None:
                 return None
             d = loads(row[0])
-            return Interrupt(d["reason"], d["at"], d.get("by"))
+            return Interrupt(d["reason"], d["at"], d.get("by"), d.get("task_id"))
         return await self._read(read)
 
     async def counts(self) -> Counts:
@@ -367,6 +386,7 @@ def _init_schema(conn: sqlite3.Connection) -> None:
     try:
         for statement in DDL.split(";"):
             if statement.strip():
+                _replace_stale_index(conn, statement)
                 conn.execute(statement)
         for table, column, declaration in ADDED_COLUMNS:
             have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
@@ -388,3 +408,16 @@ def _init_schema(conn: sqlite3.Connection) -> None:
 
 
 __all__ = ["SQLiteStore", "from_settings"]
+
+
+def _replace_stale_index(conn: sqlite3.Connection, statement: str) -> None:
+    """A partial index over the held statuses is used only by queries repeating its terms:
+    when the held set grew (input_required), an index of an older file is dropped here so
+    the statement builds it again over the statuses of this version."""
+    words = statement.split()
+    if words[:5] != ["CREATE", "INDEX", "IF", "NOT", "EXISTS"] or HELD_IN not in statement:
+        return
+    row = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?",
+                       (words[5],)).fetchone()
+    if row is not None and HELD_IN not in row[0]:
+        conn.execute(f"DROP INDEX {words[5]}")

@@ -139,7 +139,7 @@ def _claim(conn: Conn, ev: list[Event], t: Task, s: Session, now: float,
     t.fencing_token += 1
     t.lease_expires_at = lifecycle.lease_deadline(now, s.heartbeat_interval, lease_factor)
     t.started_at = now
-    t.progress, t.progress_message = 0.0, None
+    t.progress, t.progress_message, t.preempt_at = 0.0, None, None
     t.updated_at = now
     save_task(conn, t)
     conn.execute(

@@ -24,7 +24,7 @@ TASK_COLUMNS = (
     "critical", "infinite_scale", "roi", "estimated_hours", "dependencies", "status",
     "assigned_to", "attempts", "max_attempts", "lease_expires_at", "fencing_token", "progress",
     "progress_message", "result", "error", "parent_id", "created_at", "started_at",
-    "completed_at", "updated_at", "context_topics", "depth",
+    "completed_at", "updated_at", "context_topics", "depth", "preempt_at",
 )
 INSERT_TASK = (
     f"INSERT INTO tasks ({', '.join(TASK_COLUMNS)}) "
@@ -34,6 +34,7 @@ INSERT_TASK = (
 MUTABLE = (
     "priority", "status", "assigned_to", "attempts", "lease_expires_at", "fencing_token",
     "progress", "progress_message", "result", "error", "started_at", "completed_at", "updated_at",
+    "preempt_at",
 )
 UPDATE_TASK = f"UPDATE tasks SET {', '.join(f'{c} = ?' for c in MUTABLE)} WHERE id = ?"
 
@@ -68,6 +69,7 @@ def task_from_row(row: sqlite3.Row) -> Task:
         completed_at=row["completed_at"],
         updated_at=row["updated_at"],
         seq=row["seq"],
+        preempt_at=row["preempt_at"],
         context_topics=loads(row["context_topics"]),
         depth=row["depth"],
     )
@@ -81,6 +83,7 @@ def task_values(t: Task) -> tuple[Any, ...]:
         t.lease_expires_at, t.fencing_token, t.progress, t.progress_message,
         None if t.result is None else dumps(t.result), t.error, t.parent_id, t.created_at,
         t.started_at, t.completed_at, t.updated_at, dumps(t.context_topics), t.depth,
+        t.preempt_at,
     )
 
 
@@ -89,7 +92,7 @@ def save_task(conn: sqlite3.Connection, t: Task) -> None:
         t.priority, t.status.value, t.assigned_to, t.attempts, t.lease_expires_at,
         t.fencing_token, t.progress, t.progress_message,
         None if t.result is None else dumps(t.result), t.error, t.started_at, t.completed_at,
-        t.updated_at, t.id,
+        t.updated_at, t.preempt_at, t.id,
     ))
 
 
@@ -172,6 +175,14 @@ def entry_from_row(row: sqlite3.Row) -> KnowledgeEntry:
 def lease_of(t: Task) -> Lease:
     assert t.assigned_to is not None and t.lease_expires_at is not None
     return Lease(t.id, t.assigned_to, t.fencing_token, t.lease_expires_at)
+
+
+def held_lease(t: Task, notes: list[Any]) -> Lease:
+    """A lease as the heartbeat shows it to its holder: with the task's status (a paused
+    one has no deadline), the end of a preemption's grace, and the handoff notes."""
+    assert t.assigned_to is not None
+    return Lease(t.id, t.assigned_to, t.fencing_token, t.lease_expires_at, t.status,
+                 t.preempt_at, notes)
 
 
 def emit(conn: sqlite3.Connection, out: list[Event], type_: str, now: float,

@@ -22,6 +22,7 @@ SCHEMA_VERSION = 1
 ADDED_COLUMNS = (
     ("attempts", "predicted", "REAL"),
     ("sessions", "detected_capabilities", "TEXT NOT NULL DEFAULT '[]'"),
+    ("tasks", "preempt_at", "REAL"),
     ("tasks", "context_topics", "TEXT NOT NULL DEFAULT '[]'"),
     ("tasks", "depth", "INTEGER NOT NULL DEFAULT 0"),
 )
@@ -92,7 +93,8 @@ CREATE TABLE IF NOT EXISTS tasks (
     created_at          REAL NOT NULL,
     started_at          REAL,
     completed_at        REAL,
-    updated_at          REAL
+    updated_at          REAL,
+    preempt_at          REAL                     -- the end of a preemption's grace
 );
 CREATE INDEX IF NOT EXISTS tasks_ready
     ON tasks (required_capability, priority DESC, seq) WHERE status = {READY};

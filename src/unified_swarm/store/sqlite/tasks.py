@@ -23,15 +23,19 @@ from ...models import (
     Event,
     Outcome,
     Recorded,
+    SessionStatus,
     Task,
     TaskStatus,
     added_data,
+    note,
 )
 from . import learning
 from .rows import (
     INSERT_TASK,
+    add_note,
     emit,
     end_attempt,
+    load_notes,
     load_task,
     save_task,
     task_from_row,
@@ -129,7 +133,7 @@ def progress(conn: Conn, ev: list[Event], session_id: str, task_id: str, token: 
     interval = conn.execute("SELECT heartbeat_interval FROM sessions WHERE id = ?",
                             (session_id,)).fetchone()[0]
     t.progress, t.progress_message, t.updated_at = value, message, now
-    t.lease_expires_at = lifecycle.lease_deadline(now, interval, lease_factor)
+    t.lease_expires_at = lifecycle.renewed(t, now, interval, lease_factor)
     save_task(conn, t)
     conn.execute("UPDATE sessions SET last_heartbeat = ? WHERE id = ?", (now, session_id))
     emit(conn, ev, "task.progress", now, {"task_id": t.id, "session_id": session_id,
@@ -188,6 +192,7 @@ def release_task(conn: Conn, ev: list[Event], t: Task, now: float, *, retry: boo
     new = lifecycle.after_release(t, retry)
     lifecycle.check_transition(t.status, new)
     t.status, t.assigned_to, t.lease_expires_at, t.updated_at = new, None, None, now
+    t.preempt_at = None
     if error is not None:
         t.error = error
     if new == S.FAILED:
@@ -290,9 +295,9 @@ def _cancel_one(conn: Conn, ev: list[Event], t: Task, now: float, reason: str) -
     """One task to cancelled (its attempt ends `released`), without touching dependents."""
     lifecycle.check_transition(t.status, S.CANCELLED)
     holder = t.assigned_to
-    if t.status in lifecycle.HELD and t.status != S.ASSIGNED:
+    if t.status in lifecycle.RUNNING:
         end_attempt(conn, t, now, Outcome.RELEASED, f"cancelled: {reason}")
-    t.status, t.assigned_to, t.lease_expires_at = S.CANCELLED, None, None
+    t.status, t.assigned_to, t.lease_expires_at, t.preempt_at = S.CANCELLED, None, None, None
     t.completed_at = t.updated_at = now
     save_task(conn, t)
     if holder is not None:
@@ -387,8 +392,10 @@ def release_held(conn: Conn, ev: list[Event], session_id: str, now: float,
     """Put everything a departing session holds back in the queue (offers and leases)."""
     out = []
     for t in held_now(conn, session_id):
-        if t.status == S.IN_PROGRESS:
+        if t.status in lifecycle.RUNNING:
             end_attempt(conn, t, now, outcome, reason)
+        if t.status in lifecycle.PAUSED:
+            t.attempts -= 1  # it waited for an answer, it did not fail: not counted
         release_task(conn, ev, t, now, retry=True, reason=reason, error=None)
         out.append(t)
     return out
@@ -404,7 +411,10 @@ def reap_leases(conn: Conn, ev: list[Event], now: float, limit: int) -> tuple[
     failed: list[str] = []
     for row in rows[:limit]:
         t = task_from_row(row)
-        if t.status == S.IN_PROGRESS:
+        if t.status == S.IN_PROGRESS and t.preempt_at is not None:
+            _revoke(conn, t, now)
+            reason = "preempted"
+        elif t.status == S.IN_PROGRESS:
             end_attempt(conn, t, now, Outcome.EXPIRED, "lease expired")
             reason = "lease_expired"
         else:
@@ -419,3 +429,99 @@ def held_now(conn: Conn, session_id: str) -> list[Task]:
         f"SELECT * FROM tasks WHERE assigned_to = ? AND status IN {HELD_IN} ORDER BY seq",
         (session_id,)).fetchall()
     return [task_from_row(r) for r in rows]
+
+
+# -- preemption, release, input ----------------------------------------------------------
+
+
+def _revoke(conn: Conn, t: Task, now: float) -> None:
+    """A preempted lease whose grace ran out: the attempt ends `released` without a note,
+    does not count against max_attempts, and the fencing token moves on so a late outcome
+    of the old holder can never match the task again."""
+    end_attempt(conn, t, now, Outcome.RELEASED, "preempted: the grace ran out")
+    t.attempts -= 1
+    t.fencing_token += 1
+
+
+def release(conn: Conn, ev: list[Event], session_id: str, task_id: str, token: int,
+            text: str | None, now: float) -> Recorded:
+    d = digest(text)
+    held = _held(conn, session_id, task_id, token, now, Outcome.RELEASED, d)
+    if isinstance(held, Recorded):
+        return held
+    t = held
+    reason = "preempted" if t.preempt_at is not None else "released"
+    end_attempt(conn, t, now, Outcome.RELEASED, reason, d)
+    if text is not None:
+        add_note(conn, t.id, note("release", text, now, session_id, fencing_token=token))
+    t.attempts -= 1  # a release (preempted or by choice) is not a failure
+    release_task(conn, ev, t, now, retry=True, reason=reason, error=None)
+    return Recorded(t)
+
+
+def preempt(conn: Conn, ev: list[Event], task_id: str, token: int, deadline: float,
+            now: float) -> Task | None:
+    t = load_task(conn, task_id)
+    if t is None:
+        raise NotFound(f"task {task_id!r} does not exist")
+    if (t.status != S.IN_PROGRESS or t.fencing_token != token or t.lease_expires_at is None
+            or t.lease_expires_at <= now):
+        return None  # that lease is over already: nothing to preempt
+    lifecycle.mark_preempted(t, deadline)
+    t.updated_at = now
+    save_task(conn, t)
+    emit(conn, ev, "task.preempted", now, {
+        "task_id": t.id, "session_id": t.assigned_to, "fencing_token": token,
+        "preempt_at": t.preempt_at, "grace_s": max(0.0, (t.preempt_at or now) - now)})
+    return t
+
+
+def request_input(conn: Conn, ev: list[Event], session_id: str, task_id: str, token: int,
+                  question: str, now: float) -> Recorded:
+    t = load_task(conn, task_id)
+    if (t is not None and t.status == S.INPUT_REQUIRED and t.assigned_to == session_id
+            and t.fencing_token == token):
+        return Recorded(t, duplicate=True)  # a retried question: asked once
+    held = _held(conn, session_id, task_id, token, now, None, None)
+    assert isinstance(held, Task)
+    t = held
+    lifecycle.check_transition(t.status, S.INPUT_REQUIRED)
+    t.status, t.lease_expires_at, t.updated_at = S.INPUT_REQUIRED, None, now
+    save_task(conn, t)
+    add_note(conn, t.id, note("question", question, now, session_id, fencing_token=token))
+    emit(conn, ev, "task.input_required", now, {
+        "task_id": t.id, "session_id": session_id, "fencing_token": token,
+        "question": question, "title": t.title})
+    return Recorded(t)
+
+
+def give_input(conn: Conn, ev: list[Event], task_id: str, answer: str, by: str | None,
+               now: float, lease_factor: float) -> Task:
+    t = load_task(conn, task_id)
+    if t is None:
+        raise NotFound(f"task {task_id!r} does not exist")
+    if t.status != S.INPUT_REQUIRED and not lifecycle.question_open(
+            t.status, load_notes(conn, t.id)):
+        raise NotClaimable(f"task {task_id!r} is {t.status.value} and asks no question")
+    add_note(conn, t.id, note("answer", answer, now, None, by=by))
+    holder = t.assigned_to
+    alive = None
+    if t.status == S.INPUT_REQUIRED and holder is not None:
+        alive = conn.execute("SELECT heartbeat_interval FROM sessions WHERE id = ? AND "
+                             "status != ?", (holder, SessionStatus.OFFLINE.value)).fetchone()
+    if t.status != S.INPUT_REQUIRED:
+        pass  # its holder went meanwhile: the task waits in the queue, the answer with it
+    elif alive is not None:
+        lifecycle.check_transition(t.status, S.IN_PROGRESS)
+        t.status = S.IN_PROGRESS
+        t.lease_expires_at = lifecycle.renewed(t, now, alive[0], lease_factor)
+        t.updated_at = now
+        save_task(conn, t)
+    else:
+        end_attempt(conn, t, now, Outcome.RELEASED, "answered after its holder left")
+        t.attempts -= 1
+        release_task(conn, ev, t, now, retry=True, reason="input_given", error=None)
+    emit(conn, ev, "task.input_given", now, {
+        "task_id": t.id, "session_id": t.assigned_to, "status": t.status.value,
+        "answer": answer})
+    return t

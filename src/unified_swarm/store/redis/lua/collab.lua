@@ -16,7 +16,8 @@ local function cancel_one(t, reason)
   end
   set_status(t, 'cancelled')
   set_lease(t, nil)
-  put(T(t.id), 'assigned_to', nil, 'completed_at', F(NOW), 'updated_at', F(NOW))
+  put(T(t.id), 'assigned_to', nil, 'completed_at', F(NOW), 'updated_at', F(NOW),
+      'preempt_at', nil)
   if holder then maybe_idle(holder) end
   emit('task.cancelled', obj('task_id', t.id, 'reason', reason, 'session_id', holder))
 end

@@ -348,6 +348,20 @@ end
 
 -- releasing held work --------------------------------------------------------------------------
 
+-- an attempt that does not count against max_attempts (released, preempted, or waiting for
+-- an answer when its holder went)
+local function uncount(t)
+  t.attempts = D(tonumber(t.attempts) - 1)
+  redis.call('HSET', T(t.id), 'attempts', t.attempts)
+end
+
+-- a renewed lease: a preempted one runs no further than its grace (lifecycle.renewed)
+local function renewed(t, deadline)
+  local until_ = tonumber(t.preempt_at)
+  if until_ and until_ < deadline then return until_ end
+  return deadline
+end
+
 -- lifecycle.after_release: where a held task goes (RELEASE from the header), by whether it
 -- may run again (lifecycle.may_retry: a retry is wanted and attempts remain)
 local function release(t, retry, reason, err, moved_stats)
@@ -358,7 +372,7 @@ local function release(t, retry, reason, err, moved_stats)
   set_status(t, new)
   set_lease(t, nil)
   t.assigned_to = nil
-  put(T(t.id), 'assigned_to', nil, 'updated_at', F(NOW))
+  put(T(t.id), 'assigned_to', nil, 'updated_at', F(NOW), 'preempt_at', nil)
   if err then redis.call('HSET', T(t.id), 'error', err) end
   if FINAL[new] then redis.call('HSET', T(t.id), 'completed_at', F(NOW)) end
   if holder then maybe_idle(holder) end
@@ -379,7 +393,8 @@ end
 local function release_held(sid, outcome, reason, moved)
   for _, tid in ipairs(redis.call('ZRANGE', HELD_KEY(sid), 0, -1)) do
     local t = hgetall(T(tid))
-    if t.status == 'in_progress' then end_attempt(t, outcome, reason) end
+    if RUNNING[t.status] then end_attempt(t, outcome, reason) end
+    if PAUSED[t.status] then uncount(t) end -- it waited for an answer, it did not fail
     local new = release(t, true, reason, nil)
     if moved then moved[#moved + 1] = {tid, new} end
   end

@@ -55,11 +55,12 @@ OPS.list_knowledge = function() return OK(redis.call('HVALS', P .. ':klive')) en
 
 -- the interrupt --------------------------------------------------------------------------------
 
--- A: the interrupt (optional JSON), its reason (optional)
+-- A: the interrupt (optional JSON), its reason (optional), the emergency task it serves
+-- (optional)
 OPS.set_interrupt = function()
-  local value, reason = OPT(A[1]), OPT(A[2])
+  local value, reason, task = OPT(A[1]), OPT(A[2]), OPT(A[3])
   put(P .. ':meta', 'interrupt', value)
-  emit('swarm.interrupt', obj('active', value ~= nil, 'reason', reason))
+  emit('swarm.interrupt', obj('active', value ~= nil, 'reason', reason, 'task_id', task))
   return OK()
 end
 

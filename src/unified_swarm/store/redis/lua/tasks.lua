@@ -105,7 +105,8 @@ local function claim_task(tid, s, predicted)
   t.assigned_to = sid
   set_status(t, 'in_progress')
   put(T(tid), 'assigned_to', sid, 'attempts', D(attempts), 'fencing_token', D(token),
-      'started_at', F(NOW), 'progress', '0.0', 'progress_message', nil, 'updated_at', F(NOW))
+      'started_at', F(NOW), 'progress', '0.0', 'progress_message', nil, 'updated_at', F(NOW),
+      'preempt_at', nil)
   set_lease(t, lease)
   put(ATT(tid, D(token)), 'attempt', D(attempts), 'session_id', sid, 'fencing_token', D(token),
       'capability', t.required_capability, 'started_at', F(NOW), 'predicted', predicted)
@@ -231,7 +232,7 @@ OPS.progress = function()
   if not state then return t end
   local interval = redis.call('HGET', S(sid), 'heartbeat_interval')
   put(T(tid), 'progress', value, 'progress_message', message, 'updated_at', F(NOW))
-  set_lease(t, NOW + FACTOR * tonumber(interval))
+  set_lease(t, renewed(t, NOW + FACTOR * tonumber(interval)))
   touch(sid, interval)
   emit('task.progress', obj('task_id', tid, 'session_id', sid, 'progress', RAW(value),
                             'message', message))
@@ -327,6 +328,110 @@ OPS.split = function()
   return OK('held', redis.call('HGETALL', T(tid)), out)
 end
 
+-- preemption, release, input ------------------------------------------------------------------
+
+-- a preempted lease whose grace ran out: the attempt ends released (not counted) and the
+-- fencing token moves on, so the old holder's late outcome never matches again
+local function revoke(t)
+  end_attempt(t, 'released', 'preempted: the grace ran out')
+  uncount(t)
+  t.fencing_token = D(tonumber(t.fencing_token) + 1)
+  redis.call('HSET', T(t.id), 'fencing_token', t.fencing_token)
+end
+
+-- A: session id, task id, token, note (optional JSON, built by Python), digest
+OPS.release = function()
+  local sid, tid, token, note, digest = A[1], A[2], A[3], OPT(A[4]), A[5]
+  local state, t = held_check(sid, tid, token, 'released', digest)
+  if not state then return t end
+  if state == 'dup' then return OK('dup', redis.call('HGETALL', T(tid))) end
+  local reason = t.preempt_at and 'preempted' or 'released'
+  end_attempt(t, 'released', reason, digest)
+  if note then add_note(tid, note) end
+  uncount(t)
+  release(t, true, reason, nil)
+  return OK('held', redis.call('HGETALL', T(tid)))
+end
+
+-- A: task id, token, deadline (on the caller's clock)
+OPS.preempt = function()
+  local tid, token = A[1], A[2]
+  local t = hgetall(T(tid))
+  if not t then return ERR('no_task', tid) end
+  if t.status ~= 'in_progress' or t.fencing_token ~= token or not t.lease_expires_at
+      or tonumber(t.lease_expires_at) <= NOW then
+    return OK(false)
+  end
+  local deadline = tonumber(A[3]) + SHIFT
+  local old = tonumber(t.preempt_at)
+  if old and old < deadline then deadline = old end -- lifecycle.mark_preempted
+  t.preempt_at = F(deadline)
+  put(T(tid), 'preempt_at', t.preempt_at, 'updated_at', F(NOW))
+  if tonumber(t.lease_expires_at) > deadline then set_lease(t, deadline) end
+  emit('task.preempted', obj('task_id', tid, 'session_id', t.assigned_to,
+                             'fencing_token', tonumber(token), 'preempt_at', FL(deadline),
+                             'grace_s', FL(math.max(0, deadline - NOW))))
+  return OK(redis.call('HGETALL', T(tid)))
+end
+
+-- A: session id, task id, token, question, the question's note (JSON)
+OPS.request_input = function()
+  local sid, tid, token, question, note = A[1], A[2], A[3], A[4], A[5]
+  local cur = hgetall(T(tid))
+  if cur and cur.status == 'input_required' and cur.assigned_to == sid
+      and cur.fencing_token == token then
+    return OK('dup', redis.call('HGETALL', T(tid)))
+  end
+  local state, t = held_check(sid, tid, token, nil, nil)
+  if not state then return t end
+  set_status(t, 'input_required')
+  set_lease(t, nil)
+  put(T(tid), 'updated_at', F(NOW))
+  add_note(tid, note)
+  emit('task.input_required', obj('task_id', tid, 'session_id', sid,
+                                  'fencing_token', tonumber(token), 'question', question,
+                                  'title', t.title))
+  return OK('held', redis.call('HGETALL', T(tid)))
+end
+
+-- the task's last question has no answer yet (lifecycle.question_open)
+local function question_open(t)
+  if FINAL[t.status] then return false end
+  local notes = redis.call('LRANGE', P .. ':notes:' .. t.id, 0, -1)
+  for k = #notes, 1, -1 do
+    local kind = cjson.decode(notes[k]).kind
+    if kind == 'answer' then return false end
+    if kind == 'question' then return true end
+  end
+  return false
+end
+
+-- A: task id, answer, the answer's note (JSON)
+OPS.give_input = function()
+  local tid, answer, note = A[1], A[2], A[3]
+  local t = hgetall(T(tid))
+  if not t then return ERR('no_task', tid) end
+  if t.status ~= 'input_required' and not question_open(t) then
+    return ERR('no_question', tid, t.status)
+  end
+  add_note(tid, note)
+  if t.status == 'input_required' then
+    local s = redis.call('HMGET', S(t.assigned_to), 'status', 'heartbeat_interval')
+    if s[1] and s[1] ~= 'offline' then
+      set_status(t, 'in_progress')
+      set_lease(t, renewed(t, NOW + FACTOR * tonumber(s[2])))
+      put(T(tid), 'updated_at', F(NOW))
+    else
+      end_attempt(t, 'released', 'answered after its holder left')
+      uncount(t)
+      release(t, true, 'input_given', nil)
+    end
+  end
+  emit('task.input_given', obj('task_id', tid, 'session_id', t.assigned_to,
+                               'status', t.status, 'answer', answer))
+  return OK(redis.call('HGETALL', T(tid)))
+end
+
 -- reaping ------------------------------------------------------------------------------------
 
 -- A: limit. Silent sessions go offline, then expired leases and offers move on.
@@ -345,7 +450,10 @@ OPS.reap = function()
   for k = 1, math.min(#due, limit) do
     local t = hgetall(T(string.match(due[k], '^%d+:(.*)$')))
     local reason = 'claim_timeout'
-    if t.status == 'in_progress' then
+    if t.status == 'in_progress' and t.preempt_at then
+      revoke(t)
+      reason = 'preempted'
+    elseif t.status == 'in_progress' then
       end_attempt(t, 'expired', 'lease expired')
       reason = 'lease_expired'
     end
