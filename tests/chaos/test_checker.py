@@ -48,7 +48,7 @@ def clean() -> tuple[list[Op], list[dict[str, Any]], Dump]:
     the same). Task c: w3 was paused for 12 s (between one heartbeat and half a lease) while
     holding it, kept the lease and completed it. Task p: w3 split it into p1 and p2, did both,
     and p completed with their results. Knowledge v1, v2; events 1..9."""
-    tasks = {
+    tasks: dict[str, dict[str, Any]] = {
         "a": {"id": "a", "status": "completed", "attempts": 2, "fencing_token": 2,
               "result": RESULTS["a"], "dependencies": [], "completed_at": iso(T + 35)},
         "b": {"id": "b", "status": "completed", "attempts": 1, "fencing_token": 1,
