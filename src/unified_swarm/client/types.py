@@ -2,11 +2,13 @@
 unified_swarm.models and "The wire contract" in DESIGN.md).
 
 Times are ISO 8601 UTC strings, durations seconds. These are plain dicts at run time, so a
-field the server adds later reaches the caller untouched.
+field the server adds later reaches the caller untouched. `SplitInto`, last, is what an
+executor returns to split its task.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal, NotRequired, TypedDict
 
 JSON = Any
@@ -246,3 +248,14 @@ class TaskIn(TypedDict):
     dependencies: NotRequired[list[str]]
     max_attempts: NotRequired[int]
     context_topics: NotRequired[list[str]]
+
+
+@dataclass(frozen=True, slots=True)
+class SplitInto:
+    """What an executor returns to split its task instead of completing it: the worker
+    sends `POST /work/{id}/split` with these subtasks (task objects; they may depend on
+    each other) and `merge` ("list", "object" or {"task": {"type": ...}}). The task then
+    completes with the merged results of its subtasks."""
+
+    subtasks: list[dict[str, Any]]
+    merge: str | dict[str, Any] = "list"

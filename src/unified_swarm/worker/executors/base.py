@@ -15,22 +15,15 @@ from typing import Any, Protocol
 
 from ...client.types import JSON, Task
 
+# defined with the SDK's types (below the worker), so any executor module can return one
+from ...client.types import SplitInto as SplitInto
+
 #: how an executor reports progress: (fraction 0..1, message or None); never blocks
 ProgressFn = Callable[[float, "str | None"], None]
 #: the longest `SWARM_TASK_CONTEXT` value: Linux refuses one environment string over
 #: 128 KiB (MAX_ARG_STRLEN); a bigger context is marked cut there (stdin=task has it whole)
 MAX_ENV_CONTEXT = 100_000
 
-
-@dataclass(frozen=True, slots=True)
-class SplitInto:
-    """What an executor returns to split its task instead of completing it: the worker
-    sends `POST /work/{id}/split` with these subtasks (task objects; they may depend on
-    each other) and `merge` ("list", "object" or {"task": {"type": ...}}). The task then
-    completes with the merged results of its subtasks."""
-
-    subtasks: list[dict[str, Any]]
-    merge: str | dict[str, Any] = "list"
 
 
 class TaskFailed(Exception):
