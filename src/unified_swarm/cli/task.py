@@ -1,4 +1,4 @@
-"""`swarm task add|list|show|cancel`: the work queue from the command line."""
+"""`swarm task add|list|show|cancel|answer`: the work queue from the command line."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from .common import ClientConfig, CliError, add_client_options, parse_json, read
 if TYPE_CHECKING:
     from rich.console import Console
 
-HELP = "add, list, show and cancel tasks"
+HELP = "add, list, show, cancel tasks and answer their questions"
 STATUSES = tuple(s.value for s in TaskStatus)
 
 
@@ -57,7 +57,13 @@ def register(parser: argparse.ArgumentParser) -> None:
     cancel.add_argument("--reason")
     cancel.set_defaults(handler=cancel_task)
 
-    for leaf in (add, ls, show, cancel):
+    answer = sub.add_parser("answer", help="answer the question a task's holder asked "
+                                           "(input_required)")
+    answer.add_argument("task_id", metavar="ID")
+    answer.add_argument("text", metavar="ANSWER")
+    answer.set_defaults(handler=answer_task)
+
+    for leaf in (add, ls, show, cancel, answer):
         add_client_options(leaf)
 
 
@@ -166,3 +172,9 @@ def render_detail(con: Console, detail: TaskDetail) -> None:
 def cancel_task(args: argparse.Namespace) -> int:
     return output.command(args, lambda c: c.cancel(args.task_id, args.reason), "task",
                           lambda con, t: con.print(f"task {t['id']} is now {t['status']}"))
+
+
+def answer_task(args: argparse.Namespace) -> int:
+    return output.command(args, lambda c: c.answer(args.task_id, args.text), "task",
+                          lambda con, t: con.print(f"answered: task {t['id']} is now "
+                                                   f"{t['status']}"))

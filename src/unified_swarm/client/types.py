@@ -12,7 +12,7 @@ from typing import Any, Literal, NotRequired, TypedDict
 JSON = Any
 SessionState = Literal["idle", "busy", "draining", "offline"]
 TaskState = Literal["pending", "ready", "assigned", "in_progress", "completed", "failed",
-                    "cancelled", "blocked"]
+                    "cancelled", "blocked", "input_required", "waiting"]
 OutcomeName = Literal["completed", "failed", "expired", "released"]
 
 
@@ -83,7 +83,11 @@ class Lease(TypedDict):
     task_id: str
     session_id: str
     fencing_token: int
+    #: None while the task waits for the operator's answer (input_required)
     expires_at: str | None
+    status: NotRequired[TaskState]
+    #: on a heartbeat: the task's handoff notes (an operator's answer among them)
+    notes: NotRequired[list[JSON]]
 
 
 class Attempt(TypedDict):
@@ -164,10 +168,18 @@ class Registered(TypedDict):
     token: str
 
 
+class Preempt(TypedDict):
+    """Checkpoint and `release` this lease within `grace_s` seconds, or lose it."""
+
+    task_id: str
+    grace_s: float
+
+
 class Directives(TypedDict):
     assignments: list[Task]
     interrupt: Interrupt | None
     drain: bool
+    preempt: NotRequired[list[Preempt]]
 
 
 class HeartbeatReply(TypedDict):
@@ -188,6 +200,20 @@ class Recorded(TypedDict):
 
     task: Task
     duplicate: bool
+
+
+class Preempted(TypedDict):
+    task_id: str
+    session_id: str
+
+
+class Emergency(TypedDict):
+    """`POST /swarm/emergency`: the task, the idle session it was offered to, or the task
+    preempted for it."""
+
+    task: Task
+    assigned_to: str | None
+    preempted: Preempted | None
 
 
 class TaskDetail(TypedDict):
