@@ -125,6 +125,8 @@ class Interrupt(TypedDict):
     reason: str
     at: str | None
     by: str | None
+    #: the emergency task it serves: that task alone is handed out meanwhile
+    task_id: NotRequired[str | None]
 
 
 class Status(TypedDict):

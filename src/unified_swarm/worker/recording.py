@@ -36,6 +36,7 @@ from .records import (
     Mode,
     Outcome,
     Parked,
+    Released,
     Run,
     Stats,
     WorkerExit,
@@ -100,6 +101,11 @@ class OutcomePath:
             await self._session.complete(task_id, run.token, outcome.result)
             self.stats.completed += 1
             self.log.info("completed %s in %.2f s", task_id, seconds)
+        elif isinstance(outcome, Released):
+            await self._session.release(task_id, run.token, outcome.note)
+            self.stats.released += 1
+            self.log.warning("preempted: gave back %s (token %d) after %.2f s with note %r",
+                             task_id, run.token, seconds, outcome.note)
         else:
             rec = await self._session.fail(task_id, run.token, outcome.error,
                                            retry=outcome.retry)
