@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from ..lifecycle import EMERGENCY_PRIORITY
 from ..models import Outcome, SessionStatus, TaskStatus
 
 Time = datetime  # ISO 8601 UTC on the wire ("...Z")
@@ -91,7 +92,8 @@ class TaskOut(BaseModel):
     title: str
     input: Any
     required_capability: str
-    priority: int = Field(ge=1, le=10)
+    #: 1..10, or EMERGENCY_PRIORITY (11) for an emergency (POST /swarm/emergency)
+    priority: int = Field(ge=1, le=EMERGENCY_PRIORITY)
     critical: bool
     infinite_scale: bool
     roi: str | None
@@ -118,13 +120,19 @@ class TaskOut(BaseModel):
     context: ContextOut | None = None
     #: on a claim: estimated over `collaboration_threshold` hours, worth splitting
     split_suggested: bool | None = None
+    #: the end of the grace a preemption gave the current attempt
+    preempt_at: Time | None = None
 
 
 class LeaseOut(BaseModel):
     task_id: str
     session_id: str
     fencing_token: int
-    expires_at: Time
+    #: null while the task waits for the operator's answer (its clock stopped)
+    expires_at: Time | None
+    status: TaskStatus = TaskStatus.IN_PROGRESS
+    #: on a heartbeat: the task's handoff notes (an operator's answer among them)
+    notes: list[Any] | None = None
 
 
 class AttemptOut(BaseModel):
@@ -156,6 +164,14 @@ class InterruptOut(BaseModel):
     reason: str
     at: Time
     by: str | None
+    #: the emergency task this interrupt serves (it lifts when the task ends)
+    task_id: str | None = None
+
+
+class PreemptOut(BaseModel):
+    task_id: str
+    #: seconds left to checkpoint and `POST /work/release` before the lease is revoked
+    grace_s: float
 
 
 # -- replies -------------------------------------------------------------------------------
@@ -170,6 +186,7 @@ class DirectivesOut(BaseModel):
     assignments: list[TaskOut]
     interrupt: InterruptOut | None
     drain: bool
+    preempt: list[PreemptOut] = []
 
 
 class HeartbeatOut(BaseModel):
@@ -228,6 +245,19 @@ class EntriesReply(BaseModel):
 
 class EntryReply(BaseModel):
     entry: EntryOut
+
+
+class PreemptedOut(BaseModel):
+    task_id: str
+    session_id: str
+
+
+class EmergencyReply(BaseModel):
+    task: TaskOut
+    #: the session it was offered to at once, if one was idle
+    assigned_to: str | None
+    #: the task preempted for it, if none was idle
+    preempted: PreemptedOut | None
 
 
 class InterruptReply(BaseModel):

@@ -153,6 +153,33 @@ class FailIn(Body):
     retry: bool = True
 
 
+class ReleaseIn(Body):
+    """`POST /work/release`: the holder lets go; `note` reaches the next holder."""
+
+    task_id: IdStr
+    fencing_token: Token
+    note: Annotated[str, Field(max_length=65536)] | None = None
+
+
+class InputRequestIn(Body):
+    task_id: IdStr
+    fencing_token: Token
+    question: Annotated[str, Field(min_length=1, max_length=65536)]
+
+
+class InputIn(Body):
+    answer: Annotated[str, Field(min_length=1, max_length=65536)]
+
+
+class EmergencyIn(Body):
+    """`POST /swarm/emergency`: the task (no dependencies), whether every other session
+    stops taking new work until it ends, whether a running task may be preempted for it."""
+
+    task: TaskIn
+    interrupt: bool = True
+    preempt: bool = True
+
+
 class CancelIn(Body):
     reason: Annotated[str, Field(max_length=1024)] = "cancelled by operator"
 

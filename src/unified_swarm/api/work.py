@@ -30,7 +30,10 @@ from .schemas import (
     CompleteIn,
     FailIn,
     IdPath,
+    InputIn,
+    InputRequestIn,
     ProgressIn,
+    ReleaseIn,
     SplitIn,
     TaskBatch,
     WorkIn,
@@ -135,6 +138,29 @@ async def split(task_id: IdPath, body: SplitIn, orch: Orch, session: SessionCall
                             [s.spec() for s in body.subtasks], merge)
     return JSONResp({"task": done.task.wire(), "subtasks": [t.wire() for t in done.subtasks],
                      "duplicate": done.duplicate}, status_code=201)
+
+
+@router.post("/work/release", response_model=RecordedReply, responses=OUTCOME)
+async def release(body: ReleaseIn, orch: Orch, session: SessionCaller) -> JSONResp:
+    """The holder lets go of its lease (a `preempt` directive honoured, or its own
+    choice): not counted against max_attempts; `note` reaches the next holder in
+    `context.notes`."""
+    return _recorded(await orch.release(session, body.task_id, body.fencing_token, body.note))
+
+
+@router.post("/work/input-request", response_model=RecordedReply, responses=OUTCOME)
+async def input_request(body: InputRequestIn, orch: Orch, session: SessionCaller) -> JSONResp:
+    """The holder asks the operator: the task is `input_required`, its lease clock
+    stopped until `POST /work/{id}/input` answers."""
+    rec = await orch.request_input(session, body.task_id, body.fencing_token, body.question)
+    return _recorded(rec)
+
+
+@router.post(ONE + "/input", response_model=TaskReply, responses=errors(403, 404, 409))
+async def give_input(task_id: IdPath, body: InputIn, orch: Orch, op: Operator) -> JSONResp:
+    """The operator answers: back to `in_progress` for the same holder when it is alive,
+    else `ready`; the answer joins `context.notes`."""
+    return JSONResp({"task": (await orch.give_input(task_id, body.answer, op.name)).wire()})
 
 
 @router.get(ONE, response_model=TaskDetail, responses=errors(404))

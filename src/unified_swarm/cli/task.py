@@ -1,4 +1,4 @@
-"""`swarm task add|list|show|cancel|split`: the work queue from the command line."""
+"""`swarm task add|list|show|cancel|split|answer`: the work queue from the command line."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from .common import ClientConfig, CliError, add_client_options, parse_json, read
 if TYPE_CHECKING:
     from rich.console import Console
 
-HELP = "add, list, show, cancel and split tasks"
+HELP = "add, list, show, cancel and split tasks, and answer their questions"
 STATUSES = tuple(s.value for s in TaskStatus)
 
 
@@ -76,7 +76,13 @@ def register(parser: argparse.ArgumentParser) -> None:
     split.add_argument("--merge-input", metavar="JSON")
     split.set_defaults(handler=split_task)
 
-    for leaf in (add, ls, show, cancel, split):
+    answer = sub.add_parser("answer", help="answer the question a task's holder asked "
+                                           "(input_required)")
+    answer.add_argument("task_id", metavar="ID")
+    answer.add_argument("text", metavar="ANSWER")
+    answer.set_defaults(handler=answer_task)
+
+    for leaf in (add, ls, show, cancel, split, answer):
         add_client_options(leaf)
 
 
@@ -225,3 +231,9 @@ def split_task(args: argparse.Namespace) -> int:
     title = f"task {done['task']['id']} is {done['task']['status']}: its subtasks"
     output.emit(cfg, done, lambda con: con.print(output.tasks_table(done["subtasks"], title)))
     return 0
+
+
+def answer_task(args: argparse.Namespace) -> int:
+    return output.command(args, lambda c: c.answer(args.task_id, args.text), "task",
+                          lambda con, t: con.print(f"answered: task {t['id']} is now "
+                                                   f"{t['status']}"))

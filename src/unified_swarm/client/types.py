@@ -14,7 +14,7 @@ from typing import Any, Literal, NotRequired, TypedDict
 JSON = Any
 SessionState = Literal["idle", "busy", "draining", "offline"]
 TaskState = Literal["pending", "ready", "assigned", "in_progress", "completed", "failed",
-                    "cancelled", "blocked", "waiting"]
+                    "cancelled", "blocked", "input_required", "waiting"]
 OutcomeName = Literal["completed", "failed", "expired", "released", "split"]
 
 
@@ -111,7 +111,11 @@ class Lease(TypedDict):
     task_id: str
     session_id: str
     fencing_token: int
+    #: None while the task waits for the operator's answer (input_required)
     expires_at: str | None
+    status: NotRequired[TaskState]
+    #: on a heartbeat: the task's handoff notes (an operator's answer among them)
+    notes: NotRequired[list[JSON]]
 
 
 class Attempt(TypedDict):
@@ -149,6 +153,8 @@ class Interrupt(TypedDict):
     reason: str
     at: str | None
     by: str | None
+    #: the emergency task it serves: that task alone is handed out meanwhile
+    task_id: NotRequired[str | None]
 
 
 class Status(TypedDict):
@@ -192,10 +198,18 @@ class Registered(TypedDict):
     token: str
 
 
+class Preempt(TypedDict):
+    """Checkpoint and `release` this lease within `grace_s` seconds, or lose it."""
+
+    task_id: str
+    grace_s: float
+
+
 class Directives(TypedDict):
     assignments: list[Task]
     interrupt: Interrupt | None
     drain: bool
+    preempt: NotRequired[list[Preempt]]
 
 
 class HeartbeatReply(TypedDict):
@@ -216,6 +230,20 @@ class Recorded(TypedDict):
 
     task: Task
     duplicate: bool
+
+
+class Preempted(TypedDict):
+    task_id: str
+    session_id: str
+
+
+class Emergency(TypedDict):
+    """`POST /swarm/emergency`: the task, the idle session it was offered to, or the task
+    preempted for it."""
+
+    task: Task
+    assigned_to: str | None
+    preempted: Preempted | None
 
 
 class TaskDetail(TypedDict):

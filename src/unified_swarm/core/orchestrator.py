@@ -19,8 +19,15 @@ from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 
 from ..config import Settings
-from ..errors import Contended, InvalidInput, NotClaimable, NotFound, SwarmError
-from ..lifecycle import FINAL
+from ..errors import (
+    Contended,
+    InvalidInput,
+    NotClaimable,
+    NotFound,
+    SwarmError,
+    TaskTaken,
+)
+from ..lifecycle import FINAL, HELD
 from ..models import (
     JSON,
     Attempt,
@@ -399,14 +406,22 @@ class Orchestrator:
         now = self.clock()
         cap = task.required_capability
         sessions = await self.store.list_sessions()
+        taken = await self._taken_by(task.id)
+        if taken is not None:  # a session waiting for work took it the moment it was added
+            return Placement(assigned_to=taken)
         fit = lambda sid: self.brain.fit(sid, cap, now)  # noqa: E731
         for sid in idle_order(cap, sessions, fit)[:EMERGENCY_TRIES]:
             try:
                 if await self.store.offer(sid, task.id, now,
                                           now + self.settings.task_claim_timeout):
                     return Placement(assigned_to=sid)
+            except TaskTaken:
+                break  # someone took the task itself meanwhile
             except NotClaimable:
                 continue  # it took other work meanwhile: the next best
+        taken = await self._taken_by(task.id)
+        if taken is not None:
+            return Placement(assigned_to=taken)
         if not preempt:
             return Placement()
         running, _ = await self.store.list_tasks(status="in_progress", limit=RUNNING_READ)
@@ -417,6 +432,11 @@ class Orchestrator:
             if marked is not None and marked.assigned_to is not None:
                 return Placement(preempted=(marked.id, marked.assigned_to))
         return Placement()
+
+    async def _taken_by(self, task_id: str) -> str | None:
+        """The session holding the task (offered or claimed), if any."""
+        t = await self.store.get_task(task_id)
+        return t.assigned_to if t is not None and t.status in HELD else None
 
     async def _claim_emergency(self, session: Session) -> Claimed | None:
         """While an emergency's interrupt holds, a session asking for work may take that

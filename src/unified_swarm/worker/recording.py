@@ -36,6 +36,7 @@ from .records import (
     Mode,
     Outcome,
     Parked,
+    Released,
     Run,
     Splitting,
     Stats,
@@ -70,8 +71,9 @@ class OutcomePath:
                 await self._send_outcome(run, outcome)
                 return True
             except (PayloadTooLarge, InvalidInput) as exc:
-                if isinstance(outcome, Failed):
-                    self.log.error("fail of %s refused: %s", run.task["id"], exc.message)
+                if isinstance(outcome, Failed | Released):
+                    self.log.error("%s of %s refused: %s", verb(outcome), run.task["id"],
+                                   exc.message)
                     return True
                 what = "split" if isinstance(outcome, Splitting) else "result"
                 outcome = Failed(f"the {what} was refused: {exc.message}", False)
@@ -108,6 +110,11 @@ class OutcomePath:
             self.stats.split += 1
             self.log.info("split %s into %d subtask(s) after %.2f s", task_id,
                           len(done["subtasks"]), seconds)
+        elif isinstance(outcome, Released):
+            await self._session.release(task_id, run.token, outcome.note)
+            self.stats.released += 1
+            self.log.warning("preempted: gave back %s (token %d) after %.2f s with note %r",
+                             task_id, run.token, seconds, outcome.note)
         else:
             rec = await self._session.fail(task_id, run.token, outcome.error,
                                            retry=outcome.retry)

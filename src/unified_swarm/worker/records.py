@@ -48,7 +48,15 @@ class Splitting:
     merge: JSON = "list"
 
 
-Outcome = Completed | Failed | Splitting
+@dataclass(frozen=True, slots=True)
+class Released:
+    """A preempted attempt given back (`POST /work/release`): not a failure; `note` (the
+    last progress it reported) reaches the next holder."""
+
+    note: str | None = None
+
+
+Outcome = Completed | Failed | Splitting | Released
 
 
 def transient(exc: SwarmError) -> bool:
@@ -71,6 +79,10 @@ class Run:
     progress_sender: asyncio.Task[None] | None = None
     lease_lost: bool = False
     done: bool = False
+    #: the orchestrator preempted this attempt: it is stopped and given back with a note
+    preempted: bool = False
+    #: the last progress the executor reported (a preempted attempt's note)
+    last_progress: tuple[float, str | None] | None = None
 
     @property
     def key(self) -> Key:
@@ -109,4 +121,6 @@ class Stats:
 def verb(outcome: Outcome) -> str:
     if isinstance(outcome, Splitting):
         return "split"
+    if isinstance(outcome, Released):
+        return "release"
     return "complete" if isinstance(outcome, Completed) else "fail"

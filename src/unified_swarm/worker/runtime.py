@@ -61,6 +61,7 @@ from .records import (
     Mode,
     Outcome,
     Parked,
+    Released,
     Run,
     Splitting,
     Stats,
@@ -232,7 +233,9 @@ class Worker(OutcomePath):
                     self._start(got)  # type: ignore[arg-type]
 
     def _may_take_work(self) -> bool:
-        return (self.mode is Mode.RUNNING and self.interrupt is None and not self._starved
+        # an emergency's interrupt (it names its task) hands out that task alone: ask on
+        return (self.mode is Mode.RUNNING and not self._starved
+                and (self.interrupt is None or self.interrupt.get("task_id") is not None)
                 and len(self._runs) + len(self._polls) < self.config.max_concurrent_tasks)
 
     # -- registering and leaving ------------------------------------------------------------
@@ -336,7 +339,7 @@ class Worker(OutcomePath):
             run.done = True
             if run.progress_sender is not None:
                 run.progress_sender.cancel()
-            outcome, first_try = self._outcome(run.executing), time.monotonic()
+            outcome, first_try = self._outcome(run, run.executing), time.monotonic()
             settled = await self._record(run, outcome, first_try)
             if not settled:
                 self._parked[run.key] = Parked(run, outcome, first_try)
@@ -346,7 +349,9 @@ class Worker(OutcomePath):
             self._starved = False  # a slot is free: ask again (even in burst mode)
             self._wake.set()
 
-    def _outcome(self, done: asyncio.Task[JSON]) -> Outcome:
+    def _outcome(self, run: Run, done: asyncio.Task[JSON]) -> Outcome:
+        if done.cancelled() and run.preempted:
+            return Released(_note_of(run.last_progress))
         if done.cancelled():
             return Failed(f"given back by {self.config.name}: the worker was stopped before "
                           "the task finished", retry=True, released=True)
@@ -379,6 +384,7 @@ class Worker(OutcomePath):
                 self._loop.call_soon_threadsafe(self._queue_progress, run, value, message)
 
     def _queue_progress(self, run: Run, value: float, message: str | None) -> None:
+        run.last_progress = (value, message)
         if run.done:
             return
         run.pending_progress = (value, message)
@@ -432,9 +438,24 @@ class Worker(OutcomePath):
             if run is not None:
                 self._note_lost(run, "the heartbeat no longer lists it")
         self._review_outcomes(beat.review)
+        for order in directives.get("preempt", []):
+            self._preempt(order["task_id"], order["grace_s"])
         if directives["drain"]:
             self.drain("the orchestrator asked this session to drain")
         self._wake.set()
+
+    def _preempt(self, task_id: str, grace_s: float) -> None:
+        """The orchestrator needs this session for an emergency: stop the attempt (a
+        command gets SIGTERM, then SIGKILL after the executor's kill grace) and give it back
+        with its last progress as the note, within `grace_s`."""
+        for run in self._runs.values():
+            if run.task["id"] != task_id or run.preempted or run.done:
+                continue
+            run.preempted = True
+            self.log.warning("preempted: stopping %s (token %d) and giving it back within "
+                             "%.1f s", task_id, run.token, grace_s)
+            if run.executing is not None:
+                run.executing.cancel()
 
     def _session_gone(self, gone: SessionGone) -> None:
         if self.mode is Mode.ABORTING:
@@ -464,3 +485,12 @@ class Worker(OutcomePath):
         else:
             self.log.error("third %s: exiting at once", name)
             os._exit(int(WorkerExit.ABORTED))
+
+
+def _note_of(progress: tuple[float, str | None] | None) -> str | None:
+    """A preempted attempt's handoff note: its last progress line, as the next holder reads
+    it (None when it reported none)."""
+    if progress is None:
+        return None
+    value, message = progress
+    return f"{value:.0%}" + (f": {message}" if message else "")
