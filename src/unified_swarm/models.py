@@ -372,6 +372,9 @@ class Claimed:
 
     task: Task
     lease: Lease
+    #: the task's handoff notes, read in the claim's own step (so handing a claimed task its
+    #: context costs no extra round trip when it names no dependency and no topic)
+    notes: list[JSON] | None = None
 
 
 @dataclass(slots=True)
