@@ -36,7 +36,8 @@ class Agent:
         assert not result.is_error, result.structured_content
         assert result.structured_content is not None
         assert "directives" in result.structured_content
-        return result.structured_content
+        content: dict[str, Any] = result.structured_content
+        return content
 
     async def refused(self, tool: str, args: dict[str, Any] | None = None) -> dict[str, Any]:
         result = await self.call(tool, args)

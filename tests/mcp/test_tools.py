@@ -15,7 +15,7 @@ from unified_swarm.mcp.tools import Link, make_server
 PINNED = {"swarm_status", "claim_task", "get_task", "report_progress", "complete_task",
           "fail_task", "release_task", "add_tasks", "split_task", "ask_operator",
           "knowledge_get", "knowledge_put"}
-NO_DIRECTIVES = {"interrupt": None, "drain": False, "preempt": [], "offer": None}
+NO_DIRECTIVES: dict[str, object] = {"interrupt": None, "drain": False, "preempt": [], "offer": None}
 
 
 async def test_the_pinned_tools_with_typed_results(agent: Agent) -> None:
