@@ -101,7 +101,7 @@ async def test_a_cancelled_wait_leaves_no_lease(sqlite_server: LiveServer) -> No
     token = await session_token(sqlite_server, "impatient")
     started = anyio.Event()
 
-    async def progress(value: float, total: float | None, message: str | None) -> None:
+    async def progress(progress: float, total: float | None, message: str | None) -> None:
         started.set()
 
     async with over_http(sqlite_server, token) as mcp, anyio.create_task_group() as tg:
@@ -129,8 +129,8 @@ async def test_a_claim_waits_at_most_25_seconds_and_streams_progress(
     token = await session_token(sqlite_server, "patient")
     seen: list[float] = []
 
-    async def progress(value: float, total: float | None, message: str | None) -> None:
-        seen.append(value)
+    async def progress(progress: float, total: float | None, message: str | None) -> None:
+        seen.append(progress)
         assert total == MAX_TOOL_WAIT
 
     async with over_http(sqlite_server, token) as mcp:

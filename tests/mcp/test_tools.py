@@ -112,8 +112,8 @@ async def test_a_waiting_claim_reports_progress_and_takes_new_work(agent: Agent)
     seen: list[tuple[float, float | None]] = []
     waiting = anyio.Event()
 
-    async def progress(value: float, total: float | None, message: str | None) -> None:
-        seen.append((value, total))
+    async def progress(progress: float, total: float | None, message: str | None) -> None:
+        seen.append((progress, total))
         waiting.set()
 
     result: dict[str, object] = {}
