@@ -203,7 +203,7 @@ def added_data(t: Task) -> dict[str, JSON]:
     return {"task_id": t.id, "status": t.status.value, "type": t.type,
             "required_capability": t.required_capability, "priority": t.priority,
             "dependencies": t.dependencies, "title": t.title,
-            "estimated_hours": t.estimated_hours}
+            "estimated_hours": t.estimated_hours, "parent_id": t.parent_id}
 
 @dataclass(slots=True, frozen=True)
 class Candidate:
@@ -373,6 +373,9 @@ class Claimed:
 
     task: Task
     lease: Lease
+    #: the task's handoff notes, read in the claim's own step (so handing a claimed task its
+    #: context costs no extra round trip when it names no dependency and no topic)
+    notes: list[JSON] | None = None
 
 
 @dataclass(slots=True)

@@ -100,7 +100,7 @@ def test_a_busy_swarm_preempts_the_least_important_task(
     # the emergency ended, and completes exactly once, its release note handed on
     done = wait_for(lambda: status_is(op, "minor", "completed"), "minor to complete",
                     within=60)
-    notes = done["task"]["context"]["notes"]  # type: ignore[typeddict-item]
+    notes = done["task"]["context"]["notes"]
     assert [(n["kind"], n["text"]) for n in notes] == [("release", "10%: started")]
     assert [a["outcome"] for a in done["history"]] == ["released", "completed"]
     assert len(effects(tmp_path, "minor")) == 1
@@ -150,7 +150,7 @@ def test_input_required_waits_for_the_answer_for_the_same_holder(
         notes = held[0]["notes"]
         assert [n["text"] for n in notes] == ["which region?", "eu-west"]
         detail = op.get_task("q")
-        assert detail["task"]["context"]["notes"][-1]["text"] == "eu-west"  # type: ignore[typeddict-item]
+        assert detail["task"]["context"]["notes"][-1]["text"] == "eu-west"
         done = me.complete("q", fence, {"region": "eu-west"})
         assert done["task"]["status"] == "completed"
 
@@ -171,6 +171,6 @@ def test_input_required_is_requeued_when_its_session_dies(
         token = reg.register(["build"], id="next", heartbeat_interval=5)["token"]
     with Client(server.url, token) as nxt:
         again = nxt.claim("q2")
-        assert [n["text"] for n in again["task"]["context"]["notes"]] == [  # type: ignore[typeddict-item]
+        assert [n["text"] for n in again["task"]["context"]["notes"]] == [
             "still there?", "yes"]
         assert held_by(op, "q2", "next")

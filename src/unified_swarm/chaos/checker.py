@@ -9,10 +9,11 @@ Every line counts what it `checked`, what it `excused` and its violations. An ex
 never a blanket: it names the one fault that explains the one lease (excuses.py), and a line
 that excuses more than it checked fails the run, as a violation does.
 
-The invariants live in three modules: this one (tokens, leases, requeue latency, attempts,
+The invariants live in four modules: this one (tokens, leases, requeue latency, attempts,
 dependencies, knowledge, events), once.py (every task completed exactly once, with the
 result of the attempt that holds the completed token, each outcome inside its lease, no
-result dropped) and excuses.py (every lost lease explained, short pauses keep the lease).
+result dropped), excuses.py (every lost lease explained, short pauses keep the lease) and
+splits.py (split parents merge once, after their subtasks, and are never leased again).
 """
 
 from __future__ import annotations
@@ -100,14 +101,14 @@ Check = Callable[[list[Op], list[dict[str, Any]], Dump], Result]
 
 
 def check(ops: list[Op], effects: list[dict[str, Any]], dump: Dump) -> list[Result]:
-    from . import excuses, once  # they build on this module's types
+    from . import excuses, once, splits  # they build on this module's types
 
     checks: list[Check] = [
         once.completed_exactly_once, once.result_of_the_completing_attempt,
         once.outcomes_inside_their_lease, once.no_result_dropped,
         fencing_tokens, leases_never_overlap, requeue_latency, excuses.lost_leases_explained,
         excuses.short_pauses_kept, attempts_counted_exactly, dependencies_first,
-        knowledge_versions, events_contiguous,
+        knowledge_versions, events_contiguous, splits.split_parents,
     ]
     return [c(ops, effects, dump) for c in checks]
 

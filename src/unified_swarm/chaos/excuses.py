@@ -80,8 +80,8 @@ def lost_leases_explained(_: list[Op], __: list[dict[str, Any]], dump: Dump) -> 
     for tid, attempts in dump.history.items():
         for att in attempts:
             checked += 1
-            if att["outcome"] == "completed":
-                continue
+            if att["outcome"] in ("completed", "split"):
+                continue  # recorded by its holder under its lease (once.py checks when)
             if att["ended_at"] is not None and not lifecycle.counted(att.get("error")):
                 continue  # given back, preempted or waiting when its holder went: no loss
             if att["outcome"] is None or att["ended_at"] is None:

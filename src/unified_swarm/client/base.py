@@ -41,6 +41,7 @@ from .types import (
     Recorded,
     Registered,
     Session,
+    Split,
     Status,
     Task,
     TaskDetail,
@@ -445,6 +446,15 @@ def fail(task_id: str, fencing_token: int, error: str, retry: bool) -> Call[Reco
     body = {"task_id": task_id, "fencing_token": fencing_token, "error": error,
             "retry": retry}
     return Call("POST", "/work/fail", lambda b: cast(Recorded, b), body=body, idempotent=True)
+
+
+def split(task_id: str, fencing_token: int, subtasks: Iterable[TaskIn],
+          merge: str | Mapping[str, Any]) -> Call[Split]:
+    """The holder splits its task; the same split again answers the same subtasks."""
+    body = {"fencing_token": fencing_token, "subtasks": [dict(t) for t in subtasks],
+            "merge": merge if isinstance(merge, str) else dict(merge)}
+    return Call("POST", f"/work/{_seg(task_id, 'task id')}/split",
+                lambda b: cast(Split, b), body=body, idempotent=True)
 
 
 def release(task_id: str, fencing_token: int, note: str | None) -> Call[Recorded]:

@@ -33,6 +33,7 @@ from .types import (
     Recorded,
     Registered,
     Session,
+    Split,
     Status,
     Task,
     TaskDetail,
@@ -232,6 +233,15 @@ class Client(BaseClient):
              retry: bool = True) -> Recorded:
         """Record a failure; with `retry` the task runs again until its max_attempts."""
         return self.send(base.fail(task_id, fencing_token, error, retry))
+
+    def split(self, task_id: str, fencing_token: int, subtasks: Iterable[TaskIn], *,
+              merge: str | Mapping[str, Any] = "list") -> Split:
+        """Split a task this session holds into subtasks (they may depend on each other):
+        the task waits, and completes with their results merged by `merge`: "list" (in
+        subtask order), "object" ({subtask id: result}) or {"task": {"type": ...}} (a
+        merge task that gets every result and whose result is the parent's). Retrying the
+        same split answers the same subtasks; a lost lease raises `LeaseLost`."""
+        return self.send(base.split(task_id, fencing_token, subtasks, merge))
 
     def release(self, task_id: str, fencing_token: int,
                 note: str | None = None) -> Recorded:

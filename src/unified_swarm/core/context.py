@@ -22,8 +22,10 @@ from ..store.base import Store
 MARKER_BYTES = 160
 
 
-async def build(store: Store, task: Task, max_bytes: int) -> dict[str, JSON]:
-    """The task's context from the store, capped at `max_bytes`."""
+async def build(store: Store, task: Task, max_bytes: int,
+                notes: list[JSON] | None = None) -> dict[str, JSON]:
+    """The task's context from the store, capped at `max_bytes`; `notes` when the caller
+    read them already (a claim does, in its own step)."""
     deps: dict[str, JSON] = {}
     for dep in task.dependencies:
         found = await store.get_task(dep)
@@ -33,7 +35,8 @@ async def build(store: Store, task: Task, max_bytes: int) -> dict[str, JSON]:
         entry = await store.get_knowledge(topic)
         if entry is not None:
             knowledge[topic] = entry.content
-    notes = await store.notes(task.id)
+    if notes is None:
+        notes = await store.notes(task.id)
     return capped({"dependencies": deps, "knowledge": knowledge, "notes": notes}, max_bytes)
 
 

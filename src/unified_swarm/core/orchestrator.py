@@ -327,7 +327,8 @@ class Orchestrator:
         """A claimed task as its holder gets it: with its context, and told whether it is
         big enough to split (estimated over `collaboration_threshold` hours)."""
         t = claimed.task
-        t.context = await context.build(self.store, t, self.settings.max_context_bytes)
+        t.context = await context.build(self.store, t, self.settings.max_context_bytes,
+                                        claimed.notes)
         t.split_suggested = (t.estimated_hours or 0.0) > self.settings.collaboration_threshold
         return claimed
 

@@ -50,7 +50,7 @@ from ..errors import (
     Unavailable,
 )
 from .config import WorkerConfig
-from .executors.base import Executor, TaskContext, TaskFailed
+from .executors.base import Executor, SplitInto, TaskContext, TaskFailed
 from .executors.python import describe_exception
 from .heartbeat import Beat, Heartbeat, SessionGone
 from .leases import Key, LeaseBook
@@ -63,6 +63,7 @@ from .records import (
     Parked,
     Released,
     Run,
+    Splitting,
     Stats,
     WorkerExit,
 )
@@ -359,7 +360,10 @@ class Worker(OutcomePath):
             return Failed(exc.message, exc.retry)
         if exc is not None:
             return Failed(describe_exception(exc))
-        return Completed(done.result())
+        result = done.result()
+        if isinstance(result, SplitInto):
+            return Splitting(result.subtasks, result.merge)
+        return Completed(result)
 
     async def _settle_runs(self) -> None:
         """Wait for every run to record its outcome (aborting cancels them first); what is

@@ -77,6 +77,10 @@ class Dashboard {
     this.model.apply(ev);
     $("conn-seq").textContent = `#${ev.seq}`;
     if (ev.type.startsWith("task.")) this.render("queue", "graph");
+    // the open task's split tree shows its subtasks' statuses: follow them too
+    if (ev.type.startsWith("task.") && this.model.below(ev.data?.task_id, this.model.selected)) {
+      this.render("detail");
+    }
     if (ev.type.startsWith("session.")) this.render("sessions");
     if (ev.type === "swarm.interrupt") this.render("interrupt");
     if (ev.type.startsWith("task.") || ev.type === "swarm.emergency") this.render("emergency", "questions");

@@ -10,7 +10,8 @@ const SESSION_STATUS = {
 };
 
 export const TASK_ORDER = [
-  "input_required", "in_progress", "assigned", "ready", "pending", "blocked", "failed", "cancelled", "completed",
+  "input_required", "in_progress", "assigned", "ready", "pending", "waiting", "blocked",
+  "failed", "cancelled", "completed",
 ];
 export const FINAL = new Set(["completed", "failed", "cancelled", "blocked"]);
 const STATUS_AFTER = {
@@ -22,11 +23,14 @@ const STATUS_AFTER = {
   "task.requeued": "ready",
   "task.blocked": "blocked",
   "task.cancelled": "cancelled",
+  "task.split": "waiting",
   "task.input_required": "input_required",
 };
 //: the priority of the emergency class (POST /swarm/emergency), above every given one
 export const EMERGENCY_PRIORITY = 11;
-const RELEASES = new Set(["task.requeued", "task.failed", "task.cancelled"]);
+const RELEASES = new Set(["task.requeued", "task.failed", "task.cancelled", "task.split"]);
+/** How deep the split tree is drawn (the server nests splits 5 deep by default). */
+const TREE_DEPTH = 8;
 const FEED_SIZE = 200;
 
 export class Model {
@@ -99,6 +103,7 @@ export class Model {
       t = t || {
         id, type: d.type, title: d.title, required_capability: d.required_capability,
         priority: d.priority, dependencies: d.dependencies || [], status: d.status,
+        parent_id: d.parent_id ?? null,
         assigned_to: null, attempts: 0, progress: { value: 0, message: null },
         created_at: ev.at, updated_at: ev.at,
       };
@@ -143,6 +148,28 @@ export class Model {
   openQuestions() {
     return [...this.tasks.values()].filter((t) => t.status === "input_required")
       .map((t) => ({ task: t, question: this.questions.get(t.id) }));
+  }
+
+  /** The subtasks a task was split into, in the order they were added. */
+  childrenOf(id) {
+    return [...this.tasks.values()].filter((t) => t.parent_id === id)
+      .sort((a, b) => String(a.created_at).localeCompare(String(b.created_at)) || a.id.localeCompare(b.id));
+  }
+
+  /** True when task `id` lies in the split tree under task `root`. */
+  below(id, root) {
+    let t = id && root ? this.tasks.get(id) : null;
+    for (let depth = 0; t && t.parent_id && depth < TREE_DEPTH; depth += 1) {
+      if (t.parent_id === root) return true;
+      t = this.tasks.get(t.parent_id);
+    }
+    return false;
+  }
+
+  /** The split tree under a task: [{task, children: [...]}], at most TREE_DEPTH deep. */
+  splitTree(id, depth = 0) {
+    if (depth >= TREE_DEPTH) return [];
+    return this.childrenOf(id).map((t) => ({ task: t, children: this.splitTree(t.id, depth + 1) }));
   }
 
   countsByStatus() {

@@ -126,7 +126,8 @@ export function renderQueue(model, filter, onFilter, onSelect) {
     onkeydown: (e) => { if (e.key === "Enter") onSelect(t.id); },
   },
   h("td", {}, h("div", { class: "mono" }, t.id),
-    t.title && t.title !== t.id ? h("div", { class: "sub" }, t.title) : null),
+    t.title && t.title !== t.id ? h("div", { class: "sub" }, t.title) : null,
+    t.parent_id ? h("div", { class: "sub subtask-of" }, `↳ of ${t.parent_id}`) : null),
   h("td", {}, h("span", { class: "cap" }, t.required_capability)),
   h("td", { class: "num" }, h("span", { class: `prio p${t.priority}` }, String(t.priority))),
   h("td", {}, badge(t.status)),
@@ -161,6 +162,10 @@ export function renderDetail(model, actions) {
       field("depends on", t.dependencies.length ? t.dependencies.map((id) => h("button", {
         type: "button", class: "link mono", onclick: () => actions.select(id),
       }, id)) : null),
+      field("split from", t.parent_id ? h("button", {
+        type: "button", class: "link mono", "data-parent": t.parent_id,
+        onclick: () => actions.select(t.parent_id),
+      }, t.parent_id) : null),
       field("progress", t.status === "in_progress"
         ? `${pct(t.progress.value)}${t.progress.message ? ` · ${t.progress.message}` : ""}` : null),
       field("created", clock(t.created_at)),
@@ -169,9 +174,28 @@ export function renderDetail(model, actions) {
     t.input !== null ? section("Input", h("pre", {}, json(t.input))) : null,
     t.result !== null ? section("Result", h("pre", { class: "result" }, json(t.result))) : null,
     t.error ? section("Error", h("pre", { class: "error" }, t.error)) : null,
+    splitSection(model, t, actions),
     section("History", historyTable(d.history)),
     FINAL.has(t.status) ? null : cancelControl(t, model.confirming === t.id, actions),
   );
+}
+
+/** The tree of subtasks a split task waits for (or ended with), each with its status. */
+function splitSection(model, task, actions) {
+  const tree = model.splitTree(task.id);
+  if (!tree.length) return null;
+  const done = tree.filter((n) => n.task.status === "completed").length;
+  return section(`Split into ${tree.length} (${done} completed)`, splitList(tree, actions));
+}
+
+function splitList(nodes, actions) {
+  return h("ul", { class: "tree", "data-tree": "split" }, nodes.map((n) => h("li", {
+    "data-tree-id": n.task.id,
+  },
+  h("button", { type: "button", class: "link mono", onclick: () => actions.select(n.task.id) },
+    n.task.id),
+  " ", badge(n.task.status),
+  n.children.length ? splitList(n.children, actions) : null)));
 }
 
 function section(title, body) {

@@ -297,7 +297,7 @@ class RedisStore:
                     predicted: float | None = None) -> Claimed:
         reply = await self._call("claim", session_id, task_id,
                                  opt(None if predicted is None else num(predicted)), now=now)
-        return _claimed(reply[0])
+        return _claimed(reply[0], reply[1])
 
     async def offer(self, session_id: str, task_id: str, now: float,
                     deadline: float) -> Task | None:
@@ -511,9 +511,9 @@ def _batch_args(tasks: Sequence[Task], assumed: Mapping[str, TaskStatus]) -> lis
     return args
 
 
-def _claimed(flat: list[str]) -> Claimed:
+def _claimed(flat: list[str], notes: list[str]) -> Claimed:
     task = codec.task_from(flat)
-    return Claimed(task, codec.lease_of(task))
+    return Claimed(task, codec.lease_of(task), [loads(n) for n in notes])
 
 
 def _recorded(reply: list[Any]) -> Recorded:

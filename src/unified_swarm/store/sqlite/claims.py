@@ -21,7 +21,7 @@ from ...models import (
     Task,
     TaskStatus,
 )
-from .rows import emit, lease_of, load_session, load_task, save_task
+from .rows import emit, lease_of, load_notes, load_session, load_task, save_task
 from .schema import HELD_IN, OFFERED, READY, RUNNING
 
 S = TaskStatus
@@ -152,7 +152,7 @@ def _claim(conn: Conn, ev: list[Event], t: Task, s: Session, now: float,
         "task_id": t.id, "session_id": s.id, "fencing_token": t.fencing_token,
         "attempt": t.attempts, "expires_at": lease.expires_at,
         "required_capability": t.required_capability, "predicted": predicted})
-    return Claimed(t, lease)
+    return Claimed(t, lease, load_notes(conn, t.id))
 
 
 def offer(conn: Conn, ev: list[Event], session_id: str, task_id: str, now: float,

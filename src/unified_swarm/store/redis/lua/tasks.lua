@@ -116,7 +116,7 @@ local function claim_task(tid, s, predicted)
                            'attempt', attempts, 'expires_at', FL(lease),
                            'required_capability', t.required_capability,
                            'predicted', predicted and RAW(predicted) or nil))
-  return OK(redis.call('HGETALL', T(tid)))
+  return OK(redis.call('HGETALL', T(tid)), redis.call('LRANGE', P .. ':notes:' .. tid, 0, -1))
 end
 
 -- the candidates (CANDIDATE_FIELDS) of the tasks `ids` names, appended to `out`; only those
