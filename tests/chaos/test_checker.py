@@ -416,26 +416,26 @@ async def test_reading_the_final_state_waits_out_a_slow_store() -> None:
 
 
 def preempted() -> tuple[list[Op], list[dict[str, Any]], Dump]:
-    """The clean history plus task p: w1 held it under token 1, was preempted and let the
+    """The clean history plus task pre: w1 held it under token 1, was preempted and let the
     grace run out: the lease was revoked (attempt released, not counted, the token moved on
     to 2); w2 then claimed it with token 3 and completed it. w1's late complete was refused."""
     ops, effects, dump = clean()
-    ops[0].data["ids"].append("p")
-    result = {"task": "p", "token": 3, "pid": 102}
-    dump.tasks["p"] = {"id": "p", "status": "completed", "attempts": 1, "fencing_token": 3,
+    ops[0].data["ids"].append("pre")
+    result = {"task": "pre", "token": 3, "pid": 102}
+    dump.tasks["pre"] = {"id": "pre", "status": "completed", "attempts": 1, "fencing_token": 3,
                        "result": result, "dependencies": [], "completed_at": iso(T + 50)}
-    dump.history["p"] = [
+    dump.history["pre"] = [
         attempt(1, "w1", T + 2, T + 20, "released", T + 20, lifecycle.REVOKED),
         attempt(3, "w2", T + 41, T + 50, "completed", T + 71)]
-    ops += [Op("w1", "request", T + 2, T + 2, "ok", "p", 1, "w1"),
-            Op("w1", "complete", T + 21, T + 21, "fail", "p", 1, "w1",
+    ops += [Op("w1", "request", T + 2, T + 2, "ok", "pre", 1, "w1"),
+            Op("w1", "complete", T + 21, T + 21, "fail", "pre", 1, "w1",
                {"result_digest": digest("late")}),
-            Op("w2", "request", T + 41, T + 41, "ok", "p", 3, "w2"),
-            Op("w2", "complete", T + 50, T + 50, "ok", "p", 3, "w2",
+            Op("w2", "request", T + 41, T + 41, "ok", "pre", 3, "w2"),
+            Op("w2", "complete", T + 50, T + 50, "ok", "pre", 3, "w2",
                {"result_digest": digest(result)})]
-    effects += [{"task": "p", "token": 1, "pid": 101, "phase": "start", "t": T + 2.1},
-                {"task": "p", "token": 3, "pid": 102, "phase": "start", "t": T + 41.1},
-                {"task": "p", "token": 3, "pid": 102, "phase": "end", "t": T + 49,
+    effects += [{"task": "pre", "token": 1, "pid": 101, "phase": "start", "t": T + 2.1},
+                {"task": "pre", "token": 3, "pid": 102, "phase": "start", "t": T + 41.1},
+                {"task": "pre", "token": 3, "pid": 102, "phase": "end", "t": T + 49,
                  "result_digest": digest(result)}]
     return ops, effects, dump
 
@@ -444,12 +444,12 @@ def test_a_revoked_preemption_passes_and_its_late_result_must_be_refused() -> No
     results = check(*preempted())
     assert all(r.ok for r in results), table(results)
     ops, effects, dump = preempted()
-    ops.append(Op("w1", "complete", T + 21, T + 21, "ok", "p", 1, "w1",
+    ops.append(Op("w1", "complete", T + 21, T + 21, "ok", "pre", 1, "w1",
                   {"result_digest": digest("late")}))  # accepted after the revoke
     named = by_name(check(ops, effects, dump))
     assert not named["fencing tokens increase, none stale"].ok
     ops, effects, dump = preempted()
-    dump.history["p"][0]["error"] = "lease expired"  # a gap no revoke explains
+    dump.history["pre"][0]["error"] = "lease expired"  # a gap no revoke explains
     named = by_name(check(ops, effects, dump))
     assert not named["fencing tokens increase, none stale"].ok
     assert not named["attempts counted exactly"].ok
