@@ -96,6 +96,24 @@ RELEASE: Mapping[tuple[TaskStatus, bool], TaskStatus] = {
 }
 
 
+#: the error an attempt ends with when it does not count against max_attempts: given back
+#: by its holder (by choice, or for a preemption), revoked past a preemption's grace, or cut
+#: short while it waited for the operator's answer. How a reader of the history (the chaos
+#: checker) tells them from the attempts that count.
+RELEASED_BY_CHOICE = "released"
+RELEASED_PREEMPTED = "preempted"
+REVOKED = "preempted: the grace ran out"
+ANSWERED_AFTER_LEAVING = "answered after its holder left"
+WAITED_WHEN_GONE = "waited for input when its session went"
+UNCOUNTED = frozenset({RELEASED_BY_CHOICE, RELEASED_PREEMPTED, REVOKED, ANSWERED_AFTER_LEAVING,
+                       WAITED_WHEN_GONE})
+
+
+def counted(error: str | None) -> bool:
+    """Does an ended attempt with this error count against max_attempts?"""
+    return error not in UNCOUNTED
+
+
 def may_retry(task: Task, retry: bool) -> bool:
     """A retry is wanted and the task has attempts left."""
     return retry and task.attempts < task.max_attempts

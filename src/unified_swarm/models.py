@@ -248,8 +248,9 @@ class Lease:
             "session_id": self.session_id,
             "fencing_token": self.fencing_token,
             "expires_at": iso(self.expires_at),
-            "status": self.status.value,
         }
+        if self.status != TaskStatus.IN_PROGRESS:  # the pinned shape, unless it waits
+            out["status"] = self.status.value
         if self.notes is not None:
             out["notes"] = self.notes
         return out

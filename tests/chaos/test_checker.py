@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from unified_swarm import lifecycle
 from unified_swarm.chaos.checker import (
     REQUEUE_BOUND,
     Dump,
@@ -412,3 +413,43 @@ async def test_reading_the_final_state_waits_out_a_slow_store() -> None:
         return x * 2
 
     assert await patient(slow_then_fine, 21) == 42 and tries == [21, 21, 21]
+
+
+def preempted() -> tuple[list[Op], list[dict[str, Any]], Dump]:
+    """The clean history plus task pre: w1 held it under token 1, was preempted and let the
+    grace run out: the lease was revoked (attempt released, not counted, the token moved on
+    to 2); w2 then claimed it with token 3 and completed it. w1's late complete was refused."""
+    ops, effects, dump = clean()
+    ops[0].data["ids"].append("pre")
+    result = {"task": "pre", "token": 3, "pid": 102}
+    dump.tasks["pre"] = {"id": "pre", "status": "completed", "attempts": 1, "fencing_token": 3,
+                       "result": result, "dependencies": [], "completed_at": iso(T + 50)}
+    dump.history["pre"] = [
+        attempt(1, "w1", T + 2, T + 20, "released", T + 20, lifecycle.REVOKED),
+        attempt(3, "w2", T + 41, T + 50, "completed", T + 71)]
+    ops += [Op("w1", "request", T + 2, T + 2, "ok", "pre", 1, "w1"),
+            Op("w1", "complete", T + 21, T + 21, "fail", "pre", 1, "w1",
+               {"result_digest": digest("late")}),
+            Op("w2", "request", T + 41, T + 41, "ok", "pre", 3, "w2"),
+            Op("w2", "complete", T + 50, T + 50, "ok", "pre", 3, "w2",
+               {"result_digest": digest(result)})]
+    effects += [{"task": "pre", "token": 1, "pid": 101, "phase": "start", "t": T + 2.1},
+                {"task": "pre", "token": 3, "pid": 102, "phase": "start", "t": T + 41.1},
+                {"task": "pre", "token": 3, "pid": 102, "phase": "end", "t": T + 49,
+                 "result_digest": digest(result)}]
+    return ops, effects, dump
+
+
+def test_a_revoked_preemption_passes_and_its_late_result_must_be_refused() -> None:
+    results = check(*preempted())
+    assert all(r.ok for r in results), table(results)
+    ops, effects, dump = preempted()
+    ops.append(Op("w1", "complete", T + 21, T + 21, "ok", "pre", 1, "w1",
+                  {"result_digest": digest("late")}))  # accepted after the revoke
+    named = by_name(check(ops, effects, dump))
+    assert not named["fencing tokens increase, none stale"].ok
+    ops, effects, dump = preempted()
+    dump.history["pre"][0]["error"] = "lease expired"  # a gap no revoke explains
+    named = by_name(check(ops, effects, dump))
+    assert not named["fencing tokens increase, none stale"].ok
+    assert not named["attempts counted exactly"].ok

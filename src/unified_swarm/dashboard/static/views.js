@@ -269,6 +269,36 @@ function summary(ev) {
   return parts.join(" ");
 }
 
+/** The emergency banner: impossible to miss while an emergency task has not ended. */
+export function renderEmergency(model) {
+  const open = model.emergencies();
+  const el = $("emergency");
+  el.hidden = open.length === 0;
+  el.replaceChildren(...open.map((t) => h("div", { "data-emergency-id": t.id },
+    h("strong", {}, "EMERGENCY "), `${t.title || t.id} (${t.id}): `,
+    h("span", { "data-status": t.status }, t.status.replace("_", " ")),
+    t.assigned_to ? ` on ${t.assigned_to}` : " — waiting for a session")));
+}
+
+/** Open questions of task holders, each with a form to answer it. */
+export function renderQuestions(model, onAnswer) {
+  const open = model.openQuestions();
+  $("questions-card").hidden = open.length === 0;
+  $("questions-count").textContent = open.length ? `${open.length} open` : "";
+  $("questions").replaceChildren(...open.map(({ task, question }) => {
+    const form = h("form", { class: "form answer", "data-question-id": task.id,
+      onsubmit: (e) => { e.preventDefault(); onAnswer(task.id, form); } },
+      h("div", { class: "name" }, `${task.title || task.id} (${task.id})`,
+        h("span", { class: "sub" }, task.assigned_to ? ` asked by ${task.assigned_to}` : "")),
+      h("p", { class: "question" }, question ?? "(loading the question…)"),
+      h("div", { class: "row" },
+        h("input", { name: "answer", required: true, maxlength: "65536",
+          placeholder: "Your answer", "aria-label": `Answer to ${task.id}` }),
+        h("button", { type: "submit", class: "primary" }, "Answer")));
+    return form;
+  }));
+}
+
 export function renderInterrupt(interrupt) {
   const el = $("interrupt");
   el.hidden = !interrupt;

@@ -94,6 +94,11 @@ def rules() -> str:
         f"local RELEASE = {{{release}}}",
         f"local ALPHA, SCORE_START = {lifecycle.SCORE_ALPHA!r}, {lifecycle.SCORE_START!r}",
         f"local MAX_PRIORITY = {lifecycle.MAX_PRIORITY}",
+        # the errors of attempts that do not count against max_attempts
+        f"local UNCOUNTED_ERRORS = {{by_choice = '{lifecycle.RELEASED_BY_CHOICE}', "
+        f"preempted = '{lifecycle.RELEASED_PREEMPTED}', revoked = '{lifecycle.REVOKED}', "
+        f"answered = '{lifecycle.ANSWERED_AFTER_LEAVING}', "
+        f"waited = '{lifecycle.WAITED_WHEN_GONE}'}}",
         # the learned model's update (stats.py): the same rule the SQLite store applies
         f"local STATS_RULES = {{success = {stats.lua_table(stats.ON_SUCCESS)}, "
         f"failure = {stats.lua_table(stats.ON_FAILURE)}}}",

@@ -392,10 +392,11 @@ def release_held(conn: Conn, ev: list[Event], session_id: str, now: float,
     """Put everything a departing session holds back in the queue (offers and leases)."""
     out = []
     for t in held_now(conn, session_id):
-        if t.status in lifecycle.RUNNING:
+        if t.status in lifecycle.PAUSED:  # it waited for an answer, it did not fail
+            end_attempt(conn, t, now, outcome, lifecycle.WAITED_WHEN_GONE)
+            t.attempts -= 1
+        elif t.status in lifecycle.RUNNING:
             end_attempt(conn, t, now, outcome, reason)
-        if t.status in lifecycle.PAUSED:
-            t.attempts -= 1  # it waited for an answer, it did not fail: not counted
         release_task(conn, ev, t, now, retry=True, reason=reason, error=None)
         out.append(t)
     return out
@@ -438,7 +439,7 @@ def _revoke(conn: Conn, t: Task, now: float) -> None:
     """A preempted lease whose grace ran out: the attempt ends `released` without a note,
     does not count against max_attempts, and the fencing token moves on so a late outcome
     of the old holder can never match the task again."""
-    end_attempt(conn, t, now, Outcome.RELEASED, "preempted: the grace ran out")
+    end_attempt(conn, t, now, Outcome.RELEASED, lifecycle.REVOKED)
     t.attempts -= 1
     t.fencing_token += 1
 
@@ -450,7 +451,8 @@ def release(conn: Conn, ev: list[Event], session_id: str, task_id: str, token: i
     if isinstance(held, Recorded):
         return held
     t = held
-    reason = "preempted" if t.preempt_at is not None else "released"
+    reason = (lifecycle.RELEASED_PREEMPTED if t.preempt_at is not None
+              else lifecycle.RELEASED_BY_CHOICE)
     end_attempt(conn, t, now, Outcome.RELEASED, reason, d)
     if text is not None:
         add_note(conn, t.id, note("release", text, now, session_id, fencing_token=token))
@@ -518,7 +520,7 @@ def give_input(conn: Conn, ev: list[Event], task_id: str, answer: str, by: str |
         t.updated_at = now
         save_task(conn, t)
     else:
-        end_attempt(conn, t, now, Outcome.RELEASED, "answered after its holder left")
+        end_attempt(conn, t, now, Outcome.RELEASED, lifecycle.ANSWERED_AFTER_LEAVING)
         t.attempts -= 1
         release_task(conn, ev, t, now, retry=True, reason="input_given", error=None)
     emit(conn, ev, "task.input_given", now, {

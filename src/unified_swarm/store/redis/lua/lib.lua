@@ -393,8 +393,12 @@ end
 local function release_held(sid, outcome, reason, moved)
   for _, tid in ipairs(redis.call('ZRANGE', HELD_KEY(sid), 0, -1)) do
     local t = hgetall(T(tid))
-    if RUNNING[t.status] then end_attempt(t, outcome, reason) end
-    if PAUSED[t.status] then uncount(t) end -- it waited for an answer, it did not fail
+    if PAUSED[t.status] then -- it waited for an answer, it did not fail: not counted
+      end_attempt(t, outcome, UNCOUNTED_ERRORS.waited)
+      uncount(t)
+    elseif RUNNING[t.status] then
+      end_attempt(t, outcome, reason)
+    end
     local new = release(t, true, reason, nil)
     if moved then moved[#moved + 1] = {tid, new} end
   end

@@ -333,7 +333,7 @@ end
 -- a preempted lease whose grace ran out: the attempt ends released (not counted) and the
 -- fencing token moves on, so the old holder's late outcome never matches again
 local function revoke(t)
-  end_attempt(t, 'released', 'preempted: the grace ran out')
+  end_attempt(t, 'released', UNCOUNTED_ERRORS.revoked)
   uncount(t)
   t.fencing_token = D(tonumber(t.fencing_token) + 1)
   redis.call('HSET', T(t.id), 'fencing_token', t.fencing_token)
@@ -345,7 +345,7 @@ OPS.release = function()
   local state, t = held_check(sid, tid, token, 'released', digest)
   if not state then return t end
   if state == 'dup' then return OK('dup', redis.call('HGETALL', T(tid))) end
-  local reason = t.preempt_at and 'preempted' or 'released'
+  local reason = t.preempt_at and UNCOUNTED_ERRORS.preempted or UNCOUNTED_ERRORS.by_choice
   end_attempt(t, 'released', reason, digest)
   if note then add_note(tid, note) end
   uncount(t)
@@ -422,7 +422,7 @@ OPS.give_input = function()
       set_lease(t, renewed(t, NOW + FACTOR * tonumber(s[2])))
       put(T(tid), 'updated_at', F(NOW))
     else
-      end_attempt(t, 'released', 'answered after its holder left')
+      end_attempt(t, 'released', UNCOUNTED_ERRORS.answered)
       uncount(t)
       release(t, true, 'input_given', nil)
     end
