@@ -141,10 +141,10 @@ def test_notification_and_pre_compact_checkpoint_a_held_lease(cli: Cli) -> None:
         assert code == 0, err
         task = op.get_task("t-note")["task"]
         assert task["progress"]["value"] == pytest.approx(0.4)
-        assert "input required (permission_prompt)" in task["progress"]["message"]
+        assert "input required (permission_prompt)" in str(task["progress"]["message"])
         code, _, err = cli.run("pre-compact", trigger="auto")
         assert code == 0, err
-        assert "compacted" in op.get_task("t-note")["task"]["progress"]["message"]
+        assert "compacted" in str(op.get_task("t-note")["task"]["progress"]["message"])
 
 
 def test_session_end_leaves_and_the_task_goes_back(cli: Cli) -> None:
