@@ -185,8 +185,18 @@ def _register(hook: Hook, cli_id: str) -> identity.AgentIdentity:
                          "cwd": hook.payload.get("cwd")}}
     got = call(hook.url, "POST", "/session/register", hook.operator_token(), body).body
     session_id, token = got["session"]["id"], got["token"]
+    _keep_out_of_git(identity.token_path(hook.data_dir, cli_id).parent)
     identity.write_token(hook.data_dir, cli_id, token, session_id=session_id, url=hook.url)
     return identity.AgentIdentity(cli_id, session_id, token, hook.url)
+
+
+def _keep_out_of_git(directory: Path) -> None:
+    """The token files live in the project's data dir: a `.gitignore` of `*` there keeps them
+    out of any commit, whatever the project's own .gitignore says."""
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    ignore = directory / ".gitignore"
+    if not ignore.exists():
+        ignore.write_text("*\n")
 
 
 def prompt_submit(hook: Hook) -> None:

@@ -284,11 +284,13 @@ def leave(root: Path, globally: bool) -> list[str]:
     for entry in reversed(record.get("files", [])):
         lines.append(_undo(entry))
     manifest.unlink()
-    if record.get("gitignore"):
-        (state_dir(root) / ".gitignore").unlink(missing_ok=True)
-    for d in reversed(record.get("dirs", [])):
+    made = [Path(d) for d in reversed(record.get("dirs", []))]
+    for d in made:
+        if d == state_dir(root) and record.get("gitignore") and \
+                [p.name for p in d.iterdir()] == [".gitignore"]:
+            (d / ".gitignore").unlink()  # only when nothing else is left to keep out of git
         with contextlib.suppress(OSError):  # not empty: something else lives there now
-            Path(d).rmdir()
+            d.rmdir()
     return lines
 
 
