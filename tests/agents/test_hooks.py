@@ -9,6 +9,7 @@ import os
 import stat
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -208,3 +209,78 @@ def test_the_swarm_command_runs_a_hook_without_importing_the_sdk(
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                           env=env, timeout=60, check=True, cwd=tmp_path)
     assert done.stdout.strip() == "[]"
+
+
+def add_task(server: LiveServer, task_id: str) -> None:
+    with Client(server.url, server.token) as op:
+        op.add_task("build", id=task_id, title=f"do {task_id}")
+
+
+@pytest.mark.parametrize(("flavour", "autopilot"), [("claude", False), ("claude", True),
+                                                    ("codex", True), ("gemini", True)])
+def test_stop_names_an_offer(live_server: LiveServer, tmp_path: Path, flavour: str,
+                             autopilot: bool) -> None:
+    cli = Cli(live_server, tmp_path, flavour)
+    cli.run("session-start", source="startup")
+    code, out, _ = cli.run("stop", *(["--autopilot"] if autopilot else []))
+    assert code == 0 and out == ({} if flavour == "codex" else None)  # nothing offered
+    add_task(live_server, "t-offer")
+    code, out, err = cli.run("stop", *(["--autopilot"] if autopilot else []))
+    assert code == 0 and out is not None, err
+    if not autopilot:
+        assert "t-offer" in out["systemMessage"] and "autopilot is off" in out["systemMessage"]
+    elif flavour == "claude":
+        assert "claim_task with task_id t-offer" in context_of(out)
+    else:
+        assert out["decision"] == ("block" if flavour == "codex" else "deny")
+        assert "t-offer" in out["reason"]
+    with Client(live_server.url, live_server.token) as op:
+        task = op.get_task("t-offer")["task"]
+    assert task["status"] == "assigned" and task["assigned_to"] == cli.who.session_id
+
+
+def stop_wait(cli: Cli, **env: str) -> subprocess.Popen[str]:
+    swarm = Path(sys.executable).parent / "swarm"
+    payload = cli.project / f"stop-{uuid.uuid4().hex}.json"
+    payload.write_text(json.dumps(cli.payload("Stop", stop_hook_active=False)))
+    with payload.open() as stdin:
+        return subprocess.Popen(
+            [str(swarm), "hook", "stop-wait", "--url", cli.server.url], stdin=stdin,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, **cli.env, **env})
+
+
+def finish(proc: subprocess.Popen[str]) -> tuple[int, str]:
+    _, err = proc.communicate(timeout=60)
+    return proc.returncode, err
+
+
+@pytest.mark.slow
+def test_stop_wait_wakes_with_an_offer_and_a_newer_waiter_supersedes(
+        sqlite_server: LiveServer, tmp_path: Path) -> None:
+    cli = Cli(sqlite_server, tmp_path)
+    cli.run("session-start", source="startup")
+    first = stop_wait(cli)
+    state = identity.token_path(tmp_path / ".swarm", cli.session_id).with_suffix(".hook.json")
+    deadline = time.monotonic() + 30
+    while json.loads(state.read_text()).get("waiter") != first.pid:
+        assert time.monotonic() < deadline and first.poll() is None
+        time.sleep(0.05)
+    second = stop_wait(cli)
+    assert finish(first)[0] == 0  # superseded: ends quietly
+    add_task(sqlite_server, "t-wake")
+    code, err = finish(second)
+    assert code == 2, err  # exit 2 wakes the idle Claude Code session
+    assert "claim_task with task_id t-wake" in err
+
+
+@pytest.mark.slow
+def test_stop_wait_ends_when_the_user_drives_or_the_cli_is_gone(
+        sqlite_server: LiveServer, tmp_path: Path) -> None:
+    cli = Cli(sqlite_server, tmp_path)
+    cli.run("session-start", source="startup")
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    assert finish(stop_wait(cli, CLAUDE_PID=str(dead.pid)))[0] == 0
+    cli.run("prompt-submit", prompt="hello")
+    assert finish(stop_wait(cli))[0] == 0

@@ -238,32 +238,34 @@ def stop(hook: Hook) -> None:
 
 
 def stop_wait(hook: Hook, clock: Callable[[], float] = time.monotonic) -> int:
-    """Wait for an offer; 2 with its text on stderr wakes the session, 0 ends quietly."""
+    """Wait for an offer; 2 with its text on stderr wakes the session, 0 ends quietly.
+
+    One waiter per CLI session: each writes its pid into the hook state, and one that finds
+    another pid there after a 204 (the server answers the older of two waits at once) ends.
+    """
     who = _known(hook)
     if who is None:
         return 0
+    me = os.getpid()
+    _save_state(hook, who.cli_session_id, _load_state(hook, who.cli_session_id) | {"waiter": me})
     deadline = clock() + WAIT_TOTAL
     while clock() < deadline:
-        if _user_driving(hook, who) or not _cli_alive(hook.env):
+        state = _load_state(hook, who.cli_session_id)
+        if state.get("user_driving") or state.get("waiter") != me or not _cli_alive(hook.env):
             return 0
         beat = _beat(hook, who)
         if isinstance(beat, dict) and beat.get("held"):
             return 0  # it has work: the stop hook names it; nothing to wait for
-        wait = min(WAIT_POLL, max(0.0, deadline - clock()))
-        started = clock()
+        wait = min(WAIT_POLL, max(1.0, deadline - clock()))
         got = call(hook.url, "GET", f"/work/offer?wait={wait:.0f}", who.token,
                    timeout=wait + 15)
         if got.status == 200 and isinstance(got.body, dict):
+            if _load_state(hook, who.cli_session_id).get("user_driving"):
+                return 0  # the user took the session meanwhile; the offer lapses to another
             print(protocol.offer_text(got.body.get("task", {}), got.body.get("offer", {})),
                   file=sys.stderr)
             return WAKE
-        if clock() - started < wait / 2:
-            return 0  # an early 204: a newer waiter superseded this one
     return 0
-
-
-def _user_driving(hook: Hook, who: identity.AgentIdentity) -> bool:
-    return bool(_load_state(hook, who.cli_session_id).get("user_driving"))
 
 
 def _cli_alive(env: Mapping[str, str]) -> bool:
