@@ -25,10 +25,8 @@ Stdlib only (see agents/http.py).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import re
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -48,7 +46,6 @@ WAIT_TOTAL = 3600.0
 WAIT_POLL = 50.0
 #: stop-wait exits 2 to wake Claude Code (asyncRewake)
 WAKE = 2
-_NAME_OK = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
 
 
 @dataclass(slots=True)
@@ -132,14 +129,6 @@ def _save_state(hook: Hook, cli_id: str, state: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def session_name(cli: str, cli_id: str) -> str:
-    """The session's name shows the CLI session id when it fits a name, else its hash."""
-    name = f"{cli}-{cli_id}"
-    if _NAME_OK.fullmatch(name):
-        return name
-    return f"{cli}-{hashlib.sha256(cli_id.encode()).hexdigest()[:16]}"
-
-
 def _known(hook: Hook) -> identity.AgentIdentity | None:
     cli_id = hook.cli_session_id
     return identity.read_identity(hook.data_dir, cli_id) if cli_id else None
@@ -180,7 +169,8 @@ def session_start(hook: Hook) -> None:
 
 
 def _register(hook: Hook, cli_id: str) -> identity.AgentIdentity:
-    body = {"capabilities": list(hook.capabilities), "name": session_name(hook.cli, cli_id),
+    body = {"capabilities": list(hook.capabilities),
+            "name": identity.session_name(hook.cli, cli_id),
             "metadata": {"cli": hook.cli, "cli_session_id": cli_id, "joined_by": "hook",
                          "cwd": hook.payload.get("cwd")}}
     got = call(hook.url, "POST", "/session/register", hook.operator_token(), body).body

@@ -31,6 +31,8 @@ DEFAULT_DATA_DIR = ".swarm"
 SESSION_ID_VARIABLES = ("SWARM_CLI_SESSION_ID", "CLAUDE_CODE_SESSION_ID", "GEMINI_SESSION_ID")
 #: ids made of these characters name the file as they are; any other id is hashed
 _SAFE_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+#: a session name the server takes (core.limits.NAME_PATTERN)
+_NAME_OK = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +56,24 @@ def cli_session_id(env: Mapping[str, str] | None = None) -> str | None:
     """The agent CLI's own session id from the environment, or None when it gives none."""
     env = os.environ if env is None else env
     return next((env[name] for name in SESSION_ID_VARIABLES if env.get(name)), None)
+
+
+def session_name(cli: str, cli_session_id: str) -> str:
+    """The swarm session's name: the CLI and its session id (hashed when it does not fit)."""
+    name = f"{cli}-{cli_session_id}"
+    if _NAME_OK.fullmatch(name):
+        return name
+    return f"{cli}-{hashlib.sha256(cli_session_id.encode()).hexdigest()[:16]}"
+
+
+def cli_of(env: Mapping[str, str] | None = None) -> str:
+    """Which agent CLI spawned us, from its variables ("agent" when none says)."""
+    env = os.environ if env is None else env
+    if env.get("CLAUDE_CODE_SESSION_ID") or env.get("CLAUDECODE"):
+        return "claude"
+    if env.get("GEMINI_SESSION_ID"):
+        return "gemini"
+    return env.get("SWARM_CLI") or "agent"
 
 
 def mint_handle() -> str:

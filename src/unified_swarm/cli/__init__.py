@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "pool": "unified_swarm.cli.pool",
     "demo": "unified_swarm.cli.demo",
     "selftest": "unified_swarm.cli.selftest",
+    "mcp": "unified_swarm.cli.agent_mcp",
     "join": "unified_swarm.cli.join",
     "leave": "unified_swarm.cli.leave",
 }
