@@ -31,6 +31,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -96,12 +97,10 @@ class Hook:
         self.out = {"systemMessage": text}
 
     def continue_with(self, text: str) -> None:
-        """Keep the agent working on `text` (autopilot). Claude Code: context, so no error
-        label; Codex: a continuation prompt; Gemini: AfterAgent's deny + reason."""
-        if self.cli == "claude":
-            self.context(text)
-        else:
-            self.out = {"decision": "deny" if self.cli == "gemini" else "block", "reason": text}
+        """Keep the agent working on `text`: Claude Code and Codex continue the turn with a
+        Stop hook's block reason (Claude Code's Stop additionalContext is newer than many
+        installed versions: 2.1.197 ignores it, measured); Gemini with AfterAgent's deny."""
+        self.out = {"decision": "deny" if self.cli == "gemini" else "block", "reason": text}
 
 
 # -- the token file and the hook's own small state -------------------------------------------
@@ -212,19 +211,43 @@ def stop(hook: Hook) -> None:
         lease = unfinished[0]
         state["reminded"] = sorted(reminded | {lease.get("task_id")})
         _save_state(hook, who.cli_session_id, state)
-        hook.context(protocol.unfinished_text(lease))
+        hook.continue_with(protocol.unfinished_text(lease))
         return
-    _save_state(hook, who.cli_session_id, state)
     if held:
+        _save_state(hook, who.cli_session_id, state)
         return  # reminded once already: the model chose to stop; that is the user's to see
     got = call(hook.url, "GET", "/work/offer?wait=0", who.token)
-    if got.status != 200 or not isinstance(got.body, dict):
+    if got.status != 200 or not isinstance(got.body, dict) or _announced(state, got.body):
+        _save_state(hook, who.cli_session_id, state)
         return
+    _save_state(hook, who.cli_session_id, state)
     text = protocol.offer_text(got.body.get("task", {}), got.body.get("offer", {}))
     if hook.autopilot:
         hook.continue_with(text)
     else:
         hook.tell_user(text + " (autopilot is off: ask for it to take it)")
+
+
+def _announced(state: dict[str, Any], offered: dict[str, Any]) -> bool:
+    """Whether this offer was named to the session already (then it is not named again: an
+    ignored offer lapses to another session instead of looping); notes it when not."""
+    offer = offered.get("offer") or {}
+    key = f"{offer.get('task_id')}@{offer.get('expires_at')}"
+    seen = list(state.get("announced", []))
+    if key in seen:
+        return True
+    state["announced"] = [*seen, key][-20:]
+    return False
+
+
+def _offer_left(offered: dict[str, Any]) -> float:
+    """Seconds until the offer lapses (0 when unknown)."""
+    raw = (offered.get("offer") or {}).get("expires_at")
+    try:
+        expires = datetime.fromisoformat(str(raw)).timestamp()
+    except ValueError:
+        return 0.0
+    return max(0.0, expires - time.time())
 
 
 def stop_wait(hook: Hook, clock: Callable[[], float] = time.monotonic) -> int:
@@ -250,12 +273,28 @@ def stop_wait(hook: Hook, clock: Callable[[], float] = time.monotonic) -> int:
         got = call(hook.url, "GET", f"/work/offer?wait={wait:.0f}", who.token,
                    timeout=wait + 15)
         if got.status == 200 and isinstance(got.body, dict):
-            if _load_state(hook, who.cli_session_id).get("user_driving"):
+            state = _load_state(hook, who.cli_session_id)
+            if state.get("user_driving"):
                 return 0  # the user took the session meanwhile; the offer lapses to another
+            if _announced(state, got.body):  # named already and not taken: let it lapse
+                _pause(hook, who, min(_offer_left(got.body) + 1.0, deadline - clock()), me)
+                continue
+            _save_state(hook, who.cli_session_id, state)
             print(protocol.offer_text(got.body.get("task", {}), got.body.get("offer", {})),
                   file=sys.stderr)
             return WAKE
     return 0
+
+
+def _pause(hook: Hook, who: identity.AgentIdentity, seconds: float, me: int) -> None:
+    """Sleep up to `seconds`, a second at a time, ending early when this waiter is no longer
+    the one or the CLI is gone."""
+    end = time.monotonic() + max(0.0, seconds)
+    while time.monotonic() < end:
+        state = _load_state(hook, who.cli_session_id)
+        if state.get("waiter") != me or not _cli_alive(hook.env):
+            return
+        time.sleep(min(1.0, max(0.0, end - time.monotonic())))
 
 
 def _cli_alive(env: Mapping[str, str]) -> bool:
