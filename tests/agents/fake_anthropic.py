@@ -47,9 +47,17 @@ class Script:
         claim = next((t for t in tools if t.endswith("claim_task")), None)
         complete = next((t for t in tools if t.endswith("complete_task")), None)
         messages = body.get("messages") or []
+        seen = " ".join(_text_of(m.get("content")) for m in messages)
+        seen += " " + _text_of(body.get("system"))
+        if messages and not claim and "WaitForMcpServers" in tools and OFFER.search(seen) \
+                and "WaitForMcpServers" not in _tool_names(messages).values():
+            # the swarm's bridge is still starting: wait for its tools, as a model would
+            return [tool_use("WaitForMcpServers", {"servers": ["swarm"]})]
         if not (claim and complete and messages):
             return [text("ok")]
-        last = messages[-1]
+        # the last turn of the user (Claude Code may add a "system" message after it)
+        last: dict[str, Any] = next(
+            (m for m in reversed(messages) if m.get("role") == "user"), {})
         results = [b for b in _blocks(last) if b.get("type") == "tool_result"]
         if results:
             called = _tool_names(messages)
@@ -69,8 +77,6 @@ class Script:
                 with self.lock:
                     self.completed.append({"shown": shown})
                 return [text("The swarm task is complete.")]
-        seen = " ".join(_text_of(m.get("content")) for m in messages)
-        seen += " " + _text_of(body.get("system"))
         with self.lock:
             offered = [t for t in OFFER.findall(seen) if t not in self.claimed]
             if offered:

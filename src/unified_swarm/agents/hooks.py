@@ -44,7 +44,7 @@ EVENTS = ("session-start", "prompt-submit", "stop", "stop-wait", "notification",
 DEFAULT_URL = "http://127.0.0.1:8600"
 #: stop-wait's whole life and each long poll (the server's most is 60 s)
 WAIT_TOTAL = 3600.0
-WAIT_POLL = 50.0
+WAIT_POLL = 25.0
 #: stop-wait exits 2 to wake Claude Code (asyncRewake)
 WAKE = 2
 
@@ -259,12 +259,12 @@ def stop_wait(hook: Hook, clock: Callable[[], float] = time.monotonic) -> int:
     who = _known(hook)
     if who is None:
         return 0
-    me = os.getpid()
+    me, cli = os.getpid(), _cli_pid(hook.env)
     _save_state(hook, who.cli_session_id, _load_state(hook, who.cli_session_id) | {"waiter": me})
     deadline = clock() + WAIT_TOTAL
     while clock() < deadline:
         state = _load_state(hook, who.cli_session_id)
-        if state.get("user_driving") or state.get("waiter") != me or not _cli_alive(hook.env):
+        if state.get("user_driving") or state.get("waiter") != me or not _cli_alive(cli):
             return 0
         beat = _beat(hook, who)
         if isinstance(beat, dict) and beat.get("held"):
@@ -277,7 +277,7 @@ def stop_wait(hook: Hook, clock: Callable[[], float] = time.monotonic) -> int:
             if state.get("user_driving"):
                 return 0  # the user took the session meanwhile; the offer lapses to another
             if _announced(state, got.body):  # named already and not taken: let it lapse
-                _pause(hook, who, min(_offer_left(got.body) + 1.0, deadline - clock()), me)
+                _pause(hook, who, min(_offer_left(got.body) + 1.0, deadline - clock()), me, cli)
                 continue
             _save_state(hook, who.cli_session_id, state)
             print(protocol.offer_text(got.body.get("task", {}), got.body.get("offer", {})),
@@ -286,23 +286,40 @@ def stop_wait(hook: Hook, clock: Callable[[], float] = time.monotonic) -> int:
     return 0
 
 
-def _pause(hook: Hook, who: identity.AgentIdentity, seconds: float, me: int) -> None:
+def _pause(hook: Hook, who: identity.AgentIdentity, seconds: float, me: int,
+           cli: int | None) -> None:
     """Sleep up to `seconds`, a second at a time, ending early when this waiter is no longer
     the one or the CLI is gone."""
     end = time.monotonic() + max(0.0, seconds)
     while time.monotonic() < end:
         state = _load_state(hook, who.cli_session_id)
-        if state.get("waiter") != me or not _cli_alive(hook.env):
+        if state.get("waiter") != me or not _cli_alive(cli):
             return
         time.sleep(min(1.0, max(0.0, end - time.monotonic())))
 
 
-def _cli_alive(env: Mapping[str, str]) -> bool:
+def _cli_pid(env: Mapping[str, str]) -> int | None:
+    """The agent CLI's process: CLAUDE_PID when it says, else our parent, or its parent when
+    the parent is the shell the CLI ran the hook command in."""
     pid = env.get("CLAUDE_PID")
-    if not pid or not pid.isdigit():
+    if pid and pid.isdigit():
+        return int(pid)
+    parent = os.getppid()
+    try:
+        comm = Path(f"/proc/{parent}/comm").read_text().strip()
+        if comm in ("sh", "bash", "dash", "zsh"):
+            return int(Path(f"/proc/{parent}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return parent if parent > 1 else None
+
+
+def _cli_alive(pid: int | None) -> bool:
+    """Whether the CLI still runs (a waiter outliving it would hold an offer for nobody)."""
+    if pid is None:
         return True
     try:
-        os.kill(int(pid), 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:

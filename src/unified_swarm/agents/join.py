@@ -71,7 +71,8 @@ def _group(hooks: list[dict[str, Any]], matcher: str | None = None) -> dict[str,
 
 def claude_hooks(opts: JoinOptions) -> dict[str, list[dict[str, Any]]]:
     """Claude Code's hooks: the event -> matcher groups join adds."""
-    stop = [_command_hook(opts, "claude", "stop", 30)]
+    stop: list[dict[str, Any]] = [{"type": "command", "timeout": 30, "command": hook_command(
+        opts, "claude", "stop", *(("--autopilot",) if opts.autopilot else ()))}]
     if opts.autopilot:
         # waits in the background for an offer; its exit 2 wakes the idle session
         stop.append(_command_hook(opts, "claude", "stop-wait", 3600, asyncRewake=True))
