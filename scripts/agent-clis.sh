@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The real agent CLIs for the end-to-end tests (tests/agents/test_claude_e2e.py): installed
 # from the npm registry into .agent-clis/ (ignored by git), once; later runs find them there.
-#   bash scripts/agent-clis.sh          Claude Code (required by the e2e), then Codex and
-#                                       Gemini CLI when they install (only their config is
-#                                       checked)
+#   bash scripts/agent-clis.sh          Claude Code (the e2e drives it)
+#   SWARM_AGENT_CLIS=all bash ...       also Codex and Gemini CLI, when they install (about
+#                                       0.5 GB more; for `swarm join --check` by hand)
 # Without npm it says so and exits 0 (the e2e then skips), unless CI is set: then it fails.
 set -u
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -30,6 +30,7 @@ if ! "$dir/node_modules/.bin/claude" --version >/dev/null 2>&1; then
   (cd "$dir/node_modules/$claude_pkg" && node install.cjs) \
       || { echo "agent-clis: cannot set up $claude_pkg" >&2; exit 1; }
 fi
+[ "${SWARM_AGENT_CLIS:-claude}" = all ] || others=()
 for pkg in "${others[@]}"; do
   bin=$(basename "$pkg"); bin=${bin%-cli}
   [ -x "$dir/node_modules/.bin/$bin" ] && continue
