@@ -15,6 +15,7 @@ import pytest
 from tests.conftest import LiveServer
 from unified_swarm.agents import identity
 from unified_swarm.cli import main
+from unified_swarm.client import Client
 
 URL = "http://127.0.0.1:8765"
 SWARM = str(Path(sys.executable).parent / "swarm")
@@ -180,3 +181,22 @@ def test_no_token_is_written_and_the_written_hook_runs(
     # the session's token file outlives leave (the session may still run) and stays ignored
     assert (root / ".swarm/agents/.gitignore").read_text() == "*\n"
     assert not (root / ".claude").exists() and not (root / ".mcp.json").exists()
+
+
+def test_check_says_what_works(sqlite_server: LiveServer, tmp_path: Path,
+                               monkeypatch: pytest.MonkeyPatch,
+                               capsys: pytest.CaptureFixture[str]) -> None:
+    """--check drives the hooks against the server and asks each CLI; a CLI that is not on
+    PATH is a FAIL line and exit 1, the rest still checked."""
+    root = tmp_path / "p"
+    root.mkdir()
+    monkeypatch.setenv("SWARM_TOKEN", sqlite_server.token)
+    monkeypatch.setenv("PATH", str(Path(SWARM).parent))  # no claude here
+    code = swarm("join", "--claude", "--check", "--dir", str(root), "--url", sqlite_server.url)
+    out = capsys.readouterr().out
+    assert "ok   server" in out and "ok   hooks" in out
+    assert "FAIL claude: `claude` is not on PATH" in out and code == 1
+    with Client(sqlite_server.url, sqlite_server.token) as op:
+        (checked,) = op.sessions()
+    assert checked["status"] == "offline"  # the check's session left again
+    assert swarm("leave", "--dir", str(root)) == 0

@@ -116,7 +116,7 @@ def _say(ok: bool, what: str, detail: str = "") -> bool:
 
 def _check_server(url: str) -> bool:
     try:
-        got = call(url, "GET", "/health", None)
+        got = call(url, "GET", "/healthz", None)
     except CallFailed as exc:
         return _say(False, "server", str(exc))
     status = got.body.get("status") if isinstance(got.body, dict) else None
