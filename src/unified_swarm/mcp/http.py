@@ -89,8 +89,9 @@ class McpEndpoint:
 
     def route(self) -> Route:
         endpoint = McpGuard(StreamableHTTPASGIApp(self.server.session_manager), self.orch)
-        return Route(PATH, endpoint=endpoint, methods=["GET", "POST", "DELETE"],
-                     include_in_schema=False)
+        # POST only: stateless, there is no session to DELETE and no GET stream (the
+        # 2026-07-28 revision listens over POST; a legacy client takes the 405 as "none")
+        return Route(PATH, endpoint=endpoint, methods=["POST"], include_in_schema=False)
 
     @contextlib.asynccontextmanager
     async def running(self, app: ASGIApp) -> AsyncIterator[None]:
