@@ -12,18 +12,18 @@ clients that want them (a local agent CLI spawns `swarm mcp` instead).
 - Responses stream (SSE, never `json_response`): a claim that waits reports progress, and
   a client cut at a first-byte timeout would otherwise leave the call running.
 - Stateless on the legacy protocol as on 2026-07-28: any replica serves any request.
+- The MCP SDK is imported and its session manager started on the first `/mcp` request, not
+  when the app is made: a server that nobody asks over MCP does not pay for it at start.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
-from mcp.server.mcpserver import Context
-from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
-from mcp.server.transport_security import TransportSecuritySettings
 from starlette.datastructures import Headers
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -36,7 +36,11 @@ from ..client.base import NO_RETRY
 from ..core.orchestrator import Orchestrator
 from ..errors import Forbidden, SwarmError, Unauthorized
 from ..tokens import hash_token
-from .tools import Link, make_server
+
+if TYPE_CHECKING:
+    from mcp.server.mcpserver import Context
+
+    from .tools import Link
 
 PATH = "/mcp"
 #: the base URL of the in-process transport (a loopback name: the Host allow-list takes it)
@@ -76,36 +80,78 @@ class McpEndpoint:
     """The MCP server of one app: its route, its lifespan, and how a call finds its caller."""
 
     def __init__(self, orch: Orchestrator, max_body_bytes: int) -> None:
-        self.orch = orch
-        self.server = make_server(self.connect)
-        # builds the SDK's session manager; our own guard does Host and Origin, so the SDK's
-        # loopback-only default (which would refuse SWARM_ALLOWED_HOSTS) is off
-        self.server.streamable_http_app(
-            streamable_http_path=PATH, json_response=False, stateless_http=True,
-            max_request_body_size=max_body_bytes,
-            transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False))
+        self.orch, self.max_body_bytes = orch, max_body_bytes
         self._client: AsyncClient | None = None
-        self._app: ASGIApp | None = None
+        self._handler: ASGIApp | None = None
+        self._starting = asyncio.Lock()
+        self._stop = asyncio.Event()
+        self._runner: asyncio.Task[None] | None = None
 
     def route(self) -> Route:
-        endpoint = McpGuard(StreamableHTTPASGIApp(self.server.session_manager), self.orch)
         # POST only: stateless, there is no session to DELETE and no GET stream (the
         # 2026-07-28 revision listens over POST; a legacy client takes the 405 as "none")
-        return Route(PATH, endpoint=endpoint, methods=["POST"], include_in_schema=False)
+        return Route(PATH, endpoint=McpGuard(self._serve, self.orch), methods=["POST"],
+                     include_in_schema=False)
 
     @contextlib.asynccontextmanager
     async def running(self, app: ASGIApp) -> AsyncIterator[None]:
-        """For the app's lifespan: the SDK's task group, and the loopback client."""
+        """For the app's lifespan: the loopback client; on the way out, the SDK's task group
+        (if a request started it)."""
         self._client = AsyncClient(SELF_URL, "", retry=NO_RETRY, timeout=120.0,
                                    transport=httpx.ASGITransport(app=app))
         try:
-            async with self.server.session_manager.run():
-                yield
+            yield
         finally:
+            self._stop.set()
+            if self._runner is not None:
+                await self._runner
             await self._client.aclose()
             self._client = None
 
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
+        handler = self._handler or await self._start()
+        await handler(scope, receive, send)
+
+    async def _start(self) -> ASGIApp:
+        """Build the MCP server and run its session manager in a task of its own (it lives
+        until the app stops), once."""
+        async with self._starting:
+            if self._handler is not None:
+                return self._handler
+            from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
+            from mcp.server.transport_security import TransportSecuritySettings
+
+            from .tools import make_server
+
+            server = make_server(self.connect)
+            # builds the SDK's session manager; our own guard does Host and Origin, so the
+            # SDK's loopback-only default (which would refuse SWARM_ALLOWED_HOSTS) is off
+            server.streamable_http_app(
+                streamable_http_path=PATH, json_response=False, stateless_http=True,
+                max_request_body_size=self.max_body_bytes,
+                transport_security=TransportSecuritySettings(
+                    enable_dns_rebinding_protection=False))
+            manager = server.session_manager
+            ready = asyncio.Event()
+
+            async def run() -> None:
+                async with manager.run():
+                    ready.set()
+                    await self._stop.wait()
+
+            self._runner = asyncio.create_task(run(), name="mcp-session-manager")
+            waiting = asyncio.create_task(ready.wait())
+            await asyncio.wait({waiting, self._runner}, return_when=asyncio.FIRST_COMPLETED)
+            if not ready.is_set():
+                waiting.cancel()
+                await self._runner  # raises what stopped it
+                raise RuntimeError("the MCP session manager stopped before it started")
+            self._handler = StreamableHTTPASGIApp(manager)
+            return self._handler
+
     async def connect(self, ctx: Context[Any, Any]) -> Link:
+        from .tools import Link
+
         token = token_of(ctx.headers)
         if self._client is None or token is None:
             raise Unauthorized("missing bearer token")
