@@ -28,6 +28,8 @@ from typing import Any
 RESULT = {"answer": 42, "by": "the scripted model"}
 OFFER = re.compile(r"claim_task with task_id ([A-Za-z0-9._:@/-]+)")
 TOKEN = re.compile(r'"fencing_token"\s*:\s*(\d+)')
+#: how many times the model waits for a still-connecting MCP server before giving up
+MAX_WAITS = 20
 TASK_ID = re.compile(r'"task_id"\s*:\s*"([^"]+)"')
 
 
@@ -49,10 +51,12 @@ class Script:
         messages = body.get("messages") or []
         seen = " ".join(_text_of(m.get("content")) for m in messages)
         seen += " " + _text_of(body.get("system"))
+        waits = list(_tool_names(messages).values()).count("WaitForMcpServers")
         if messages and not claim and "WaitForMcpServers" in tools and OFFER.search(seen) \
-                and "WaitForMcpServers" not in _tool_names(messages).values():
-            # the swarm's bridge is still starting: wait for its tools, as a model would
-            return [tool_use("WaitForMcpServers", {"servers": ["swarm"]})]
+                and waits < MAX_WAITS:
+            # the swarm's bridge is still starting: wait for its tools (again, while the
+            # answer says "still connecting"), as a model would
+            return [tool_use("WaitForMcpServers", {"servers": ["swarm"]}, waits)]
         if not (claim and complete and messages):
             return [text("ok")]
         # the last turn of the user (Claude Code may add a "system" message after it)
@@ -91,9 +95,9 @@ def text(value: str) -> dict[str, Any]:
     return {"type": "text", "text": value}
 
 
-def tool_use(name: str, arguments: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "tool_use", "id": f"toolu_{abs(hash((name, json.dumps(arguments))))}",
-            "name": name, "input": arguments}
+def tool_use(name: str, arguments: dict[str, Any], n: int = 0) -> dict[str, Any]:
+    key = abs(hash((name, json.dumps(arguments), n)))
+    return {"type": "tool_use", "id": f"toolu_{key}", "name": name, "input": arguments}
 
 
 def _blocks(message: Any) -> list[dict[str, Any]]:
