@@ -160,7 +160,7 @@ def test_a_joined_session_claims_completes_and_kill_ends_it(joined: Joined) -> N
         assert script.claimed == ["t-e2e"] and len(script.completed) == 1
         joined.kill9()
         gone = joined.wait_for("the session left", lambda: (
-            s := joined.session()) is not None and s["status"] == "offline", 120)
+            s := joined.session()) is not None and s["status"] == "offline", 300)
         assert gone
 
 
@@ -176,7 +176,7 @@ def test_kill_9_gives_a_held_task_back(joined: Joined) -> None:
         assert session is not None and held["assigned_to"] == session["id"]
         joined.kill9()
         back = joined.wait_for("the task went back", lambda: (
-            t := task_of(joined.server, "t-held")["task"])["status"] == "ready" and t, 120)
+            t := task_of(joined.server, "t-held")["task"])["status"] == "ready" and t, 300)
         assert back["assigned_to"] is None
         session = joined.session()
         assert session is not None and session["status"] == "offline"
