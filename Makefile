@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install system-deps run server test lint typecheck imports check bench bench-swarm soak results selftest clean
+.PHONY: install system-deps agent-clis run server test lint typecheck imports check bench bench-swarm soak results selftest clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -21,13 +21,19 @@ install: $(STAMP)
 system-deps:
 	bash scripts/system-deps.sh
 
+# the real agent CLIs (Claude Code; Codex and Gemini CLI when they install) for the
+# end-to-end tests of tests/agents, from npm into .agent-clis/ once (skipped without npm
+# locally, a failure in CI)
+agent-clis:
+	bash scripts/agent-clis.sh
+
 run: install
 	$(BIN)/swarm demo
 
 server: install
 	$(BIN)/swarm server
 
-test: install system-deps
+test: install system-deps agent-clis
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: install

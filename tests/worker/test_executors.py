@@ -271,14 +271,16 @@ async def test_claude_result_text_cost_and_session_id(fake_claude: Path, tmp_pat
                                                                      "lang": "py"})
     out = await ex.run(context(task))
     assert out["result"].startswith("done: Task t-1 (build): --dangerously-skip-permissions")
-    assert out["session_id"].startswith("fake-") and out["total_cost_usd"] == 0.0123
+    assert out["total_cost_usd"] == 0.0123 and out["usage"]["output_tokens"] == 20
     assert out["num_turns"] == 3 and out["duration_ms"] == 1234
     assert out["subtype"] == "success" and out["model"] == "sonnet"
     (run,) = claude_runs(fake_claude)
     argv = run["argv"]
     assert argv[0] == "-p" and argv[1].startswith("Task t-1")  # the prompt is never an option
     assert "Write it" in argv[1] and '"lang": "py"' in argv[1]
-    assert argv[argv.index("--output-format") + 1] == "json"
+    assert argv[argv.index("--output-format") + 1] == "stream-json" and "--verbose" in argv
+    assert out["session_id"] == argv[argv.index("--session-id") + 1]  # one per attempt
+    assert out["api_retries"] == 0 and out["terminal_reason"] == "completed"
     assert argv[argv.index("--model") + 1] == "sonnet"
     assert argv[argv.index("--allowedTools") + 1] == "Read,Edit"
     assert argv[argv.index("--max-turns") + 1] == "5"
@@ -292,7 +294,7 @@ async def test_claude_errors_fail_with_cost_and_session(
     monkeypatch.setenv("FAKE_CLAUDE_MODE", "error")
     with pytest.raises(TaskFailed) as info:
         await ex.run(context())
-    assert info.value.message.startswith("claude error_max_turns after 3 turn(s) session fake-")
+    assert info.value.message.startswith("claude error_max_turns after 3 turn(s) session ")
     assert "cost $0.0123" in info.value.message
     monkeypatch.setenv("FAKE_CLAUDE_MODE", "crash")
     with pytest.raises(TaskFailed, match=r"exit status 2.*printed no JSON.*something broke"):
@@ -302,15 +304,15 @@ async def test_claude_errors_fail_with_cost_and_session(
         await ex.run(context())
 
 
-async def test_claude_verbose_output_and_long_prompts_on_stdin(
+async def test_claude_list_output_and_long_prompts_on_stdin(
         fake_claude: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("FAKE_CLAUDE_MODE", "verbose")
+    monkeypatch.setenv("FAKE_CLAUDE_MODE", "list")
     ex = ClaudeExecutor(binary=str(fake_claude))
     long_input = "x" * (MAX_ARG_PROMPT + 10)
     out = await ex.run(context(make_task(input=long_input)))
     assert out["result"].startswith("done: Task t-1")
     (run,) = claude_runs(fake_claude)
-    assert run["argv"][:3] == ["-p", "--output-format", "json"]  # no prompt argument
+    assert run["argv"][:3] == ["-p", "--output-format", "stream-json"]  # no prompt argument
     assert run["stdin"].endswith(long_input)
 
 
@@ -330,3 +332,80 @@ def test_claude_prompt_and_output_parsing() -> None:
                                                                  "result": "x"}
     with pytest.raises(ExecutorConfigError, match="not found"):
         ClaudeExecutor(binary="/nonexistent/claude")
+
+
+async def test_claude_stream_is_read_live_into_progress(fake_claude: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FAKE_CLAUDE_MODE", "retry")
+    progress = Progress()
+    out = await ClaudeExecutor(binary=str(fake_claude), max_turns=4).run(
+        context(progress=progress))
+    messages = [m or "" for _, m in progress.seen]
+    assert any(m.startswith("claude started (claude-fake-1; MCP: swarm connected)")
+               for m in messages)
+    assert any("waiting on the API: rate_limit 429, retry 2 of 10 in 1 s" in m
+               for m in messages)
+    assert "Reading the task. [tool Read]" in messages
+    assert progress.seen[-1] == (0.5, "Done.")  # 2 of --max-turns 4
+    assert out["api_retries"] == 2
+
+
+async def test_claude_budget_from_the_task_and_context_in_the_prompt(
+        fake_claude: Path) -> None:
+    ex = ClaudeExecutor(binary=str(fake_claude), max_budget_usd=2.0)
+    task = make_task(input={"prompt": "Fix it", "max_budget_usd": 0.25}, attempts=2,
+                     error="tests failed", progress={"value": 0.5, "message": "parser done"},
+                     parent_id="t-0", dependencies=["t-a", "t-b"])
+    await ex.run(context(task))
+    await ex.run(context(make_task()))
+    first, second = claude_runs(fake_claude)
+    assert first["argv"][first["argv"].index("--max-budget-usd") + 1] == "0.25"
+    assert second["argv"][second["argv"].index("--max-budget-usd") + 1] == "2"
+    prompt = first["argv"][1]
+    assert "max_budget_usd" not in prompt
+    for fact in ("attempt 2 of 3", "previous attempt failed: tests failed",
+                 "last progress note: parser done", "part of task t-0", "came after: t-a, t-b"):
+        assert fact in prompt
+    assert first["argv"][first["argv"].index("--session-id") + 1] != \
+        second["argv"][second["argv"].index("--session-id") + 1]
+
+
+async def test_claude_is_stopped_with_sigint_then_sigterm(
+        fake_claude: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Giving the task back (drain, preempt) cancels the run: SIGINT ends Claude Code's turn,
+    then SIGTERM ends it (exit 143)."""
+    monkeypatch.setenv("FAKE_CLAUDE_MODE", "hang")
+    signals = tmp_path / "signals"
+    monkeypatch.setenv("FAKE_CLAUDE_SIGNALS", str(signals))
+    monkeypatch.setattr("unified_swarm.worker.executors.claude.STOP_GRACE", 0.5)
+    progress = Progress()
+    ex = ClaudeExecutor(binary=str(fake_claude))
+    running = asyncio.create_task(ex.run(context(progress=progress)))
+    deadline = time.monotonic() + 60
+    while not any("Reading the task" in (m or "") for _, m in progress.seen):
+        assert time.monotonic() < deadline and not running.done()
+        await asyncio.sleep(0.05)
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    assert signals.read_text().split() == ["SIGINT", "SIGTERM"]
+
+
+async def test_claude_bridge_lends_the_session_through_a_private_file(
+        fake_claude: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    swarm = Path(sys.executable).parent / "swarm"
+    monkeypatch.setenv("FAKE_CLAUDE_EXPECT_TOKEN", "tok-secret")
+    ex = ClaudeExecutor(binary=str(fake_claude), bridge=True, swarm_bin=str(swarm))
+    ctx = TaskContext(make_task(), 7, "session-1", "worker-1", report=Progress(),
+                      server_url="http://127.0.0.1:1", session_token="tok-secret")
+    await ex.run(ctx)
+    (run,) = claude_runs(fake_claude)
+    bridge = run["mcp"]
+    server = bridge["config"]["mcpServers"]["swarm"]
+    assert server["command"] == str(swarm) and server["args"] == ["mcp"]
+    assert server["alwaysLoad"] is True and server["env"]["SWARM_URL"] == "http://127.0.0.1:1"
+    assert bridge["token_matches"] and bridge["session_id"] == "session-1"
+    assert bridge["mode"] == "0o600" and "--strict-mcp-config" in run["argv"]
+    data = await asyncio.to_thread(Path(server["env"]["SWARM_DATA_DIR"]).exists)
+    assert not data  # removed after the run
+    assert "tok-secret" not in json.dumps({k: run[k] for k in ("argv", "env", "stdin")})

@@ -9,10 +9,15 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import sys
 from collections.abc import Sequence
+from typing import Any
 
 from .. import __version__
-from .common import EXIT_HELP, Exit, add_client_options, run
+
+#: commands that start on the hot path of an agent CLI: dispatched before anything heavy
+#: (httpx, pydantic, the parser of every group) is imported
+FAST: dict[str, str] = {"hook": "unified_swarm.agents.hooks"}
 
 #: command -> module; modules are imported when the parser is built
 COMMANDS: dict[str, str] = {
@@ -27,16 +32,23 @@ COMMANDS: dict[str, str] = {
     "demo": "unified_swarm.cli.demo",
     "selftest": "unified_swarm.cli.selftest",
     "mcp": "unified_swarm.cli.agent_mcp",
+    "join": "unified_swarm.cli.join",
+    "leave": "unified_swarm.cli.leave",
 }
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .common import EXIT_HELP, add_client_options
+
     parser = argparse.ArgumentParser(
         prog="swarm", description="Unified Swarm: one orchestrator for many agent sessions.",
         epilog=EXIT_HELP)
     parser.add_argument("--version", action="version", version=f"swarm {__version__}")
     add_client_options(parser, top=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in FAST:
+        sub.add_parser(name, help="(for agent CLIs' hooks) swarm hook EVENT: see docs/agents.md",
+                       add_help=False)
     for name, module_name in COMMANDS.items():
         module = importlib.import_module(module_name)
         module.register(sub.add_parser(name, help=module.HELP, description=module.HELP,
@@ -46,6 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one `swarm` command; returns its exit code (the console script exits with it)."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list and args_list[0] in FAST:
+        fast: Any = importlib.import_module(FAST[args_list[0]])
+        return int(fast.main(args_list[1:]))
+    from .common import Exit, run
+
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -101,6 +101,7 @@ class Worker(OutcomePath):
         self.book = LeaseBook(config.lease_ttl)
         self.stats = Stats()
         self.session_id: str | None = None
+        self._session_token = ""
         self.mode = Mode.RUNNING
         self.interrupt: Interrupt | None = None
         self.exit_code = WorkerExit.OK
@@ -189,6 +190,7 @@ class Worker(OutcomePath):
     async def _work(self, session: AsyncClient, registered: Registered) -> None:
         self._session = session
         self.session_id = sid = registered["session"]["id"]
+        self._session_token = registered["token"]
         self.log.info("registered as session %s at %s", sid, self.config.url)
         heart_client = Client(self.config.url, registered["token"],
                               timeout=max(1.0, self.config.heartbeat_interval),
@@ -329,7 +331,8 @@ class Worker(OutcomePath):
     async def _execute(self, run: Run) -> None:
         assert self.session_id is not None
         ctx = TaskContext(run.task, run.token, self.session_id, self.config.name,
-                          report=lambda value, message: self._report(run, value, message))
+                          report=lambda value, message: self._report(run, value, message),
+                          server_url=self.config.url, session_token=self._session_token)
         settled = True
         try:
             run.executing = asyncio.create_task(self.executor.run(ctx))

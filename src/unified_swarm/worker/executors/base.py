@@ -49,6 +49,11 @@ class TaskContext:
     session_id: str
     worker_name: str
     report: ProgressFn = field(default=lambda value, message: None, repr=False)
+    #: where the worker's server is, and its session's token: only for an executor that
+    #: lends the session to a tool of its own (the claude executor's MCP bridge, through a
+    #: 0600 file); never put in a child's environment or argv
+    server_url: str = ""
+    session_token: str = field(default="", repr=False)
 
     @property
     def task_id(self) -> str:

@@ -10,7 +10,7 @@ import contextlib
 import os
 import signal
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +20,10 @@ from .base import ProgressFn, TaskFailed
 PROGRESS_PREFIX = "SWARM_PROGRESS "
 TAIL_LINES = 20
 TAIL_CHARS = 4000
+#: how a child is stopped by default: SIGTERM, then SIGKILL after the grace
+TERMINATE = (signal.SIGTERM,)
+#: a stdout line handler (`run_process(on_line=...)`): called with each complete line
+LineFn = Callable[[str], None]
 #: variables a child never inherits from the worker: the swarm's secrets stay with it
 SECRET_VARIABLES = frozenset({"SWARM_TOKEN", "SWARM_SESSION_TOKEN"})
 #: inherited variables of these prefixes are dropped so a child sees only its own task
@@ -69,9 +73,13 @@ def child_environment(base: Mapping[str, str], extra: Mapping[str, str],
 
 async def run_process(argv: Sequence[str], *, stdin: bytes, env: Mapping[str, str],
                       cwd: Path | None, time_limit: float | None, max_output: int,
-                      progress: ProgressFn, kill_grace: float = 2.0) -> Finished:
+                      progress: ProgressFn, kill_grace: float = 2.0,
+                      on_line: LineFn | None = None,
+                      stop_signals: Sequence[signal.Signals] = TERMINATE) -> Finished:
     """Run `argv` (no shell) to its end. Raises TaskFailed on a timeout (after killing the
-    process group) or when it cannot start; on cancellation kills the group and re-raises.
+    process group) or when it cannot start; on cancellation stops the group (each of
+    `stop_signals` in turn, `kill_grace` apart, then SIGKILL) and re-raises. `on_line` sees
+    each stdout line as it comes (a live stream), besides the capped copy kept.
     """
     try:
         proc = await asyncio.create_subprocess_exec(
@@ -83,14 +91,14 @@ async def run_process(argv: Sequence[str], *, stdin: bytes, env: Mapping[str, st
     streams = _Streams()
     try:
         async with asyncio.timeout(time_limit):
-            await _communicate(proc, stdin, streams, max_output, progress)
+            await _communicate(proc, stdin, streams, max_output, progress, on_line)
     except TimeoutError:
-        await kill_group(proc, kill_grace)
+        await kill_group(proc, kill_grace, stop_signals)
         tail = streams.tail_text()
         raise TaskFailed(f"timed out after {time_limit:g} s" + (f"; stderr: {tail}" if tail
                                                                else "")) from None
     except BaseException:  # cancelled: the worker gives the task back, leave nothing behind
-        await asyncio.shield(kill_group(proc, kill_grace))
+        await asyncio.shield(kill_group(proc, kill_grace, stop_signals))
         raise
     assert proc.returncode is not None
     return Finished(proc.returncode, bytes(streams.stdout), streams.truncated,
@@ -98,11 +106,11 @@ async def run_process(argv: Sequence[str], *, stdin: bytes, env: Mapping[str, st
 
 
 async def _communicate(proc: asyncio.subprocess.Process, stdin: bytes, streams: _Streams,
-                       max_output: int, progress: ProgressFn) -> None:
+                       max_output: int, progress: ProgressFn, on_line: LineFn | None) -> None:
     assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
     await asyncio.gather(
         _feed(proc.stdin, stdin),
-        _read_stdout(proc.stdout, streams, max_output),
+        _read_stdout(proc.stdout, streams, max_output, on_line),
         _read_stderr(proc.stderr, streams, progress),
     )
     await proc.wait()
@@ -119,12 +127,20 @@ async def _feed(pipe: asyncio.StreamWriter, data: bytes) -> None:
         await pipe.wait_closed()
 
 
-async def _read_stdout(pipe: asyncio.StreamReader, streams: _Streams, cap: int) -> None:
+async def _read_stdout(pipe: asyncio.StreamReader, streams: _Streams, cap: int,
+                       on_line: LineFn | None) -> None:
+    pending = b""
     while chunk := await pipe.read(65536):
         room = cap - len(streams.stdout)
         if len(chunk) > room:
             streams.truncated = True  # keep draining so the child never blocks on a pipe
         streams.stdout += chunk[:max(room, 0)]
+        if on_line is not None:
+            *lines, pending = (pending + chunk).split(b"\n")
+            for line in lines:
+                on_line(text_of(line).rstrip("\r"))
+    if on_line is not None and pending.strip():
+        on_line(text_of(pending))
 
 
 async def _read_stderr(pipe: asyncio.StreamReader, streams: _Streams,
@@ -157,9 +173,12 @@ def _progress_line(line: str, progress: ProgressFn) -> bool:
     return True
 
 
-async def kill_group(proc: asyncio.subprocess.Process, grace: float) -> None:
-    """SIGTERM the child's process group, then SIGKILL it after `grace` seconds."""
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+async def kill_group(proc: asyncio.subprocess.Process, grace: float,
+                     stop_signals: Sequence[signal.Signals] = TERMINATE) -> None:
+    """Each of `stop_signals` (SIGTERM by default) to the child's process group, `grace`
+    seconds apart, until it ends; then SIGKILL."""
+    steps = [(sig, grace) for sig in stop_signals] + [(signal.SIGKILL, 5.0)]
+    for sig, wait in steps:
         _signal_group(proc.pid, sig)
         try:
             async with asyncio.timeout(wait):
