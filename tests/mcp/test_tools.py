@@ -4,6 +4,7 @@ acting as a session of a real server (HTTP on loopback, SQLite)."""
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from mcp import Client
 from starlette.routing import Route
@@ -172,13 +173,47 @@ async def test_bad_arguments_are_tool_errors(agent: Agent) -> None:
 MISSING = {"/work/release", "/work/input-request", "/work/{task_id:path}/split"}
 
 
+def _drop_routes(router: Any) -> None:
+    """Take the routes out wherever they sit (recent FastAPI nests included routers)."""
+    router.routes[:] = [
+        r for r in router.routes
+        if not (isinstance(r, Route) and r.path in MISSING and "POST" in (r.methods or ()))]
+    for route in router.routes:
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            _drop_routes(inner)
+
+
+async def test_release_ask_and_split_act_on_a_server_that_has_them(agent: Agent) -> None:
+    """Their success paths: a release hands the task back with its note, a split leaves the
+    parent waiting over its subtasks, a question puts the task in input_required."""
+    async def claim() -> tuple[str, int]:
+        lease = (await agent.ok("claim_task"))["lease"]
+        return lease["task_id"], lease["fencing_token"]
+
+    await agent.op.add_task("build", id="r")
+    task_id, token = await claim()
+    released = await agent.ok("release_task", {"task_id": task_id, "fencing_token": token,
+                                               "note": "half done"})
+    assert released["task"]["status"] == "ready"
+    await agent.op.cancel("r")
+    await agent.op.add_task("build", id="s")
+    task_id, token = await claim()
+    split = await agent.ok("split_task", {"task_id": task_id, "fencing_token": token,
+                                          "subtasks": [{"type": "build"}, {"type": "build"}]})
+    assert split["task"]["status"] == "waiting" and len(split["subtasks"]) == 2
+    assert {t["parent_id"] for t in split["subtasks"]} == {"s"}
+    task_id, token = await claim()
+    asked = await agent.ok("ask_operator", {"task_id": task_id, "fencing_token": token,
+                                            "question": "which port?"})
+    assert asked["task"]["status"] == "input_required"
+
+
 async def test_tools_whose_endpoint_is_missing_say_not_available(
         sqlite_server: LiveServer, agent: Agent) -> None:
     """The endpoints other work adds (release, input requests, split): a server without
     them answers a plain tool error (the routes are taken out here if this one has them)."""
-    sqlite_server.app.router.routes[:] = [
-        r for r in sqlite_server.app.router.routes
-        if not (isinstance(r, Route) and r.path in MISSING and "POST" in (r.methods or ()))]
+    _drop_routes(sqlite_server.app.router)
     await agent.op.add_task("build", id="t")
     lease = (await agent.ok("claim_task"))["lease"]
     held = {"task_id": "t", "fencing_token": lease["fencing_token"]}
