@@ -6,7 +6,8 @@
     │   ├── UnknownDependency       400 unknown_dependency
     │   ├── DependencyCycle         400 dependency_cycle
     │   ├── UnknownCapability       400 unknown_capability
-    │   └── ValidationFailed        422 validation_error   (malformed JSON / wrong types)
+    │   ├── ValidationFailed        422 validation_error   (malformed JSON / wrong types)
+    │   └── KeyReused               422 idempotency_key_reused (one key, another request)
     ├── PayloadTooLarge             413 payload_too_large
     ├── Unauthorized                401 unauthorized
     ├── Forbidden                   403 forbidden
@@ -72,6 +73,14 @@ class UnknownCapability(InvalidInput):
 class ValidationFailed(InvalidInput):
     status = 422
     code = "validation_error"
+
+
+class KeyReused(InvalidInput):
+    """An `Idempotency-Key` came back with another request than the one it first carried:
+    nothing was done, and the first request's answer stays the key's answer."""
+
+    status = 422
+    code = "idempotency_key_reused"
 
 
 class PayloadTooLarge(SwarmError):
