@@ -287,3 +287,29 @@ async def test_a_retry_racing_its_first_try_gets_the_first_answer(orch: Orchestr
     got = await orch._once(k, list, racing)
     assert [t.id for t in got] == ["a"]
     assert (await orch.counts()).tasks == {"ready": 1}
+
+
+async def test_sqlite_purges_expired_keys_as_keyed_writes_go(settings: Settings) -> None:
+    """Expired answers do not pile up: each keyed write deletes a few (bounded work)."""
+    import sqlite3
+
+    from unified_swarm.store.sqlite import SQLiteStore
+    from unified_swarm.store.sqlite.keyed import PURGE
+
+    store = SQLiteStore(settings.sqlite_path, settings)
+    await store.open()
+    try:
+        for n in range(PURGE + 4):
+            await store.put_knowledge(f"t{n}", n, [], None, "operator", T0,
+                                      key(f"k{n}", ttl=10.0))
+
+        def rows() -> int:
+            with sqlite3.connect(settings.sqlite_path) as conn:
+                return int(conn.execute("SELECT COUNT(*) FROM idempotency").fetchone()[0])
+        assert rows() == PURGE + 4
+        await store.put_knowledge("late", 1, [], None, "operator", T0 + 11, key("late"))
+        assert rows() == 4 + 1  # PURGE expired ones went, the new one came
+        await store.put_knowledge("later", 1, [], None, "operator", T0 + 12, key("later"))
+        assert rows() == 2
+    finally:
+        await store.close()
