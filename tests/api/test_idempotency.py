@@ -42,7 +42,7 @@ def test_the_same_key_gets_the_same_answer_and_one_task(http: httpx.Client) -> N
 def test_a_key_reused_with_another_body_is_refused(http: httpx.Client) -> None:
     assert add(http, "k-1", {"type": "build", "id": "a"}).status_code == 201
     r = add(http, "k-1", {"type": "build", "id": "b"})
-    assert r.status_code == 422
+    assert r.status_code == 409
     assert r.json()["error"]["code"] == "idempotency_key_reused"
     assert [t["id"] for t in http.get("/work").json()["tasks"]] == ["a"]
 

@@ -176,6 +176,8 @@ class Orchestrator:
             return kept
         try:
             return await act()
+        except KeyReused:
+            raise
         except Conflict:
             kept = await self._kept(idem, kind)
             if kept is None:
