@@ -98,6 +98,8 @@ class Settings:
     max_batch: int = 1000
     #: the longest long-poll this server grants, at most the protocol's MAX_WAIT
     max_wait: float = MAX_WAIT
+    #: how long the answer to a call with an `Idempotency-Key` is kept for its retries
+    idempotency_ttl: float = 24 * 3600.0
 
     # abuse limits, per token: sustained requests per second and burst (0 disables)
     rate_limit: float = 2000.0
@@ -135,7 +137,7 @@ class Settings:
             "heartbeat_interval", "task_claim_timeout", "idle_threshold", "lease_factor",
             "max_body_bytes", "max_input_bytes", "max_json_depth", "max_batch", "reap_batch",
             "scale_interval", "collaboration_threshold", "max_split_depth", "max_context_bytes",
-            "preempt_grace",
+            "preempt_grace", "idempotency_ttl",
         )
         for name in positive:
             if getattr(self, name) <= 0:

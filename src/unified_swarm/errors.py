@@ -17,7 +17,8 @@
     │   │   └── TaskTaken           409 not_claimable     (that task is gone: try another)
     │   ├── LeaseLost               409 lease_lost        (stale fencing token / expired lease)
     │   ├── OutcomeMismatch         409 outcome_mismatch  (a different outcome was recorded)
-    │   └── StaleVersion            409 stale_version     (knowledge expected_version)
+    │   ├── StaleVersion            409 stale_version     (knowledge expected_version)
+    │   └── KeyReused               409 idempotency_key_reused (one key, another request)
     ├── HeadersTooLarge             431 headers_too_large
     ├── RateLimited                 429 rate_limited      (retry_after)
     ├── NotInstalled                501 not_implemented   (an optional extra is missing)
@@ -122,6 +123,14 @@ class OutcomeMismatch(Conflict):
 
 class StaleVersion(Conflict):
     code = "stale_version"
+
+
+class KeyReused(Conflict):
+    """An `Idempotency-Key` came back with another request than the one it first carried:
+    a conflict with what the key holds (nothing was done; the first request's answer stays
+    the key's answer). A 409, not a 422: the request itself is valid, a new key takes it."""
+
+    code = "idempotency_key_reused"
 
 
 class HeadersTooLarge(SwarmError):

@@ -451,3 +451,21 @@ class Counts:
     completed_total: int
     duration_sum: float
     last_seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class Idem:
+    """An `Idempotency-Key` as a store keeps it (core/idempotency.py makes one).
+
+    `id` names the caller's key in its scope (the credential's identity and the route), so
+    two callers never share one; `fingerprint` is the digest of the request, so the key
+    reused for another request is refused, not answered; `ttl` is how long the answer
+    is kept (seconds)."""
+
+    id: str
+    fingerprint: str
+    ttl: float
+
+
+#: what a keyed step answers, and a retry with the same key gets again
+Replay = Session | list[Task] | Claimed | KnowledgeEntry

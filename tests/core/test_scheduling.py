@@ -11,7 +11,7 @@ import pytest
 
 from unified_swarm.core.scheduling import ROUNDS, Scheduler
 from unified_swarm.errors import Contended, TaskTaken
-from unified_swarm.models import Candidate, Claimed, Session
+from unified_swarm.models import Candidate, Claimed, Idem, Session
 from unified_swarm.store.base import Store
 
 from ..conftest import T0
@@ -44,9 +44,9 @@ class Counting:
         self._claim = store.claim
 
         async def claim(session_id: str, task_id: str, now: float,
-                        predicted: float | None = None) -> Claimed:
+                        predicted: float | None = None, idem: Idem | None = None) -> Claimed:
             try:
-                return await self._claim(session_id, task_id, now, predicted)
+                return await self._claim(session_id, task_id, now, predicted, idem)
             except TaskTaken:
                 self.lost += 1
                 raise
@@ -126,7 +126,7 @@ async def test_every_race_lost_is_contended_not_empty(store: Store) -> None:
     counting = Counting(store)
 
     async def always_taken(session_id: str, task_id: str, now: float,
-                           predicted: float | None = None) -> Claimed:
+                           predicted: float | None = None, idem: Idem | None = None) -> Claimed:
         counting.lost += 1
         raise TaskTaken(f"task {task_id!r} was taken by another replica")
 

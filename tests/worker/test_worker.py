@@ -219,19 +219,26 @@ def test_an_executor_blocking_the_event_loop_does_not_starve_the_heartbeat(
 
 class LoseFirstClaim(httpx.AsyncHTTPTransport):
     """Drops the answer to the first request that claimed a task: the server made the
-    claim, the worker never hears of it (a timeout or a dropped connection in real life)."""
+    claim, the worker never hears of it (a timeout or a dropped connection in real life).
+    With `retries`, the answers to every retry of that request (its Idempotency-Key) are
+    dropped too, so the worker never hears of the claim; without, the SDK's retry gets the
+    kept answer."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, retries: bool = True) -> None:
         super().__init__()
         self.dropped: list[str] = []
+        self.retries = retries
+        self._key: str | None = None
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         response = await super().handle_async_request(request)
-        if request.url.path == "/work/request" and response.status_code == 200 \
-                and not self.dropped:
+        key = request.headers.get("idempotency-key")
+        if request.url.path == "/work/request" and response.status_code == 200 and (
+                not self.dropped or (self.retries and key == self._key)):
             body = await response.aread()
             await response.aclose()
             self.dropped.append(json.loads(body)["task"]["id"])
+            self._key = key
             raise httpx.ReadError("connection lost (injected by the test)", request=request)
         return response
 
@@ -254,9 +261,34 @@ def test_a_lease_the_worker_never_heard_of_is_released(op: Client,
         wait_for(lambda: worker.session_id, "the worker to register")
         worker.drain_soon("test over")
         thread.join(15)
-    assert codes == [0] and lossy.dropped == ["h1"]
+    assert codes == [0] and set(lossy.dropped) == {"h1"} and len(lossy.dropped) > 1
     first, second = done["history"]
     assert (first["session_id"], first["outcome"]) == ("wh", "failed")
     assert "released by wh" in (first["error"] or "")
     assert (second["session_id"], second["outcome"]) == ("wh", "completed")
     assert done["task"]["result"]["id"] == "h1"
+
+
+@pytest.mark.slow
+def test_a_lost_claim_answer_is_heard_on_the_retry(op: Client,
+                                                   sqlite_server: LiveServer) -> None:
+    """One answer lost: the SDK's retry carries the same Idempotency-Key and the server
+    answers it with the claim it made, so the task runs once under one lease."""
+    op.add_task("build", id="h2", input={"x": 1})
+    lossy = LoseFirstClaim(retries=False)
+    config = WorkerConfig(url=sqlite_server.url, token=sqlite_server.token, id="wk",
+                          name="wk", capabilities=("build",), heartbeat_interval=0.5, wait=2)
+    worker = Worker(config, PythonExecutor.load("tests.worker.funcs:echo"), transport=lossy)
+    codes: list[int] = []
+    thread = threading.Thread(
+        target=lambda: codes.append(asyncio.run(worker.run(handle_signals=False))))
+    thread.start()
+    try:
+        done = wait_for(lambda: status_is(op, "h2", "completed"), "h2 to complete")
+    finally:
+        wait_for(lambda: worker.session_id, "the worker to register")
+        worker.drain_soon("test over")
+        thread.join(15)
+    assert codes == [0] and lossy.dropped == ["h2"]
+    (only,) = done["history"]
+    assert (only["session_id"], only["outcome"], only["fencing_token"]) == ("wk", "completed", 1)

@@ -8,7 +8,7 @@ from collections.abc import Callable, Coroutine, Iterator
 from typing import Annotated, Any
 
 import orjson
-from fastapi import Depends, HTTPException, Request, Security
+from fastapi import Depends, Header, HTTPException, Request, Security
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -16,11 +16,12 @@ from starlette.responses import Response
 from starlette.routing import Match, Route
 from starlette.types import Receive, Scope, Send
 
+from ..core import idempotency
 from ..core.auth import Principal, require_holder, require_operator
 from ..core.orchestrator import Orchestrator
 from ..errors import InvalidInput
 from ..jsonutil import check_depth
-from ..models import Session
+from ..models import Idem, Session
 from .guard import AUTHENTICATED
 
 #: a run of 19 digits: perhaps an integer past 64 bits (-2**63-1 has 19), which orjson
@@ -170,8 +171,30 @@ async def get_session(principal: Annotated[Principal, Depends(get_principal)]) -
     return require_holder(principal)
 
 
+KeyHeader = Annotated[str | None, Header(
+    alias=idempotency.HEADER.lower(),
+    description="Makes this call safe to retry: the same key (in the caller's scope, per "
+                "route) gets the first answer again, never a second effect "
+                "(docs/api.md, Idempotency-Key)",
+    json_schema_extra={"pattern": idempotency.KEY_PATTERN})]
+
+
+async def get_idem(request: Request, principal: Annotated[Principal, Depends(get_principal)],
+                   key: KeyHeader = None) -> Idem | None:
+    """The call's Idempotency-Key, scoped to the caller and the route (400 when it is not
+    1..255 printable ASCII characters); None without one: then nothing else is done."""
+    if key is None:
+        return None
+    route = request.scope.get("route")
+    template = getattr(route, "path", request.url.path)
+    orch: Orchestrator = request.app.state.orchestrator
+    return orch.idem(principal, f"{request.method} {template}", key, request.url.path,
+                     await request.body())
+
+
 Orch = Annotated[Orchestrator, Depends(get_orchestrator)]
 Caller = Annotated[Principal, Depends(get_principal)]
 Operator = Annotated[Principal, Depends(get_operator)]
 SessionCaller = Annotated[Session, Depends(get_session)]
+Keyed = Annotated[Idem | None, Depends(get_idem)]
 

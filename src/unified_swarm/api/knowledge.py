@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 
 from ..core.limits import TOPIC_PATTERN
-from .deps import Caller, Orch, SwarmRoute
+from .deps import Caller, Keyed, Orch, SwarmRoute
 from .replies import COMMON, EntriesReply, EntryReply, errors
 from .responses import JSONResp
 from .schemas import KnowledgeIn
@@ -30,9 +30,10 @@ async def get_knowledge(topic: Topic, orch: Orch, _: Caller, version: Version = 
 
 
 @router.put("/knowledge/{topic:path}", response_model=EntryReply, responses=errors(409))
-async def put_knowledge(topic: Topic, body: KnowledgeIn, orch: Orch, caller: Caller) -> JSONResp:
+async def put_knowledge(topic: Topic, body: KnowledgeIn, orch: Orch, caller: Caller,
+                        idem: Keyed) -> JSONResp:
     entry = await orch.put_knowledge(topic, body.content, list(body.tags),
-                                     body.expected_version, caller)
+                                     body.expected_version, caller, idem)
     return JSONResp({"entry": entry.wire()})
 
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body
 from ..core.orchestrator import SessionSpec
 from ..errors import Forbidden
 from ..models import SessionStatus
-from .deps import Caller, Operator, Orch, SessionCaller, SwarmRoute
+from .deps import Caller, Keyed, Operator, Orch, SessionCaller, SwarmRoute
 from .replies import COMMON, HeartbeatOut, Registered, SessionReply, SessionsReply, errors
 from .responses import JSONResp
 from .schemas import HeartbeatIn, IdPath, RegisterIn
@@ -21,11 +21,11 @@ ONE = "/session/{session_id:path}"
 
 @router.post("/session/register", status_code=201, response_model=Registered,
              responses=errors(403, 409))
-async def register(body: RegisterIn, orch: Orch, _: Operator) -> JSONResp:
+async def register(body: RegisterIn, orch: Orch, _: Operator, idem: Keyed) -> JSONResp:
     session, token = await orch.register(SessionSpec(
         capabilities=body.capabilities, id=body.id, name=body.name,
         max_concurrent_tasks=body.max_concurrent_tasks,
-        heartbeat_interval=body.heartbeat_interval, metadata=body.metadata))
+        heartbeat_interval=body.heartbeat_interval, metadata=body.metadata), idem)
     return JSONResp({"session": session.wire(), "token": token}, status_code=201)
 
 

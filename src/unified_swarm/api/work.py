@@ -12,7 +12,7 @@ from starlette.responses import Response
 from ..core.collab import Merge
 from ..core.waiters import Waiter
 from ..models import MAX_WAIT, Claimed, Recorded, Task, TaskStatus, iso
-from .deps import Caller, Operator, Orch, SessionCaller, SwarmRoute
+from .deps import Caller, Keyed, Operator, Orch, SessionCaller, SwarmRoute
 from .replies import (
     COMMON,
     ClaimedReply,
@@ -62,9 +62,9 @@ def _recorded(r: Recorded) -> JSONResp:
 
 
 @router.post("/work", status_code=201, response_model=TasksReply, responses=errors(409))
-async def add_work(body: WorkIn, orch: Orch, _: Caller) -> JSONResp:
+async def add_work(body: WorkIn, orch: Orch, _: Caller, idem: Keyed) -> JSONResp:
     items = body.tasks if isinstance(body, TaskBatch) else [body]
-    tasks = await orch.add_tasks([item.spec() for item in items])
+    tasks = await orch.add_tasks([item.spec() for item in items], idem)
     return JSONResp({"tasks": [t.wire() for t in tasks]}, status_code=201)
 
 
@@ -94,12 +94,12 @@ async def _watch_disconnect(request: Request, waiter: Waiter) -> None:
 
 @router.get("/work/request", response_model=ClaimedReply,
             responses={204: {"description": "nothing came in time"}, **errors(403, 409)})
-async def request_work(request: Request, orch: Orch, session: SessionCaller,
+async def request_work(request: Request, orch: Orch, session: SessionCaller, idem: Keyed,
                        wait: Wait = 0.0) -> Response:
     waiter = Waiter(session.id, frozenset(session.capabilities))
     watcher = asyncio.create_task(_watch_disconnect(request, waiter)) if wait > 0 else None
     try:
-        got = await orch.request_work(session, wait, waiter)
+        got = await orch.request_work(session, wait, waiter, idem)
     finally:
         if watcher is not None:
             watcher.cancel()
@@ -128,8 +128,8 @@ async def offer_work(request: Request, orch: Orch, session: SessionCaller,
 
 
 @router.post("/work/claim", response_model=ClaimedReply, responses=errors(403, 404, 409))
-async def claim(body: ClaimIn, orch: Orch, session: SessionCaller) -> JSONResp:
-    return _claimed(await orch.claim(session, body.task_id))
+async def claim(body: ClaimIn, orch: Orch, session: SessionCaller, idem: Keyed) -> JSONResp:
+    return _claimed(await orch.claim(session, body.task_id, idem))
 
 
 @router.post("/work/progress", response_model=RecordedReply, responses=OUTCOME)

@@ -20,7 +20,7 @@ from typing import TypeVar
 
 from ..config import Settings
 from ..errors import Contended, InvalidInput, TaskTaken
-from ..models import Claimed, Clock, Quarantine, Recorded, Session, Task
+from ..models import Claimed, Clock, Idem, Quarantine, Recorded, Session, Task
 from ..stats import ANY, PairStats
 from ..store.base import Store
 from . import breaker
@@ -51,25 +51,26 @@ class LearnedScheduler:
         self.look_again: dict[str, float] = {}
 
     async def claim(self, session: Session, clock: Clock, offers: bool | None = None,
-                    proposal: str | None = None) -> Claimed | None:
+                    proposal: str | None = None, idem: Idem | None = None) -> Claimed | None:
         """Claim the best task for the session: one offered to it first, then a task a
         one-solve match proposed for it, then the Brain's choice. None when the Brain has
-        nothing for it now (the session checked in, as with an empty queue)."""
+        nothing for it now (the session checked in, as with an empty queue). Every claim
+        carries `idem` (an Idempotency-Key): the first that takes a task keeps it."""
         if offers or (offers is None and session.current_tasks):
             for c in await self.store.offered_to(session.id):
                 try:
-                    return await self.store.claim(session.id, c.id, clock())
+                    return await self.store.claim(session.id, c.id, clock(), idem=idem)
                 except TaskTaken:
                     continue
         if proposal is not None:
             try:
                 return await self.store.claim(session.id, proposal, clock(),
-                                              self.brain.predict(session.id, proposal))
+                                              self.brain.predict(session.id, proposal), idem)
             except TaskTaken:
                 self.brain.lost(proposal)
 
         async def take(task_id: str, predicted: float | None) -> Claimed:
-            return await self.store.claim(session.id, task_id, clock(), predicted)
+            return await self.store.claim(session.id, task_id, clock(), predicted, idem)
 
         return await self._choose(session, clock, take)
 

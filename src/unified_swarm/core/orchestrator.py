@@ -15,13 +15,16 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from ..config import Settings
 from ..errors import (
+    Conflict,
     Contended,
     InvalidInput,
+    KeyReused,
     NotClaimable,
     NotFound,
     SwarmError,
@@ -37,6 +40,7 @@ from ..models import (
     Event,
     EventListener,
     Heartbeat,
+    Idem,
     Interrupt,
     KnowledgeEntry,
     Recorded,
@@ -49,7 +53,7 @@ from ..models import (
 )
 from ..store.base import Store, StoreClock
 from ..tokens import hash_token, new_token
-from . import collab, context, learned, limits, planning
+from . import collab, context, idempotency, learned, limits, planning
 from .auth import Auth, Principal
 from .brain import Brain
 from .coordinator import PAST_DUE, Coordinator
@@ -67,6 +71,9 @@ RUNNING_READ = 1000
 READY_EVENTS = frozenset({"task.ready", "task.requeued"})
 #: events after which a task never runs again: an emergency's interrupt lifts with them
 ENDED_EVENTS = frozenset({"task.completed", "task.failed", "task.cancelled"})
+
+T = TypeVar("T")
+K = TypeVar("K")
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +113,7 @@ class Orchestrator:
         self.settings = settings
         self.clock = clock
         self.auth = Auth(store, operator_token)
+        self._register_secret = idempotency.secret(operator_token)
         #: the learned model and the swarm's picture, kept whichever policy chooses (the
         #: model's numbers are shown on sessions either way)
         self.brain = Brain()
@@ -170,9 +178,43 @@ class Orchestrator:
     async def authenticate(self, token: str | None) -> Principal:
         return await self.auth.authenticate(token)
 
+    def idem(self, caller: Principal, route: str, key: str, path: str, body: bytes) -> Idem:
+        """The Idempotency-Key `key` of this caller on `route` (core/idempotency.py)."""
+        return idempotency.make(caller.name, route, key, path, body,
+                                self.settings.idempotency_ttl)
+
+    async def _once(self, idem: Idem | None, kind: type[K],
+                    act: Callable[[], Awaitable[T]]) -> T | K:
+        """Run `act` once per Idempotency-Key: the answer kept under the key when there is
+        one, else `act`, whose store step keeps its answer. A conflict (AlreadyExists,
+        NotClaimable, TaskTaken) may come from a try of the same key that won the race
+        (a retry sent while the first try still ran): then that try's answer is ours."""
+        if idem is None:
+            return await act()
+        kept = await self._kept(idem, kind)
+        if kept is not None:
+            return kept
+        try:
+            return await act()
+        except KeyReused:
+            raise
+        except Conflict:
+            kept = await self._kept(idem, kind)
+            if kept is None:
+                raise
+            return kept
+
+    async def _kept(self, idem: Idem, kind: type[K]) -> K | None:
+        kept = await self.store.recall(idem, self.clock())
+        if kept is not None and not isinstance(kept, kind):  # another route: never, by scope
+            raise KeyReused(f"this Idempotency-Key answered another kind of call "
+                            f"({type(kept).__name__})")
+        return kept
+
     # -- sessions ------------------------------------------------------------------------
 
-    async def register(self, spec: SessionSpec) -> tuple[Session, str]:
+    async def register(self, spec: SessionSpec,
+                       idem: Idem | None = None) -> tuple[Session, str]:
         limits.check_size(spec.metadata, self.settings.max_input_bytes, "metadata")
         sid = spec.id or f"session-{secrets.token_hex(8)}"
         limits.check_id(sid, "session id")
@@ -191,8 +233,12 @@ class Orchestrator:
             registered_at=now,
             metadata=spec.metadata or {},
         )
-        token = new_token()
-        joined = await self.store.register_session(session, hash_token(token), now)
+        # a keyed register derives its token, so its retry can answer it again without the
+        # store keeping it (core/idempotency.py)
+        token = new_token() if idem is None else idempotency.session_token(
+            self._register_secret, idem)
+        joined = await self._once(idem, Session, lambda: self.store.register_session(
+            session, hash_token(token), now, idem))
         return joined, token
 
     async def heartbeat(self, session_id: str, status: str | None) -> tuple[Heartbeat, Directives]:
@@ -229,7 +275,8 @@ class Orchestrator:
 
     # -- tasks ---------------------------------------------------------------------------
 
-    async def add_tasks(self, specs: Sequence[TaskSpec]) -> list[Task]:
+    async def add_tasks(self, specs: Sequence[TaskSpec],
+                        idem: Idem | None = None) -> list[Task]:
         for spec in specs:
             limits.check_size(spec.input, self.settings.max_input_bytes,
                               f"input of task {spec.id or spec.type!r}")
@@ -237,7 +284,8 @@ class Orchestrator:
             raise InvalidInput("a batch needs at least one task")
         if len(specs) > self.settings.max_batch:
             raise InvalidInput(f"a batch holds at most {self.settings.max_batch} tasks")
-        return await planning.add_tasks(self.store, specs, self.clock, self.settings)
+        return await self._once(idem, list, lambda: planning.add_tasks(
+            self.store, specs, self.clock, self.settings, idem))
 
     async def get_task(self, task_id: str) -> tuple[Task, list[Attempt]]:
         """One task with its history and the context its holder gets (notes included)."""
@@ -254,13 +302,22 @@ class Orchestrator:
                                            session=session, limit=limit, cursor=cursor)
 
     async def request_work(self, session: Session, wait: float,
-                           waiter: Waiter | None = None) -> Claimed | None:
+                           waiter: Waiter | None = None,
+                           idem: Idem | None = None) -> Claimed | None:
         """Claim the best task for the session, waiting up to `wait` seconds for one.
 
         The waiter is parked before the first attempt, so a task made ready while that
-        attempt runs still wakes it: no lost wake-up, no polling.
+        attempt runs still wakes it: no lost wake-up, no polling. With `idem`, the claim
+        that takes a task keeps its answer under the key, and a retry gets that claim.
         """
         limits.check_wait(wait)
+        got = await self._once(idem, Claimed, lambda: self._request(session, wait, waiter,
+                                                                    idem))
+        # after the key's answer too: a retry gets the context as it is now
+        return None if got is None else await self._handed(got)
+
+    async def _request(self, session: Session, wait: float, waiter: Waiter | None,
+                       idem: Idem | None) -> Claimed | None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + min(wait, self.settings.max_wait)
         waiter = waiter or Waiter(session.id, frozenset(session.capabilities))
@@ -268,9 +325,9 @@ class Orchestrator:
         self.brain.waiting.add(session.id)
         try:
             while not (self._stopping or waiter.abandoned):
-                got = await self._try_claim(session, waiter, deadline > loop.time())
+                got = await self._try_claim(session, waiter, deadline > loop.time(), idem)
                 if got is not None:
-                    return await self._handed(got)
+                    return got
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     return None
@@ -289,7 +346,7 @@ class Orchestrator:
                 self.waiters.wake(waiter.woken_for)
 
     async def _try_claim(self, session: Session, waiter: Waiter,
-                         may_wait: bool) -> Claimed | None:
+                         may_wait: bool, idem: Idem | None) -> Claimed | None:
         """One attempt of a long-poll; a wake-up it did not use is passed on."""
         woken_for, waiter.woken_for = waiter.woken_for, None
         offered, waiter.offered = waiter.offered, False
@@ -300,9 +357,10 @@ class Orchestrator:
         try:
             if isinstance(self.scheduler, learned.LearnedScheduler):
                 got = await self.scheduler.claim(session, self.clock,
-                                                 True if offered else None, proposal)
+                                                 True if offered else None, proposal, idem)
             else:
-                got = await self.scheduler.claim(session, self.clock, True if offered else None)
+                got = await self.scheduler.claim(session, self.clock,
+                                                 True if offered else None, idem)
         except Contended:
             if not may_wait:
                 raise
@@ -402,11 +460,15 @@ class Orchestrator:
             return remaining
         return min(remaining, max(at - self.clock(), 0.0) + PAST_DUE)
 
-    async def claim(self, session: Session, task_id: str) -> Claimed:
+    async def claim(self, session: Session, task_id: str, idem: Idem | None = None) -> Claimed:
+        return await self._handed(await self._once(
+            idem, Claimed, lambda: self._claim(session, task_id, idem)))
+
+    async def _claim(self, session: Session, task_id: str, idem: Idem | None) -> Claimed:
         if self.interrupt is not None and self.interrupt.task_id != task_id:
             raise NotClaimable(f"the swarm is interrupted: {self.interrupt.reason}")
-        return await self._handed(await self.store.claim(
-            session.id, task_id, self.clock(), self.brain.predict(session.id, task_id)))
+        return await self.store.claim(session.id, task_id, self.clock(),
+                                      self.brain.predict(session.id, task_id), idem)
 
     async def _handed(self, claimed: Claimed) -> Claimed:
         """A claimed task as its holder gets it: with its context, and told whether it is
@@ -556,11 +618,12 @@ class Orchestrator:
     # -- knowledge -----------------------------------------------------------------------
 
     async def put_knowledge(self, topic: str, content: JSON, tags: list[str],
-                            expected_version: int | None, by: Principal) -> KnowledgeEntry:
+                            expected_version: int | None, by: Principal,
+                            idem: Idem | None = None) -> KnowledgeEntry:
         limits.check_size(content, self.settings.max_input_bytes, "knowledge content")
         limits.check_topic(topic)
-        return await self.store.put_knowledge(topic, content, tags, expected_version, by.name,
-                                              self.clock())
+        return await self._once(idem, KnowledgeEntry, lambda: self.store.put_knowledge(
+            topic, content, tags, expected_version, by.name, self.clock(), idem))
 
     async def get_knowledge(self, topic: str, version: int | None) -> KnowledgeEntry:
         entry = await self.store.get_knowledge(topic, version)

@@ -23,7 +23,7 @@ from ..errors import (
     UnknownDependency,
 )
 from ..lifecycle import EMERGENCY_PRIORITY, MAX_PRIORITY, compute_priority, status_from_deps
-from ..models import Clock, Task, TaskSpec, TaskStatus
+from ..models import Clock, Idem, Task, TaskSpec, TaskStatus
 from ..store.base import Store
 from . import limits
 
@@ -123,7 +123,8 @@ def assumed(tasks: Sequence[Task], stored: Mapping[str, TaskStatus]) -> dict[str
 
 
 async def add_tasks(store: Store, specs: Sequence[TaskSpec], clock: Clock,
-                    settings: Settings, *, emergency: bool = False) -> list[Task]:
+                    settings: Settings, idem: Idem | None = None, *,
+                    emergency: bool = False) -> list[Task]:
     """Plan the batch against the store and insert it if what the plan read still holds; plan
     again when a dependency moved in between (at most MAX_REPLANS times). The batch is dated
     by `clock` after the read, right before its write. `emergency` puts every task of the
@@ -135,7 +136,7 @@ async def add_tasks(store: Store, specs: Sequence[TaskSpec], clock: Clock,
         tasks = plan_batch(specs, stored, now, settings)
         for t in tasks if emergency else ():
             t.priority, t.priority_given, t.critical = EMERGENCY_PRIORITY, True, True
-        added = await store.insert_batch(tasks, assumed(tasks, stored), now)
+        added = await store.insert_batch(tasks, assumed(tasks, stored), now, idem)
         if added is not None:
             return added
     raise Unavailable("the batch's dependencies kept changing while it was added; "

@@ -35,7 +35,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol, TypeVar
 
 from ..errors import Contended, TaskTaken
-from ..models import Candidate, Claimed, Clock, Event, Session, Task
+from ..models import Candidate, Claimed, Clock, Event, Idem, Session, Task
 from ..store.base import Store
 from .candidates import READ, Pool, Pools, key_of
 
@@ -87,16 +87,17 @@ class Scheduler:
         store.add_listener(self._heard)
 
     async def claim(self, session: Session, clock: Clock,
-                    offers: bool | None = None) -> Claimed | None:
+                    offers: bool | None = None, idem: Idem | None = None) -> Claimed | None:
         """Claim the best task for the session: one offered to it first (looked up when
         `offers`, by default when the session holds anything), else the best ready one.
 
         None when nothing is ready for it; the session has then checked in (asking proves it
         alive, and one that may take no work is refused with NotClaimable, as a claim would
-        be). Raises Contended when every candidate of ROUNDS reads was taken first.
+        be). Raises Contended when every candidate of ROUNDS reads was taken first. Every
+        claim carries `idem` (an Idempotency-Key): the first that takes a task keeps it.
         """
         async def take(t: Candidate) -> Claimed:
-            got = await self.store.claim(session.id, t.id, clock())
+            got = await self.store.claim(session.id, t.id, clock(), idem=idem)
             self._remember(got.task.id, got.task.fencing_token)  # should its event be late
             return got
 

@@ -30,6 +30,13 @@ Rules shared by every method below:
   longer be had (held elsewhere, not ready, a capability the session lacks) is `TaskTaken`
   (a `NotClaimable`): a scheduler moves on to its next candidate.
 - Errors raised inside a step leave the store exactly as it was.
+- The steps a client cannot repeat safely by themselves (register_session, insert_batch,
+  claim, put_knowledge) take an optional `idem` (an Idempotency-Key in its scope, made in
+  core/idempotency.py). With one, the step first looks the key up: a kept answer is
+  returned as it was, and nothing else happens (`KeyReused` when the key came with
+  another request); otherwise the step runs and, when it changed something, keeps its
+  answer under the key IN THE SAME atomic step, for `idem.ttl` seconds (store/replay.py).
+  Without one, the step does no idempotency work at all.
 """
 
 from __future__ import annotations
@@ -47,11 +54,13 @@ from ..models import (
     Event,
     EventListener,
     Heartbeat,
+    Idem,
     Interrupt,
     KnowledgeEntry,
     Quarantine,
     Reaped,
     Recorded,
+    Replay,
     Session,
     Split,
     Task,
@@ -81,7 +90,8 @@ class Store(Protocol):
 
     # -- sessions ----------------------------------------------------------------------
 
-    async def register_session(self, session: Session, token_hash: str, now: float) -> Session:
+    async def register_session(self, session: Session, token_hash: str, now: float,
+                               idem: Idem | None = None) -> Session:
         """Atomically create the session, or resume it when it exists and is offline.
 
         A resumed session keeps its history and scores and gets the new token hash.
@@ -122,7 +132,7 @@ class Store(Protocol):
         """The status of each of these tasks that exists (read only; what a plan reads)."""
 
     async def insert_batch(self, tasks: Sequence[Task], assumed: Mapping[str, TaskStatus],
-                           now: float) -> list[Task] | None:
+                           now: float, idem: Idem | None = None) -> list[Task] | None:
         """Atomically insert a planned batch (all or nothing), in the order given.
 
         `assumed` holds the statuses of stored tasks the plan read (the batch's dependencies
@@ -173,7 +183,7 @@ class Store(Protocol):
         take work now (left, draining, at max concurrency)."""
 
     async def claim(self, session_id: str, task_id: str, now: float,
-                    predicted: float | None = None) -> Claimed:
+                    predicted: float | None = None, idem: Idem | None = None) -> Claimed:
         """Atomically claim one named task, ready or offered to this session: compare-and-set
         on its status. The claim bumps the fencing token and attempts, starts a lease and an
         attempt row (keeping `predicted`, the duration the scheduler expected, on the
@@ -286,7 +296,7 @@ class Store(Protocol):
 
     async def put_knowledge(
         self, topic: str, content: JSON, tags: list[str], expected_version: int | None,
-        updated_by: str | None, now: float,
+        updated_by: str | None, now: float, idem: Idem | None = None,
     ) -> KnowledgeEntry:
         """Atomically append the next version of a topic (1 for a new one).
 
@@ -342,6 +352,10 @@ class Store(Protocol):
 
     async def ping(self) -> None:
         """Raise Unavailable unless the store answers now."""
+
+    async def recall(self, idem: Idem, now: float) -> Replay | None:
+        """The answer kept under this key, unexpired at `now`, if any (read only). Raises
+        KeyReused when the key was first sent with another request."""
 
     # -- autoscaling -------------------------------------------------------------------
 

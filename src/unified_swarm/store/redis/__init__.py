@@ -53,18 +53,22 @@ from ...models import (
     Event,
     EventListener,
     Heartbeat,
+    Idem,
     Interrupt,
     KnowledgeEntry,
     Quarantine,
     Reaped,
     Recorded,
+    Replay,
     Session,
     Split,
     Task,
     TaskStatus,
 )
 from ...stats import PairStats
+from .. import replay
 from ..base import EVENT_TYPE_RE
+from ..replay import LostReplies
 from . import codec
 from .codec import num, opt
 from .connection import (
@@ -85,6 +89,8 @@ from .scripts import refusal, source
 SCHEMA_VERSION = 1
 #: tasks one list_tasks call looks at before it answers with a cursor
 LIST_BUDGET = 20_000
+#: the idempotency arguments of a call without a key
+NO_IDEM = ("",)
 
 
 class RedisStore:
@@ -102,6 +108,8 @@ class RedisStore:
         self._fence = ""  # "holder\ntoken" while this process believes it leads
         self._clock = self.target.clock
         self._pump = EventPump(self.events_after)
+        #: a test fault: replies lost after their script ran (store/replay.py)
+        self.faults = LostReplies()
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -151,16 +159,41 @@ class RedisStore:
 
     async def _call(self, op: str, *args: str, now: float | None = None) -> list[Any]:
         """Run one operation of the script; deliver its events; raise its refusal."""
+        return (await self._run(op, NO_IDEM, args, now))[0]
+
+    async def _keyed(self, op: str, idem: Idem | None, args: Sequence[str], now: float,
+                     extra: str = "") -> tuple[list[Any], str | None]:
+        """Run an operation that may carry an Idempotency-Key (lua/keyed.lua): the payload,
+        and the `extra` kept with it when the answer is a kept one (else None)."""
+        keyed = NO_IDEM if idem is None else (idem.id, idem.fingerprint, num(idem.ttl), extra)
+        result = await self._run(op, keyed, args, now)
+        if self.faults.armed:
+            self.faults.after(op)
+        return result
+
+    async def recall(self, idem: Idem, now: float) -> Replay | None:
+        reply = await self._call("recall", idem.id, now=now)
+        if not reply[0]:
+            return None
+        fingerprint, kind, extra, raw = reply
+        replay.check(idem, fingerprint)
+        return _answer(kind, loads(raw), extra)
+
+    async def _run(self, op: str, keyed: Sequence[str], args: Sequence[str],
+                   now: float | None) -> tuple[list[Any], str | None]:
         if self._script is None:
             raise Unavailable("the redis store is not open", retry_after=1.0)
         argv = [op, self.keys.prefix, self._epoch, self._clock, self._fence,
                 self.keys.channel, num(self.settings.lease_factor),
-                "" if now is None else num(now), *args]
+                "" if now is None else num(now), *keyed, *args]
         try:
             reply: list[Any] = await self._script(args=argv)
         except UNAVAILABLE_ERRORS as exc:
             raise as_store_error(exc, self.target.shown) from exc
         status, events, *payload = reply
+        if status == "=":  # the answer kept under this call's Idempotency-Key
+            extra, raw = payload
+            return loads(raw), extra
         if events:
             self._pump.deliver([codec.event_from(e) for e in events])
         if status == "!":
@@ -172,18 +205,19 @@ class RedisStore:
                     f"(epoch {self._epoch} expected, found {rest[0] or 'none'}): refusing "
                     f"every call rather than issuing fencing tokens again", retry_after=5.0)
             raise refusal(code, rest)
-        return payload
+        return payload, None
 
     async def ping(self) -> None:
         await self._call("ping")
 
     # -- sessions ------------------------------------------------------------------------
 
-    async def register_session(self, session: Session, token_hash: str, now: float) -> Session:
+    async def register_session(self, session: Session, token_hash: str, now: float,
+                               idem: Idem | None = None) -> Session:
         s = session
-        reply = await self._call(
-            "register", s.id, s.name, dumps(s.capabilities), str(s.max_concurrent_tasks),
-            num(s.heartbeat_interval), dumps(s.metadata), token_hash, now=now)
+        reply, _ = await self._keyed(
+            "register", idem, (s.id, s.name, dumps(s.capabilities), str(s.max_concurrent_tasks),
+                               num(s.heartbeat_interval), dumps(s.metadata), token_hash), now)
         return codec.session_from(reply[0])
 
     async def session_by_token(self, token_hash: str) -> Session | None:
@@ -235,14 +269,14 @@ class RedisStore:
         return found
 
     async def insert_batch(self, tasks: Sequence[Task], assumed: Mapping[str, TaskStatus],
-                           now: float) -> list[Task] | None:
-        reply = await self._call("insert_batch", *_batch_args(tasks, assumed), now=now)
+                           now: float, idem: Idem | None = None) -> list[Task] | None:
+        # the reply holds only seqs and the time: a kept answer needs the tasks too
+        extra = "" if idem is None else replay.encode("insert_batch", list(tasks))
+        reply, kept = await self._keyed("insert_batch", idem, _batch_args(tasks, assumed),
+                                        now, extra)
         if reply[0] == "replan":
             return None
-        _, seqs, at = reply
-        for t, seq in zip(tasks, seqs, strict=True):
-            t.seq, t.created_at, t.updated_at = int(seq), float(at), float(at)
-        return list(tasks)
+        return _added(list(tasks) if kept is None else _kept_tasks(kept), reply)
 
     async def get_task(self, task_id: str) -> Task | None:
         reply = await self._call("get_task", task_id)
@@ -294,9 +328,9 @@ class RedisStore:
         return codec.session_from(reply[0])
 
     async def claim(self, session_id: str, task_id: str, now: float,
-                    predicted: float | None = None) -> Claimed:
-        reply = await self._call("claim", session_id, task_id,
-                                 opt(None if predicted is None else num(predicted)), now=now)
+                    predicted: float | None = None, idem: Idem | None = None) -> Claimed:
+        guess = opt(None if predicted is None else num(predicted))
+        reply, _ = await self._keyed("claim", idem, (session_id, task_id, guess), now)
         return _claimed(reply[0], reply[1])
 
     async def offer(self, session_id: str, task_id: str, now: float,
@@ -383,9 +417,9 @@ class RedisStore:
 
     async def put_knowledge(self, topic: str, content: JSON, tags: list[str],
                             expected_version: int | None, updated_by: str | None,
-                            now: float) -> KnowledgeEntry:
-        reply = await self._call("put_knowledge", topic, dumps(content), dumps(tags),
-                                 _opt_int(expected_version), opt(updated_by), now=now)
+                            now: float, idem: Idem | None = None) -> KnowledgeEntry:
+        reply, _ = await self._keyed("put_knowledge", idem, (
+            topic, dumps(content), dumps(tags), _opt_int(expected_version), opt(updated_by)), now)
         return codec.entry_from(reply[0])
 
     async def get_knowledge(self, topic: str, version: int | None = None) -> KnowledgeEntry | None:
@@ -509,6 +543,32 @@ def _batch_args(tasks: Sequence[Task], assumed: Mapping[str, TaskStatus]) -> lis
         args += [t.id, t.status.value, str(open_deps), codec.added_event_data(t),
                  str(len(fields) // 2), *fields, str(len(t.dependencies)), *t.dependencies]
     return args
+
+
+def _added(tasks: list[Task], reply: list[Any]) -> list[Task]:
+    _, seqs, at = reply
+    for t, seq in zip(tasks, seqs, strict=True):
+        t.seq, t.created_at, t.updated_at = int(seq), float(at), float(at)
+    return tasks
+
+
+def _kept_tasks(extra: str) -> list[Task]:
+    tasks = replay.decode("insert_batch", extra)
+    assert isinstance(tasks, list)
+    return tasks
+
+
+def _answer(kind: str, payload: list[Any], extra: str) -> Replay:
+    """A kept answer, read as the operation's own reply is read."""
+    if kind == "insert_batch":
+        return _added(_kept_tasks(extra), payload)
+    if kind == "register":
+        return codec.session_from(payload[0])
+    if kind == "claim":
+        return _claimed(payload[0], payload[1])
+    if kind == "put_knowledge":
+        return codec.entry_from(payload[0])
+    raise ValueError(f"no such kind of kept answer: {kind!r}")
 
 
 def _claimed(flat: list[str], notes: list[str]) -> Claimed:

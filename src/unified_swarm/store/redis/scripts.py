@@ -4,14 +4,17 @@ The script is a generated header (the arguments unpacked, and `lifecycle`'s tabl
 data: `rules()`), lua/lib.lua (shared helpers), the operation files, and a dispatcher that
 runs one operation. Every call sends:
 
-    ARGV = op, prefix, epoch, clock, fence, channel, lease_factor, now, op arguments...
+    ARGV = op, prefix, epoch, clock, fence, channel, lease_factor, now, idem,
+           [fingerprint, ttl, extra: only when idem is not ''], op arguments...
 
 The dispatcher first refuses when the store epoch is not the one this process opened
 (an emptied or replaced Redis), and, for the coordinator's writes (reap, offer),
 when this process believes it leads but the leader lease says otherwise. Then it sets NOW
 (the caller's `now`, or Redis TIME with the store clock, never behind the last time a
 write recorded), runs the operation, and publishes the last event seq when the operation
-emitted events.
+emitted events. A call with an Idempotency-Key (`idem`, lua/keyed.lua) is answered
+from the answer kept under the key when there is one (reply status "="), and otherwise
+keeps its answer under the key in the same script call when it changed something.
 
 A reply is `{"ok" | "!", [event JSON...], payload...}`; "!" carries a refusal code and
 its arguments, which `refusal` turns into the same SwarmError the SQLite store raises.
@@ -38,14 +41,20 @@ from ...errors import (
     Unavailable,
 )
 from ...models import CANDIDATE_FIELDS, TaskStatus
+from ..replay import reused
 
-LUA_FILES = ("lib.lua", "collab.lua", "sessions.lua", "tasks.lua", "swarm.lua", "learning.lua")
+LUA_FILES = ("lib.lua", "collab.lua", "sessions.lua", "tasks.lua", "swarm.lua", "learning.lua",
+             "keyed.lua")
 
 ARGUMENTS = """\
 local OP, P, EPOCH, CLOCK, FENCE, CHANNEL = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local FACTOR, NOWARG = tonumber(ARGV[7]), ARGV[8]
+local IDEM, IDEM_FP, IDEM_TTL, IDEM_EXTRA, FIRST = ARGV[9], nil, nil, nil, 10
+if IDEM ~= '' then
+  IDEM_FP, IDEM_TTL, IDEM_EXTRA, FIRST = ARGV[10], tonumber(ARGV[11]), ARGV[12], 13
+end
 local A = {}
-for i = 9, #ARGV do A[i - 8] = ARGV[i] end
+for i = FIRST, #ARGV do A[i - FIRST + 1] = ARGV[i] end
 local OPS = {}
 """
 
@@ -61,7 +70,12 @@ if FENCE ~= '' and (OP == 'reap' or OP == 'offer')
   return {'!', {}, 'not_leader'}
 end
 if NOWARG ~= '' then set_now(NOWARG) end
+if IDEM ~= '' then
+  local kept = kept_answer()
+  if kept then return kept end
+end
 local reply = op()
+if IDEM ~= '' and reply[1] == 'ok' and #EVENTS > 0 then keep_answer(reply) end
 if #EVENTS > 0 and CLOCK == 's' then redis.call('SET', P .. ':clock', F(NOW)) end
 if #EVENTS > 0 then
   redis.call('PUBLISH', CHANNEL, string.match(EVENTS[#EVENTS], '^{"seq":(%d+)'))
@@ -153,6 +167,7 @@ REFUSALS: dict[str, Callable[..., SwarmError]] = {
     "no_subtasks": lambda tid: InvalidInput(f"a split of {tid!r} needs at least one subtask"),
     "stale_version": lambda topic, current, expected: StaleVersion(
         f"knowledge {topic!r} is at version {current}, not {expected}: read it again"),
+    "idem_reused": reused,
     "not_leader": lambda: Conflict("this replica no longer holds the leader lease"),
     "damaged": lambda: Unavailable(
         "refusing to start: swarm keys exist under this prefix but the store epoch is "

@@ -26,11 +26,13 @@ from ...models import (
     Event,
     EventListener,
     Heartbeat,
+    Idem,
     Interrupt,
     KnowledgeEntry,
     Quarantine,
     Reaped,
     Recorded,
+    Replay,
     Session,
     Split,
     Task,
@@ -38,8 +40,10 @@ from ...models import (
 )
 from ...stats import PairStats
 from ..base import EVENT_TYPE_RE
+from ..replay import LostReplies
 from . import claims, collab, knowledge, learning, scaling, sessions, tasks
-from .engine import Engine
+from .engine import Engine, WriteFn
+from .keyed import keyed, recall
 from .rows import (
     add_note,
     attempt_from_row,
@@ -69,6 +73,8 @@ class SQLiteStore:
         self._listeners: list[EventListener] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._engine = Engine(self.path, self._committed)
+        #: a test fault: replies lost after their step committed (store/replay.py)
+        self.faults = LostReplies()
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -96,6 +102,19 @@ class SQLiteStore:
         """Run the step `fn(conn, events, *args)` in the writer's next group commit."""
         return await self._engine.write(lambda conn, ev: fn(conn, ev, *args, **kwargs))
 
+    async def _keyed(self, kind: str, idem: Idem | None, now: float, step: WriteFn[T]) -> T:
+        """Run a step that may carry an Idempotency-Key (sqlite/keyed.py): without one it
+        is the plain step, with one its answer is kept in the same transaction."""
+        if idem is not None:
+            step = keyed(kind, idem, now, step)
+        result = await self._engine.write(step)
+        if self.faults.armed:
+            self.faults.after(kind)
+        return result
+
+    async def recall(self, idem: Idem, now: float) -> Replay | None:
+        return await self._read(recall, idem, now)
+
     async def _read(self, fn: Callable[Concatenate[Conn, P], T],
                     *args: P.args, **kwargs: P.kwargs) -> T:
         return await self._engine.read(lambda conn: fn(conn, *args, **kwargs))
@@ -105,8 +124,10 @@ class SQLiteStore:
 
     # -- sessions ------------------------------------------------------------------------
 
-    async def register_session(self, session: Session, token_hash: str, now: float) -> Session:
-        return await self._write(sessions.register, session, token_hash, now)
+    async def register_session(self, session: Session, token_hash: str, now: float,
+                               idem: Idem | None = None) -> Session:
+        return await self._keyed("register", idem, now, lambda conn, ev: sessions.register(
+            conn, ev, session, token_hash, now))
 
     async def session_by_token(self, token_hash: str) -> Session | None:
         def read(conn: sqlite3.Connection) -> Session | None:
@@ -153,8 +174,9 @@ class SQLiteStore:
         return await self._read(tasks.statuses, task_ids)
 
     async def insert_batch(self, batch: Sequence[Task], assumed: Mapping[str, TaskStatus],
-                           now: float) -> list[Task] | None:
-        return await self._write(tasks.insert_batch, batch, assumed, now)
+                           now: float, idem: Idem | None = None) -> list[Task] | None:
+        return await self._keyed("insert_batch", idem, now, lambda conn, ev: tasks.insert_batch(
+            conn, ev, batch, assumed, now))
 
     async def get_task(self, task_id: str) -> Task | None:
         return await self._read(load_task, task_id)
@@ -211,9 +233,10 @@ class SQLiteStore:
         return await self._write(claims.check_in, session_id, now)
 
     async def claim(self, session_id: str, task_id: str, now: float,
-                    predicted: float | None = None) -> Claimed:
-        return await self._write(claims.claim, session_id, task_id, now,
-                                 self.settings.lease_factor, predicted)
+                    predicted: float | None = None, idem: Idem | None = None) -> Claimed:
+        factor = self.settings.lease_factor
+        return await self._keyed("claim", idem, now, lambda conn, ev: claims.claim(
+            conn, ev, session_id, task_id, now, factor, predicted))
 
     async def offer(self, session_id: str, task_id: str, now: float,
                     deadline: float) -> Task | None:
@@ -286,9 +309,9 @@ class SQLiteStore:
 
     async def put_knowledge(self, topic: str, content: JSON, tags: list[str],
                             expected_version: int | None, updated_by: str | None,
-                            now: float) -> KnowledgeEntry:
-        return await self._write(knowledge.put, topic, content, tags, expected_version,
-                                 updated_by, now)
+                            now: float, idem: Idem | None = None) -> KnowledgeEntry:
+        return await self._keyed("put_knowledge", idem, now, lambda conn, ev: knowledge.put(
+            conn, ev, topic, content, tags, expected_version, updated_by, now))
 
     async def get_knowledge(self, topic: str, version: int | None = None) -> KnowledgeEntry | None:
         return await self._read(knowledge.get, topic, version)

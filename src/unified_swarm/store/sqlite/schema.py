@@ -186,6 +186,17 @@ CREATE TABLE IF NOT EXISTS quarantines (
     PRIMARY KEY (session_id, capability)
 ) WITHOUT ROWID;
 
+-- the answers of keyed steps (an Idempotency-Key in its scope), kept until expires_at
+-- (store/replay.py), expired rows purged a few at a time by later keyed writes
+CREATE TABLE IF NOT EXISTS idempotency (
+    id          TEXT PRIMARY KEY,                -- models.Idem.id: scope and key, digested
+    fingerprint TEXT NOT NULL,                   -- of the request that first carried it
+    kind        TEXT NOT NULL,                   -- replay.KINDS
+    reply       TEXT NOT NULL,                   -- JSON (replay.encode)
+    expires_at  REAL NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS idempotency_expiry ON idempotency (expires_at);
+
 CREATE TABLE IF NOT EXISTS events (
     seq  INTEGER PRIMARY KEY,
     type TEXT NOT NULL,
