@@ -225,6 +225,18 @@ class SplitReply(BaseModel):
     duplicate: bool = False
 
 
+class OfferOut(BaseModel):
+    task_id: str
+    session_id: str
+    #: when the offer lapses and the task goes back to the queue (`task_claim_timeout`)
+    expires_at: Time
+
+
+class OfferedReply(BaseModel):
+    task: TaskOut
+    offer: OfferOut
+
+
 class RecordedReply(BaseModel):
     task: TaskOut
     duplicate: bool

@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "emergency": "unified_swarm.cli.emergency",
     "demo": "unified_swarm.cli.demo",
     "selftest": "unified_swarm.cli.selftest",
+    "mcp": "unified_swarm.cli.agent_mcp",
 }
 
 

@@ -38,6 +38,7 @@ from .types import (
     HeartbeatReply,
     Interrupt,
     KnowledgeEntry,
+    Offered,
     Recorded,
     Registered,
     Session,
@@ -421,6 +422,14 @@ def request_work(wait: float, key: str | None = None) -> Call[Claimed | None]:
     # that same lease (and where it cannot, the heartbeat's `held` finds the stray)
     return Call("GET", "/work/request", lambda b: cast("Claimed | None", b),
                 params={"wait": wait}, read_timeout=wait + LONG_POLL_MARGIN, key=keyed(key))
+
+
+def offer_work(wait: float) -> Call[Offered | None]:
+    if not 0 <= wait <= MAX_WAIT:  # also refuses NaN
+        raise InvalidInput(f"wait must be within 0..{MAX_WAIT:g} seconds, got {wait!r}")
+    # safe to repeat: the offer standing for the session is answered again
+    return Call("GET", "/work/offer", lambda b: cast("Offered | None", b),
+                params={"wait": wait}, read_timeout=wait + LONG_POLL_MARGIN, idempotent=True)
 
 
 def claim(task_id: str, key: str | None = None) -> Call[Claimed]:

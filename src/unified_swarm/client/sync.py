@@ -30,6 +30,7 @@ from .types import (
     HeartbeatReply,
     Interrupt,
     KnowledgeEntry,
+    Offered,
     Recorded,
     Registered,
     Session,
@@ -213,6 +214,13 @@ class Client(BaseClient):
         """Claim the best ready task for this session (session token), waiting up to
         `wait` seconds for one; None when nothing came in time."""
         return self.send(base.request_work(wait, idempotency_key))
+
+    def offer_work(self, wait: float = 0.0) -> Offered | None:
+        """The best task for this session (session token), offered but not claimed: it is
+        `assigned` to the session until `offer.expires_at` (claim it with `claim`), waiting
+        up to `wait` seconds for one; None when nothing came in time, or when a newer wait
+        of this session took over."""
+        return self.send(base.offer_work(wait))
 
     def claim(self, task_id: str, *, idempotency_key: str | None = None) -> Claimed:
         """Claim one named task (ready, or offered to this session); `NotClaimable` when
