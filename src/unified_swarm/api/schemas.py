@@ -171,11 +171,17 @@ class InputIn(Body):
     answer: Annotated[str, Field(min_length=1, max_length=65536)]
 
 
+class EmergencyTaskIn(TaskIn):
+    """An emergency task: a task object that waits for nothing (it starts at once)."""
+
+    dependencies: Annotated[list[IdStr], Field(max_length=0)] = []
+
+
 class EmergencyIn(Body):
     """`POST /swarm/emergency`: the task (no dependencies), whether every other session
     stops taking new work until it ends, whether a running task may be preempted for it."""
 
-    task: TaskIn
+    task: EmergencyTaskIn
     interrupt: bool = True
     preempt: bool = True
 
