@@ -109,10 +109,43 @@ class ProgressIn(Body):
     message: Annotated[str, Field(max_length=4096)] | None = None
 
 
-class CompleteIn(Body):
+#: how many tasks one call may claim (`max`)
+Max = Annotated[int, Field(ge=1, le=limits.MAX_CLAIM), Integral]
+
+
+class NextIn(Body):
+    """A complete may ask for the next task(s) in the same call: `next` (one) or `max`."""
+
+    next: bool = False
+    max: Max | None = None
+
+    def then(self) -> int | None:
+        return self.max if self.max is not None else (1 if self.next else None)
+
+
+class OutcomeIn(Body):
     task_id: IdStr
     fencing_token: Token
     result: Any = None
+
+
+class CompleteIn(OutcomeIn, NextIn):
+    pass
+
+
+class CompleteBatch(NextIn):
+    outcomes: Annotated[list[OutcomeIn], Field(min_length=1, max_length=limits.MAX_CLAIM)]
+
+
+def _outcomes_or_one(value: Any) -> str:
+    return "batch" if isinstance(value, dict) and "outcomes" in value else "one"
+
+
+#: POST /work/complete takes `{"outcomes": [...]}` or one outcome, like POST /work
+CompleteBody = Annotated[
+    Annotated[CompleteBatch, Tag("batch")] | Annotated[CompleteIn, Tag("one")],
+    Discriminator(_outcomes_or_one),
+]
 
 
 class FailIn(Body):

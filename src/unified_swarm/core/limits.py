@@ -41,6 +41,8 @@ MAX_DEPENDENCIES = 1000
 MAX_ATTEMPTS = 100
 MAX_ESTIMATED_HOURS = 1e6
 MIN_PRIORITY = 1
+#: tasks one request may claim, and outcomes one call may record (max_concurrent_tasks' cap)
+MAX_CLAIM = 1000
 
 
 def check_id(value: str, what: str) -> None:
@@ -64,6 +66,11 @@ def check_wait(wait: float) -> None:
     """The protocol's long-poll cap (the server may cut it shorter: Settings.max_wait)."""
     if wait > MAX_WAIT:
         raise InvalidInput(f"wait is at most {MAX_WAIT:g} seconds")
+
+
+def check_batch_claim(n: int, what: str = "max") -> None:
+    if not 1 <= n <= MAX_CLAIM:
+        raise InvalidInput(f"{what} must be within 1..{MAX_CLAIM}, got {n}")
 
 
 def check_size(value: JSON, limit: int, what: str) -> None:
