@@ -155,7 +155,7 @@ def test_bad_batches_are_refused_and_change_nothing(sqlite_server: LiveServer, m
         token = op.register("w1", ["noop"])
         _add(op, 1)
         with Wire(sqlite_server.url, token) as me:
-            r = me.call(method, path, **kw)  # type: ignore[arg-type]
+            r = me.call(method, path, **kw)
             assert r.status_code == 422, r.text
             assert r.json()["error"]["code"] == "validation_error"
         assert op.ok("GET", "/work/t0")["task"]["status"] == "ready"

@@ -15,7 +15,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Fiel
 from ..core import limits
 from ..core.limits import ID_PATTERN, NAME_PATTERN
 from ..lifecycle import MAX_PRIORITY
-from ..models import TaskSpec
+from ..models import MAX_CLAIM, TaskSpec
 
 Str64 = Annotated[str, Field(min_length=1, max_length=64)]
 IdStr = Annotated[str, Field(min_length=1, max_length=128,
@@ -110,7 +110,7 @@ class ProgressIn(Body):
 
 
 #: how many tasks one call may claim (`max`)
-Max = Annotated[int, Field(ge=1, le=limits.MAX_CLAIM), Integral]
+Max = Annotated[int, Field(ge=1, le=MAX_CLAIM), Integral]
 
 
 class NextIn(Body):
@@ -134,7 +134,7 @@ class CompleteIn(OutcomeIn, NextIn):
 
 
 class CompleteBatch(NextIn):
-    outcomes: Annotated[list[OutcomeIn], Field(min_length=1, max_length=limits.MAX_CLAIM)]
+    outcomes: Annotated[list[OutcomeIn], Field(min_length=1, max_length=MAX_CLAIM)]
 
 
 def _outcomes_or_one(value: Any) -> str:

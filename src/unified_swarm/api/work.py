@@ -8,11 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Query, Request
 from starlette.responses import Response
 
-from ..core.limits import MAX_CLAIM
 from ..core.orchestrator import Success
 from ..core.waiters import Waiter
 from ..errors import SwarmError
-from ..models import MAX_WAIT, Claimed, Recorded, TaskStatus
+from ..models import MAX_CLAIM, MAX_WAIT, Claimed, Recorded, TaskStatus
 from .deps import Caller, Operator, Orch, SessionCaller, SwarmRoute
 from .replies import (
     COMMON,

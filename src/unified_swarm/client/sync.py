@@ -25,10 +25,12 @@ from .base import BaseClient, Call, RetryPolicy
 from .types import (
     JSON,
     Claimed,
+    CompletedBatch,
     Health,
     HeartbeatReply,
     Interrupt,
     KnowledgeEntry,
+    OutcomeIn,
     Recorded,
     Registered,
     Session,
@@ -212,6 +214,12 @@ class Client(BaseClient):
         `wait` seconds for one; None when nothing came in time."""
         return self.send(base.request_work(wait, idempotency_key))
 
+    def request_batch(self, max: int, wait: float = 0.0, *,
+                      idempotency_key: str | None = None) -> list[Claimed]:
+        """Claim up to `max` tasks in one call (as many as this session has free slots
+        for), waiting up to `wait` seconds for the first; empty when nothing came in time."""
+        return self.send(base.request_batch(wait, max, idempotency_key))
+
     def claim(self, task_id: str, *, idempotency_key: str | None = None) -> Claimed:
         """Claim one named task (ready, or offered to this session); `NotClaimable` when
         another session holds it or it is not ready."""
@@ -222,10 +230,20 @@ class Client(BaseClient):
         """Report progress (0..1) and renew the lease; `LeaseLost` when the lease is gone."""
         return self.send(base.progress(task_id, fencing_token, progress, message))
 
-    def complete(self, task_id: str, fencing_token: int, result: JSON = None) -> Recorded:
+    def complete(self, task_id: str, fencing_token: int, result: JSON = None, *,
+                 claim_next: int = 0, idempotency_key: str | None = None) -> Recorded:
         """Record the result; a repeat answers `duplicate: True`, a stale token raises
-        `LeaseLost` and records nothing."""
-        return self.send(base.complete(task_id, fencing_token, result))
+        `LeaseLost` and records nothing. With `claim_next`, the same call then claims up to
+        that many next tasks (`claimed`): a busy worker makes one request per task."""
+        return self.send(base.complete(task_id, fencing_token, result, claim_next,
+                                         idempotency_key))
+
+    def complete_many(self, outcomes: Iterable[OutcomeIn], *, claim_next: int = 0,
+                      idempotency_key: str | None = None) -> CompletedBatch:
+        """Record several successes in one call, each on its own (a refused one does not
+        lose the others: its result carries `error`); then, with `claim_next`, claim up
+        to that many next tasks."""
+        return self.send(base.complete_many(outcomes, claim_next, idempotency_key))
 
     def fail(self, task_id: str, fencing_token: int, error: str, *,
              retry: bool = True) -> Recorded:

@@ -11,7 +11,7 @@ import re
 
 from ..errors import InvalidInput, PayloadTooLarge
 from ..jsonutil import dumpb
-from ..models import JSON, MAX_WAIT
+from ..models import JSON, MAX_CLAIM, MAX_WAIT
 
 #: Ids and topics may hold "/", but each "/"-separated segment must be a real name: none
 #: empty, "." or "..", which URL normalisation rewrites (GET /work/a/../b reaches /work/b),
@@ -41,8 +41,6 @@ MAX_DEPENDENCIES = 1000
 MAX_ATTEMPTS = 100
 MAX_ESTIMATED_HOURS = 1e6
 MIN_PRIORITY = 1
-#: tasks one request may claim, and outcomes one call may record (max_concurrent_tasks' cap)
-MAX_CLAIM = 1000
 
 
 def check_id(value: str, what: str) -> None:
