@@ -75,11 +75,13 @@ class LearnedScheduler:
         return await self._choose(session, clock, take)
 
     async def claim_many(self, session: Session, clock: Clock, n: int,
-                         offers: bool | None = None) -> list[Claimed]:
-        """Up to `n` tasks in one store step: the session's offers first, then the Brain's
-        choices for it (`Brain.decide_many`). Empty when the Brain has nothing for it now
-        (it checked in); a round whose every choice was lost to another replica chooses
-        again, at most `ATTEMPTS` times (then Contended)."""
+                         offers: bool | None = None,
+                         proposal: str | None = None) -> list[Claimed]:
+        """Up to `n` tasks in one store step: the session's offers first, then a task a
+        one-solve match proposed for it, then the Brain's choices (`Brain.decide_many`).
+        Empty when the Brain has nothing for it now (it checked in); a round whose every
+        choice was lost to another replica chooses again, at most `ATTEMPTS` times (then
+        Contended)."""
         claimed: list[Claimed] = []
         if offers or (offers is None and session.current_tasks):
             offered = [(c.id, None) for c in await self.store.offered_to(session.id)][:n]
@@ -88,7 +90,15 @@ class LearnedScheduler:
         for _ in range(ATTEMPTS):
             if len(claimed) >= n:
                 return claimed
-            picks, empty = self.brain.decide_many(session, clock(), n - len(claimed))
+            want = n - len(claimed)
+            picks, empty = self.brain.decide_many(session, clock(), want)
+            if proposal is not None and all(d.task_id != proposal for d in picks):
+                first = Decision(proposal, self.brain.predict(session.id, proposal))
+                picks, dropped = [first, *picks][:want], picks[want - 1:]
+                for d in dropped:
+                    if d.task_id is not None:
+                        self.brain.release(d.task_id, session.id)
+            proposal = None  # tried once
             if not picks:
                 self._look_again(session.id, empty)
                 if not claimed:

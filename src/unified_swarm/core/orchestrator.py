@@ -303,8 +303,10 @@ class Orchestrator:
         if n is not None:
             # no more than the session has room for: a learned choice it cannot take would
             # only be held from others for nothing
-            room = session.max_concurrent_tasks - len(session.current_tasks)
-            return await sched.claim_many(session, self.clock, max(1, min(n, room)), offers)
+            room = max(1, min(n, session.max_concurrent_tasks - len(session.current_tasks)))
+            if isinstance(sched, learned.LearnedScheduler):
+                return await sched.claim_many(session, self.clock, room, offers, proposal)
+            return await sched.claim_many(session, self.clock, room, offers)
         if isinstance(sched, learned.LearnedScheduler):
             one = await sched.claim(session, self.clock, offers, proposal)
         else:
