@@ -7,6 +7,7 @@ A real server; the worker in a thread, with a transport that counts (or drops) c
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import threading
 from collections import Counter
@@ -75,7 +76,7 @@ def test_a_busy_worker_makes_about_one_request_per_task(
     worker, thread = _run(sqlite_server, counting, slots=4)
     try:
         for tid in ids:
-            wait_for(lambda tid=tid: status_is(op, tid, "completed"), f"{tid} to complete")
+            wait_for(functools.partial(status_is, op, tid, "completed"), f"{tid} to complete")
     finally:
         _stop(worker, thread)
     assert counting.calls["/work/complete"] == len(ids)  # no outcome sent twice
@@ -96,8 +97,8 @@ def test_a_lost_answer_to_complete_and_next_acts_once_and_strands_nothing(
     worker, thread = _run(sqlite_server, lossy, slots=1)
     try:
         for i in range(3):
-            wait_for(lambda i=i: status_is(op, f"n{i}", "completed"), f"n{i} to complete",
-                     within=30)
+            wait_for(functools.partial(status_is, op, f"n{i}", "completed"),
+                     f"n{i} to complete", within=30)
     finally:
         _stop(worker, thread)
     (stray,) = lossy.dropped
