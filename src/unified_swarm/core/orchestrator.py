@@ -354,7 +354,8 @@ class Orchestrator:
         limits.check_batch_claim(len(outcomes), "a batch of outcomes")
         if then is not None:
             limits.check_batch_claim(then)
-        for o in outcomes:
+        for o in outcomes:  # malformed input refuses the whole call, before anything is written
+            limits.check_id(o.task_id, "task id")
             limits.check_size(o.result, self.settings.max_input_bytes, "result")
         # concurrently: the store groups them (SQLite: one commit; Redis: one round each,
         # in flight together)
