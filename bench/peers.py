@@ -78,9 +78,11 @@ PEERS = {
 FOOTNOTE = """\
 Settings (library defaults unless stated; logging at WARNING for every system):
   unified-swarm  HTTP server (uvicorn, {servers} process(es) on Redis, 1 on SQLite) + N worker
-                 processes, each one keep-alive connection; {batching}; a task is done only
-                 when completed under its lease. SQLite: WAL, synchronous=FULL, group commit.
-                 Redis: the same private redis-server as the peers. Latency: one idle worker
+                 processes, each one keep-alive connection;
+                 {batching};
+                 a task is done only when completed under its lease. SQLite: WAL,
+                 synchronous=FULL, group commit. Redis: the same private redis-server as the
+                 peers. Latency: one idle worker
                  long-polling (wait=10).
   celery         prefork pool -c N, task_acks_late=False (acked on receipt, before it runs),
                  prefetch multiplier 4, no result backend.
@@ -252,8 +254,9 @@ def print_table(rows: list[Row], args: argparse.Namespace) -> None:
     layout = f"{os.cpu_count()} x 8 = {(os.cpu_count() or 1) * 8} threads here"
     k = args.swarm_batch
     batching = ("GET /work/request + POST /work/complete per task" if k == 0 else
-                f"each session has {k} slots: GET /work/request?max={k} claims up to {k} in one "
-                f"step, one POST /work/complete records them and claims the next {k}")
+                f"each session has {k} slots: GET /work/request?max={k} claims up to {k} in "
+                f"one step,\n                 one POST /work/complete records them and claims "
+                f"the next {k}")
     print(FOOTNOTE.format(fsync=args.appendfsync, gap=f"{args.gap_ms:g}", layout=layout,
                           servers=args.servers, batching=batching))
 
