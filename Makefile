@@ -61,7 +61,7 @@ soak: install system-deps
 # the abuse tests
 results: install system-deps
 	SWARM_PUBLISH=1 $(BIN)/pytest -s tests/chaos/test_campaign.py -k ci_campaign $(PYTEST_ARGS)
-	SWARM_PUBLISH=1 $(BIN)/pytest -s tests/fuzz/test_schemathesis.py tests/security/test_abuse.py \
+	SWARM_PUBLISH=1 $(BIN)/pytest -s tests/fuzz/test_schemathesis.py tests/security/test_abuse.py tests/test_docs.py \
 		$(PYTEST_ARGS)
 
 selftest: install

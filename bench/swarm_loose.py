@@ -34,6 +34,22 @@ import httpx
 TASK_SCRIPT = Path(__file__).resolve().parent / "swarm_task.py"
 
 
+class Retrying(httpx.HTTPTransport):
+    """Every call here is a read or a plain PUT (idempotent), so one the connection lost is
+    sent again: a keep-alive connection the server closed as the agent reused it resets, and
+    on a loaded machine that is common enough to kill an agent mid-round."""
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        for attempt in range(5):
+            try:
+                return super().handle_request(request)
+            except (httpx.ReadError, httpx.RemoteProtocolError, httpx.ConnectError):
+                if attempt == 4:
+                    raise
+                time.sleep(0.05 * 2**attempt)
+        raise AssertionError("unreachable")
+
+
 def task_list(http: httpx.Client, prefix: str) -> dict[str, dict[str, Any]]:
     """Every task of this round on the server (all of them or none: a batch is atomic)."""
     found: dict[str, dict[str, Any]] = {}
@@ -120,7 +136,8 @@ def main() -> None:
     ap.add_argument("--max-steps", type=int, default=200_000)
     args = ap.parse_args()
     headers = {"authorization": f"Bearer {os.environ['SWARM_TOKEN']}"}
-    with httpx.Client(base_url=args.url, headers=headers, timeout=30) as http:
+    with httpx.Client(base_url=args.url, headers=headers, timeout=30,
+                      transport=Retrying()) as http:
         print(json.dumps(work(args, http)), flush=True)
 
 

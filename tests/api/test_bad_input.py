@@ -162,6 +162,8 @@ CASES: list[tuple[str, str, str, Any, dict[str, Any], int]] = [
     # the surface itself
     ("op", "GET", "/no/such/route", None, {}, 404),
     ("op", "PATCH", "/work", None, {}, 405),
+    ("op", "GET", "/work?stauts=ready", None, {}, 400),  # misspelt: never ignored
+    ("op", "GET", "/work?limit=5&limit=500", None, {}, 400),  # which one did it mean?
     ("op", "POST", "/work", TASK, {"headers": {"host": "evil.example"}}, 400),
     ("op", "POST", "/work", b"x" * (17 * MiB), {}, 413),
 ]

@@ -1,6 +1,6 @@
 """Hostile requests: each gets a 4xx, and the whole store is byte-for-byte what it was.
 
-The curated list of tests/api/test_bad_input.py (86 requests, HTTP-visible digest) grows
+The curated list of tests/api/test_bad_input.py (88 requests, HTTP-visible digest) grows
 here by the requests below. Each runs against a swarm with state in it, and a digest of
 every table of the SQLite file (tests/fuzz/digest.py: sessions and token hashes, tasks,
 dependencies, attempts, every knowledge version, the event log) is taken before and after
@@ -483,7 +483,7 @@ CASES = body_cases() + unicode_cases() + authority_cases() + framing_cases() + m
 
 
 def test_the_list_is_long_enough() -> None:
-    """With the 86 of tests/api/test_bad_input.py, well past 200 hostile requests."""
+    """With the 88 of tests/api/test_bad_input.py, well past 200 hostile requests."""
     from tests.api.test_bad_input import CASES as CURATED
 
     names = [c.name for c in CASES]

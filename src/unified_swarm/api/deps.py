@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import Depends, HTTPException, Request, Security
+from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.responses import Response
@@ -72,8 +73,10 @@ class SwarmRequest(Request):
 class SwarmRoute(APIRoute):
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
+        known = query_names(self.dependant)
 
         async def route(request: Request) -> Response:
+            refuse_unknown_query(request, known)
             return await handler(SwarmRequest(request.scope, request.receive))
         return route
 
@@ -84,6 +87,29 @@ class SwarmRoute(APIRoute):
             allowed = allowed_methods(scope)
             raise HTTPException(405, "Method Not Allowed", headers={"Allow": ", ".join(allowed)})
         await super().handle(scope, receive, send)
+
+
+def query_names(dependant: Dependant) -> set[str]:
+    """Every query parameter a route reads, through its dependencies."""
+    names = {param.alias for param in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= query_names(sub)
+    return names
+
+
+def refuse_unknown_query(request: Request, known: set[str]) -> None:
+    """A misspelt parameter (`?stauts=ready`) would otherwise be ignored, and a repeated one
+    cut to its last value: the caller would get an answer to a question it did not ask."""
+    given = request.query_params
+    unknown = sorted(set(given) - known)
+    if unknown:
+        names = ", ".join(repr(name) for name in unknown[:5])
+        expected = ", ".join(sorted(known)) or "none"
+        raise HTTPException(400, f"unknown query parameter {names} (this route takes: {expected})")
+    # every parameter here is one value: of `?tag=a&tag=b` the framework would keep the last
+    repeated = sorted(name for name in set(given) if len(given.getlist(name)) > 1)
+    if repeated:
+        raise HTTPException(400, f"query parameter {repeated[0]!r} given more than once")
 
 
 def allowed_methods(scope: Scope) -> list[str]:
