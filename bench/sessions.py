@@ -92,7 +92,7 @@ async def wake_samples(http: httpx.AsyncClient, parked: int, wakes: int, until: 
     rng = random.Random(7)
     out: list[float] = []
     loop = asyncio.get_running_loop()
-    for k in range(wakes):
+    for k in range(wakes if parked else 0):
         if time.monotonic() >= until:
             break
         i = rng.randrange(parked)
@@ -132,6 +132,8 @@ async def run(url: str, pid: int, args: argparse.Namespace) -> dict[str, float]:
             p.cancel()
         await asyncio.gather(*polls, return_exceptions=True)
     ok = sorted(w for w in wakes if w != float("inf"))
+    if not beats:
+        beats = [float("nan")]
     return {"sessions": args.sessions, "parked": parked, "register_s": registered,
             "beats": len(beats), "beat_p50_ms": statistics.median(beats) * 1e3,
             "beat_p99_ms": tp.pct(beats, 99) * 1e3, "wakes": len(wakes),
