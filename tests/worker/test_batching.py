@@ -53,7 +53,7 @@ class Counting(httpx.AsyncHTTPTransport):
 def _run(server: LiveServer, transport: Counting, slots: int) -> tuple[Worker, threading.Thread]:
     config = WorkerConfig(url=server.url, token=server.token, id="wb", name="wb",
                           capabilities=("build",), heartbeat_interval=0.5, wait=1,
-                          max_concurrent_tasks=slots)
+                          max_concurrent_tasks=slots, batch=True)
     worker = Worker(config, PythonExecutor.load("tests.worker.funcs:echo"),
                     transport=transport)
     thread = threading.Thread(target=lambda: asyncio.run(worker.run(handle_signals=False)))

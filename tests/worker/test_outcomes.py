@@ -105,8 +105,8 @@ def test_a_500_and_a_garbled_answer_are_retried_with_the_same_payload(
     done = wait_for(lambda: status_is(op, "r1", "completed"), "r1 to complete")
     assert running.stop() == WorkerExit.OK
     sent = running.transport.bodies["/work/complete"]  # type: ignore[attr-defined]
-    # the same outcome every time (whether it also asks for the next task, `max`, follows
-    # whether the worker still takes work: it drains at the end)
+    # the same outcome every time (a batching worker also asks for the next task, `max`,
+    # while it takes work: not once it drains)
     outcomes = {json.dumps({k: v for k, v in json.loads(b).items() if k != "max"})
                 for b in sent}
     assert len(sent) == 4 and len(outcomes) == 1  # the 4th: a duplicate, answered 200

@@ -204,7 +204,8 @@ class Worker(OutcomePath):
                     self.mode is Mode.DRAINING and not self._runs and not self._polls):
                 return
             while self._may_take_work():
-                n = self._free_slots()
+                # batching: one request for every free slot; else one request per slot
+                n = self._free_slots() if self.config.batch else 1
                 self._polls[asyncio.create_task(self._request(n))] = n
             if not self._polls:
                 await self._wake.wait()
@@ -234,7 +235,8 @@ class Worker(OutcomePath):
     def _next_wanted(self) -> int:
         """How many tasks a complete may claim next in the same call: the slot its task
         frees, while this worker takes work (a busy worker's one request per task)."""
-        return 1 if self.mode is Mode.RUNNING and self.interrupt is None else 0
+        return 1 if (self.config.batch and self.mode is Mode.RUNNING
+                     and self.interrupt is None) else 0
 
     # -- registering and leaving ------------------------------------------------------------
 
