@@ -20,6 +20,7 @@ from .api.responses import JSONResp, error_body, error_response
 from .config import Settings
 from .core.orchestrator import Orchestrator
 from .errors import SwarmError
+from .mcp.http import McpEndpoint
 from .scaling.factory import make_scaler
 from .store import make_store
 from .store.base import Store
@@ -43,6 +44,7 @@ def create_app(
     orch = Orchestrator(store, settings, token, clock)
     hub = EventHub(orch)
     scaler = make_scaler(orch, settings, token)
+    mcp = McpEndpoint(orch, settings.max_body_bytes)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -52,7 +54,8 @@ def create_app(
         if scaler is not None and run_loop:
             scaler.start()
         try:
-            yield
+            async with mcp.running(app):
+                yield
         finally:
             hub.close()
             if scaler is not None:
@@ -70,6 +73,7 @@ def create_app(
     for module in (sessions, work, knowledge, swarm, scaling, realtime, metrics):
         app.include_router(module.router)
     dashboard.mount(app)
+    app.router.routes.append(mcp.route())
     _install_error_handlers(app)
     app.add_middleware(Guard, settings=settings)
     return app

@@ -56,6 +56,7 @@ MATRIX: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
     # a session, and only on its own tasks ("other" names the own session's task)
     ("POST", "/session/heartbeat"): (401, 401, 403, 200, 200),
     ("GET", "/work/request"): (401, 401, 403, 200, 204),
+    ("GET", "/work/offer"): (401, 401, 403, 200, 204),
     ("POST", "/work/claim"): (401, 401, 403, 200, 409),
     ("POST", "/work/progress"): (401, 401, 403, 200, 403),
     ("POST", "/work/complete"): (401, 401, 403, 200, 403),
@@ -74,6 +75,9 @@ MATRIX: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
     ("DELETE", "/knowledge/{topic:path}"): (401, 401, 200, 200, 200),
     ("GET", "/swarm/status"): (401, 401, 200, 200, 200),
     ("GET", "/swarm/scheduler"): (401, 401, 200, 200, 200),
+    # the MCP tools over streamable HTTP: any valid token (each tool then asks what its
+    # HTTP call would; swarm_status reads)
+    ("POST", "/mcp"): (401, 401, 200, 200, 200),
     # the event stream and the metrics: operator (metrics unless started public)
     (WS, "/swarm/realtime"): (401, 401, 101, 403, 403),
     ("GET", "/metrics"): (401, 401, 200, 403, 403),
@@ -133,6 +137,7 @@ class Call:
     path: str
     json: Any = None
     params: dict[str, Any] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -163,7 +168,7 @@ class World:
     def call(self, cred: str, cell: Cell, call: Call) -> httpx.Response:
         token = {"none": None, "wrong": secrets.token_urlsafe(32), "operator": OPERATOR,
                  "own": cell.own_token, "other": cell.other_token}[cred]
-        headers = {"authorization": f"Bearer {token}"} if token else {}
+        headers = {**call.headers, **({"authorization": f"Bearer {token}"} if token else {})}
         return self.http.request(call.method, call.path, json=call.json, params=call.params,
                                  headers=headers)
 
@@ -217,9 +222,20 @@ def _outcome(world: World, cell: Cell, what: str) -> Call:
     return Call("POST", f"/work/{what}", body)
 
 
-def _request(world: World, cell: Cell) -> Call:
+def _request(world: World, cell: Cell, what: str = "request") -> Call:
     world.task(cell)  # ready, for the own session's capability only
-    return Call("GET", "/work/request", params={"wait": 0})
+    return Call("GET", f"/work/{what}", params={"wait": 0})
+
+
+#: one MCP tool call (the 2026-07-28 revision: no handshake, the version in `_meta`)
+MCP_CALL = Call("POST", "/mcp", {
+    "jsonrpc": "2.0", "id": 1, "method": "tools/call",
+    "params": {"name": "swarm_status", "arguments": {}, "_meta": {
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": {"name": "matrix", "version": "0"}}}},
+    headers={"accept": "application/json, text/event-stream", "mcp-method": "tools/call",
+             "mcp-name": "swarm_status"})
 
 
 #: how to build each row's call in a cell's fresh state
@@ -235,6 +251,8 @@ CALLS: dict[tuple[str, str], Callable[[World, Cell], Call]] = {
         "POST", f"/work/{w.task(c)}/cancel"),
     ("POST", "/session/heartbeat"): lambda w, c: Call("POST", "/session/heartbeat", {}),
     ("GET", "/work/request"): lambda w, c: _request(w, c),
+    ("GET", "/work/offer"): lambda w, c: _request(w, c, "offer"),
+    ("POST", "/mcp"): lambda w, c: MCP_CALL,
     ("POST", "/work/claim"): lambda w, c: Call("POST", "/work/claim", {"task_id": w.task(c)}),
     ("POST", "/work/progress"): lambda w, c: _outcome(w, c, "progress"),
     ("POST", "/work/complete"): lambda w, c: _outcome(w, c, "complete"),

@@ -175,6 +175,18 @@ class ClaimedReply(BaseModel):
     lease: LeaseOut
 
 
+class OfferOut(BaseModel):
+    task_id: str
+    session_id: str
+    #: when the offer lapses and the task goes back to the queue (`task_claim_timeout`)
+    expires_at: Time
+
+
+class OfferedReply(BaseModel):
+    task: TaskOut
+    offer: OfferOut
+
+
 class RecordedReply(BaseModel):
     task: TaskOut
     duplicate: bool

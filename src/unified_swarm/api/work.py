@@ -1,4 +1,5 @@
-"""The work queue: add, list, request (long-poll), claim, progress, complete, fail, cancel."""
+"""The work queue: add, list, request and offer (long-polls), claim, progress, complete, fail,
+cancel."""
 
 from __future__ import annotations
 
@@ -11,13 +12,14 @@ from starlette.responses import Response
 from ..core.orchestrator import Success
 from ..core.waiters import Waiter
 from ..errors import SwarmError
-from ..models import MAX_CLAIM, MAX_WAIT, Claimed, Recorded, TaskStatus
+from ..models import MAX_CLAIM, MAX_WAIT, Claimed, Recorded, Task, TaskStatus, iso
 from .deps import Caller, Operator, Orch, SessionCaller, SwarmRoute
 from .replies import (
     COMMON,
     ClaimedBatchReply,
     ClaimedReply,
     CompleteBatchReply,
+    OfferedReply,
     RecordedReply,
     TaskDetail,
     TaskPage,
@@ -107,6 +109,27 @@ async def request_work(request: Request, orch: Orch, session: SessionCaller,
         return Response(status_code=204)
     # without `max`, the single shape of phase 1; with it, a list (even of one)
     return _claimed(got[0]) if max_ is None else JSONResp({"claimed": _claims(got)})
+
+
+def offered(task: Task) -> dict[str, object]:
+    """`{"task", "offer"}`: an offer of `task` (assigned to its session until it lapses)."""
+    return {"task": task.wire(), "offer": {"task_id": task.id, "session_id": task.assigned_to,
+                                           "expires_at": iso(task.lease_expires_at)}}
+
+
+@router.get("/work/offer", response_model=OfferedReply,
+            responses={204: {"description": "nothing came in time, or a newer wait of this "
+                                            "session took over"}, **errors(403, 409)})
+async def offer_work(request: Request, orch: Orch, session: SessionCaller,
+                     wait: Wait = 0.0) -> Response:
+    waiter = Waiter(session.id, frozenset(session.capabilities))
+    watcher = asyncio.create_task(_watch_disconnect(request, waiter)) if wait > 0 else None
+    try:
+        got = await orch.offer_work(session, wait, waiter)
+    finally:
+        if watcher is not None:
+            watcher.cancel()
+    return Response(status_code=204) if got is None else JSONResp(offered(got))
 
 
 @router.post("/work/claim", response_model=ClaimedReply, responses=errors(403, 404, 409))

@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "pool": "unified_swarm.cli.pool",
     "demo": "unified_swarm.cli.demo",
     "selftest": "unified_swarm.cli.selftest",
+    "mcp": "unified_swarm.cli.agent_mcp",
 }
 
 

@@ -41,6 +41,7 @@ from .types import (
     HeartbeatReply,
     Interrupt,
     KnowledgeEntry,
+    Offered,
     OutcomeIn,
     Recorded,
     Registered,
@@ -448,6 +449,12 @@ def request_batch(wait: float, max: int, key: str | None = None) -> Call[list[Cl
 def _check_max(n: int) -> None:
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_CLAIM:
         raise InvalidInput(f"max must be an integer within 1..{MAX_CLAIM}, got {n!r}")
+def offer_work(wait: float) -> Call[Offered | None]:
+    if not 0 <= wait <= MAX_WAIT:  # also refuses NaN
+        raise InvalidInput(f"wait must be within 0..{MAX_WAIT:g} seconds, got {wait!r}")
+    # safe to repeat: the offer standing for the session is answered again
+    return Call("GET", "/work/offer", lambda b: cast("Offered | None", b),
+                params={"wait": wait}, read_timeout=wait + LONG_POLL_MARGIN, idempotent=True)
 
 
 def claim(task_id: str, key: str | None = None) -> Call[Claimed]:

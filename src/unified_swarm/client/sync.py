@@ -30,6 +30,7 @@ from .types import (
     HeartbeatReply,
     Interrupt,
     KnowledgeEntry,
+    Offered,
     OutcomeIn,
     Recorded,
     Registered,
@@ -219,6 +220,12 @@ class Client(BaseClient):
         """Claim up to `max` tasks in one call (as many as this session has free slots
         for), waiting up to `wait` seconds for the first; empty when nothing came in time."""
         return self.send(base.request_batch(wait, max, idempotency_key))
+    def offer_work(self, wait: float = 0.0) -> Offered | None:
+        """The best task for this session (session token), offered but not claimed: it is
+        `assigned` to the session until `offer.expires_at` (claim it with `claim`), waiting
+        up to `wait` seconds for one; None when nothing came in time, or when a newer wait
+        of this session took over."""
+        return self.send(base.offer_work(wait))
 
     def claim(self, task_id: str, *, idempotency_key: str | None = None) -> Claimed:
         """Claim one named task (ready, or offered to this session); `NotClaimable` when

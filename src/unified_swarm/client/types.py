@@ -183,6 +183,21 @@ class Claimed(TypedDict):
     lease: Lease
 
 
+class Offer(TypedDict):
+    """A task offered to (assigned to) a session until `expires_at`; claim it to work on it."""
+
+    task_id: str
+    session_id: str
+    expires_at: str | None
+
+
+class Offered(TypedDict):
+    """`GET /work/offer`: the task offered to the calling session, not claimed yet."""
+
+    task: Task
+    offer: Offer
+
+
 class Recorded(TypedDict):
     """An outcome call's answer; `duplicate` is true when it repeated a recorded one.
     `claimed`: the next task(s), when a complete asked for them (`claim_next`)."""

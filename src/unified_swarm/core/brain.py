@@ -527,6 +527,10 @@ def _on_ready(b: Brain, ev: Event) -> None:
 
 def _on_requeued(b: Brain, ev: Event) -> None:
     tid = str(ev.data["task_id"])
+    hold = b.holds.get(tid)
+    if (ev.data.get("reason") == "claim_timeout" and hold is not None
+            and hold.session_id == ev.data.get("session_id")):
+        del b.holds[tid]  # the session it was kept for let its offer lapse: others may have it
     b._stop_running(ev.data.get("session_id"), tid)
     b._predicted.pop(tid, None)
     b._learn(ev.data)

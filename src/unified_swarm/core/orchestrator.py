@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from ..config import Settings
-from ..errors import Contended, InvalidInput, NotClaimable, NotFound, SwarmError
+from ..errors import Contended, InvalidInput, NotClaimable, NotFound, SwarmError, TaskTaken
 from ..models import (
     JSON,
     Attempt,
@@ -36,6 +36,7 @@ from ..models import (
     SessionStatus,
     Task,
     TaskSpec,
+    TaskStatus,
 )
 from ..store.base import Store, StoreClock
 from ..tokens import hash_token, new_token
@@ -109,6 +110,9 @@ class Orchestrator:
         self.coordinator = Coordinator(store, settings, clock, self.scheduler,
                                        lambda: self.interrupt is not None)
         self.waiters = Waiters()
+        #: session id -> its one waiting offer request (GET /work/offer): a newer one
+        #: supersedes it (DESIGN: one waiter per session, on this replica)
+        self.offer_waiters: dict[str, Waiter] = {}
         self.interrupt: Interrupt | None = None
         if clock is time.time and isinstance(store, StoreClock):
             store.use_store_clock()  # one clock for leases: the shared store's (DESIGN)
@@ -312,6 +316,86 @@ class Orchestrator:
         else:
             one = await sched.claim(session, self.clock, offers)
         return [] if one is None else [one]
+    async def offer_work(self, session: Session, wait: float,
+                         waiter: Waiter | None = None) -> Task | None:
+        """Offer the best task to the session without claiming it, waiting up to `wait`
+        seconds for one: the task becomes `assigned` to it for `task_claim_timeout` (it
+        claims it with `claim`, or the reaper puts it back in the queue). An offer already
+        standing for the session is answered again, so a retried call gets the same one.
+
+        One waiter per session: a request that waits (`wait > 0`) supersedes the session's
+        earlier waiting one, which answers None at once. The choice is the scheduler's, as
+        for a claim; the waiter is parked before the first look, as in `request_work`.
+        """
+        limits.check_wait(wait)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + min(wait, self.settings.max_wait)
+        waiter = waiter or Waiter(session.id, frozenset(session.capabilities))
+        if wait > 0:
+            older = self.offer_waiters.get(session.id)
+            if older is not None:
+                older.abandon()
+            self.offer_waiters[session.id] = waiter
+        self.waiters.park(waiter)
+        self.brain.waiting.add(session.id)
+        try:
+            await self.store.check_in(session.id, self.clock())  # asking proves it alive
+            while not (self._stopping or waiter.abandoned):
+                got = await self._try_offer(session, waiter, deadline > loop.time())
+                if got is not None:
+                    return got
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    return None
+                try:
+                    await asyncio.wait_for(waiter.event.wait(), self._patience(session,
+                                                                               remaining))
+                except TimeoutError:
+                    if loop.time() >= deadline:
+                        return None
+            return None
+        finally:
+            if self.offer_waiters.get(session.id) is waiter:
+                del self.offer_waiters[session.id]
+            self.waiters.leave(waiter)
+            if not self.waiters.has_session(session.id):
+                self.brain.waiting.discard(session.id)
+            if waiter.woken_for is not None:
+                self.waiters.wake(waiter.woken_for)
+
+    async def _try_offer(self, session: Session, waiter: Waiter,
+                         may_wait: bool) -> Task | None:
+        """One look of an offer request: the offer standing for the session, else the task
+        a one-solve match proposed for it, else the scheduler's choice, offered now."""
+        woken_for, waiter.woken_for = waiter.woken_for, None
+        proposal, waiter.proposal = waiter.proposal, None
+        waiter.offered = False
+        waiter.event.clear()
+        if self.interrupt is not None:
+            return None
+        for c in await self.store.offered_to(session.id):
+            task = await self.store.get_task(c.id)
+            if (task is not None and task.status == TaskStatus.ASSIGNED
+                    and task.assigned_to == session.id):
+                return task
+        until = self.clock() + self.settings.task_claim_timeout
+        if proposal is not None:
+            try:
+                offered = await self.store.offer(session.id, proposal, self.clock(), until)
+                if offered is not None:
+                    return offered
+            except TaskTaken:
+                self.brain.lost(proposal)
+        try:
+            got = await self.scheduler.offer(session, self.clock, until)
+        except Contended:
+            if not may_wait:
+                raise
+            waiter.event.set()  # there is work, others were quicker: look again at once
+            return None
+        if got is not None and woken_for not in (None, got.required_capability):
+            self.waiters.wake(woken_for)
+        return got
 
     def _patience(self, session: Session, remaining: float) -> float:
         """How long a parked request sleeps before it looks again without news: until the
