@@ -88,3 +88,12 @@ def test_score_moves_toward_outcomes() -> None:
         s = lifecycle.updated_score(s, True)
     assert s > 0.95
     assert lifecycle.updated_score(s, False) < s
+
+
+def test_waiting_edges_are_exactly_the_split() -> None:
+    """A split parent enters `waiting` from a running attempt only, is never held, and leaves
+    it only to end: completed (merged), failed (a subtask failed for good) or cancelled."""
+    assert {old for old, new in lifecycle.TRANSITIONS if new == S.WAITING} == {S.IN_PROGRESS}
+    assert {new for old, new in lifecycle.TRANSITIONS if old == S.WAITING} == {
+        S.COMPLETED, S.FAILED, S.CANCELLED}
+    assert S.WAITING not in lifecycle.HELD and S.WAITING not in lifecycle.FINAL

@@ -80,6 +80,16 @@ class Settings:
     #: lease TTL = lease_factor x the session's heartbeat interval (also: offline after this)
     lease_factor: float = 3.0
     strict_capabilities: bool = False
+    #: how long a preempted holder has to checkpoint and release before its lease is
+    #: revoked (SWARM_PREEMPT_GRACE; Kubernetes' default termination grace)
+    preempt_grace: float = 30.0
+    #: tasks estimated over this many hours tell their holder `split_suggested` on a claim
+    collaboration_threshold: float = 8.0
+    #: how deep splits nest: a subtask this many splits below a client's task splits no more
+    max_split_depth: int = 5
+    #: the largest `context` a claimed task carries (JSON bytes); past it, entries are cut
+    #: with a marker saying what and how much (never silently)
+    max_context_bytes: int = 256 * 1024
 
     # input limits: everything past these is a 4xx before it touches the store
     max_body_bytes: int = 16 * MiB
@@ -124,7 +134,8 @@ class Settings:
         positive = (
             "heartbeat_interval", "task_claim_timeout", "idle_threshold", "lease_factor",
             "max_body_bytes", "max_input_bytes", "max_json_depth", "max_batch", "reap_batch",
-            "scale_interval",
+            "scale_interval", "collaboration_threshold", "max_split_depth", "max_context_bytes",
+            "preempt_grace",
         )
         for name in positive:
             if getattr(self, name) <= 0:

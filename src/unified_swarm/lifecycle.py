@@ -23,11 +23,18 @@ S = TaskStatus
 #: Every move a task can make (DESIGN.md), one line per status it leaves. `ready ->
 #: in_progress` is the claim of a ready task; `assigned -> ready` is an offer nobody claimed
 #: in time; `in_progress -> ready` an attempt that expired or was released.
+#: `in_progress -> input_required` is the holder asking the operator a question (its lease
+#: clock stops); the answer sends it back to `in_progress` for the same holder, or to
+#: `ready` when that holder is gone (or went while it waited).
+#: `in_progress -> waiting` is a split (the holder handed the work to subtasks); a waiting
+#: parent completes once every subtask did, fails when one fails for good, or is cancelled.
 EDGES = """
-    pending     -> ready blocked cancelled
-    ready       -> assigned in_progress cancelled
-    assigned    -> in_progress ready cancelled
-    in_progress -> completed failed ready cancelled
+    pending        -> ready blocked cancelled
+    ready          -> assigned in_progress cancelled
+    assigned       -> in_progress ready cancelled
+    in_progress    -> completed failed ready cancelled input_required waiting
+    input_required -> in_progress ready cancelled
+    waiting        -> completed failed cancelled
 """
 
 
@@ -42,8 +49,13 @@ def _parse(table: str) -> frozenset[tuple[TaskStatus, TaskStatus]]:
 TRANSITIONS: frozenset[tuple[TaskStatus, TaskStatus]] = _parse(EDGES)
 #: a task never leaves these (`blocked` too: a dependency of it can no longer complete)
 FINAL = frozenset(s for s in S if not any(old == s for old, _ in TRANSITIONS))
-#: a session holds the task: an offer (`assigned`) or a lease (`in_progress`)
-HELD = frozenset({S.ASSIGNED, S.IN_PROGRESS})
+#: a session holds the task: an offer (`assigned`), a lease (`in_progress`) or a lease whose
+#: clock stopped while its question waits for the operator (`input_required`)
+HELD = frozenset({S.ASSIGNED, S.IN_PROGRESS, S.INPUT_REQUIRED})
+#: held without a running clock: never reaped, released only when the holder goes
+PAUSED = frozenset({S.INPUT_REQUIRED})
+#: an attempt runs (it has an attempt row that has not ended)
+RUNNING = frozenset({S.IN_PROGRESS}) | PAUSED
 #: a dependency that ends in one of these can never complete: its dependents are blocked
 DEAD = FINAL - {S.COMPLETED}
 
@@ -71,13 +83,35 @@ def status_from_deps(dep_statuses: Iterable[TaskStatus]) -> TaskStatus:
 
 #: (held status, may it run again?) -> where the task goes when its holder lets it go without
 #: success: an offer was never started and goes back as it was; an attempt goes back to the
-#: queue while a retry is wanted and attempts remain, else it fails for good
+#: queue while a retry is wanted and attempts remain, else it fails for good. A task waiting
+#: for the operator's answer never fails because its holder went (the attempt waited, it did
+#: not fail): it goes back to the queue, the answer kept in its notes.
 RELEASE: Mapping[tuple[TaskStatus, bool], TaskStatus] = {
     (S.ASSIGNED, True): S.READY,
     (S.ASSIGNED, False): S.READY,
     (S.IN_PROGRESS, True): S.READY,
     (S.IN_PROGRESS, False): S.FAILED,
+    (S.INPUT_REQUIRED, True): S.READY,
+    (S.INPUT_REQUIRED, False): S.READY,
 }
+
+
+#: the error an attempt ends with when it does not count against max_attempts: given back
+#: by its holder (by choice, or for a preemption), revoked past a preemption's grace, or cut
+#: short while it waited for the operator's answer. How a reader of the history (the chaos
+#: checker) tells them from the attempts that count.
+RELEASED_BY_CHOICE = "released"
+RELEASED_PREEMPTED = "preempted"
+REVOKED = "preempted: the grace ran out"
+ANSWERED_AFTER_LEAVING = "answered after its holder left"
+WAITED_WHEN_GONE = "waited for input when its session went"
+UNCOUNTED = frozenset({RELEASED_BY_CHOICE, RELEASED_PREEMPTED, REVOKED, ANSWERED_AFTER_LEAVING,
+                       WAITED_WHEN_GONE})
+
+
+def counted(error: str | None) -> bool:
+    """Does an ended attempt with this error count against max_attempts?"""
+    return error not in UNCOUNTED
 
 
 def may_retry(task: Task, retry: bool) -> bool:
@@ -101,10 +135,36 @@ def lease_deadline(now: float, heartbeat_interval: float, lease_factor: float) -
     return now + lease_ttl(heartbeat_interval, lease_factor)
 
 
+def renewed(task: Task, now: float, heartbeat_interval: float, lease_factor: float) -> float:
+    """A renewed lease: a preempted one runs no further than its grace."""
+    deadline = lease_deadline(now, heartbeat_interval, lease_factor)
+    return deadline if task.preempt_at is None else min(deadline, task.preempt_at)
+
+
+def mark_preempted(task: Task, deadline: float) -> None:
+    """Preempt the current attempt: its lease ends at `deadline` at the latest (a second
+    preemption never lengthens the grace of the first)."""
+    task.preempt_at = deadline if task.preempt_at is None else min(task.preempt_at, deadline)
+    if task.lease_expires_at is not None:
+        task.lease_expires_at = min(task.lease_expires_at, task.preempt_at)
+
+
+def question_open(status: TaskStatus, notes: Iterable[Mapping[str, object]]) -> bool:
+    """The task's last question has no answer yet and the task is not over (its holder
+    may have gone while it waited: the answer then waits in the queue with it)."""
+    if status in FINAL:
+        return False
+    kinds = [n.get("kind") for n in notes if n.get("kind") in ("question", "answer")]
+    return bool(kinds) and kinds[-1] == "question"
+
+
 # -- priority ------------------------------------------------------------------------------
 
 BASE_PRIORITY = 5
 MAX_PRIORITY = 10
+#: the emergency class (POST /swarm/emergency, operators only): above every priority a task
+#: may be given, so it heads every ready index and every scheduler's order
+EMERGENCY_PRIORITY = MAX_PRIORITY + 1
 #: the seed's bonuses over BASE_PRIORITY for a task without a given priority
 BONUS = {"critical": 3, "infinite_scale": 2, "roi_high": 1, "deps_met": 1}
 

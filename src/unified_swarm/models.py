@@ -51,6 +51,11 @@ class TaskStatus(StrEnum):
     FAILED = "failed"
     CANCELLED = "cancelled"
     BLOCKED = "blocked"
+    #: a split parent: no lease, no session; it ends when its subtasks do
+    WAITING = "waiting"
+    #: the holder asked the operator a question (POST /work/input-request): still held, its
+    #: lease clock stopped until the answer
+    INPUT_REQUIRED = "input_required"
 
 
 class Outcome(StrEnum):
@@ -58,6 +63,8 @@ class Outcome(StrEnum):
     FAILED = "failed"
     EXPIRED = "expired"
     RELEASED = "released"
+    #: the holder split the task into subtasks (POST /work/{id}/split)
+    SPLIT = "split"
 
 
 @dataclass(slots=True)
@@ -137,6 +144,17 @@ class Task:
     updated_at: float | None = None
     #: insertion order, the tie-breaker after priority ("then age")
     seq: int = 0
+    #: the end of the grace a preemption gave the current attempt (None: not preempted):
+    #: its lease runs no further, and past it the lease is revoked
+    preempt_at: float | None = None
+    #: knowledge topics handed to its holder in `context.knowledge`
+    context_topics: list[str] = field(default_factory=list)
+    #: split levels above it: 0 for a task added by a client, parent's + 1 for a subtask
+    depth: int = 0
+    #: what its holder is handed on a claim (core/context.py); None where not built
+    context: dict[str, JSON] | None = None
+    #: told on a claim: its estimated_hours exceed `collaboration_threshold`
+    split_suggested: bool | None = None
 
     def wire(self) -> dict[str, JSON]:
         return {
@@ -161,13 +179,26 @@ class Task:
             "result": self.result,
             "error": self.error,
             "parent_id": self.parent_id,
+            "context_topics": self.context_topics,
+            "depth": self.depth,
             "created_at": iso(self.created_at),
             "started_at": iso(self.started_at),
             "completed_at": iso(self.completed_at),
             "updated_at": iso(self.updated_at),
+            "preempt_at": iso(self.preempt_at),
+            **({} if self.context is None else {"context": self.context}),
+            **({} if self.split_suggested is None else {"split_suggested": self.split_suggested}),
         }
 
 
+
+
+def note(kind: str, text: str, at: float, session_id: str | None = None,
+         **extra: JSON) -> dict[str, JSON]:
+    """A handoff note kept with a task (`Store.add_note`) and handed to its next holder in
+    `context.notes`: `kind` says who left it ("release", "answer", ...), `text` what it says.
+    Stored as this very JSON, so every store and every reader sees the same shape."""
+    return {"kind": kind, "text": text, "at": iso(at), "session_id": session_id, **extra}
 
 
 def added_data(t: Task) -> dict[str, JSON]:
@@ -175,7 +206,7 @@ def added_data(t: Task) -> dict[str, JSON]:
     return {"task_id": t.id, "status": t.status.value, "type": t.type,
             "required_capability": t.required_capability, "priority": t.priority,
             "dependencies": t.dependencies, "title": t.title,
-            "estimated_hours": t.estimated_hours}
+            "estimated_hours": t.estimated_hours, "parent_id": t.parent_id}
 
 @dataclass(slots=True, frozen=True)
 class Candidate:
@@ -205,15 +236,27 @@ class Lease:
     task_id: str
     session_id: str
     fencing_token: int
-    expires_at: float
+    #: None while the task waits for the operator's answer (its clock stopped)
+    expires_at: float | None
+    #: in_progress, or input_required (held, clock stopped)
+    status: TaskStatus = TaskStatus.IN_PROGRESS
+    #: the end of the grace a preemption gave (None: not preempted)
+    preempt_at: float | None = None
+    #: the task's handoff notes, as the heartbeat shows them to the holder (None: not read)
+    notes: list[JSON] | None = None
 
     def wire(self) -> dict[str, JSON]:
-        return {
+        out = {
             "task_id": self.task_id,
             "session_id": self.session_id,
             "fencing_token": self.fencing_token,
             "expires_at": iso(self.expires_at),
         }
+        if self.status != TaskStatus.IN_PROGRESS:  # the pinned shape, unless it waits
+            out["status"] = self.status.value
+        if self.notes is not None:
+            out["notes"] = self.notes
+        return out
 
 
 @dataclass(slots=True)
@@ -290,9 +333,13 @@ class Interrupt:
     reason: str
     at: float
     by: str | None = None
+    #: the emergency task this interrupt serves (POST /swarm/emergency): it alone may be
+    #: taken while the interrupt holds, and the interrupt lifts when it ends
+    task_id: str | None = None
 
     def wire(self) -> dict[str, JSON]:
-        return {"reason": self.reason, "at": iso(self.at), "by": self.by}
+        return {"reason": self.reason, "at": iso(self.at), "by": self.by,
+                "task_id": self.task_id}
 
 
 @dataclass(slots=True)
@@ -312,6 +359,8 @@ class TaskSpec:
     dependencies: list[str] = field(default_factory=list)
     max_attempts: int | None = None
     parent_id: str | None = None
+    context_topics: list[str] = field(default_factory=list)
+    depth: int = 0
 
 
 # -- what the Store seam answers (store/base.py) ------------------------------------------
@@ -327,6 +376,19 @@ class Claimed:
 
     task: Task
     lease: Lease
+    #: the task's handoff notes, read in the claim's own step (so handing a claimed task its
+    #: context costs no extra round trip when it names no dependency and no topic)
+    notes: list[JSON] | None = None
+
+
+@dataclass(slots=True)
+class Split:
+    """A split recorded (`Store.split`): the parent, now waiting, and its subtasks in the
+    order the holder gave them (a merge task last)."""
+
+    task: Task
+    subtasks: list[Task]
+    duplicate: bool = False
 
 
 @dataclass(slots=True)

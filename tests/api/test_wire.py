@@ -20,7 +20,8 @@ def test_register_heartbeat_leave(live_server: LiveServer) -> None:
         with Wire(live_server.url, token) as me:
             beat = me.ok("POST", "/session/heartbeat", json={})
             assert beat["session"]["id"] == "w1" and beat["held"] == []
-            assert beat["directives"] == {"assignments": [], "interrupt": None, "drain": False}
+            assert beat["directives"] == {"assignments": [], "interrupt": None, "drain": False,
+                                          "preempt": []}
             assert me.ok("POST", "/session/heartbeat")["session"]["status"] == "idle"
             assert me.call("DELETE", "/session/other").status_code == 403
             assert me.ok("DELETE", "/session/w1")["session"]["status"] == "offline"

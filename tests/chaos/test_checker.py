@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from unified_swarm import lifecycle
 from unified_swarm.chaos.checker import (
     REQUEUE_BOUND,
     Dump,
@@ -25,7 +26,7 @@ from unified_swarm.models import iso
 T = 1_800_000_000.0
 LEASE, BEAT = 30.0, 10.0
 RESULTS = {k: {"task": k, "token": n, "pid": p} for k, n, p in
-           (("a", 2, 102), ("b", 1, 102), ("c", 1, 103))}
+           (("a", 2, 102), ("b", 1, 102), ("c", 1, 103), ("p1", 1, 103), ("p2", 1, 103))}
 
 
 def attempt(token: int, session: str, start: float, end: float | None, outcome: str | None,
@@ -46,20 +47,30 @@ def clean() -> tuple[list[Op], list[dict[str, Any]], Dump]:
     """Task a: w1 claimed it and was killed; the lease expired at T+30 (reaped 0.2 s later)
     and w2 completed it. Task b depends on a; its complete's answer was lost (recorded all
     the same). Task c: w3 was paused for 12 s (between one heartbeat and half a lease) while
-    holding it, kept the lease and completed it. Knowledge v1, v2; events 1..9."""
-    tasks = {
+    holding it, kept the lease and completed it. Task p: w3 split it into p1 and p2, did both,
+    and p completed with their results. Knowledge v1, v2; events 1..9."""
+    tasks: dict[str, dict[str, Any]] = {
         "a": {"id": "a", "status": "completed", "attempts": 2, "fencing_token": 2,
               "result": RESULTS["a"], "dependencies": [], "completed_at": iso(T + 35)},
         "b": {"id": "b", "status": "completed", "attempts": 1, "fencing_token": 1,
               "result": RESULTS["b"], "dependencies": ["a"], "completed_at": iso(T + 40)},
         "c": {"id": "c", "status": "completed", "attempts": 1, "fencing_token": 1,
               "result": RESULTS["c"], "dependencies": [], "completed_at": iso(T + 25)},
+        "p": {"id": "p", "status": "completed", "attempts": 1, "fencing_token": 1,
+              "result": [RESULTS["p1"], RESULTS["p2"]], "dependencies": [],
+              "completed_at": iso(T + 38), "assigned_to": None, "lease_expires_at": None},
+        **{k: {"id": k, "status": "completed", "attempts": 1, "fencing_token": 1,
+               "result": RESULTS[k], "dependencies": [], "completed_at": iso(T + end),
+               "parent_id": "p"} for k, end in (("p1", 33), ("p2", 38))},
     }
     history = {
         "a": [attempt(1, "w1", T, T + 30.2, "expired", T + 30),
               attempt(2, "w2", T + 30.3, T + 35, "completed", T + 61)],
         "b": [attempt(1, "w2", T + 36, T + 40, "completed", T + 66)],
         "c": [attempt(1, "w3", T + 1, T + 25, "completed", T + 52)],
+        "p": [attempt(1, "w3", T + 26, T + 27, "split", T + 56)],
+        "p1": [attempt(1, "w3", T + 28, T + 33, "completed", T + 58)],
+        "p2": [attempt(1, "w3", T + 34, T + 38, "completed", T + 64)],
     }
     ops = [
         Op("submitter", "add", T - 1, T - 0.9, "ok", data={"ids": ["a", "b", "c"]}),
@@ -76,11 +87,23 @@ def clean() -> tuple[list[Op], list[dict[str, Any]], Dump]:
            {"result_digest": digest(RESULTS["b"])}),
         Op("x", "knowledge_put", T, T, "ok", data={"topic": "k", "version": 2,
                                                    "content_digest": digest("v2")}),
+        Op("submitter", "add", T + 25.5, T + 25.6, "ok", data={"ids": ["p"]}),
+        Op("w3", "request", T + 26, T + 26, "ok", "p", 1, "w3"),
+        Op("w3", "split", T + 26.9, T + 27.1, "ok", "p", 1, "w3", {"ids": ["p1", "p2"]}),
+        Op("w3", "request", T + 28, T + 28, "ok", "p1", 1, "w3"),
+        Op("w3", "complete", T + 32.9, T + 33.1, "ok", "p1", 1, "w3",
+           {"result_digest": digest(RESULTS["p1"])}),
+        Op("w3", "request", T + 34, T + 34, "ok", "p2", 1, "w3"),
+        Op("w3", "complete", T + 37.9, T + 38.1, "ok", "p2", 1, "w3",
+           {"result_digest": digest(RESULTS["p2"])}),
     ]
     effects = [effect("a", 1, 101, "start", T + 0.1),
                effect("c", 1, 103, "start", T + 1.1), effect("c", 1, 103, "end", T + 24),
                effect("a", 2, 102, "start", T + 30.4), effect("a", 2, 102, "end", T + 34),
-               effect("b", 1, 102, "start", T + 36.1), effect("b", 1, 102, "end", T + 39)]
+               effect("b", 1, 102, "start", T + 36.1), effect("b", 1, 102, "end", T + 39),
+               effect("p", 1, 103, "start", T + 26.1),
+               effect("p1", 1, 103, "start", T + 28.1), effect("p1", 1, 103, "end", T + 32),
+               effect("p2", 1, 103, "start", T + 34.1), effect("p2", 1, 103, "end", T + 37)]
     knowledge = {"k": [{"version": 1, "content": "v1"}, {"version": 2, "content": "v2"}]}
     faults = [FaultWindow("worker_kill", "w1", T + 5, T + 5, 101),
               FaultWindow("worker_pause_short", "w3", T + 10, T + 22, 103, (("c", 1),))]
@@ -102,7 +125,8 @@ def test_clean_history_passes() -> None:
     assert lost.excused == 1 and lost.excuses == [
         f"a token 1 expired: worker_kill w1@{T + 5:.3f}"]
     assert named["short pause keeps the lease"].checked == 1
-    assert len(results) == 13
+    assert named["split parents merge once, never leased"].checked == 1
+    assert len(results) == 14
 
 
 def broken(change: str) -> list[str]:
@@ -206,6 +230,17 @@ BREAK: dict[str, Any] = {
     "knowledge-lost": lambda o, e, d: d.knowledge["k"][1].update(content="other"),
     "event-gap": lambda o, e, d: d.event_seqs.remove(5),
     "no-events": lambda o, e, d: d.event_seqs.clear(),
+    # split parents
+    "merged-before-a-subtask": lambda o, e, d: d.tasks["p2"].update(status="in_progress"),
+    "merged-too-early": lambda o, e, d: d.tasks["p"].update(completed_at=iso(T + 35)),
+    "leased-while-waiting": lambda o, e, d: d.tasks["p"].update(
+        status="waiting", assigned_to="w2", lease_expires_at=iso(T + 90)),
+    "claimed-after-the-split": lambda o, e, d: d.history["p"].append(
+        attempt(2, "w2", T + 28, T + 29, "completed", T + 58)),
+    "merge-missed": lambda o, e, d: d.tasks["p"].update(status="waiting", completed_at=None),
+    "failed-for-nothing": lambda o, e, d: d.tasks["p"].update(status="failed"),
+    "cancel-left-a-subtask-open": lambda o, e, d: (
+        d.tasks["p"].update(status="cancelled"), d.tasks["p2"].update(status="ready")),
 }
 
 CAUGHT_BY = [
@@ -250,6 +285,13 @@ CAUGHT_BY = [
     ("knowledge-lost", "knowledge versions contiguous, acked"),
     ("event-gap", "event sequence contiguous"),
     ("no-events", "event sequence contiguous"),
+    ("merged-before-a-subtask", "split parents merge once, never leased"),
+    ("merged-too-early", "split parents merge once, never leased"),
+    ("leased-while-waiting", "split parents merge once, never leased"),
+    ("claimed-after-the-split", "split parents merge once, never leased"),
+    ("merge-missed", "split parents merge once, never leased"),
+    ("failed-for-nothing", "split parents merge once, never leased"),
+    ("cancel-left-a-subtask-open", "split parents merge once, never leased"),
 ]
 
 
@@ -371,3 +413,43 @@ async def test_reading_the_final_state_waits_out_a_slow_store() -> None:
         return x * 2
 
     assert await patient(slow_then_fine, 21) == 42 and tries == [21, 21, 21]
+
+
+def preempted() -> tuple[list[Op], list[dict[str, Any]], Dump]:
+    """The clean history plus task pre: w1 held it under token 1, was preempted and let the
+    grace run out: the lease was revoked (attempt released, not counted, the token moved on
+    to 2); w2 then claimed it with token 3 and completed it. w1's late complete was refused."""
+    ops, effects, dump = clean()
+    ops[0].data["ids"].append("pre")
+    result = {"task": "pre", "token": 3, "pid": 102}
+    dump.tasks["pre"] = {"id": "pre", "status": "completed", "attempts": 1, "fencing_token": 3,
+                       "result": result, "dependencies": [], "completed_at": iso(T + 50)}
+    dump.history["pre"] = [
+        attempt(1, "w1", T + 2, T + 20, "released", T + 20, lifecycle.REVOKED),
+        attempt(3, "w2", T + 41, T + 50, "completed", T + 71)]
+    ops += [Op("w1", "request", T + 2, T + 2, "ok", "pre", 1, "w1"),
+            Op("w1", "complete", T + 21, T + 21, "fail", "pre", 1, "w1",
+               {"result_digest": digest("late")}),
+            Op("w2", "request", T + 41, T + 41, "ok", "pre", 3, "w2"),
+            Op("w2", "complete", T + 50, T + 50, "ok", "pre", 3, "w2",
+               {"result_digest": digest(result)})]
+    effects += [{"task": "pre", "token": 1, "pid": 101, "phase": "start", "t": T + 2.1},
+                {"task": "pre", "token": 3, "pid": 102, "phase": "start", "t": T + 41.1},
+                {"task": "pre", "token": 3, "pid": 102, "phase": "end", "t": T + 49,
+                 "result_digest": digest(result)}]
+    return ops, effects, dump
+
+
+def test_a_revoked_preemption_passes_and_its_late_result_must_be_refused() -> None:
+    results = check(*preempted())
+    assert all(r.ok for r in results), table(results)
+    ops, effects, dump = preempted()
+    ops.append(Op("w1", "complete", T + 21, T + 21, "ok", "pre", 1, "w1",
+                  {"result_digest": digest("late")}))  # accepted after the revoke
+    named = by_name(check(ops, effects, dump))
+    assert not named["fencing tokens increase, none stale"].ok
+    ops, effects, dump = preempted()
+    dump.history["pre"][0]["error"] = "lease expired"  # a gap no revoke explains
+    named = by_name(check(ops, effects, dump))
+    assert not named["fencing tokens increase, none stale"].ok
+    assert not named["attempts counted exactly"].ok

@@ -235,3 +235,24 @@ def test_commands_are_registered_modules() -> None:
     for module_name in COMMANDS.values():
         module = importlib.import_module(module_name)
         assert callable(module.register) and isinstance(module.HELP, str)
+
+
+def test_task_split_as_the_holder(swarm: Swarm, tmp_path: Path) -> None:
+    swarm.json("task", "add", "--type", "build", "--id", "big", "--context-topic", "style")
+    with Client(swarm.server.url, swarm.server.token) as op:
+        me = op.with_token(op.register([], id="w1")["token"])
+        token = me.claim("big")["lease"]["fencing_token"]
+        session_token = me.token
+    subs = tmp_path / "subs.json"
+    subs.write_text(json.dumps([{"id": "s1", "type": "build"}, {"id": "s2", "type": "build",
+                                                                 "dependencies": ["s1"]}]))
+    code, out, err = swarm("task", "split", "big", "--fencing-token", str(token), "--file",
+                           str(subs), "--merge", "task", "--merge-type", "build",
+                           "--merge-id", "m", token=session_token)
+    assert code == 0, err
+    assert "big is waiting" in out and "s2" in out and " m " in out
+    code, _, err = swarm("task", "split", "big", "--fencing-token", str(token), "--file",
+                         str(subs), "--merge-type", "build", token=session_token)
+    assert code != 0 and "--merge task" in err
+    shown = swarm.json("task", "show", "big")["task"]
+    assert shown["status"] == "waiting" and shown["context_topics"] == ["style"]

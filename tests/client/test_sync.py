@@ -37,7 +37,8 @@ def test_sessions_register_heartbeat_leave(op: Client) -> None:
     me = op.with_token(reg["token"])
     beat = me.heartbeat()
     assert beat["session"]["id"] == "w1" and beat["held"] == []
-    assert beat["directives"] == {"assignments": [], "interrupt": None, "drain": False}
+    assert beat["directives"] == {"assignments": [], "interrupt": None, "drain": False,
+                                  "preempt": []}
     assert [s["id"] for s in op.sessions()] == ["w1"]
     assert op.sessions(status="busy") == []
     assert op.session("w1")["name"] == "worker one"

@@ -74,7 +74,8 @@ def dump_redis(url: str, prefix: str) -> dict[str, list[tuple[Any, ...]]]:
         types = [t.decode() for t in pipe.execute()]
         for key, kind in zip(keys, types, strict=True):
             {"hash": pipe.hgetall, "zset": lambda k: pipe.zrange(k, 0, -1, withscores=True),
-             "set": pipe.smembers, "string": pipe.get}[kind](key)
+             "set": pipe.smembers, "string": pipe.get,
+             "list": lambda k: pipe.lrange(k, 0, -1)}[kind](key)  # type: ignore[no-untyped-call]
         values = pipe.execute()
     finally:
         client.close()

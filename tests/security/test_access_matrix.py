@@ -53,6 +53,8 @@ MATRIX: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
     ("POST", "/swarm/interrupt"): (401, 401, 200, 403, 403),
     ("DELETE", "/swarm/interrupt"): (401, 401, 200, 403, 403),
     ("POST", "/work/{task_id:path}/cancel"): (401, 401, 200, 403, 403),
+    ("POST", "/swarm/emergency"): (401, 401, 201, 403, 403),
+    ("POST", "/work/{task_id:path}/input"): (401, 401, 200, 403, 403),
     # a session, and only on its own tasks ("other" names the own session's task)
     ("POST", "/session/heartbeat"): (401, 401, 403, 200, 200),
     ("GET", "/work/request"): (401, 401, 403, 200, 204),
@@ -61,6 +63,9 @@ MATRIX: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
     ("POST", "/work/progress"): (401, 401, 403, 200, 403),
     ("POST", "/work/complete"): (401, 401, 403, 200, 403),
     ("POST", "/work/fail"): (401, 401, 403, 200, 403),
+    ("POST", "/work/{task_id:path}/split"): (401, 401, 403, 201, 403),
+    ("POST", "/work/release"): (401, 401, 403, 200, 403),
+    ("POST", "/work/input-request"): (401, 401, 403, 200, 403),
     # leaving: that session, or the operator
     ("DELETE", "/session/{session_id:path}"): (401, 401, 200, 200, 403),
     # any valid token: the reads, adding work, knowledge
@@ -222,6 +227,37 @@ def _outcome(world: World, cell: Cell, what: str) -> Call:
     return Call("POST", f"/work/{what}", body)
 
 
+def _split(world: World, cell: Cell) -> Call:
+    task_id, token = world.held(cell)
+    return Call("POST", f"/work/{task_id}/split", {
+        "fencing_token": token, "subtasks": [{"id": f"sub-{cell.n}", "type": "x"}]})
+
+
+def _release(world: World, cell: Cell) -> Call:
+    task_id, token = world.held(cell)
+    return Call("POST", "/work/release", {"task_id": task_id, "fencing_token": token,
+                                          "note": "checkpoint"})
+
+
+def _input_request(world: World, cell: Cell) -> Call:
+    task_id, token = world.held(cell)
+    return Call("POST", "/work/input-request", {"task_id": task_id, "fencing_token": token,
+                                                "question": "which one?"})
+
+
+def _answer(world: World, cell: Cell) -> Call:
+    task_id, token = world.held(cell)
+    world.as_session(cell.own_token, "POST", "/work/input-request", json={
+        "task_id": task_id, "fencing_token": token, "question": "which one?"})
+    return Call("POST", f"/work/{task_id}/input", {"answer": "this one"})
+
+
+def _emergency(world: World, cell: Cell) -> Call:
+    # no interrupt: the other cells of this shared world keep claiming
+    return Call("POST", "/swarm/emergency", {"task": {"type": cell.cap}, "interrupt": False,
+                                             "preempt": False})
+
+
 def _request(world: World, cell: Cell, what: str = "request") -> Call:
     world.task(cell)  # ready, for the own session's capability only
     return Call("GET", f"/work/{what}", params={"wait": 0})
@@ -257,6 +293,11 @@ CALLS: dict[tuple[str, str], Callable[[World, Cell], Call]] = {
     ("POST", "/work/progress"): lambda w, c: _outcome(w, c, "progress"),
     ("POST", "/work/complete"): lambda w, c: _outcome(w, c, "complete"),
     ("POST", "/work/fail"): lambda w, c: _outcome(w, c, "fail"),
+    ("POST", "/work/{task_id:path}/split"): _split,
+    ("POST", "/work/release"): _release,
+    ("POST", "/work/input-request"): _input_request,
+    ("POST", "/work/{task_id:path}/input"): _answer,
+    ("POST", "/swarm/emergency"): _emergency,
     ("DELETE", "/session/{session_id:path}"): lambda w, c: Call("DELETE", f"/session/{c.own}"),
     ("GET", "/session/{session_id:path}"): lambda w, c: Call("GET", f"/session/{c.other}"),
     ("GET", "/sessions"): lambda w, c: Call("GET", "/sessions"),

@@ -223,6 +223,7 @@ async def test_server_clock_judges_leases_by_redis_time(redis_server: RedisServe
     claimed = await claim_next(store, "w1", skewed)
     assert claimed is not None
     redis_now = await store_time(store)
+    assert claimed.lease.expires_at is not None
     assert abs(claimed.lease.expires_at - (redis_now + 30)) < 2
     offered = await offer_next(store, "w2", skewed, skewed + 300)
     assert offered is not None and offered.lease_expires_at is not None

@@ -53,3 +53,22 @@ async def block_the_loop(task: dict[str, Any]) -> dict[str, Any]:
     """A badly behaved async executor: it blocks the worker's event loop outright."""
     time.sleep(float(task["input"]["seconds"]))  # noqa: ASYNC251  (that is the point)  # noqa: ASYNC251  (the point)
     return {"blocked_for": task["input"]["seconds"]}
+
+
+def split_big(task: dict[str, Any], context: dict[str, Any]) -> Any:
+    """A "plan" task splits into two parts and a merge; a part returns its id; the merge
+    returns what its context holds (every part's result)."""
+    from unified_swarm.worker import SplitInto
+
+    if task["type"] == "plan":
+        return SplitInto([{"id": f"{task['id']}-a", "type": "build"},
+                          {"id": f"{task['id']}-b", "type": "build",
+                           "dependencies": [f"{task['id']}-a"]}],
+                         merge={"task": {"type": "build", "id": f"{task['id']}-merge"}})
+    if task["id"].endswith("-merge"):
+        return {"merged": context["dependencies"]}
+    return {"part": task["id"], "after": sorted(context["dependencies"])}
+
+
+def context_seen(task: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
+    return {"context": context, "same": context == task.get("context")}

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from ..lifecycle import EMERGENCY_PRIORITY
 from ..models import Outcome, SessionStatus, TaskStatus
 
 Time = datetime  # ISO 8601 UTC on the wire ("...Z")
@@ -67,13 +68,32 @@ class ProgressOut(BaseModel):
     message: str | None
 
 
+class TruncatedOut(BaseModel):
+    """The context was cut to `limit_bytes`: each path in `cut` ("dependencies/ID",
+    "knowledge/TOPIC", "notes/N") holds `{"truncated": true, "bytes": N}` instead."""
+
+    limit_bytes: int
+    cut: list[str]
+
+
+class ContextOut(BaseModel):
+    """What a claimed task carries: its dependencies' results, the knowledge topics it
+    names in `context_topics`, the handoff notes of earlier attempts."""
+
+    dependencies: dict[str, Any]
+    knowledge: dict[str, Any]
+    notes: list[Any]
+    truncated: TruncatedOut | None = None
+
+
 class TaskOut(BaseModel):
     id: str
     type: str
     title: str
     input: Any
     required_capability: str
-    priority: int = Field(ge=1, le=10)
+    #: 1..10, or EMERGENCY_PRIORITY (11) for an emergency (POST /swarm/emergency)
+    priority: int = Field(ge=1, le=EMERGENCY_PRIORITY)
     critical: bool
     infinite_scale: bool
     roi: str | None
@@ -89,17 +109,30 @@ class TaskOut(BaseModel):
     result: Any
     error: str | None
     parent_id: str | None
+    context_topics: list[str] = []
+    #: split levels above it (0: added by a client)
+    depth: int = 0
     created_at: Time
     started_at: Time | None
     completed_at: Time | None
     updated_at: Time | None
+    #: on a claim and GET /work/{id}: what its holder is handed
+    context: ContextOut | None = None
+    #: on a claim: estimated over `collaboration_threshold` hours, worth splitting
+    split_suggested: bool | None = None
+    #: the end of the grace a preemption gave the current attempt
+    preempt_at: Time | None = None
 
 
 class LeaseOut(BaseModel):
     task_id: str
     session_id: str
     fencing_token: int
-    expires_at: Time
+    #: null while the task waits for the operator's answer (its clock stopped)
+    expires_at: Time | None
+    status: TaskStatus = TaskStatus.IN_PROGRESS
+    #: on a heartbeat: the task's handoff notes (an operator's answer among them)
+    notes: list[Any] | None = None
 
 
 class AttemptOut(BaseModel):
@@ -131,6 +164,14 @@ class InterruptOut(BaseModel):
     reason: str
     at: Time
     by: str | None
+    #: the emergency task this interrupt serves (it lifts when the task ends)
+    task_id: str | None = None
+
+
+class PreemptOut(BaseModel):
+    task_id: str
+    #: seconds left to checkpoint and `POST /work/release` before the lease is revoked
+    grace_s: float
 
 
 # -- replies -------------------------------------------------------------------------------
@@ -145,6 +186,7 @@ class DirectivesOut(BaseModel):
     assignments: list[TaskOut]
     interrupt: InterruptOut | None
     drain: bool
+    preempt: list[PreemptOut] = []
 
 
 class HeartbeatOut(BaseModel):
@@ -173,6 +215,14 @@ class TaskPage(BaseModel):
 class ClaimedReply(BaseModel):
     task: TaskOut
     lease: LeaseOut
+
+
+class SplitReply(BaseModel):
+    """The parent, now waiting, and its subtasks in the holder's order (a merge task last)."""
+
+    task: TaskOut
+    subtasks: list[TaskOut]
+    duplicate: bool = False
 
 
 class OfferOut(BaseModel):
@@ -228,6 +278,19 @@ class EntriesReply(BaseModel):
 
 class EntryReply(BaseModel):
     entry: EntryOut
+
+
+class PreemptedOut(BaseModel):
+    task_id: str
+    session_id: str
+
+
+class EmergencyReply(BaseModel):
+    task: TaskOut
+    #: the session it was offered to at once, if one was idle
+    assigned_to: str | None
+    #: the task preempted for it, if none was idle
+    preempted: PreemptedOut | None
 
 
 class InterruptReply(BaseModel):

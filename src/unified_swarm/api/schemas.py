@@ -22,6 +22,8 @@ IdStr = Annotated[str, Field(min_length=1, max_length=128,
                               json_schema_extra={"pattern": ID_PATTERN})]
 Name = Annotated[str, Field(min_length=1, max_length=64,
                              json_schema_extra={"pattern": NAME_PATTERN})]
+#: a knowledge topic a task names for its context (core.limits.check_topic holds the rule)
+Topic = Annotated[str, Field(json_schema_extra={"pattern": limits.TOPIC_PATTERN})]
 #: a task or session id in the path (`/work/{task_id}`): an unknown one is a 404
 IdPath = Annotated[str, Path(json_schema_extra={"pattern": ID_PATTERN})]
 
@@ -58,6 +60,8 @@ class TaskIn(Body):
     estimated_hours: Annotated[float, Field(ge=0, le=limits.MAX_ESTIMATED_HOURS)] | None = None
     dependencies: Annotated[list[IdStr], Field(max_length=limits.MAX_DEPENDENCIES)] = []
     max_attempts: Annotated[int, Field(ge=1, le=limits.MAX_ATTEMPTS), Integral] | None = None
+    #: knowledge topics handed to the holder in `context.knowledge`
+    context_topics: Annotated[list[Topic], Field(max_length=limits.MAX_CONTEXT_TOPICS)] = []
 
     def spec(self) -> TaskSpec:
         return TaskSpec(
@@ -65,8 +69,35 @@ class TaskIn(Body):
             required_capability=self.required_capability, priority=self.priority,
             critical=self.critical, infinite_scale=self.infinite_scale, roi=self.roi,
             estimated_hours=self.estimated_hours, dependencies=list(self.dependencies),
-            max_attempts=self.max_attempts,
+            max_attempts=self.max_attempts, context_topics=list(self.context_topics),
         )
+
+
+class MergeTaskIn(Body):
+    """The merge task of a split: it depends on every subtask and gets their results."""
+
+    type: Annotated[str, Field(min_length=1, max_length=limits.MAX_TYPE)]
+    id: IdStr | None = None
+    title: Annotated[str, Field(max_length=limits.MAX_TITLE)] | None = None
+    input: Any = None
+    required_capability: Name | None = None
+
+    def spec(self) -> TaskSpec:
+        return TaskSpec(type=self.type, id=self.id, title=self.title or "", input=self.input,
+                        required_capability=self.required_capability)
+
+
+class MergeByTask(Body):
+    task: MergeTaskIn
+
+
+class SplitIn(Body):
+    """`POST /work/{id}/split`: the holder's subtasks (they may depend on each other) and
+    how their results become the parent's."""
+
+    fencing_token: Token
+    subtasks: Annotated[list[TaskIn], Field(min_length=1)]
+    merge: Literal["list", "object"] | MergeByTask = "list"
 
 
 class TaskBatch(Body):
@@ -153,6 +184,33 @@ class FailIn(Body):
     fencing_token: Token
     error: Annotated[str, Field(max_length=65536)]
     retry: bool = True
+
+
+class ReleaseIn(Body):
+    """`POST /work/release`: the holder lets go; `note` reaches the next holder."""
+
+    task_id: IdStr
+    fencing_token: Token
+    note: Annotated[str, Field(max_length=65536)] | None = None
+
+
+class InputRequestIn(Body):
+    task_id: IdStr
+    fencing_token: Token
+    question: Annotated[str, Field(min_length=1, max_length=65536)]
+
+
+class InputIn(Body):
+    answer: Annotated[str, Field(min_length=1, max_length=65536)]
+
+
+class EmergencyIn(Body):
+    """`POST /swarm/emergency`: the task (no dependencies), whether every other session
+    stops taking new work until it ends, whether a running task may be preempted for it."""
+
+    task: TaskIn
+    interrupt: bool = True
+    preempt: bool = True
 
 
 class CancelIn(Body):

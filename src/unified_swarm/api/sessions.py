@@ -40,6 +40,8 @@ async def heartbeat(orch: Orch, session: SessionCaller,
             "assignments": [t.wire() for t in directives.assignments],
             "interrupt": directives.interrupt.wire() if directives.interrupt else None,
             "drain": directives.drain,
+            "preempt": [{"task_id": tid, "grace_s": round(grace, 3)}
+                        for tid, grace in directives.preempt],
         },
     })
 

@@ -5,9 +5,17 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from .deps import Caller, Operator, Orch, SwarmRoute
-from .replies import COMMON, Health, InterruptReply, SchedulerReply, StatusReply, errors
+from .replies import (
+    COMMON,
+    EmergencyReply,
+    Health,
+    InterruptReply,
+    SchedulerReply,
+    StatusReply,
+    errors,
+)
 from .responses import JSONResp
-from .schemas import InterruptIn
+from .schemas import EmergencyIn, InterruptIn
 
 router = APIRouter(route_class=SwarmRoute, tags=["swarm"], responses=errors(*COMMON))
 
@@ -34,6 +42,21 @@ async def interrupt(body: InterruptIn, orch: Orch, op: Operator) -> JSONResp:
 async def lift_interrupt(orch: Orch, op: Operator) -> JSONResp:
     await orch.set_interrupt(None, op.name)
     return JSONResp({"interrupt": None})
+
+
+@router.post("/swarm/emergency", status_code=201, response_model=EmergencyReply,
+             responses=errors(403, 409))
+async def emergency(body: EmergencyIn, orch: Orch, op: Operator) -> JSONResp:
+    """A task in the emergency class, above every priority: everyone hears
+    `swarm.emergency`; it is offered at once to the best idle session able to take it, else
+    the best-fitting session running the least important task is preempted; with
+    `interrupt`, the other sessions take nothing new until it ends."""
+    task, placed = await orch.emergency(body.task.spec(), body.interrupt, body.preempt,
+                                        op.name)
+    preempted = None if placed.preempted is None else {
+        "task_id": placed.preempted[0], "session_id": placed.preempted[1]}
+    return JSONResp({"task": task.wire(), "assigned_to": placed.assigned_to,
+                     "preempted": preempted}, status_code=201)
 
 
 @router.get("/healthz", response_model=Health,

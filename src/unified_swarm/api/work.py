@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Query, Request
 from starlette.responses import Response
 
+from ..core.collab import Merge
 from ..core.orchestrator import Success
 from ..core.waiters import Waiter
 from ..errors import SwarmError
@@ -21,6 +22,7 @@ from .replies import (
     CompleteBatchReply,
     OfferedReply,
     RecordedReply,
+    SplitReply,
     TaskDetail,
     TaskPage,
     TaskReply,
@@ -35,7 +37,11 @@ from .schemas import (
     CompleteBody,
     FailIn,
     IdPath,
+    InputIn,
+    InputRequestIn,
     ProgressIn,
+    ReleaseIn,
+    SplitIn,
     TaskBatch,
     WorkIn,
 )
@@ -177,6 +183,42 @@ def _batch_done(answers: list[Recorded | SwarmError], claimed: list[Claimed]) ->
 async def fail(body: FailIn, orch: Orch, session: SessionCaller) -> JSONResp:
     rec = await orch.fail(session, body.task_id, body.fencing_token, body.error, body.retry)
     return _recorded(rec)
+
+
+@router.post(ONE + "/split", status_code=201, response_model=SplitReply,
+             responses=errors(403, 404, 409))
+async def split(task_id: IdPath, body: SplitIn, orch: Orch, session: SessionCaller) -> JSONResp:
+    """The holder splits its task: the parent waits (no lease) and completes with the
+    merged results of the subtasks. A retry of the same split answers the same subtasks."""
+    merge = (Merge(body.merge) if isinstance(body.merge, str)
+             else Merge("task", body.merge.task.spec()))
+    done = await orch.split(session, task_id, body.fencing_token,
+                            [s.spec() for s in body.subtasks], merge)
+    return JSONResp({"task": done.task.wire(), "subtasks": [t.wire() for t in done.subtasks],
+                     "duplicate": done.duplicate}, status_code=201)
+
+
+@router.post("/work/release", response_model=RecordedReply, responses=OUTCOME)
+async def release(body: ReleaseIn, orch: Orch, session: SessionCaller) -> JSONResp:
+    """The holder lets go of its lease (a `preempt` directive honoured, or its own
+    choice): not counted against max_attempts; `note` reaches the next holder in
+    `context.notes`."""
+    return _recorded(await orch.release(session, body.task_id, body.fencing_token, body.note))
+
+
+@router.post("/work/input-request", response_model=RecordedReply, responses=OUTCOME)
+async def input_request(body: InputRequestIn, orch: Orch, session: SessionCaller) -> JSONResp:
+    """The holder asks the operator: the task is `input_required`, its lease clock
+    stopped until `POST /work/{id}/input` answers."""
+    rec = await orch.request_input(session, body.task_id, body.fencing_token, body.question)
+    return _recorded(rec)
+
+
+@router.post(ONE + "/input", response_model=TaskReply, responses=errors(403, 404, 409))
+async def give_input(task_id: IdPath, body: InputIn, orch: Orch, op: Operator) -> JSONResp:
+    """The operator answers: back to `in_progress` for the same holder when it is alive,
+    else `ready`; the answer joins `context.notes`."""
+    return JSONResp({"task": (await orch.give_input(task_id, body.answer, op.name)).wire()})
 
 
 @router.get(ONE, response_model=TaskDetail, responses=errors(404))

@@ -9,10 +9,11 @@ Every line counts what it `checked`, what it `excused` and its violations. An ex
 never a blanket: it names the one fault that explains the one lease (excuses.py), and a line
 that excuses more than it checked fails the run, as a violation does.
 
-The invariants live in three modules: this one (tokens, leases, requeue latency, attempts,
+The invariants live in four modules: this one (tokens, leases, requeue latency, attempts,
 dependencies, knowledge, events), once.py (every task completed exactly once, with the
 result of the attempt that holds the completed token, each outcome inside its lease, no
-result dropped) and excuses.py (every lost lease explained, short pauses keep the lease).
+result dropped), excuses.py (every lost lease explained, short pauses keep the lease) and
+splits.py (split parents merge once, after their subtasks, and are never leased again).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from .. import lifecycle
 from ..jsonutil import digest
 from .history import Op
 
@@ -99,14 +101,14 @@ Check = Callable[[list[Op], list[dict[str, Any]], Dump], Result]
 
 
 def check(ops: list[Op], effects: list[dict[str, Any]], dump: Dump) -> list[Result]:
-    from . import excuses, once  # they build on this module's types
+    from . import excuses, once, splits  # they build on this module's types
 
     checks: list[Check] = [
         once.completed_exactly_once, once.result_of_the_completing_attempt,
         once.outcomes_inside_their_lease, once.no_result_dropped,
         fencing_tokens, leases_never_overlap, requeue_latency, excuses.lost_leases_explained,
         excuses.short_pauses_kept, attempts_counted_exactly, dependencies_first,
-        knowledge_versions, events_contiguous,
+        knowledge_versions, events_contiguous, splits.split_parents,
     ]
     return [c(ops, effects, dump) for c in checks]
 
@@ -131,19 +133,34 @@ def attempt_of(dump: Dump, task: str, token: int | None) -> dict[str, Any] | Non
     return next((a for a in dump.history.get(task, []) if a["fencing_token"] == token), None)
 
 
+def expected_tokens(attempts: list[dict[str, Any]]) -> tuple[list[int], int]:
+    """The tokens a task's attempts must carry, and the task's token after them: each claim
+    takes the next one, and a lease revoked past a preemption's grace used one more (so the
+    revoked holder's late outcome can never match the task again)."""
+    out, token = [], 0
+    for a in attempts:
+        token += 1
+        out.append(token)
+        token += a["outcome"] == "released" and a["error"] == lifecycle.REVOKED
+    return out, token
+
+
 def fencing_tokens(ops: list[Op], _: list[dict[str, Any]], dump: Dump) -> Result:
     bad = []
     for tid, attempts in dump.history.items():
         tokens = [a["fencing_token"] for a in attempts]
-        if tokens != list(range(1, len(tokens) + 1)):
-            bad.append(f"{tid}: tokens {tokens} do not strictly increase from 1")
-        if dump.tasks[tid]["fencing_token"] != len(tokens):
+        expected, last = expected_tokens(attempts)
+        if tokens != expected:
+            bad.append(f"{tid}: tokens {tokens} do not strictly increase from 1 "
+                       f"(one more only past a revoked preemption)")
+        if dump.tasks[tid]["fencing_token"] != last:
             bad.append(f"{tid}: task token {dump.tasks[tid]['fencing_token']}, "
                        f"{len(tokens)} attempts")
     checked = 0
-    want = {"complete": "completed", "fail": "failed"}
+    want = {"complete": "completed", "fail": "failed", "release": "released"}
     for o in ops:
-        if o.outcome != "ok" or o.op not in ("complete", "fail", "progress") or not o.task:
+        if o.outcome != "ok" or o.op not in ("complete", "fail", "progress", "release") \
+                or not o.task:
             continue
         checked += 1
         att = attempt_of(dump, o.task, o.token)
@@ -240,8 +257,11 @@ def attempts_counted_exactly(ops: list[Op], effects: list[dict[str, Any]],
     for tid, task in dump.tasks.items():
         attempts = dump.history.get(tid, [])
         attempts_total += len(attempts)
-        if task["attempts"] != len(attempts):
-            bad.append(f"{tid}: attempts {task['attempts']} but {len(attempts)} recorded")
+        # a release, a preemption, a wait for input cut short: recorded, not counted
+        counted = sum(1 for a in attempts if a["ended_at"] is None
+                      or lifecycle.counted(a["error"]))
+        if task["attempts"] != counted:
+            bad.append(f"{tid}: attempts {task['attempts']} but {counted} recorded that count")
         if claims_ok[tid] > len(attempts):
             bad.append(f"{tid}: {claims_ok[tid]} acknowledged claims, {len(attempts)} attempts")
     recorded = {(tid, a["fencing_token"]) for tid, atts in dump.history.items() for a in atts}

@@ -1,8 +1,10 @@
 """The deterministic test executor: sleep `input.ms`, logging (task, token, pid) before and
 after to a side-effect log, so every attempt that really ran is counted even when its result
 is refused, and the end line carries the digest of the result it returns (the checker holds
-the stored result to it). Run it with the python executor:
-`unified_swarm.chaos.effects:run`.
+the stored result to it). A task whose input says `"split": n` is split instead into n
+subtasks (the second depending on the first), which its worker sends as
+`POST /work/{id}/split`: that attempt logs its start and no end (it returns no result).
+Run it with the python executor: `unified_swarm.chaos.effects:run`.
 
 The log directory comes from `SWARM_CHAOS_EFFECTS` (one file per process).
 """
@@ -15,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..client.types import SplitInto
 from ..jsonutil import digest
 
 ENV = "SWARM_CHAOS_EFFECTS"
@@ -30,15 +33,28 @@ def _log(phase: str, task_id: str, token: int, **extra: Any) -> None:
         os.fsync(f.fileno())  # a SIGKILL right after must not lose the line
 
 
-def run(task: dict[str, Any]) -> dict[str, Any]:
+def run(task: dict[str, Any]) -> dict[str, Any] | SplitInto:
     """Executor entry point: the task as the server sent it (with its fencing token)."""
     token = int(task["fencing_token"])
     _log("start", task["id"], token)
-    ms = (task.get("input") or {}).get("ms", 0)
+    spec = task.get("input") or {}
+    if spec.get("split"):
+        return subtasks(task["id"], int(spec["split"]), int(task.get("max_attempts") or 3))
+    ms = spec.get("ms", 0)
     time.sleep(max(0.0, float(ms)) / 1000)
     result = {"task": task["id"], "token": token, "pid": os.getpid()}
     _log("end", task["id"], token, result_digest=digest(result))
     return result
+
+
+def subtasks(task_id: str, n: int, max_attempts: int) -> SplitInto:
+    """The split of `task_id`: n short subtasks, the second waiting for the first."""
+    ids = [f"{task_id}.s{k}" for k in range(1, n + 1)]
+    subs: list[dict[str, Any]] = [{"id": i, "type": "chaos", "input": {"ms": 5},
+                                   "max_attempts": max_attempts} for i in ids]
+    if n > 1:
+        subs[1]["dependencies"] = [ids[0]]
+    return SplitInto(subs, "list")
 
 
 def read_effects(directory: Path) -> list[dict[str, Any]]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from .. import lifecycle
 from .checker import SLACK, Dump, FaultWindow, Result, attempt_of, ts
 from .history import Op
 
@@ -79,8 +80,10 @@ def lost_leases_explained(_: list[Op], __: list[dict[str, Any]], dump: Dump) -> 
     for tid, attempts in dump.history.items():
         for att in attempts:
             checked += 1
-            if att["outcome"] == "completed":
-                continue
+            if att["outcome"] in ("completed", "split"):
+                continue  # recorded by its holder under its lease (once.py checks when)
+            if att["ended_at"] is not None and not lifecycle.counted(att.get("error")):
+                continue  # given back, preempted or waiting when its holder went: no loss
             if att["outcome"] is None or att["ended_at"] is None:
                 bad.append(f"{tid}: attempt {att['fencing_token']} never ended")
                 continue

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+import urllib.parse
 import uuid
 from pathlib import Path
 from typing import Any
@@ -74,11 +75,16 @@ class ClientJournal:
         name = OPS.get((call.method, call.path))
         if name is None and call.method == "PUT" and call.path.startswith("/knowledge/"):
             name = "knowledge_put"
+        if name is None and call.method == "POST" and call.path.endswith("/split"):
+            name = "split"
         if name is None:
             return None  # reads and the rest prove nothing about the invariants
         body = call.body if isinstance(call.body, dict) else {}
+        task_id = body.get("task_id")
+        if name == "split":  # the task is named in the path: /work/{id}/split
+            task_id = urllib.parse.unquote(call.path.removeprefix("/work/").removesuffix("/split"))
         op = Op(self.writer.proc, name, time.time(), float("inf"), "info",
-                body.get("task_id"), body.get("fencing_token"),
+                task_id, body.get("fencing_token"),
                 self._sessions.get(token or ""), {"id": uuid.uuid4().hex})
         if call.key is not None:  # one key however many tries: the server's dedup handle
             op.data["key"] = call.key
@@ -87,6 +93,9 @@ class ClientJournal:
         if name == "add":  # the ids sent; an accepted batch has exactly these
             tasks = body.get("tasks", [body])
             op.data["ids"] = [t.get("id") for t in tasks if isinstance(t, dict)]
+        if name == "split":  # the subtasks sent: an accepted split added exactly these
+            op.data["ids"] = [t.get("id") for t in body.get("subtasks", [])
+                              if isinstance(t, dict)]
         if name == "knowledge_put":
             op.data["content_digest"] = digest(body.get("content"))
         self.writer.invoke(op)

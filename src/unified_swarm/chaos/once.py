@@ -19,8 +19,9 @@ from .history import Op
 
 def _added(ops: list[Op]) -> tuple[set[str], set[str]]:
     """Task ids of adds answered 2xx, and of adds with no answer (they may have landed)."""
-    ok = {t for o in ok_ops(ops, "add") for t in o.data.get("ids", [])}
-    maybe = {t for o in ops if o.op == "add" and o.outcome == "info"
+    ok = {t for name in ("add", "split") for o in ok_ops(ops, name)
+          for t in o.data.get("ids", [])}
+    maybe = {t for o in ops if o.op in ("add", "split") and o.outcome == "info"
              for t in o.data.get("ids", [])}
     return ok, maybe
 
@@ -60,6 +61,8 @@ def completed_exactly_once(ops: list[Op], _: list[dict[str, Any]], dump: Dump) -
         n = sum(a["outcome"] == "completed" for a in attempts)
         if task["status"] == "completed" and n == 1:
             continue
+        if attempts and attempts[-1]["outcome"] == "split" and not n:
+            continue  # a split parent ends as its subtasks do (splits.py judges it)
         if task["status"] == "completed" or n:
             bad.append(f"{tid}: {n} completed attempts, status {task['status']}")
         elif (why := _excused_end(tid, dump, seen)) is not None:
@@ -136,7 +139,7 @@ def outcomes_inside_their_lease(ops: list[Op], _: list[dict[str, Any]],
     bad, checked = [], 0
     for tid, attempts in dump.history.items():
         for a in attempts:
-            if a["outcome"] not in ("completed", "failed"):
+            if a["outcome"] not in ("completed", "failed", "split"):
                 continue
             checked += 1
             start, end, deadline = (ts(a["started_at"]), ts(a["ended_at"]),

@@ -27,6 +27,8 @@ PERSISTENT = RetryPolicy(attempts=60, backoff=0.1, max_backoff=1.0, budget=60.0)
 #: no task may run out of attempts to faults alone: each fault costs a task at most one
 #: attempt, and no task is hit by a hundred (the most attempts of any task is printed)
 MAX_ATTEMPTS = 100
+#: the share of tasks their worker splits into subtasks
+SPLIT_SHARE = 0.02
 
 
 class Swarm:
@@ -113,8 +115,8 @@ class Swarm:
 
 def tasks(start: int, count: int, rng: random.Random, lease: float) -> list[dict[str, object]]:
     """A batch: mostly short no-ops; a few long ones (so pauses catch work in flight); a
-    few longer than a lease (so every run leans on lease renewal); and dependency chains
-    inside the batch."""
+    few longer than a lease (so every run leans on lease renewal); a few split into
+    subtasks by their worker (effects.subtasks); and dependency chains inside the batch."""
     out: list[dict[str, object]] = []
     for n in range(start, start + count):
         roll = rng.random()
@@ -124,7 +126,10 @@ def tasks(start: int, count: int, rng: random.Random, lease: float) -> list[dict
             ms = rng.randint(800, 2000)
         else:
             ms = rng.randint(0, 30)
-        task: dict[str, object] = {"id": f"c{n:07d}", "type": "chaos", "input": {"ms": ms},
+        spec: dict[str, object] = {"ms": ms}
+        if rng.random() < SPLIT_SHARE:
+            spec = {"split": rng.randint(2, 3)}
+        task: dict[str, object] = {"id": f"c{n:07d}", "type": "chaos", "input": spec,
                                    "max_attempts": MAX_ATTEMPTS,
                                    "priority": rng.randint(1, 10)}
         if n > start and rng.random() < 0.1:

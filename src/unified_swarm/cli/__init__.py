@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "knowledge": "unified_swarm.cli.knowledge",
     "worker": "unified_swarm.cli.worker",
     "pool": "unified_swarm.cli.pool",
+    "emergency": "unified_swarm.cli.emergency",
     "demo": "unified_swarm.cli.demo",
     "selftest": "unified_swarm.cli.selftest",
     "mcp": "unified_swarm.cli.agent_mcp",

@@ -1,4 +1,4 @@
-"""`swarm task add|list|show|cancel`: the work queue from the command line."""
+"""`swarm task add|list|show|cancel|split|answer`: the work queue from the command line."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from .common import ClientConfig, CliError, add_client_options, parse_json, read
 if TYPE_CHECKING:
     from rich.console import Console
 
-HELP = "add, list, show and cancel tasks"
+HELP = "add, list, show, cancel and split tasks, and answer their questions"
 STATUSES = tuple(s.value for s in TaskStatus)
 
 
@@ -37,6 +37,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     add.add_argument("--critical", action="store_true", default=None)
     add.add_argument("--infinite-scale", action="store_true", default=None)
     add.add_argument("--roi", help='e.g. "high" (raises the computed priority)')
+    add.add_argument("--context-topic", action="append", default=[], metavar="TOPIC",
+                     help="a knowledge topic its holder gets in context.knowledge (repeat)")
     add.set_defaults(handler=add_tasks)
 
     ls = sub.add_parser("list", help="list tasks, newest filters first")
@@ -57,7 +59,30 @@ def register(parser: argparse.ArgumentParser) -> None:
     cancel.add_argument("--reason")
     cancel.set_defaults(handler=cancel_task)
 
-    for leaf in (add, ls, show, cancel):
+    split = sub.add_parser(
+        "split", help="split a task you hold into subtasks (--token: the session's token)")
+    split.add_argument("task_id", metavar="ID")
+    split.add_argument("--fencing-token", type=int, required=True,
+                       help="the fencing token of your lease on the task")
+    split.add_argument("--file", required=True, metavar="PATH",
+                       help='the subtasks: a JSON list of task objects or {"subtasks": [...]} '
+                            '("-" reads stdin); they may depend on each other')
+    split.add_argument("--merge", choices=("list", "object", "task"), default="list",
+                       help="the parent's result: results in subtask order, {id: result}, "
+                            "or a merge task's result (--merge-type)")
+    split.add_argument("--merge-type", help="with --merge task: the merge task's type")
+    split.add_argument("--merge-id", help="with --merge task: its id (default: generated)")
+    split.add_argument("--merge-title")
+    split.add_argument("--merge-input", metavar="JSON")
+    split.set_defaults(handler=split_task)
+
+    answer = sub.add_parser("answer", help="answer the question a task's holder asked "
+                                           "(input_required)")
+    answer.add_argument("task_id", metavar="ID")
+    answer.add_argument("text", metavar="ANSWER")
+    answer.set_defaults(handler=answer_task)
+
+    for leaf in (add, ls, show, cancel, split, answer):
         add_client_options(leaf)
 
 
@@ -75,6 +100,7 @@ def task_from_flags(args: argparse.Namespace) -> TaskIn:
         "required_capability": args.capability, "max_attempts": args.max_attempts,
         "estimated_hours": args.estimated_hours, "critical": args.critical,
         "infinite_scale": args.infinite_scale, "roi": args.roi,
+        "context_topics": args.context_topic or None,
     }
     return cast(TaskIn, {k: v for k, v in fields.items() if v is not None})
 
@@ -97,6 +123,8 @@ def add_tasks(args: argparse.Namespace) -> int:
         given = [f"--{f.replace('_', '-')}" for f in flags if getattr(args, f) is not None]
         if args.depends_on:
             given.append("--depends-on")
+        if args.context_topic:
+            given.append("--context-topic")
         if given:
             raise CliError(f"--file takes the tasks from the file; drop {' '.join(given)}")
         batch = tasks_from_file(args.file)
@@ -166,3 +194,46 @@ def render_detail(con: Console, detail: TaskDetail) -> None:
 def cancel_task(args: argparse.Namespace) -> int:
     return output.command(args, lambda c: c.cancel(args.task_id, args.reason), "task",
                           lambda con, t: con.print(f"task {t['id']} is now {t['status']}"))
+
+
+# -- split ---------------------------------------------------------------------------------
+
+
+def merge_from_flags(args: argparse.Namespace) -> str | dict[str, Any]:
+    extra = {"--merge-type": args.merge_type, "--merge-id": args.merge_id,
+             "--merge-title": args.merge_title, "--merge-input": args.merge_input}
+    if args.merge != "task":
+        given = [flag for flag, value in extra.items() if value is not None]
+        if given:
+            raise CliError(f"{' '.join(given)} go with --merge task")
+        return str(args.merge)
+    if not args.merge_type:
+        raise CliError("--merge task needs --merge-type (the merge task's type)")
+    task: dict[str, Any] = {"type": args.merge_type, "id": args.merge_id,
+                            "title": args.merge_title}
+    if args.merge_input is not None:
+        task["input"] = parse_json(args.merge_input, "--merge-input")
+    return {"task": {k: v for k, v in task.items() if v is not None}}
+
+
+def split_task(args: argparse.Namespace) -> int:
+    data = read_json_file(args.file, "subtask file")
+    if isinstance(data, dict):
+        data = data.get("subtasks")
+    if not isinstance(data, list) or not data or not all(isinstance(t, dict) for t in data):
+        raise CliError('a subtask file holds a non-empty list of task objects, or '
+                       '{"subtasks": [...]}')
+    merge = merge_from_flags(args)
+    cfg = ClientConfig.from_args(args)
+    with cfg.client() as client:
+        done = client.split(args.task_id, args.fencing_token, cast(list[TaskIn], data),
+                            merge=merge)
+    title = f"task {done['task']['id']} is {done['task']['status']}: its subtasks"
+    output.emit(cfg, done, lambda con: con.print(output.tasks_table(done["subtasks"], title)))
+    return 0
+
+
+def answer_task(args: argparse.Namespace) -> int:
+    return output.command(args, lambda c: c.answer(args.task_id, args.text), "task",
+                          lambda con, t: con.print(f"answered: task {t['id']} is now "
+                                                   f"{t['status']}"))

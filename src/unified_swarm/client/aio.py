@@ -27,6 +27,7 @@ from .types import (
     JSON,
     Claimed,
     CompletedBatch,
+    Emergency,
     Health,
     HeartbeatReply,
     Interrupt,
@@ -36,6 +37,7 @@ from .types import (
     Recorded,
     Registered,
     Session,
+    Split,
     Status,
     Task,
     TaskDetail,
@@ -260,6 +262,39 @@ class AsyncClient(BaseClient):
              retry: bool = True) -> Recorded:
         """Record a failure; with `retry` the task runs again until its max_attempts."""
         return await self.send(base.fail(task_id, fencing_token, error, retry))
+
+    async def split(self, task_id: str, fencing_token: int, subtasks: Iterable[TaskIn], *,
+              merge: str | Mapping[str, Any] = "list") -> Split:
+        """Split a task this session holds into subtasks (they may depend on each other):
+        the task waits, and completes with their results merged by `merge`: "list" (in
+        subtask order), "object" ({subtask id: result}) or {"task": {"type": ...}} (a
+        merge task that gets every result and whose result is the parent's). Retrying the
+        same split answers the same subtasks; a lost lease raises `LeaseLost`."""
+        return await self.send(base.split(task_id, fencing_token, subtasks, merge))
+
+    async def release(self, task_id: str, fencing_token: int,
+                      note: str | None = None) -> Recorded:
+        """Give the lease back (a `preempt` directive honoured, or by choice): not counted
+        against max_attempts; `note` reaches the next holder in `context.notes`."""
+        return await self.send(base.release(task_id, fencing_token, note))
+
+    async def input_request(self, task_id: str, fencing_token: int, question: str) -> Recorded:
+        """Ask the operator: the task waits `input_required`, its lease clock stopped,
+        until `answer`; the answer then shows in the heartbeat's `held` notes."""
+        return await self.send(base.input_request(task_id, fencing_token, question))
+
+    async def answer(self, task_id: str, text: str, *,
+               idempotency_key: str | None = None) -> Task:
+        """Operator: answer a task's question; it goes back to its holder (or the queue)."""
+        return await self.send(base.answer(task_id, text, idempotency_key))
+
+    async def emergency(self, type: str, *, interrupt: bool = True, preempt: bool = True,
+                  idempotency_key: str | None = None, **fields: Any) -> Emergency:
+        """Operator: a task above every priority, offered at once to the best idle session
+        or to one freed by preemption; with `interrupt`, nothing else starts until it
+        ends. `fields` are a task object's (`id`, `title`, `input`, ...)."""
+        return await self.send(base.emergency(base.task_in(type, **fields), interrupt, preempt,
+                                          idempotency_key))
 
     async def cancel(self, task_id: str, reason: str | None = None) -> Task:
         """Operator: cancel a task; its dependents become blocked."""

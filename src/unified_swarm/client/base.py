@@ -37,6 +37,7 @@ from .types import (
     JSON,
     Claimed,
     CompletedBatch,
+    Emergency,
     Health,
     HeartbeatReply,
     Interrupt,
@@ -46,6 +47,7 @@ from .types import (
     Recorded,
     Registered,
     Session,
+    Split,
     Status,
     Task,
     TaskDetail,
@@ -504,6 +506,39 @@ def fail(task_id: str, fencing_token: int, error: str, retry: bool) -> Call[Reco
     body = {"task_id": task_id, "fencing_token": fencing_token, "error": error,
             "retry": retry}
     return Call("POST", "/work/fail", lambda b: cast(Recorded, b), body=body, idempotent=True)
+
+
+def split(task_id: str, fencing_token: int, subtasks: Iterable[TaskIn],
+          merge: str | Mapping[str, Any]) -> Call[Split]:
+    """The holder splits its task; the same split again answers the same subtasks."""
+    body = {"fencing_token": fencing_token, "subtasks": [dict(t) for t in subtasks],
+            "merge": merge if isinstance(merge, str) else dict(merge)}
+    return Call("POST", f"/work/{_seg(task_id, 'task id')}/split",
+                lambda b: cast(Split, b), body=body, idempotent=True)
+
+
+def release(task_id: str, fencing_token: int, note: str | None) -> Call[Recorded]:
+    body = {"task_id": task_id, "fencing_token": fencing_token, **_given(note=note)}
+    return Call("POST", "/work/release", lambda b: cast(Recorded, b), body=body,
+                idempotent=True)
+
+
+def input_request(task_id: str, fencing_token: int, question: str) -> Call[Recorded]:
+    body = {"task_id": task_id, "fencing_token": fencing_token, "question": question}
+    return Call("POST", "/work/input-request", lambda b: cast(Recorded, b), body=body,
+                idempotent=True)
+
+
+def answer(task_id: str, text: str, key: str | None = None) -> Call[Task]:
+    return Call("POST", f"/work/{_seg(task_id, 'task id')}/input", _key("task"),
+                body={"answer": text}, key=keyed(key))
+
+
+def emergency(task: TaskIn, interrupt: bool, preempt: bool,
+              key: str | None = None) -> Call[Emergency]:
+    body = {"task": dict(task), "interrupt": interrupt, "preempt": preempt}
+    return Call("POST", "/swarm/emergency", lambda b: cast(Emergency, b), body=body,
+                key=keyed(key))
 
 
 def cancel(task_id: str, reason: str | None) -> Call[Task]:

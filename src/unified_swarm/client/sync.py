@@ -26,6 +26,7 @@ from .types import (
     JSON,
     Claimed,
     CompletedBatch,
+    Emergency,
     Health,
     HeartbeatReply,
     Interrupt,
@@ -35,6 +36,7 @@ from .types import (
     Recorded,
     Registered,
     Session,
+    Split,
     Status,
     Task,
     TaskDetail,
@@ -256,6 +258,39 @@ class Client(BaseClient):
              retry: bool = True) -> Recorded:
         """Record a failure; with `retry` the task runs again until its max_attempts."""
         return self.send(base.fail(task_id, fencing_token, error, retry))
+
+    def split(self, task_id: str, fencing_token: int, subtasks: Iterable[TaskIn], *,
+              merge: str | Mapping[str, Any] = "list") -> Split:
+        """Split a task this session holds into subtasks (they may depend on each other):
+        the task waits, and completes with their results merged by `merge`: "list" (in
+        subtask order), "object" ({subtask id: result}) or {"task": {"type": ...}} (a
+        merge task that gets every result and whose result is the parent's). Retrying the
+        same split answers the same subtasks; a lost lease raises `LeaseLost`."""
+        return self.send(base.split(task_id, fencing_token, subtasks, merge))
+
+    def release(self, task_id: str, fencing_token: int,
+                note: str | None = None) -> Recorded:
+        """Give the lease back (a `preempt` directive honoured, or by choice): not counted
+        against max_attempts; `note` reaches the next holder in `context.notes`."""
+        return self.send(base.release(task_id, fencing_token, note))
+
+    def input_request(self, task_id: str, fencing_token: int, question: str) -> Recorded:
+        """Ask the operator: the task waits `input_required`, its lease clock stopped,
+        until `answer`; the answer then shows in the heartbeat's `held` notes."""
+        return self.send(base.input_request(task_id, fencing_token, question))
+
+    def answer(self, task_id: str, text: str, *,
+               idempotency_key: str | None = None) -> Task:
+        """Operator: answer a task's question; it goes back to its holder (or the queue)."""
+        return self.send(base.answer(task_id, text, idempotency_key))
+
+    def emergency(self, type: str, *, interrupt: bool = True, preempt: bool = True,
+                  idempotency_key: str | None = None, **fields: Any) -> Emergency:
+        """Operator: a task above every priority, offered at once to the best idle session
+        or to one freed by preemption; with `interrupt`, nothing else starts until it
+        ends. `fields` are a task object's (`id`, `title`, `input`, ...)."""
+        return self.send(base.emergency(base.task_in(type, **fields), interrupt, preempt,
+                                          idempotency_key))
 
     def cancel(self, task_id: str, reason: str | None = None) -> Task:
         """Operator: cancel a task; its dependents become blocked."""

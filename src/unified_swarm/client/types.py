@@ -2,18 +2,20 @@
 unified_swarm.models and "The wire contract" in DESIGN.md).
 
 Times are ISO 8601 UTC strings, durations seconds. These are plain dicts at run time, so a
-field the server adds later reaches the caller untouched.
+field the server adds later reaches the caller untouched. `SplitInto`, last, is what an
+executor returns to split its task.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal, NotRequired, TypedDict
 
 JSON = Any
 SessionState = Literal["idle", "busy", "draining", "offline"]
 TaskState = Literal["pending", "ready", "assigned", "in_progress", "completed", "failed",
-                    "cancelled", "blocked"]
-OutcomeName = Literal["completed", "failed", "expired", "released"]
+                    "cancelled", "blocked", "input_required", "waiting"]
+OutcomeName = Literal["completed", "failed", "expired", "released", "split"]
 
 
 class Session(TypedDict):
@@ -77,13 +79,43 @@ class Task(TypedDict):
     started_at: str | None
     completed_at: str | None
     updated_at: str | None
+    context_topics: NotRequired[list[str]]
+    #: split levels above it (0: added by a client)
+    depth: NotRequired[int]
+    #: on a claim and GET /work/{id}: what the holder is handed
+    context: NotRequired[Context]
+    #: on a claim: estimated over the server's collaboration_threshold, worth splitting
+    split_suggested: NotRequired[bool]
+
+
+class Context(TypedDict):
+    """What a claimed task carries: its dependencies' results, the knowledge topics it
+    names, the handoff notes of earlier attempts; `truncated` when entries were cut to the
+    server's cap (each cut entry is `{"truncated": true, "bytes": N}`)."""
+
+    dependencies: dict[str, JSON]
+    knowledge: dict[str, JSON]
+    notes: list[JSON]
+    truncated: NotRequired[dict[str, JSON]]
+
+
+class Split(TypedDict):
+    """A split's answer: the parent, now waiting, and its subtasks (a merge task last)."""
+
+    task: Task
+    subtasks: list[Task]
+    duplicate: bool
 
 
 class Lease(TypedDict):
     task_id: str
     session_id: str
     fencing_token: int
+    #: None while the task waits for the operator's answer (input_required)
     expires_at: str | None
+    status: NotRequired[TaskState]
+    #: on a heartbeat: the task's handoff notes (an operator's answer among them)
+    notes: NotRequired[list[JSON]]
 
 
 class Attempt(TypedDict):
@@ -121,6 +153,8 @@ class Interrupt(TypedDict):
     reason: str
     at: str | None
     by: str | None
+    #: the emergency task it serves: that task alone is handed out meanwhile
+    task_id: NotRequired[str | None]
 
 
 class Status(TypedDict):
@@ -164,10 +198,18 @@ class Registered(TypedDict):
     token: str
 
 
+class Preempt(TypedDict):
+    """Checkpoint and `release` this lease within `grace_s` seconds, or lose it."""
+
+    task_id: str
+    grace_s: float
+
+
 class Directives(TypedDict):
     assignments: list[Task]
     interrupt: Interrupt | None
     drain: bool
+    preempt: NotRequired[list[Preempt]]
 
 
 class HeartbeatReply(TypedDict):
@@ -231,6 +273,20 @@ class CompletedBatch(TypedDict):
     claimed: list[Claimed]
 
 
+class Preempted(TypedDict):
+    task_id: str
+    session_id: str
+
+
+class Emergency(TypedDict):
+    """`POST /swarm/emergency`: the task, the idle session it was offered to, or the task
+    preempted for it."""
+
+    task: Task
+    assigned_to: str | None
+    preempted: Preempted | None
+
+
 class TaskDetail(TypedDict):
     task: Task
     history: list[Attempt]
@@ -260,3 +316,15 @@ class TaskIn(TypedDict):
     estimated_hours: NotRequired[float]
     dependencies: NotRequired[list[str]]
     max_attempts: NotRequired[int]
+    context_topics: NotRequired[list[str]]
+
+
+@dataclass(frozen=True, slots=True)
+class SplitInto:
+    """What an executor returns to split its task instead of completing it: the worker
+    sends `POST /work/{id}/split` with these subtasks (task objects; they may depend on
+    each other) and `merge` ("list", "object" or {"task": {"type": ...}}). The task then
+    completes with the merged results of its subtasks."""
+
+    subtasks: list[dict[str, Any]]
+    merge: str | dict[str, Any] = "list"

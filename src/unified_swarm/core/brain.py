@@ -183,6 +183,14 @@ class Brain:
             return None
         return self.model.duration(sid, info.capability, info.default_log).expected * info.size
 
+    def fit(self, sid: str, cap: str, now: float) -> float:
+        """The learned cost of a task of `cap` on the session (expected duration over its
+        success chance), `choice.INFEASIBLE` when its capabilities or breakers forbid it: the
+        numbers the choice ranks by, for placing one task (an emergency) by hand."""
+        if sid not in self.sessions:
+            return self._unit_cost(sid, cap)  # not heard of yet: the model's prior for it
+        return self._cost(sid, cap, now)
+
     def lost(self, tid: str) -> None:
         """A claim of the task lost its race: it is not ready (as far as anyone here knows)
         until an event says it is."""
@@ -614,6 +622,8 @@ _HANDLERS = {
     "task.failed": _on_final,
     "task.blocked": _on_final,
     "task.cancelled": _on_final,
+    # a split parent leaves its holder and waits for its subtasks: never ready again
+    "task.split": _on_final,
     "session.joined": _on_joined,
     "session.left": _on_gone,
     "session.offline": _on_gone,

@@ -41,6 +41,8 @@ MAX_DEPENDENCIES = 1000
 MAX_ATTEMPTS = 100
 MAX_ESTIMATED_HOURS = 1e6
 MIN_PRIORITY = 1
+#: knowledge topics one task may name for its context
+MAX_CONTEXT_TOPICS = 100
 
 
 def check_id(value: str, what: str) -> None:

@@ -15,11 +15,19 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Coroutine, Sequence
+from dataclasses import dataclass, field, replace
 
 from ..config import Settings
-from ..errors import Contended, InvalidInput, NotClaimable, NotFound, SwarmError, TaskTaken
+from ..errors import (
+    Contended,
+    InvalidInput,
+    NotClaimable,
+    NotFound,
+    SwarmError,
+    TaskTaken,
+)
+from ..lifecycle import FINAL, HELD
 from ..models import (
     JSON,
     Attempt,
@@ -34,23 +42,31 @@ from ..models import (
     Recorded,
     Session,
     SessionStatus,
+    Split,
     Task,
     TaskSpec,
     TaskStatus,
 )
 from ..store.base import Store, StoreClock
 from ..tokens import hash_token, new_token
-from . import learned, limits, planning
+from . import collab, context, learned, limits, planning
 from .auth import Auth, Principal
 from .brain import Brain
 from .coordinator import PAST_DUE, Coordinator
+from .emergency import Placement, idle_order, victims
 from .leader import LeaderLease
 from .scheduling import Policy, Scheduler
 from .waiters import Waiter, Waiters
 
 log = logging.getLogger("unified_swarm.orchestrator")
+#: sessions (or victims) an emergency tries in turn when a compare-and-set loses its race
+EMERGENCY_TRIES = 5
+#: running tasks an emergency reads to choose a victim among
+RUNNING_READ = 1000
 #: events that make a task claimable, and so wake one matching waiter
 READY_EVENTS = frozenset({"task.ready", "task.requeued"})
+#: events after which a task never runs again: an emergency's interrupt lifts with them
+ENDED_EVENTS = frozenset({"task.completed", "task.failed", "task.cancelled"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +83,8 @@ class Directives:
     assignments: list[Task]
     interrupt: Interrupt | None
     drain: bool
+    #: leases to checkpoint and release: (task id, seconds of grace left)
+    preempt: list[tuple[str, float]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +136,7 @@ class Orchestrator:
             store.use_store_clock()  # one clock for leases: the shared store's (DESIGN)
         self._stopping = False
         self._running = False
+        self._background: set[asyncio.Task[None]] = set()
         store.add_listener(self._on_events)
         store.add_listener(self.coordinator.on_events)
 
@@ -134,6 +153,8 @@ class Orchestrator:
 
     async def start(self, *, run_loop: bool = True) -> None:
         self.interrupt = await self.store.get_interrupt()
+        if self.interrupt is not None and self.interrupt.task_id is not None:
+            await self._lift_emergency(self.interrupt.task_id)  # it may have ended meanwhile
         await learned.load(self.store, self.brain)
         if run_loop:
             self._running = True
@@ -184,9 +205,12 @@ class Orchestrator:
         return joined, token
 
     async def heartbeat(self, session_id: str, status: str | None) -> tuple[Heartbeat, Directives]:
-        beat = await self.store.heartbeat(session_id, self.clock(), status)
+        now = self.clock()
+        beat = await self.store.heartbeat(session_id, now, status)
+        preempt = [(lease.task_id, max(0.0, lease.preempt_at - now)) for lease in beat.held
+                   if lease.preempt_at is not None]
         return beat, Directives(beat.assignments, self.interrupt,
-                                beat.session.status == SessionStatus.DRAINING)
+                                beat.session.status == SessionStatus.DRAINING, preempt)
 
     async def leave(self, session_id: str) -> Session:
         return await self.store.leave_session(session_id, self.clock(), "left")
@@ -205,8 +229,9 @@ class Orchestrator:
         return [learned.described(s, self.brain, now) for s in await self.store.list_sessions()
                 if status is None or s.status == status]
 
-    async def set_interrupt(self, reason: str | None, by: str) -> Interrupt | None:
-        value = None if reason is None else Interrupt(reason, self.clock(), by)
+    async def set_interrupt(self, reason: str | None, by: str,
+                            task_id: str | None = None) -> Interrupt | None:
+        value = None if reason is None else Interrupt(reason, self.clock(), by, task_id)
         await self.store.set_interrupt(value, self.clock())
         self.interrupt = value
         return value
@@ -224,9 +249,11 @@ class Orchestrator:
         return await planning.add_tasks(self.store, specs, self.clock, self.settings)
 
     async def get_task(self, task_id: str) -> tuple[Task, list[Attempt]]:
+        """One task with its history and the context its holder gets (notes included)."""
         task = await self.store.get_task(task_id)
         if task is None:
             raise NotFound(f"task {task_id!r} does not exist")
+        task.context = await context.build(self.store, task, self.settings.max_context_bytes)
         return task, await self.store.history(task_id)
 
     async def list_tasks(self, *, status: str | None = None, capability: str | None = None,
@@ -261,7 +288,7 @@ class Orchestrator:
             while not (self._stopping or waiter.abandoned):
                 got = await self._try_claim(session, waiter, deadline > loop.time(), n)
                 if got:
-                    return got
+                    return [await self._handed(c) for c in got]
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     return []
@@ -287,7 +314,8 @@ class Orchestrator:
         proposal, waiter.proposal = waiter.proposal, None
         waiter.event.clear()
         if self.interrupt is not None:
-            return []
+            one = await self._claim_emergency(session)
+            return [] if one is None else [one]
         try:
             got = await self._claim_for(session, True if offered else None, proposal, n)
         except Contended:
@@ -407,10 +435,29 @@ class Orchestrator:
         return min(remaining, max(at - self.clock(), 0.0) + PAST_DUE)
 
     async def claim(self, session: Session, task_id: str) -> Claimed:
-        if self.interrupt is not None:
+        if self.interrupt is not None and self.interrupt.task_id != task_id:
             raise NotClaimable(f"the swarm is interrupted: {self.interrupt.reason}")
-        return await self.store.claim(session.id, task_id, self.clock(),
-                                      self.brain.predict(session.id, task_id))
+        return await self._handed(await self.store.claim(
+            session.id, task_id, self.clock(), self.brain.predict(session.id, task_id)))
+
+    async def _handed(self, claimed: Claimed) -> Claimed:
+        """A claimed task as its holder gets it: with its context, and told whether it is
+        big enough to split (estimated over `collaboration_threshold` hours)."""
+        t = claimed.task
+        t.context = await context.build(self.store, t, self.settings.max_context_bytes,
+                                        claimed.notes)
+        t.split_suggested = (t.estimated_hours or 0.0) > self.settings.collaboration_threshold
+        return claimed
+
+    async def split(self, session: Session, task_id: str, token: int,
+                    subtasks: Sequence[TaskSpec], merge: collab.Merge) -> Split:
+        """The holder hands its task to subtasks (core/collab.py); the parent waits for
+        them and completes with their merged results."""
+        for spec in [*subtasks, *([merge.task] if merge.task else [])]:
+            limits.check_size(spec.input, self.settings.max_input_bytes,
+                              f"input of subtask {spec.id or spec.type!r}")
+        return await collab.split(self.store, self.settings, self.clock, session.id, task_id,
+                                  token, subtasks, merge)
 
     async def progress(self, session: Session, task_id: str, token: int, value: float,
                        message: str | None) -> Recorded:
@@ -453,7 +500,7 @@ class Orchestrator:
             claimed = await self._claim_for(free, None, None, then)
         except (NotClaimable, Contended):  # e.g. draining, or at capacity: outcomes stand
             claimed = []
-        return list(answers), claimed
+        return list(answers), [await self._handed(c) for c in claimed]
 
     async def _complete_one(self, session: Session, o: Success) -> Recorded | SwarmError:
         try:
@@ -470,6 +517,107 @@ class Orchestrator:
 
     async def cancel(self, task_id: str, reason: str) -> Task:
         return await self.store.cancel(task_id, self.clock(), reason)
+
+    # -- preemption, release, input, emergency -------------------------------------------
+
+    async def release(self, session: Session, task_id: str, token: int,
+                      note: str | None) -> Recorded:
+        """The holder lets go (a preemption honoured, or its own choice): not counted
+        against max_attempts; its note reaches the next holder in `context.notes`."""
+        return await self.store.release(session.id, task_id, token, note, self.clock())
+
+    async def request_input(self, session: Session, task_id: str, token: int,
+                            question: str) -> Recorded:
+        return await self.store.request_input(session.id, task_id, token, question,
+                                              self.clock())
+
+    async def give_input(self, task_id: str, answer: str, by: str) -> Task:
+        return await self.store.give_input(task_id, answer, by, self.clock())
+
+    async def emergency(self, spec: TaskSpec, interrupt: bool, preempt: bool,
+                        by: str) -> tuple[Task, Placement]:
+        """Add a task in the emergency class, tell everyone (`swarm.emergency`), stop new
+        work elsewhere (`interrupt`, lifted when the task ends), and place it: offered to the
+        best idle session able to take it, else (`preempt`) the best-fitting session running
+        the least important task is preempted and takes it once it lets go."""
+        if spec.dependencies:
+            raise InvalidInput("an emergency task cannot wait for dependencies")
+        limits.check_size(spec.input, self.settings.max_input_bytes, "input of the task")
+        (task,) = await planning.add_tasks(self.store, [spec], self.clock, self.settings,
+                                           emergency=True)
+        await self.store.record_event("swarm.emergency", {
+            "task_id": task.id, "title": task.title,
+            "required_capability": task.required_capability, "interrupt": interrupt,
+            "preempt": preempt, "by": by}, self.clock())
+        if interrupt:
+            await self.set_interrupt(f"emergency: {task.title}", by, task.id)
+        placed = await self._place(task, preempt)
+        return (await self.get_task(task.id))[0], placed
+
+    async def _place(self, task: Task, preempt: bool) -> Placement:
+        now = self.clock()
+        cap = task.required_capability
+        sessions = await self.store.list_sessions()
+        taken = await self._taken_by(task.id)
+        if taken is not None:  # a session waiting for work took it the moment it was added
+            return Placement(assigned_to=taken)
+        fit = lambda sid: self.brain.fit(sid, cap, now)  # noqa: E731
+        for sid in idle_order(cap, sessions, fit)[:EMERGENCY_TRIES]:
+            try:
+                if await self.store.offer(sid, task.id, now,
+                                          now + self.settings.task_claim_timeout):
+                    return Placement(assigned_to=sid)
+            except TaskTaken:
+                break  # someone took the task itself meanwhile
+            except NotClaimable:
+                continue  # it took other work meanwhile: the next best
+        taken = await self._taken_by(task.id)
+        if taken is not None:
+            return Placement(assigned_to=taken)
+        if not preempt:
+            return Placement()
+        running, _ = await self.store.list_tasks(status="in_progress", limit=RUNNING_READ)
+        by_id = {s.id: s for s in sessions}
+        for victim in victims(cap, running, by_id, fit)[:EMERGENCY_TRIES]:
+            marked = await self.store.preempt(victim.id, victim.fencing_token,
+                                              now + self.settings.preempt_grace, now)
+            if marked is not None and marked.assigned_to is not None:
+                return Placement(preempted=(marked.id, marked.assigned_to))
+        return Placement()
+
+    async def _taken_by(self, task_id: str) -> str | None:
+        """The session holding the task (offered or claimed), if any."""
+        t = await self.store.get_task(task_id)
+        return t.assigned_to if t is not None and t.status in HELD else None
+
+    async def _claim_emergency(self, session: Session) -> Claimed | None:
+        """While an emergency's interrupt holds, a session asking for work may take that
+        task alone (offered to it, or ready once a preempted holder let go)."""
+        task_id = self.interrupt.task_id if self.interrupt is not None else None
+        if task_id is None:
+            return None
+        try:
+            return await self.store.claim(session.id, task_id, self.clock(),
+                                          self.brain.predict(session.id, task_id))
+        except (NotClaimable, NotFound):
+            return None
+
+    async def _lift_emergency(self, task_id: str) -> None:
+        """The emergency task ended: lift its interrupt, unless another replaced it."""
+        current = await self.store.get_interrupt()
+        if current is None or current.task_id != task_id:
+            return
+        task = await self.store.get_task(task_id)
+        if task is None or task.status in FINAL:
+            await self.store.set_interrupt(None, self.clock())
+            self.interrupt = None
+            self.waiters.wake_all()
+
+    def _later(self, job: Coroutine[None, None, None]) -> None:
+        """Run a follow-up step off the event listener (which cannot await)."""
+        task = asyncio.get_running_loop().create_task(job)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     # -- knowledge -----------------------------------------------------------------------
 
@@ -537,6 +685,9 @@ class Orchestrator:
                 self.waiters.wake_session(d["session_id"])
             elif ev.type == "swarm.interrupt":
                 self._refresh_interrupt(d)
+            elif ev.type in ENDED_EVENTS and self.interrupt is not None \
+                    and self.interrupt.task_id == d.get("task_id"):
+                self._later(self._lift_emergency(str(d["task_id"])))
         if learning and ready and self.interrupt is None:
             parked = self.waiters.unwoken()
             if parked:
@@ -546,7 +697,9 @@ class Orchestrator:
     def _refresh_interrupt(self, d: dict[str, JSON]) -> None:
         if d.get("active"):
             if self.interrupt is None or self.interrupt.reason != d.get("reason"):
-                self.interrupt = Interrupt(str(d.get("reason")), self.clock())
+                task = d.get("task_id")
+                self.interrupt = Interrupt(str(d.get("reason")), self.clock(), None,
+                                           None if task is None else str(task))
         else:
             self.interrupt = None
             self.waiters.wake_all()

@@ -22,7 +22,7 @@ from ..errors import (
     UnknownCapability,
     UnknownDependency,
 )
-from ..lifecycle import MAX_PRIORITY, compute_priority, status_from_deps
+from ..lifecycle import EMERGENCY_PRIORITY, MAX_PRIORITY, compute_priority, status_from_deps
 from ..models import Clock, Task, TaskSpec, TaskStatus
 from ..store.base import Store
 from . import limits
@@ -58,6 +58,10 @@ def validate_spec(spec: TaskSpec, settings: Settings) -> None:
                            f"{limits.MAX_ROI}")
     if len(spec.dependencies) > limits.MAX_DEPENDENCIES:
         raise InvalidInput(f"a task can have at most {limits.MAX_DEPENDENCIES} dependencies")
+    if len(spec.context_topics) > limits.MAX_CONTEXT_TOPICS:
+        raise InvalidInput(f"a task names at most {limits.MAX_CONTEXT_TOPICS} context topics")
+    for topic in spec.context_topics:
+        limits.check_topic(topic)
     if spec.id is not None and spec.id in spec.dependencies:
         raise DependencyCycle(f"task {spec.id!r} depends on itself")
 
@@ -119,15 +123,18 @@ def assumed(tasks: Sequence[Task], stored: Mapping[str, TaskStatus]) -> dict[str
 
 
 async def add_tasks(store: Store, specs: Sequence[TaskSpec], clock: Clock,
-                    settings: Settings) -> list[Task]:
+                    settings: Settings, *, emergency: bool = False) -> list[Task]:
     """Plan the batch against the store and insert it if what the plan read still holds; plan
     again when a dependency moved in between (at most MAX_REPLANS times). The batch is dated
-    by `clock` after the read, right before its write."""
+    by `clock` after the read, right before its write. `emergency` puts every task of the
+    batch in the emergency class (operators only, POST /swarm/emergency)."""
     prepare(specs, settings)  # refuse bad input before reading anything
     for _ in range(MAX_REPLANS):
         stored = await store.task_statuses(named(specs))
         now = clock()
         tasks = plan_batch(specs, stored, now, settings)
+        for t in tasks if emergency else ():
+            t.priority, t.priority_given, t.critical = EMERGENCY_PRIORITY, True, True
         added = await store.insert_batch(tasks, assumed(tasks, stored), now)
         if added is not None:
             return added
@@ -184,6 +191,8 @@ def _build(spec: TaskSpec, status: TaskStatus, now: float, settings: Settings) -
         status=status,
         max_attempts=spec.max_attempts or settings.default_max_attempts,
         parent_id=spec.parent_id,
+        context_topics=list(dict.fromkeys(spec.context_topics)),
+        depth=spec.depth,
         created_at=now,
         updated_at=now,
     )

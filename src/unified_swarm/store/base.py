@@ -53,6 +53,7 @@ from ..models import (
     Reaped,
     Recorded,
     Session,
+    Split,
     Task,
     TaskStatus,
 )
@@ -147,6 +148,14 @@ class Store(Protocol):
     async def history(self, task_id: str) -> list[Attempt]:
         """Every attempt of a task, oldest first (read only)."""
 
+    async def notes(self, task_id: str) -> list[JSON]:
+        """The task's handoff notes (`models.note`), oldest first (read only)."""
+
+    async def add_note(self, task_id: str, note: dict[str, JSON], now: float) -> None:
+        """Atomically append a handoff note (`models.note`) to a task; NotFound when the
+        task does not exist. Steps that end an attempt with a note (a release, an answer)
+        append theirs in their own step with the stores' internal helper."""
+
     async def ready_candidates(self, capabilities: Sequence[str],
                                limit: int) -> list[Candidate]:
         """Ready tasks a session with these capabilities may take (read only): at most
@@ -213,11 +222,60 @@ class Store(Protocol):
         (`task.failed`, dependents `task.blocked`). The statistics move by
         `stats.ON_FAILURE`, carried as by `complete`."""
 
+    async def release(self, session_id: str, task_id: str, token: int, note: str | None,
+                      now: float) -> Recorded:
+        """The holder lets go of a valid lease (a preemption honoured, or its own choice):
+        the attempt ends `released` and does not count against max_attempts (`attempts`
+        goes back down); `note`, when given, joins the task's notes (kind "release") for
+        the next holder; the task goes back to ready (`task.requeued`, reason "preempted"
+        or "released"). Idempotent per (task, token) as outcomes are."""
+
+    async def preempt(self, task_id: str, token: int, deadline: float,
+                      now: float) -> Task | None:
+        """Atomically mark the lease `token` of the task preempted: it runs to `deadline`
+        at the latest and no renewal lengthens it (`task.preempted`). Past it the reaper
+        revokes the lease: the attempt ends `released` (not counted), the fencing token
+        moves on, the task goes back to ready. None (nothing written) when that lease is
+        no longer held."""
+
+    async def request_input(self, session_id: str, task_id: str, token: int, question: str,
+                            now: float) -> Recorded:
+        """The holder asks the operator: `in_progress -> input_required` under a valid
+        lease, its clock stopped (no deadline: never reaped while the session lives; requeued
+        when it leaves or goes silent, not counted); the question joins the notes (kind
+        "question"); `task.input_required`. Repeating it answers a duplicate."""
+
+    async def give_input(self, task_id: str, answer: str, by: str | None, now: float) -> Task:
+        """The operator's answer joins the notes (kind "answer"). A task waiting for it goes
+        back to `in_progress` for the same holder (same token, the clock running again from
+        `now`) when that session is online, else to ready (the attempt ends `released`, not
+        counted); a task whose holder went meanwhile keeps the answer for the next one.
+        `task.input_given`. NotClaimable when the task asks nothing."""
+
     async def cancel(self, task_id: str, now: float, reason: str) -> Task:
         """Atomically cancel a task that is not final; dependents become blocked.
 
         Raises NotFound, or NotClaimable when the task is already final.
         """
+
+    async def split(self, session_id: str, task_id: str, token: int, subtasks: Sequence[Task],
+                    order: Sequence[str], merge: str, merge_task: str | None,
+                    assumed: Mapping[str, TaskStatus], digest: str, now: float) -> Split | None:
+        """Atomically split a task under a valid lease: its attempt ends `split`, it becomes
+        `waiting` (no lease, no session), and the planned `subtasks` (each with `parent_id`,
+        a merge task among them for strategy `task`) are inserted as `insert_batch` does,
+        None (nothing written) when a status in `assumed` moved. `order` is the subtasks'
+        ids in the holder's order, the merge task last: `list` merges results in it. Emits
+        `task.split`, then `task.added` each.
+
+        From then on, the step that ends a subtask also ends its waiting parent: completed
+        with the merged result (collab.merged) once every subtask completed, exactly once;
+        failed at once, naming the subtask, when one can no longer complete, cancelling the
+        rest of its tree. `cancel` of a parent cancels every task below it.
+
+        Idempotent per (task, token, `digest` of the request): the same split again answers
+        the stored one with `duplicate`; a different one raises OutcomeMismatch; a lease that
+        is gone raises LeaseLost (nothing changed)."""
 
     async def reap(self, now: float, limit: int) -> Reaped:
         """Atomically move on up to `limit` items that are due at `now`.

@@ -16,6 +16,7 @@ from .executors import (
     ExecutorConfigError,
     PythonExecutor,
     ShellExecutor,
+    SplitInto,
     TaskContext,
     TaskFailed,
     make_executor,
@@ -23,5 +24,5 @@ from .executors import (
 from .runtime import Worker, WorkerExit
 
 __all__ = ["EXECUTORS", "ClaudeExecutor", "Executor", "ExecutorConfigError", "PythonExecutor",
-           "ShellExecutor", "TaskContext", "TaskFailed", "Worker", "WorkerConfig",
+           "ShellExecutor", "SplitInto", "TaskContext", "TaskFailed", "Worker", "WorkerConfig",
            "WorkerConfigError", "WorkerExit", "make_executor"]

@@ -37,7 +37,9 @@ from .records import (
     Mode,
     Outcome,
     Parked,
+    Released,
     Run,
+    Splitting,
     Stats,
     WorkerExit,
     transient,
@@ -73,10 +75,12 @@ class OutcomePath:
                 await self._send_outcome(run, outcome)
                 return True
             except (PayloadTooLarge, InvalidInput) as exc:
-                if not isinstance(outcome, Completed):
-                    self.log.error("fail of %s refused: %s", run.task["id"], exc.message)
+                if isinstance(outcome, Failed | Released):
+                    self.log.error("%s of %s refused: %s", verb(outcome), run.task["id"],
+                                   exc.message)
                     return True
-                outcome = Failed(f"the result was refused: {exc.message}", False)
+                what = "split" if isinstance(outcome, Splitting) else "result"
+                outcome = Failed(f"the {what} was refused: {exc.message}", False)
             except SwarmError as exc:
                 if not transient(exc):
                     return self._refused(run, outcome, exc)
@@ -104,6 +108,17 @@ class OutcomePath:
             await self._complete(task_id, run.token, outcome.result)
             self.stats.completed += 1
             self.log.info("completed %s in %.2f s", task_id, seconds)
+        elif isinstance(outcome, Splitting):
+            done = await self._session.split(task_id, run.token, outcome.subtasks,
+                                             merge=outcome.merge)
+            self.stats.split += 1
+            self.log.info("split %s into %d subtask(s) after %.2f s", task_id,
+                          len(done["subtasks"]), seconds)
+        elif isinstance(outcome, Released):
+            await self._session.release(task_id, run.token, outcome.note)
+            self.stats.released += 1
+            self.log.warning("preempted: gave back %s (token %d) after %.2f s with note %r",
+                             task_id, run.token, seconds, outcome.note)
         else:
             rec = await self._session.fail(task_id, run.token, outcome.error,
                                            retry=outcome.retry)

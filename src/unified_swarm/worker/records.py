@@ -40,7 +40,23 @@ class Failed:
     released: bool = False
 
 
-Outcome = Completed | Failed
+@dataclass(frozen=True, slots=True)
+class Splitting:
+    """The executor split the task (executors.SplitInto): record it with POST /split."""
+
+    subtasks: list[JSON]
+    merge: JSON = "list"
+
+
+@dataclass(frozen=True, slots=True)
+class Released:
+    """A preempted attempt given back (`POST /work/release`): not a failure; `note` (the
+    last progress it reported) reaches the next holder."""
+
+    note: str | None = None
+
+
+Outcome = Completed | Failed | Splitting | Released
 
 
 def transient(exc: SwarmError) -> bool:
@@ -63,6 +79,10 @@ class Run:
     progress_sender: asyncio.Task[None] | None = None
     lease_lost: bool = False
     done: bool = False
+    #: the orchestrator preempted this attempt: it is stopped and given back with a note
+    preempted: bool = False
+    #: the last progress the executor reported (a preempted attempt's note)
+    last_progress: tuple[float, str | None] | None = None
 
     @property
     def key(self) -> Key:
@@ -86,14 +106,21 @@ class Stats:
     failed: int = 0
     refused: int = 0
     released: int = 0
+    #: tasks split into subtasks instead of completed
+    split: int = 0
     #: outcomes that could not be recorded before their lease ended (the work was lost)
     unrecorded: int = 0
 
     def line(self) -> str:
         return (f"{self.claimed} claimed, {self.completed} completed, {self.failed} failed, "
                 f"{self.refused} refused by the server (lease lost), "
-                f"{self.released} given back, {self.unrecorded} not recorded")
+                f"{self.released} given back, {self.split} split, "
+                f"{self.unrecorded} not recorded")
 
 
 def verb(outcome: Outcome) -> str:
+    if isinstance(outcome, Splitting):
+        return "split"
+    if isinstance(outcome, Released):
+        return "release"
     return "complete" if isinstance(outcome, Completed) else "fail"

@@ -50,12 +50,23 @@ from ..errors import (
     Unavailable,
 )
 from .config import WorkerConfig
-from .executors.base import Executor, TaskContext, TaskFailed
+from .executors.base import Executor, SplitInto, TaskContext, TaskFailed
 from .executors.python import describe_exception
 from .heartbeat import Beat, Heartbeat, SessionGone
 from .leases import Key, LeaseBook
 from .recording import OutcomePath
-from .records import Completed, Failed, Mode, Outcome, Parked, Run, Stats, WorkerExit
+from .records import (
+    Completed,
+    Failed,
+    Mode,
+    Outcome,
+    Parked,
+    Released,
+    Run,
+    Splitting,
+    Stats,
+    WorkerExit,
+)
 
 __all__ = ["Completed", "Failed", "Mode", "Outcome", "Run", "Worker", "WorkerExit"]
 
@@ -229,7 +240,9 @@ class Worker(OutcomePath):
         return self.config.max_concurrent_tasks - len(self._runs) - sum(self._polls.values())
 
     def _may_take_work(self) -> bool:
-        return (self.mode is Mode.RUNNING and self.interrupt is None and not self._starved
+        # an emergency's interrupt (it names its task) hands out that task alone: ask on
+        return (self.mode is Mode.RUNNING and not self._starved
+                and (self.interrupt is None or self.interrupt.get("task_id") is not None)
                 and self._free_slots() > 0)
 
     def _next_wanted(self) -> int:
@@ -348,7 +361,7 @@ class Worker(OutcomePath):
             run.done = True
             if run.progress_sender is not None:
                 run.progress_sender.cancel()
-            outcome, first_try = self._outcome(run.executing), time.monotonic()
+            outcome, first_try = self._outcome(run, run.executing), time.monotonic()
             settled = await self._record(run, outcome, first_try)
             if not settled:
                 self._parked[run.key] = Parked(run, outcome, first_try)
@@ -358,7 +371,9 @@ class Worker(OutcomePath):
             self._starved = False  # a slot is free: ask again (even in burst mode)
             self._wake.set()
 
-    def _outcome(self, done: asyncio.Task[JSON]) -> Outcome:
+    def _outcome(self, run: Run, done: asyncio.Task[JSON]) -> Outcome:
+        if done.cancelled() and run.preempted:
+            return Released(_note_of(run.last_progress))
         if done.cancelled():
             return Failed(f"given back by {self.config.name}: the worker was stopped before "
                           "the task finished", retry=True, released=True)
@@ -367,7 +382,10 @@ class Worker(OutcomePath):
             return Failed(exc.message, exc.retry)
         if exc is not None:
             return Failed(describe_exception(exc))
-        return Completed(done.result())
+        result = done.result()
+        if isinstance(result, SplitInto):
+            return Splitting(result.subtasks, result.merge)
+        return Completed(result)
 
     async def _settle_runs(self) -> None:
         """Wait for every run to record its outcome (aborting cancels them first); what is
@@ -388,6 +406,7 @@ class Worker(OutcomePath):
                 self._loop.call_soon_threadsafe(self._queue_progress, run, value, message)
 
     def _queue_progress(self, run: Run, value: float, message: str | None) -> None:
+        run.last_progress = (value, message)
         if run.done:
             return
         run.pending_progress = (value, message)
@@ -441,9 +460,24 @@ class Worker(OutcomePath):
             if run is not None:
                 self._note_lost(run, "the heartbeat no longer lists it")
         self._review_outcomes(beat.review)
+        for order in directives.get("preempt", []):
+            self._preempt(order["task_id"], order["grace_s"])
         if directives["drain"]:
             self.drain("the orchestrator asked this session to drain")
         self._wake.set()
+
+    def _preempt(self, task_id: str, grace_s: float) -> None:
+        """The orchestrator needs this session for an emergency: stop the attempt (a
+        command gets SIGTERM, then SIGKILL after the executor's kill grace) and give it back
+        with its last progress as the note, within `grace_s`."""
+        for run in self._runs.values():
+            if run.task["id"] != task_id or run.preempted or run.done:
+                continue
+            run.preempted = True
+            self.log.warning("preempted: stopping %s (token %d) and giving it back within "
+                             "%.1f s", task_id, run.token, grace_s)
+            if run.executing is not None:
+                run.executing.cancel()
 
     def _session_gone(self, gone: SessionGone) -> None:
         if self.mode is Mode.ABORTING:
@@ -473,3 +507,12 @@ class Worker(OutcomePath):
         else:
             self.log.error("third %s: exiting at once", name)
             os._exit(int(WorkerExit.ABORTED))
+
+
+def _note_of(progress: tuple[float, str | None] | None) -> str | None:
+    """A preempted attempt's handoff note: its last progress line, as the next holder reads
+    it (None when it reported none)."""
+    if progress is None:
+        return None
+    value, message = progress
+    return f"{value:.0%}" + (f": {message}" if message else "")

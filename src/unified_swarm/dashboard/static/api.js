@@ -62,6 +62,7 @@ export class Api {
   scaling() { return this.call("GET", "/swarm/scaling"); }
   task(id) { return this.call("GET", `/work/${encodeURIComponent(id)}`); }
   addTask(spec) { return this.call("POST", "/work", spec); }
+  answer(id, answer) { return this.call("POST", `/work/${encodeURIComponent(id)}/input`, { answer }); }
   cancel(id, reason) { return this.call("POST", `/work/${encodeURIComponent(id)}/cancel`, { reason }); }
 
   /** Every task, page by page, up to `max`. */

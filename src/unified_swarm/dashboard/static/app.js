@@ -41,6 +41,7 @@ class Dashboard {
     this.model.setSessions(sessions.sessions);
     this.model.setTasks(tasks);
     this.model.knowledge = knowledge.entries;
+    await this.loadQuestions();
     showMain();
     this.render("all");
     this.live = new LiveStream(this.token, {
@@ -76,8 +77,13 @@ class Dashboard {
     this.model.apply(ev);
     $("conn-seq").textContent = `#${ev.seq}`;
     if (ev.type.startsWith("task.")) this.render("queue", "graph");
+    // the open task's split tree shows its subtasks' statuses: follow them too
+    if (ev.type.startsWith("task.") && this.model.below(ev.data?.task_id, this.model.selected)) {
+      this.render("detail");
+    }
     if (ev.type.startsWith("session.")) this.render("sessions");
     if (ev.type === "swarm.interrupt") this.render("interrupt");
+    if (ev.type.startsWith("task.") || ev.type === "swarm.emergency") this.render("emergency", "questions");
     if (ev.type.startsWith("pool.")) this.render("pools");
     this.render("feed");
     this.scheduleFlush();
@@ -142,6 +148,32 @@ class Dashboard {
       if (fresh && id === this.model.selected) { this.model.detail = r; this.render("detail"); }
     }, (err) => { if (!(err instanceof ApiError && err.status === 404)) throw err; })));
     this.render("queue", "graph");
+  }
+
+  /** The questions of tasks already waiting when the page loads (later ones come with
+   * their task.input_required event). */
+  async loadQuestions() {
+    const waiting = [...this.model.tasks.values()].filter((t) => t.status === "input_required");
+    await Promise.all(waiting.map((t) => this.api.task(t.id).then((r) => {
+      const notes = (r.task.context && r.task.context.notes) || [];
+      const asked = notes.filter((n) => n.kind === "question").pop();
+      if (asked) this.model.questions.set(t.id, asked.text);
+    })));
+  }
+
+  async answer(id, form) {
+    const text = String(new FormData(form).get("answer") || "").trim();
+    if (!text) return;
+    try {
+      const since = this.model.seq;
+      const r = await this.api.answer(id, text);
+      this.model.putTask(r.task, since);
+      this.model.questions.delete(id);
+      toast(`Answered ${id}: it is ${r.task.status.replace("_", " ")}`);
+      this.render("questions", "queue");
+    } catch (err) {
+      this.report(err);
+    }
   }
 
   async select(id) {
@@ -240,6 +272,8 @@ class Dashboard {
       if (all || todo.has("knowledge")) views.renderKnowledge(m.knowledge, this.openTopics, (t) => this.toggleTopic(t));
       if (all || todo.has("feed")) views.renderFeed(m.feed);
       if (all || todo.has("interrupt")) views.renderInterrupt(m.interrupt);
+      if (all || todo.has("emergency")) views.renderEmergency(m);
+      if (all || todo.has("questions")) views.renderQuestions(m, (id, form) => this.answer(id, form));
       if (all || todo.has("pools")) views.renderPools(m.scaling);
     });
   }

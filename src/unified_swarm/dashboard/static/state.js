@@ -10,7 +10,8 @@ const SESSION_STATUS = {
 };
 
 export const TASK_ORDER = [
-  "in_progress", "assigned", "ready", "pending", "blocked", "failed", "cancelled", "completed",
+  "input_required", "in_progress", "assigned", "ready", "pending", "waiting", "blocked",
+  "failed", "cancelled", "completed",
 ];
 export const FINAL = new Set(["completed", "failed", "cancelled", "blocked"]);
 const STATUS_AFTER = {
@@ -22,8 +23,14 @@ const STATUS_AFTER = {
   "task.requeued": "ready",
   "task.blocked": "blocked",
   "task.cancelled": "cancelled",
+  "task.split": "waiting",
+  "task.input_required": "input_required",
 };
-const RELEASES = new Set(["task.requeued", "task.failed", "task.cancelled"]);
+//: the priority of the emergency class (POST /swarm/emergency), above every given one
+export const EMERGENCY_PRIORITY = 11;
+const RELEASES = new Set(["task.requeued", "task.failed", "task.cancelled", "task.split"]);
+/** How deep the split tree is drawn (the server nests splits 5 deep by default). */
+const TREE_DEPTH = 8;
 const FEED_SIZE = 200;
 
 export class Model {
@@ -34,6 +41,7 @@ export class Model {
     this.status = null;
     this.scaling = null; // GET /swarm/scaling: the autoscaled pools
     this.interrupt = null;
+    this.questions = new Map(); // task id -> the question its holder asked (input_required)
     this.feed = [];
     this.selected = null;
     this.detail = null; // {task, history} of the selected task
@@ -95,6 +103,7 @@ export class Model {
       t = t || {
         id, type: d.type, title: d.title, required_capability: d.required_capability,
         priority: d.priority, dependencies: d.dependencies || [], status: d.status,
+        parent_id: d.parent_id ?? null,
         assigned_to: null, attempts: 0, progress: { value: 0, message: null },
         created_at: ev.at, updated_at: ev.at,
       };
@@ -108,10 +117,14 @@ export class Model {
       if (ev.type === "task.claimed") t.attempts = d.attempt ?? t.attempts;
       if (RELEASES.has(ev.type)) t.assigned_to = null;
       if (ev.type === "task.progress") t.progress = { value: d.progress, message: d.message };
+      if (ev.type === "task.input_given" && d.status) t.status = d.status;
+      if (ev.type === "task.input_given" && !d.session_id) t.assigned_to = null;
       t.updated_at = ev.at;
     }
     // Events carry status, holder and progress; re-read only what they cannot fill in:
     // a new task (the event has a summary) and the task open in the detail pane.
+    if (ev.type === "task.input_required") this.questions.set(id, d.question);
+    if (ev.type === "task.input_given") this.questions.delete(id);
     if (ev.type === "task.added" || id === this.selected) this.dirty.tasks.add(id);
     if (ev.type !== "task.added" && ev.type !== "task.progress") this.dirty.sessions = true;
   }
@@ -123,6 +136,40 @@ export class Model {
       .filter((t) => !filter || t.status === filter)
       .sort((a, b) => rank(a.status) - rank(b.status) || b.priority - a.priority
         || String(b.created_at).localeCompare(String(a.created_at)));
+  }
+
+  /** Emergency tasks that have not ended (the banner). */
+  emergencies() {
+    return [...this.tasks.values()].filter((t) => t.priority >= EMERGENCY_PRIORITY
+      && !FINAL.has(t.status));
+  }
+
+  /** Tasks waiting for the operator's answer, with the question when it is known. */
+  openQuestions() {
+    return [...this.tasks.values()].filter((t) => t.status === "input_required")
+      .map((t) => ({ task: t, question: this.questions.get(t.id) }));
+  }
+
+  /** The subtasks a task was split into, in the order they were added. */
+  childrenOf(id) {
+    return [...this.tasks.values()].filter((t) => t.parent_id === id)
+      .sort((a, b) => String(a.created_at).localeCompare(String(b.created_at)) || a.id.localeCompare(b.id));
+  }
+
+  /** True when task `id` lies in the split tree under task `root`. */
+  below(id, root) {
+    let t = id && root ? this.tasks.get(id) : null;
+    for (let depth = 0; t && t.parent_id && depth < TREE_DEPTH; depth += 1) {
+      if (t.parent_id === root) return true;
+      t = this.tasks.get(t.parent_id);
+    }
+    return false;
+  }
+
+  /** The split tree under a task: [{task, children: [...]}], at most TREE_DEPTH deep. */
+  splitTree(id, depth = 0) {
+    if (depth >= TREE_DEPTH) return [];
+    return this.childrenOf(id).map((t) => ({ task: t, children: this.splitTree(t.id, depth + 1) }));
   }
 
   countsByStatus() {

@@ -126,7 +126,8 @@ export function renderQueue(model, filter, onFilter, onSelect) {
     onkeydown: (e) => { if (e.key === "Enter") onSelect(t.id); },
   },
   h("td", {}, h("div", { class: "mono" }, t.id),
-    t.title && t.title !== t.id ? h("div", { class: "sub" }, t.title) : null),
+    t.title && t.title !== t.id ? h("div", { class: "sub" }, t.title) : null,
+    t.parent_id ? h("div", { class: "sub subtask-of" }, `↳ of ${t.parent_id}`) : null),
   h("td", {}, h("span", { class: "cap" }, t.required_capability)),
   h("td", { class: "num" }, h("span", { class: `prio p${t.priority}` }, String(t.priority))),
   h("td", {}, badge(t.status)),
@@ -161,6 +162,10 @@ export function renderDetail(model, actions) {
       field("depends on", t.dependencies.length ? t.dependencies.map((id) => h("button", {
         type: "button", class: "link mono", onclick: () => actions.select(id),
       }, id)) : null),
+      field("split from", t.parent_id ? h("button", {
+        type: "button", class: "link mono", "data-parent": t.parent_id,
+        onclick: () => actions.select(t.parent_id),
+      }, t.parent_id) : null),
       field("progress", t.status === "in_progress"
         ? `${pct(t.progress.value)}${t.progress.message ? ` · ${t.progress.message}` : ""}` : null),
       field("created", clock(t.created_at)),
@@ -169,9 +174,28 @@ export function renderDetail(model, actions) {
     t.input !== null ? section("Input", h("pre", {}, json(t.input))) : null,
     t.result !== null ? section("Result", h("pre", { class: "result" }, json(t.result))) : null,
     t.error ? section("Error", h("pre", { class: "error" }, t.error)) : null,
+    splitSection(model, t, actions),
     section("History", historyTable(d.history)),
     FINAL.has(t.status) ? null : cancelControl(t, model.confirming === t.id, actions),
   );
+}
+
+/** The tree of subtasks a split task waits for (or ended with), each with its status. */
+function splitSection(model, task, actions) {
+  const tree = model.splitTree(task.id);
+  if (!tree.length) return null;
+  const done = tree.filter((n) => n.task.status === "completed").length;
+  return section(`Split into ${tree.length} (${done} completed)`, splitList(tree, actions));
+}
+
+function splitList(nodes, actions) {
+  return h("ul", { class: "tree", "data-tree": "split" }, nodes.map((n) => h("li", {
+    "data-tree-id": n.task.id,
+  },
+  h("button", { type: "button", class: "link mono", onclick: () => actions.select(n.task.id) },
+    n.task.id),
+  " ", badge(n.task.status),
+  n.children.length ? splitList(n.children, actions) : null)));
 }
 
 function section(title, body) {
@@ -243,6 +267,36 @@ function summary(ev) {
   if (d.because) parts.push(`because ${d.because}`);
   if (d.error) parts.push(`: ${d.error}`);
   return parts.join(" ");
+}
+
+/** The emergency banner: impossible to miss while an emergency task has not ended. */
+export function renderEmergency(model) {
+  const open = model.emergencies();
+  const el = $("emergency");
+  el.hidden = open.length === 0;
+  el.replaceChildren(...open.map((t) => h("div", { "data-emergency-id": t.id },
+    h("strong", {}, "EMERGENCY "), `${t.title || t.id} (${t.id}): `,
+    h("span", { "data-status": t.status }, t.status.replace("_", " ")),
+    t.assigned_to ? ` on ${t.assigned_to}` : " — waiting for a session")));
+}
+
+/** Open questions of task holders, each with a form to answer it. */
+export function renderQuestions(model, onAnswer) {
+  const open = model.openQuestions();
+  $("questions-card").hidden = open.length === 0;
+  $("questions-count").textContent = open.length ? `${open.length} open` : "";
+  $("questions").replaceChildren(...open.map(({ task, question }) => {
+    const form = h("form", { class: "form answer", "data-question-id": task.id,
+      onsubmit: (e) => { e.preventDefault(); onAnswer(task.id, form); } },
+      h("div", { class: "name" }, `${task.title || task.id} (${task.id})`,
+        h("span", { class: "sub" }, task.assigned_to ? ` asked by ${task.assigned_to}` : "")),
+      h("p", { class: "question" }, question ?? "(loading the question…)"),
+      h("div", { class: "row" },
+        h("input", { name: "answer", required: true, maxlength: "65536",
+          placeholder: "Your answer", "aria-label": `Answer to ${task.id}` }),
+        h("button", { type: "submit", class: "primary" }, "Answer")));
+    return form;
+  }));
 }
 
 export function renderInterrupt(interrupt) {

@@ -40,6 +40,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
+from ... import lifecycle, models
 from ...config import Settings
 from ...errors import InvalidInput, Unavailable
 from ...jsonutil import digest, dumps, loads
@@ -58,6 +59,7 @@ from ...models import (
     Reaped,
     Recorded,
     Session,
+    Split,
     Task,
     TaskStatus,
 )
@@ -197,12 +199,15 @@ class RedisStore:
         return [codec.session_from(r) for r in reply[0]]
 
     async def heartbeat(self, session_id: str, now: float, status: str | None) -> Heartbeat:
-        session, held, at = await self._call("heartbeat", session_id, opt(status), now=now)
+        session, held, at, notes = await self._call("heartbeat", session_id, opt(status),
+                                                    now=now)
         tasks = [codec.task_from(f) for f in held]
         return Heartbeat(
             session=codec.session_from(session),
-            held=[codec.lease_of(t) for t in tasks if t.status == TaskStatus.IN_PROGRESS
-                  and t.lease_expires_at is not None and t.lease_expires_at > float(at)],
+            held=[codec.held_lease(t, n) for t, n in zip(tasks, notes, strict=True)
+                  if t.status in lifecycle.PAUSED or (
+                      t.status == TaskStatus.IN_PROGRESS and t.lease_expires_at is not None
+                      and t.lease_expires_at > float(at))],
             assignments=[t for t in tasks if t.status == TaskStatus.ASSIGNED],
         )
 
@@ -265,6 +270,13 @@ class RedisStore:
         reply = await self._call("history", task_id)
         return [codec.attempt_from(task_id, f) for f in reply[0]]
 
+    async def notes(self, task_id: str) -> list[JSON]:
+        reply = await self._call("notes", task_id)
+        return [loads(n) for n in reply[0]]
+
+    async def add_note(self, task_id: str, note: dict[str, JSON], now: float) -> None:
+        await self._call("add_note", task_id, dumps(note), now=now)
+
     async def ready_candidates(self, capabilities: Sequence[str],
                                limit: int) -> list[Candidate]:
         reply = await self._call("ready_candidates", str(int(limit)), *capabilities)
@@ -285,14 +297,14 @@ class RedisStore:
                     predicted: float | None = None) -> Claimed:
         reply = await self._call("claim", session_id, task_id,
                                  opt(None if predicted is None else num(predicted)), now=now)
-        return _claimed(reply[0])
+        return _claimed(reply[0], reply[1])
 
     async def claim_many(self, session_id: str, picks: Sequence[tuple[str, float | None]],
                          now: float) -> list[Claimed]:
         flat = [arg for tid, predicted in picks
                 for arg in (tid, opt(None if predicted is None else num(predicted)))]
         reply = await self._call("claim_many", session_id, *flat, now=now)
-        return [_claimed(one) for one in reply[0]]
+        return [_claimed(flat, notes) for flat, notes in reply[0]]
 
     async def offer(self, session_id: str, task_id: str, now: float,
                     deadline: float) -> Task | None:
@@ -316,9 +328,46 @@ class RedisStore:
                                           "1" if retry else "0", digest([error, retry]),
                                           now=now))
 
+    async def release(self, session_id: str, task_id: str, token: int, note: str | None,
+                      now: float) -> Recorded:
+        text = None if note is None else dumps(
+            models.note("release", note, now, session_id, fencing_token=token))
+        reply = await self._call("release", session_id, task_id, str(token), opt(text),
+                                 digest(note), now=now)
+        return Recorded(codec.task_from(reply[1]), duplicate=reply[0] == "dup")
+
+    async def preempt(self, task_id: str, token: int, deadline: float,
+                      now: float) -> Task | None:
+        reply = await self._call("preempt", task_id, str(token), num(deadline), now=now)
+        return None if not reply[0] else codec.task_from(reply[0])
+
+    async def request_input(self, session_id: str, task_id: str, token: int, question: str,
+                            now: float) -> Recorded:
+        asked = dumps(models.note("question", question, now, session_id, fencing_token=token))
+        reply = await self._call("request_input", session_id, task_id, str(token), question,
+                                 asked, now=now)
+        return Recorded(codec.task_from(reply[1]), duplicate=reply[0] == "dup")
+
+    async def give_input(self, task_id: str, answer: str, by: str | None, now: float) -> Task:
+        told = dumps(models.note("answer", answer, now, None, by=by))
+        reply = await self._call("give_input", task_id, answer, told, now=now)
+        return codec.task_from(reply[0])
+
     async def cancel(self, task_id: str, now: float, reason: str) -> Task:
         reply = await self._call("cancel", task_id, reason, now=now)
         return codec.task_from(reply[0])
+
+    async def split(self, session_id: str, task_id: str, token: int, subtasks: Sequence[Task],
+                    order: Sequence[str], merge: str, merge_task: str | None,
+                    assumed: Mapping[str, TaskStatus], digest: str, now: float) -> Split | None:
+        reply = await self._call("split", session_id, task_id, str(token), digest, merge,
+                                 opt(merge_task), str(len(order)), *order,
+                                 *_batch_args(subtasks, assumed), now=now)
+        if reply[0] == "replan":
+            return None
+        state, parent, children = reply
+        return Split(codec.task_from(parent), [codec.task_from(c) for c in children],
+                     duplicate=state == "dup")
 
     async def reap(self, now: float, limit: int) -> Reaped:
         offline, requeued, failed, more = await self._call("reap", str(limit), now=now)
@@ -397,7 +446,8 @@ class RedisStore:
     async def set_interrupt(self, interrupt: Interrupt | None, now: float) -> None:
         value = None if interrupt is None else codec.interrupt_json(interrupt)
         reason = None if interrupt is None else interrupt.reason
-        await self._call("set_interrupt", opt(value), opt(reason), now=now)
+        task = None if interrupt is None else interrupt.task_id
+        await self._call("set_interrupt", opt(value), opt(reason), opt(task), now=now)
 
     async def get_interrupt(self) -> Interrupt | None:
         return codec.interrupt_from((await self._call("get_interrupt"))[0])
@@ -468,9 +518,9 @@ def _batch_args(tasks: Sequence[Task], assumed: Mapping[str, TaskStatus]) -> lis
     return args
 
 
-def _claimed(flat: list[str]) -> Claimed:
+def _claimed(flat: list[str], notes: list[str]) -> Claimed:
     task = codec.task_from(flat)
-    return Claimed(task, codec.lease_of(task))
+    return Claimed(task, codec.lease_of(task), [loads(n) for n in notes])
 
 
 def _recorded(reply: list[Any]) -> Recorded:

@@ -81,6 +81,9 @@ def task_from(flat: Flat) -> Task:
         completed_at=_float(h, "completed_at"),
         updated_at=_float(h, "updated_at"),
         seq=int(h["seq"]),
+        preempt_at=_float(h, "preempt_at"),
+        context_topics=loads(h.get("context_topics", "[]")),
+        depth=int(h.get("depth", "0")),
     )
 
 
@@ -110,6 +113,7 @@ def task_fields(t: Task) -> list[str]:
         "roi": t.roi, "dependencies": dumps(t.dependencies), "attempts": "0",
         "max_attempts": str(t.max_attempts), "fencing_token": "0", "progress": num(0.0),
         "parent_id": t.parent_id,
+        "context_topics": dumps(t.context_topics), "depth": str(t.depth),
         "estimated_hours": None if t.estimated_hours is None else num(t.estimated_hours),
     }
     out: list[str] = []
@@ -155,6 +159,13 @@ def lease_of(t: Task) -> Lease:
     return Lease(t.id, t.assigned_to, t.fencing_token, t.lease_expires_at)
 
 
+def held_lease(t: Task, notes: list[str]) -> Lease:
+    """A lease as the heartbeat shows it to its holder (see the SQLite store's rows.py)."""
+    assert t.assigned_to is not None
+    return Lease(t.id, t.assigned_to, t.fencing_token, t.lease_expires_at, t.status,
+                 t.preempt_at, [loads(n) for n in notes])
+
+
 def attempt_from(task_id: str, flat: Flat) -> Attempt:
     h = pairs(flat)
     return Attempt(
@@ -185,11 +196,11 @@ def entry_from(raw: str) -> KnowledgeEntry:
 
 
 def interrupt_json(i: Interrupt) -> str:
-    return dumps({"reason": i.reason, "at": i.at, "by": i.by})
+    return dumps({"reason": i.reason, "at": i.at, "by": i.by, "task_id": i.task_id})
 
 
 def interrupt_from(raw: str | None) -> Interrupt | None:
     if raw is None:
         return None
     d = loads(raw)
-    return Interrupt(d["reason"], d["at"], d.get("by"))
+    return Interrupt(d["reason"], d["at"], d.get("by"), d.get("task_id"))

@@ -17,6 +17,7 @@
 |                            |        | capabilities take any)                                   |
 | P:deadlines                | zset   | deadline -> "{seq:015d}:{id}" (assigned, in_progress)   |
 | P:dependents:{id}          | set    | ids of the tasks that depend on {id}                     |
+| P:notes:{id}               | list   | handoff notes of the task, oldest first (JSON each)     |
 | P:att:{id}:{token}         | hash   | the attempt that fencing token {token} started           |
 | P:holders:{id}             | set    | sessions that ever held {id} (LeaseLost vs Forbidden)    |
 | P:session:{id}             | hash   | one session: the Session fields, idle_since, token_hash  |

@@ -27,6 +27,7 @@ from ...errors import (
     AlreadyExists,
     Conflict,
     Forbidden,
+    InvalidInput,
     LeaseLost,
     NotClaimable,
     NotFound,
@@ -38,7 +39,7 @@ from ...errors import (
 )
 from ...models import CANDIDATE_FIELDS, TaskStatus
 
-LUA_FILES = ("lib.lua", "sessions.lua", "tasks.lua", "swarm.lua", "learning.lua")
+LUA_FILES = ("lib.lua", "collab.lua", "sessions.lua", "tasks.lua", "swarm.lua", "learning.lua")
 
 ARGUMENTS = """\
 local OP, P, EPOCH, CLOCK, FENCE, CHANNEL = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
@@ -76,9 +77,9 @@ def _set(statuses: Iterable[TaskStatus]) -> str:
 def rules() -> str:
     """The lifecycle's tables as Lua data, so no Lua file restates them:
 
-    TRANSITIONS['old>new'], the sets HELD, FINAL and DEAD, RELEASE['status|again'] and
-    RELEASE['status|done'] (`lifecycle.after_release`), the score's ALPHA and SCORE_START,
-    and MAX_PRIORITY (the ready index's score)."""
+    TRANSITIONS['old>new'], the sets HELD, PAUSED, RUNNING, FINAL and DEAD,
+    RELEASE['status|again'] and RELEASE['status|done'] (`lifecycle.after_release`), the
+    score's ALPHA and SCORE_START, and MAX_PRIORITY (the ready index's score)."""
     edges = ", ".join(f"['{old.value}>{new.value}'] = true"
                       for old, new in sorted(lifecycle.TRANSITIONS))
     release = ", ".join(f"['{status.value}|{'again' if again else 'done'}'] = '{new.value}'"
@@ -86,11 +87,18 @@ def rules() -> str:
     return "\n".join([
         f"local TRANSITIONS = {{{edges}}}",
         f"local HELD = {_set(lifecycle.HELD)}",
+        f"local PAUSED = {_set(lifecycle.PAUSED)}",
+        f"local RUNNING = {_set(lifecycle.RUNNING)}",
         f"local FINAL = {_set(lifecycle.FINAL)}",
         f"local DEAD = {_set(lifecycle.DEAD)}",
         f"local RELEASE = {{{release}}}",
         f"local ALPHA, SCORE_START = {lifecycle.SCORE_ALPHA!r}, {lifecycle.SCORE_START!r}",
         f"local MAX_PRIORITY = {lifecycle.MAX_PRIORITY}",
+        # the errors of attempts that do not count against max_attempts
+        f"local UNCOUNTED_ERRORS = {{by_choice = '{lifecycle.RELEASED_BY_CHOICE}', "
+        f"preempted = '{lifecycle.RELEASED_PREEMPTED}', revoked = '{lifecycle.REVOKED}', "
+        f"answered = '{lifecycle.ANSWERED_AFTER_LEAVING}', "
+        f"waited = '{lifecycle.WAITED_WHEN_GONE}'}}",
         # the learned model's update (stats.py): the same rule the SQLite store applies
         f"local STATS_RULES = {{success = {stats.lua_table(stats.ON_SUCCESS)}, "
         f"failure = {stats.lua_table(stats.ON_FAILURE)}}}",
@@ -132,6 +140,8 @@ REFUSALS: dict[str, Callable[..., SwarmError]] = {
     "capability": lambda tid, cap, sid: TaskTaken(
         f"task {tid!r} needs capability {cap!r}, which session {sid!r} does not have"),
     "final": lambda tid, status: NotClaimable(f"task {tid!r} is already {status}"),
+    "no_question": lambda tid, status: NotClaimable(
+        f"task {tid!r} is {status} and asks no question"),
     "stale_token": lambda tid, token: LeaseLost(
         f"fencing token {token} is not the current lease of {tid!r}"),
     "not_holder": lambda tid: Forbidden(f"task {tid!r} is not held by this session"),
@@ -140,6 +150,7 @@ REFUSALS: dict[str, Callable[..., SwarmError]] = {
     "ended": lambda tid, token, outcome: OutcomeMismatch(
         f"attempt {token} of {tid!r} already ended {outcome}"),
     "lease_gone": _lease_gone,
+    "no_subtasks": lambda tid: InvalidInput(f"a split of {tid!r} needs at least one subtask"),
     "stale_version": lambda topic, current, expected: StaleVersion(
         f"knowledge {topic!r} is at version {current}, not {expected}: read it again"),
     "not_leader": lambda: Conflict("this replica no longer holds the leader lease"),

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Concatenate, ParamSpec, TypeVar
 
 from ...config import Settings
-from ...errors import InvalidInput
+from ...errors import InvalidInput, NotFound
 from ...jsonutil import dumps, loads
 from ...models import (
     JSON,
@@ -32,14 +32,24 @@ from ...models import (
     Reaped,
     Recorded,
     Session,
+    Split,
     Task,
     TaskStatus,
 )
 from ...stats import PairStats
 from ..base import EVENT_TYPE_RE
-from . import claims, knowledge, learning, scaling, sessions, tasks
+from . import claims, collab, knowledge, learning, scaling, sessions, tasks
 from .engine import Engine
-from .rows import attempt_from_row, emit, held_ids, load_session, load_task, session_from_row
+from .rows import (
+    add_note,
+    attempt_from_row,
+    emit,
+    held_ids,
+    load_notes,
+    load_session,
+    load_task,
+    session_from_row,
+)
 from .rows import task_from_row as _task_from_row
 from .schema import ADDED_COLUMNS, DDL, HELD_IN, SCHEMA_VERSION
 
@@ -180,6 +190,16 @@ class SQLiteStore:
             return [attempt_from_row(r) for r in rows]
         return await self._read(read)
 
+    async def notes(self, task_id: str) -> list[JSON]:
+        return await self._read(load_notes, task_id)
+
+    async def add_note(self, task_id: str, note: dict[str, JSON], now: float) -> None:
+        def step(conn: sqlite3.Connection, ev: list[Event]) -> None:
+            if load_task(conn, task_id) is None:
+                raise NotFound(f"task {task_id!r} does not exist")
+            add_note(conn, task_id, note)
+        await self._write(step)
+
     async def ready_candidates(self, capabilities: Sequence[str],
                                limit: int) -> list[Candidate]:
         return await self._read(claims.ready_candidates, capabilities, limit)
@@ -217,8 +237,31 @@ class SQLiteStore:
                    now: float) -> Recorded:
         return await self._write(tasks.fail, session_id, task_id, token, error, retry, now)
 
+    async def release(self, session_id: str, task_id: str, token: int, note: str | None,
+                      now: float) -> Recorded:
+        return await self._write(tasks.release, session_id, task_id, token, note, now)
+
+    async def preempt(self, task_id: str, token: int, deadline: float,
+                      now: float) -> Task | None:
+        return await self._write(tasks.preempt, task_id, token, deadline, now)
+
+    async def request_input(self, session_id: str, task_id: str, token: int, question: str,
+                            now: float) -> Recorded:
+        return await self._write(tasks.request_input, session_id, task_id, token, question,
+                                 now)
+
+    async def give_input(self, task_id: str, answer: str, by: str | None, now: float) -> Task:
+        return await self._write(tasks.give_input, task_id, answer, by, now,
+                                 self.settings.lease_factor)
+
     async def cancel(self, task_id: str, now: float, reason: str) -> Task:
         return await self._write(tasks.cancel, task_id, now, reason)
+
+    async def split(self, session_id: str, task_id: str, token: int, subtasks: Sequence[Task],
+                    order: Sequence[str], merge: str, merge_task: str | None,
+                    assumed: Mapping[str, TaskStatus], digest: str, now: float) -> Split | None:
+        return await self._write(collab.split, session_id, task_id, token, subtasks, order,
+                                 merge, merge_task, assumed, digest, now)
 
     async def reap(self, now: float, limit: int) -> Reaped:
         factor = self.settings.lease_factor
@@ -300,13 +343,15 @@ class SQLiteStore:
     async def set_interrupt(self, interrupt: Interrupt | None, now: float) -> None:
         def step(conn: sqlite3.Connection, ev: list[Event]) -> None:
             value = None if interrupt is None else dumps(
-                {"reason": interrupt.reason, "at": interrupt.at, "by": interrupt.by})
+                {"reason": interrupt.reason, "at": interrupt.at, "by": interrupt.by,
+                 "task_id": interrupt.task_id})
             conn.execute("DELETE FROM meta WHERE key = 'interrupt'")
             if value is not None:
                 conn.execute("INSERT INTO meta (key, value) VALUES ('interrupt', ?)", (value,))
             emit(conn, ev, "swarm.interrupt", now, {
                 "active": interrupt is not None,
-                "reason": None if interrupt is None else interrupt.reason})
+                "reason": None if interrupt is None else interrupt.reason,
+                "task_id": None if interrupt is None else interrupt.task_id})
         await self._engine.write(step)
 
     async def get_interrupt(self) -> Interrupt | None:
@@ -315,7 +360,7 @@ class SQLiteStore:
             if row is None:
                 return None
             d = loads(row[0])
-            return Interrupt(d["reason"], d["at"], d.get("by"))
+            return Interrupt(d["reason"], d["at"], d.get("by"), d.get("task_id"))
         return await self._read(read)
 
     async def counts(self) -> Counts:
@@ -346,6 +391,7 @@ def _init_schema(conn: sqlite3.Connection) -> None:
     try:
         for statement in DDL.split(";"):
             if statement.strip():
+                _replace_stale_index(conn, statement)
                 conn.execute(statement)
         for table, column, declaration in ADDED_COLUMNS:
             have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
@@ -367,3 +413,16 @@ def _init_schema(conn: sqlite3.Connection) -> None:
 
 
 __all__ = ["SQLiteStore", "from_settings"]
+
+
+def _replace_stale_index(conn: sqlite3.Connection, statement: str) -> None:
+    """A partial index over the held statuses is used only by queries repeating its terms:
+    when the held set grew (input_required), an index of an older file is dropped here so
+    the statement builds it again over the statuses of this version."""
+    words = statement.split()
+    if words[:5] != ["CREATE", "INDEX", "IF", "NOT", "EXISTS"] or HELD_IN not in statement:
+        return
+    row = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?",
+                       (words[5],)).fetchone()
+    if row is not None and HELD_IN not in row[0]:
+        conn.execute(f"DROP INDEX {words[5]}")

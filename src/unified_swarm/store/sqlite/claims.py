@@ -21,7 +21,7 @@ from ...models import (
     Task,
     TaskStatus,
 )
-from .rows import emit, lease_of, load_session, load_task, save_task
+from .rows import emit, lease_of, load_notes, load_session, load_task, save_task
 from .schema import HELD_IN, OFFERED, READY, RUNNING
 
 S = TaskStatus
@@ -166,7 +166,7 @@ def _claim(conn: Conn, ev: list[Event], t: Task, s: Session, now: float,
     t.fencing_token += 1
     t.lease_expires_at = lifecycle.lease_deadline(now, s.heartbeat_interval, lease_factor)
     t.started_at = now
-    t.progress, t.progress_message = 0.0, None
+    t.progress, t.progress_message, t.preempt_at = 0.0, None, None
     t.updated_at = now
     save_task(conn, t)
     conn.execute(
@@ -179,7 +179,7 @@ def _claim(conn: Conn, ev: list[Event], t: Task, s: Session, now: float,
         "task_id": t.id, "session_id": s.id, "fencing_token": t.fencing_token,
         "attempt": t.attempts, "expires_at": lease.expires_at,
         "required_capability": t.required_capability, "predicted": predicted})
-    return Claimed(t, lease)
+    return Claimed(t, lease, load_notes(conn, t.id))
 
 
 def offer(conn: Conn, ev: list[Event], session_id: str, task_id: str, now: float,

@@ -17,13 +17,14 @@ from ...models import (
     Task,
     TaskStatus,
 )
+from .schema import HELD_IN
 
 TASK_COLUMNS = (
     "id", "type", "title", "input", "required_capability", "priority", "priority_given",
     "critical", "infinite_scale", "roi", "estimated_hours", "dependencies", "status",
     "assigned_to", "attempts", "max_attempts", "lease_expires_at", "fencing_token", "progress",
     "progress_message", "result", "error", "parent_id", "created_at", "started_at",
-    "completed_at", "updated_at",
+    "completed_at", "updated_at", "context_topics", "depth", "preempt_at",
 )
 INSERT_TASK = (
     f"INSERT INTO tasks ({', '.join(TASK_COLUMNS)}) "
@@ -33,6 +34,7 @@ INSERT_TASK = (
 MUTABLE = (
     "priority", "status", "assigned_to", "attempts", "lease_expires_at", "fencing_token",
     "progress", "progress_message", "result", "error", "started_at", "completed_at", "updated_at",
+    "preempt_at",
 )
 UPDATE_TASK = f"UPDATE tasks SET {', '.join(f'{c} = ?' for c in MUTABLE)} WHERE id = ?"
 
@@ -67,6 +69,9 @@ def task_from_row(row: sqlite3.Row) -> Task:
         completed_at=row["completed_at"],
         updated_at=row["updated_at"],
         seq=row["seq"],
+        preempt_at=row["preempt_at"],
+        context_topics=loads(row["context_topics"]),
+        depth=row["depth"],
     )
 
 
@@ -77,7 +82,8 @@ def task_values(t: Task) -> tuple[Any, ...]:
         dumps(t.dependencies), t.status.value, t.assigned_to, t.attempts, t.max_attempts,
         t.lease_expires_at, t.fencing_token, t.progress, t.progress_message,
         None if t.result is None else dumps(t.result), t.error, t.parent_id, t.created_at,
-        t.started_at, t.completed_at, t.updated_at,
+        t.started_at, t.completed_at, t.updated_at, dumps(t.context_topics), t.depth,
+        t.preempt_at,
     )
 
 
@@ -86,13 +92,24 @@ def save_task(conn: sqlite3.Connection, t: Task) -> None:
         t.priority, t.status.value, t.assigned_to, t.attempts, t.lease_expires_at,
         t.fencing_token, t.progress, t.progress_message,
         None if t.result is None else dumps(t.result), t.error, t.started_at, t.completed_at,
-        t.updated_at, t.id,
+        t.updated_at, t.preempt_at, t.id,
     ))
 
 
 def load_task(conn: sqlite3.Connection, task_id: str) -> Task | None:
     row = conn.execute("SELECT * FROM tasks WHERE id = ?", (task_id,)).fetchone()
     return None if row is None else task_from_row(row)
+
+
+def add_note(conn: sqlite3.Connection, task_id: str, note: dict[str, Any]) -> None:
+    """Append a handoff note to the task, inside the caller's step."""
+    conn.execute("INSERT INTO notes (task_id, n, note) VALUES (?, (SELECT COUNT(*) FROM notes "
+                 "WHERE task_id = ?) + 1, ?)", (task_id, task_id, dumps(note)))
+
+
+def load_notes(conn: sqlite3.Connection, task_id: str) -> list[Any]:
+    rows = conn.execute("SELECT note FROM notes WHERE task_id = ? ORDER BY n", (task_id,))
+    return [loads(r[0]) for r in rows]
 
 
 def session_from_row(row: sqlite3.Row, current: list[str]) -> Session:
@@ -117,8 +134,8 @@ def session_from_row(row: sqlite3.Row, current: list[str]) -> Session:
 
 def held_ids(conn: sqlite3.Connection, session_id: str) -> list[str]:
     rows = conn.execute(
-        "SELECT id FROM tasks WHERE assigned_to = ? AND status IN ('assigned', 'in_progress') "
-        "ORDER BY seq", (session_id,)).fetchall()
+        f"SELECT id FROM tasks WHERE assigned_to = ? AND status IN {HELD_IN} ORDER BY seq",
+        (session_id,)).fetchall()
     return [r[0] for r in rows]
 
 
@@ -158,6 +175,14 @@ def entry_from_row(row: sqlite3.Row) -> KnowledgeEntry:
 def lease_of(t: Task) -> Lease:
     assert t.assigned_to is not None and t.lease_expires_at is not None
     return Lease(t.id, t.assigned_to, t.fencing_token, t.lease_expires_at)
+
+
+def held_lease(t: Task, notes: list[Any]) -> Lease:
+    """A lease as the heartbeat shows it to its holder: with the task's status (a paused
+    one has no deadline), the end of a preemption's grace, and the handoff notes."""
+    assert t.assigned_to is not None
+    return Lease(t.id, t.assigned_to, t.fencing_token, t.lease_expires_at, t.status,
+                 t.preempt_at, notes)
 
 
 def emit(conn: sqlite3.Connection, out: list[Event], type_: str, now: float,

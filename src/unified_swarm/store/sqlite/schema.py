@@ -22,6 +22,9 @@ SCHEMA_VERSION = 1
 ADDED_COLUMNS = (
     ("attempts", "predicted", "REAL"),
     ("sessions", "detected_capabilities", "TEXT NOT NULL DEFAULT '[]'"),
+    ("tasks", "preempt_at", "REAL"),
+    ("tasks", "context_topics", "TEXT NOT NULL DEFAULT '[]'"),
+    ("tasks", "depth", "INTEGER NOT NULL DEFAULT 0"),
 )
 
 
@@ -90,7 +93,8 @@ CREATE TABLE IF NOT EXISTS tasks (
     created_at          REAL NOT NULL,
     started_at          REAL,
     completed_at        REAL,
-    updated_at          REAL
+    updated_at          REAL,
+    preempt_at          REAL                     -- the end of a preemption's grace
 );
 CREATE INDEX IF NOT EXISTS tasks_ready
     ON tasks (required_capability, priority DESC, seq) WHERE status = {READY};
@@ -101,6 +105,18 @@ CREATE INDEX IF NOT EXISTS tasks_deadline
 CREATE INDEX IF NOT EXISTS tasks_holder
     ON tasks (assigned_to) WHERE status IN {HELD_IN};
 CREATE INDEX IF NOT EXISTS tasks_status ON tasks (status, seq);
+CREATE INDEX IF NOT EXISTS tasks_parent ON tasks (parent_id) WHERE parent_id IS NOT NULL;
+
+-- one row per split parent (collab.py): its subtasks in the holder's order (a merge task
+-- last), the merge strategy, and the attempt's token and request digest (a retried split
+-- answers the same subtasks)
+CREATE TABLE IF NOT EXISTS splits (
+    task_id       TEXT PRIMARY KEY,
+    fencing_token INTEGER NOT NULL,
+    merge         TEXT NOT NULL,
+    merge_task    TEXT,
+    children      TEXT NOT NULL                  -- JSON list of task ids
+) WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS deps (
     task_id    TEXT NOT NULL,
@@ -122,6 +138,14 @@ CREATE TABLE IF NOT EXISTS attempts (
     digest        TEXT,                          -- of the recorded outcome, for idempotency
     lease_expires_at REAL,                       -- the lease's deadline when the attempt ended
     PRIMARY KEY (task_id, fencing_token)
+) WITHOUT ROWID;
+
+-- handoff notes per task, in the order they were left (models.note JSON)
+CREATE TABLE IF NOT EXISTS notes (
+    task_id TEXT NOT NULL,
+    n       INTEGER NOT NULL,
+    note    TEXT NOT NULL,                       -- JSON object
+    PRIMARY KEY (task_id, n)
 ) WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS knowledge (

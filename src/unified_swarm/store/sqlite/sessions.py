@@ -9,7 +9,7 @@ from ...errors import AlreadyExists, NotFound
 from ...jsonutil import dumps
 from ...models import Event, Heartbeat, Outcome, Session, SessionStatus, Task, TaskStatus
 from .claims import revive
-from .rows import emit, lease_of, load_session
+from .rows import emit, held_lease, load_notes, load_session
 from .schema import RUNNING
 from .tasks import held_now, release_held, release_task
 
@@ -55,17 +55,21 @@ def heartbeat(conn: Conn, ev: list[Event], session_id: str, now: float, status: 
         conn.execute("UPDATE sessions SET status = ? WHERE id = ? AND status IN ('idle', 'busy')",
                      (status, session_id))
     deadline = lifecycle.lease_deadline(now, s.heartbeat_interval, lease_factor)
+    # a preempted lease is renewed up to the end of its grace, no further
     conn.execute(
-        f"UPDATE tasks SET lease_expires_at = ? WHERE assigned_to = ? AND status = {RUNNING} "
-        "AND lease_expires_at > ?", (deadline, session_id, now))
+        "UPDATE tasks SET lease_expires_at = CASE WHEN preempt_at IS NULL THEN ? "
+        f"ELSE MIN(?, preempt_at) END WHERE assigned_to = ? AND status = {RUNNING} "
+        "AND lease_expires_at > ?", (deadline, deadline, session_id, now))
     conn.execute("UPDATE sessions SET last_heartbeat = ? WHERE id = ?", (now, session_id))
     held = held_now(conn, session_id)
     fresh = load_session(conn, session_id)
     assert fresh is not None
     return Heartbeat(
         session=fresh,
-        held=[lease_of(t) for t in held if t.status == TaskStatus.IN_PROGRESS
-              and t.lease_expires_at is not None and t.lease_expires_at > now],
+        held=[held_lease(t, load_notes(conn, t.id)) for t in held
+              if t.status in lifecycle.PAUSED or (
+                  t.status == TaskStatus.IN_PROGRESS and t.lease_expires_at is not None
+                  and t.lease_expires_at > now)],
         assignments=[t for t in held if t.status == TaskStatus.ASSIGNED],
     )
 

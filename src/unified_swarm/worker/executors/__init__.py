@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from .base import Executor, ExecutorConfigError, Options, TaskContext, TaskFailed
+from .base import Executor, ExecutorConfigError, Options, SplitInto, TaskContext, TaskFailed
 from .claude import ClaudeExecutor
 from .python import PythonExecutor
 from .shell import ShellExecutor
@@ -35,4 +35,5 @@ def make_executor(kind: str, options: Mapping[str, object]) -> Executor:
 
 
 __all__ = ["EXECUTORS", "ClaudeExecutor", "Executor", "ExecutorConfigError", "Options",
-           "PythonExecutor", "ShellExecutor", "TaskContext", "TaskFailed", "make_executor"]
+           "PythonExecutor", "ShellExecutor", "SplitInto", "TaskContext", "TaskFailed",
+           "make_executor"]

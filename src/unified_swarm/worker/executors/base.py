@@ -15,8 +15,15 @@ from typing import Any, Protocol
 
 from ...client.types import JSON, Task
 
+# defined with the SDK's types (below the worker), so any executor module can return one
+from ...client.types import SplitInto as SplitInto
+
 #: how an executor reports progress: (fraction 0..1, message or None); never blocks
 ProgressFn = Callable[[float, "str | None"], None]
+#: the longest `SWARM_TASK_CONTEXT` value: Linux refuses one environment string over
+#: 128 KiB (MAX_ARG_STRLEN); a bigger context is marked cut there (stdin=task has it whole)
+MAX_ENV_CONTEXT = 100_000
+
 
 
 class TaskFailed(Exception):
@@ -47,6 +54,12 @@ class TaskContext:
     def task_id(self) -> str:
         return self.task["id"]
 
+    @property
+    def context(self) -> dict[str, JSON]:
+        """What the server handed with the task: {"dependencies": {id: result},
+        "knowledge": {topic: content}, "notes": [...]} (and `truncated` when cut)."""
+        return dict(self.task.get("context") or EMPTY_CONTEXT)
+
     def progress(self, value: float, message: str | None = None) -> None:
         """Report progress (0..1; it also renews the lease). Callable from any thread."""
         self.report(min(1.0, max(0.0, float(value))), message)
@@ -69,7 +82,24 @@ class TaskContext:
             "SWARM_WORKER_NAME": self.worker_name,
         }
         env.update(input_variables(task.get("input")))
+        env["SWARM_TASK_CONTEXT"] = context_variable(self.context)
         return env
+
+
+#: the context of a task the server sent none with
+EMPTY_CONTEXT: dict[str, JSON] = {"dependencies": {}, "knowledge": {}, "notes": []}
+
+
+def context_variable(context: Mapping[str, JSON]) -> str:
+    """The context as JSON for `SWARM_TASK_CONTEXT`; past MAX_ENV_CONTEXT, a context that
+    says it was cut (never a silently shortened one)."""
+    text = json.dumps(context, ensure_ascii=False)
+    if len(text.encode()) <= MAX_ENV_CONTEXT:
+        return text
+    return json.dumps({"dependencies": {}, "knowledge": {}, "notes": [], "truncated": {
+        "limit_bytes": MAX_ENV_CONTEXT, "cut": ["dependencies", "knowledge", "notes"],
+        "reason": "too big for an environment variable: the shell executor's stdin=task "
+                  "option sends it whole on stdin"}})
 
 
 def input_variables(value: JSON) -> dict[str, str]:

@@ -60,7 +60,24 @@ def build_prompt(task: Task) -> str:
             parts.append("Details (JSON):\n" + json.dumps(rest, indent=2, ensure_ascii=False))
     elif value is not None:
         parts.append("Input (JSON):\n" + json.dumps(value, indent=2, ensure_ascii=False))
+    parts += context_parts(task.get("context"))
     return "\n\n".join(parts)
+
+
+def context_parts(context: Mapping[str, Any] | None) -> list[str]:
+    """The context the server handed with the task, as prompt sections: the results of the
+    tasks it depends on, the shared knowledge it names, the notes earlier attempts left."""
+    if not context:
+        return []
+    sections = (("dependencies", "Results of the tasks this one depends on (JSON)"),
+                ("knowledge", "Shared knowledge (JSON)"),
+                ("notes", "Notes from earlier attempts (JSON)"))
+    parts = [f"{title}:\n" + json.dumps(context[key], indent=2, ensure_ascii=False)
+             for key, title in sections if context.get(key)]
+    if context.get("truncated"):
+        parts.append("Some context was cut to fit (JSON):\n"
+                     + json.dumps(context["truncated"], ensure_ascii=False))
+    return parts
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,9 +1,11 @@
 """`python`: call `module:function` with each task.
 
-The function takes the task (the wire dict: id, type, title, input, ...) and, when it has a
-second parameter, the `TaskContext` (for `ctx.progress(0.5, "halfway")`). It may be a plain
-or an `async` function. What it returns is the result (it must be JSON); what it raises
-fails the attempt (`TaskFailed(msg, retry=False)` asks for no retry).
+The function takes the task (the wire dict: id, type, title, input, context, ...) and, when
+it has a second parameter, the `TaskContext` (for `ctx.progress(0.5, "halfway")`); a
+parameter named `context` gets the task's context (its dependencies' results, knowledge,
+notes). It may be a plain or an `async` function. What it returns is the result (it must
+be JSON), or a `SplitInto(subtasks, merge)` to split the task instead; what it raises fails
+the attempt (`TaskFailed(msg, retry=False)` asks for no retry).
 
 A plain function runs in a daemon thread of its own, so it never blocks the worker's event
 loop, and a worker that gives its task back (a second signal) does not wait for it. A
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import importlib
 import inspect
 import sys
@@ -26,7 +29,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ...client.types import JSON
-from .base import ExecutorConfigError, Options, TaskContext, TaskFailed, ensure_json
+from .base import ExecutorConfigError, Options, SplitInto, TaskContext, TaskFailed, ensure_json
 
 T = TypeVar("T")
 OPTIONS = frozenset({"function", "timeout", "path"})
@@ -56,14 +59,19 @@ def load_function(target: str, path: list[str] | None = None) -> Callable[..., A
     return obj  # type: ignore[no-any-return]
 
 
-def takes_context(fn: Callable[..., Any]) -> bool:
-    """True when `fn` accepts a second positional argument (the TaskContext)."""
+def call_arguments(fn: Callable[..., Any], ctx: TaskContext) -> tuple[tuple[Any, ...],
+                                                                     dict[str, Any]]:
+    """How `fn` is called: the task, then the TaskContext when it takes a second positional
+    argument; a parameter named `context` gets the task's context by keyword."""
     try:
         params = list(inspect.signature(fn).parameters.values())
     except (TypeError, ValueError):
-        return False
-    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    return len(positional) >= 2 or any(p.kind is p.VAR_POSITIONAL for p in params)
+        return (ctx.task,), {}
+    kwargs = {"context": ctx.context} if any(p.name == "context" for p in params) else {}
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+                  and p.name != "context"]
+    two = len(positional) >= 2 or any(p.kind is p.VAR_POSITIONAL for p in params)
+    return ((ctx.task, ctx) if two else (ctx.task,)), kwargs
 
 
 async def in_daemon_thread(fn: Callable[..., T], *args: Any) -> T:
@@ -127,11 +135,11 @@ class PythonExecutor:
         return f"python: {self.target}{extra}"
 
     async def run(self, ctx: TaskContext) -> JSON:
-        args = (ctx.task, ctx) if takes_context(self.function) else (ctx.task,)
+        args, kwargs = call_arguments(self.function, ctx)
         scope = asyncio.timeout(self.timeout)
         try:
             async with scope:
-                result = await self._call(args)
+                result = await self._call(args, kwargs)
         except TaskFailed:
             raise
         except TimeoutError as exc:
@@ -140,12 +148,15 @@ class PythonExecutor:
             raise TaskFailed(describe_exception(exc)) from exc
         except Exception as exc:
             raise TaskFailed(describe_exception(exc)) from exc
+        if isinstance(result, SplitInto):  # the worker splits the task instead
+            ensure_json([result.subtasks, result.merge], f"the split of {self.target}")
+            return result
         return ensure_json(result, f"the result of {self.target}")
 
-    async def _call(self, args: tuple[Any, ...]) -> Any:
+    async def _call(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if inspect.iscoroutinefunction(self.function):
-            return await self.function(*args)
-        result = await in_daemon_thread(self.function, *args)
+            return await self.function(*args, **kwargs)
+        result = await in_daemon_thread(functools.partial(self.function, **kwargs), *args)
         if inspect.isawaitable(result):  # a plain function that returned a coroutine
             result = await result
         return result

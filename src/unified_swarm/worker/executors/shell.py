@@ -11,7 +11,10 @@ to data, not code.
   `SWARM_TASK_PRIORITY`, `SWARM_TASK_ATTEMPT`, `SWARM_TASK_MAX_ATTEMPTS`,
   `SWARM_FENCING_TOKEN`, `SWARM_SESSION_ID`, `SWARM_WORKER_NAME`, and `SWARM_INPUT_<KEY>` for
   each top-level scalar of an object input;
-- stdin: the input as JSON;
+- `SWARM_TASK_CONTEXT`: what the server handed with the task (JSON: "dependencies",
+  "knowledge", "notes"; marked `truncated` when cut);
+- stdin: the input as JSON; with the option `stdin = "task"`, the whole task instead
+  (`{"id", "type", "input", "context", ...}`), so the context reaches it whole;
 - exit status 0: the task completes with stdout as its result (JSON when it parses, else the
   text); any other status fails the attempt with the tail of stderr;
 - stderr lines `SWARM_PROGRESS <0..1> [message]` are reported as progress;
@@ -32,7 +35,9 @@ from .base import ExecutorConfigError, Options, TaskContext, TaskFailed
 from .process import child_environment, run_process, text_of
 
 Command = tuple[str, ...]
-OPTIONS = frozenset({"command", "commands", "timeout", "cwd", "env", "max_output"})
+OPTIONS = frozenset({"command", "commands", "timeout", "cwd", "env", "max_output", "stdin"})
+#: what the command reads on stdin: the task's input (JSON), or the whole task with context
+STDIN = ("input", "task")
 
 
 def parse_command(raw: str | Sequence[str], what: str = "command") -> Command:
@@ -57,6 +62,7 @@ class ShellExecutor:
     #: stdout kept as the result, bytes (the server caps a result at 1 MiB by default)
     max_output: int = 512 * 1024
     kill_grace: float = 2.0
+    stdin: str = "input"
     kind: str = "shell"
 
     def __post_init__(self) -> None:
@@ -66,11 +72,13 @@ class ShellExecutor:
             raise ExecutorConfigError("timeout must be > 0")
         if self.max_output < 1:
             raise ExecutorConfigError("max_output must be >= 1")
+        if self.stdin not in STDIN:
+            raise ExecutorConfigError(f"stdin must be one of {', '.join(STDIN)}")
 
     @classmethod
     def from_options(cls, raw: Mapping[str, object]) -> ShellExecutor:
         """From config keys: command, commands (type -> command), timeout, cwd, env,
-        max_output."""
+        max_output, stdin ("input" or "task")."""
         opts = Options("shell", raw, OPTIONS)
         command = opts.command("command")
         commands: dict[str, Command] = {}
@@ -87,6 +95,7 @@ class ShellExecutor:
             cwd=Path(cwd) if cwd else None,
             env={k: str(v) for k, v in opts.mapping("env").items()},
             max_output=opts.integer("max_output") or 512 * 1024,
+            stdin=opts.text("stdin") or "input",
         )
 
     def describe(self) -> str:
@@ -102,7 +111,8 @@ class ShellExecutor:
         return command
 
     async def run(self, ctx: TaskContext) -> JSON:
-        stdin = json.dumps(ctx.task.get("input"), ensure_ascii=False).encode()
+        sent = ctx.task if self.stdin == "task" else ctx.task.get("input")
+        stdin = json.dumps(sent, ensure_ascii=False).encode()
         env = child_environment(os.environ, self.env, ctx.environment())
         done = await run_process(self.argv(ctx.task["type"]), stdin=stdin, env=env,
                                  cwd=self.cwd, time_limit=self.timeout,

@@ -193,6 +193,11 @@ local function end_attempt(t, outcome, err, digest)
       'digest', digest, 'lease_expires_at', t.lease_expires_at)
 end
 
+-- append a handoff note (models.note JSON, written by Python) to the task, in this step
+local function add_note(tid, note)
+  redis.call('RPUSH', P .. ':notes:' .. tid, note)
+end
+
 -- session state ------------------------------------------------------------------------------
 
 local function session_status(sid, new)
@@ -300,9 +305,14 @@ local function sorted_members(key)
   return ids
 end
 
--- every pending task downstream of a dead one can never run: block it, transitively
+-- collab.lua: a task reached a final status; its waiting split parent may end (defined there)
+local child_ended
+
+-- every pending task downstream of a dead one can never run: block it, transitively; a
+-- blocked subtask then fails its waiting parent (after the walk, so the parent's cascade
+-- never races it)
 local function block_dependents(tid)
-  local frontier = {tid}
+  local frontier, blocked = {tid}, {}
   while #frontier > 0 do
     local cause = table.remove(frontier)
     for _, dep in ipairs(sorted_members(P .. ':dependents:' .. cause)) do
@@ -312,8 +322,12 @@ local function block_dependents(tid)
         put(T(dep), 'updated_at', F(NOW), 'completed_at', F(NOW))
         emit('task.blocked', obj('task_id', dep, 'because', cause))
         frontier[#frontier + 1] = dep
+        blocked[#blocked + 1] = t
       end
     end
+  end
+  for _, t in ipairs(blocked) do
+    if t.parent_id then child_ended(t) end
   end
 end
 
@@ -334,6 +348,20 @@ end
 
 -- releasing held work --------------------------------------------------------------------------
 
+-- an attempt that does not count against max_attempts (released, preempted, or waiting for
+-- an answer when its holder went)
+local function uncount(t)
+  t.attempts = D(tonumber(t.attempts) - 1)
+  redis.call('HSET', T(t.id), 'attempts', t.attempts)
+end
+
+-- a renewed lease: a preempted one runs no further than its grace (lifecycle.renewed)
+local function renewed(t, deadline)
+  local until_ = tonumber(t.preempt_at)
+  if until_ and until_ < deadline then return until_ end
+  return deadline
+end
+
 -- lifecycle.after_release: where a held task goes (RELEASE from the header), by whether it
 -- may run again (lifecycle.may_retry: a retry is wanted and attempts remain)
 local function release(t, retry, reason, err, moved_stats)
@@ -344,7 +372,7 @@ local function release(t, retry, reason, err, moved_stats)
   set_status(t, new)
   set_lease(t, nil)
   t.assigned_to = nil
-  put(T(t.id), 'assigned_to', nil, 'updated_at', F(NOW))
+  put(T(t.id), 'assigned_to', nil, 'updated_at', F(NOW), 'preempt_at', nil)
   if err then redis.call('HSET', T(t.id), 'error', err) end
   if FINAL[new] then redis.call('HSET', T(t.id), 'completed_at', F(NOW)) end
   if holder then maybe_idle(holder) end
@@ -352,7 +380,11 @@ local function release(t, retry, reason, err, moved_stats)
                    'attempts', tonumber(t.attempts), 'required_capability', t.required_capability)
   if moved_stats then data = string.sub(data, 1, -2) .. ',"stats":' .. enc(moved_stats) .. '}' end
   emit(new == 'ready' and 'task.requeued' or 'task.failed', data)
-  if DEAD[new] then block_dependents(t.id) end
+  if DEAD[new] then
+    t.error = err or t.error
+    child_ended(t) -- first: the parent's error names this task
+    block_dependents(t.id)
+  end
   return new
 end
 
@@ -361,7 +393,12 @@ end
 local function release_held(sid, outcome, reason, moved)
   for _, tid in ipairs(redis.call('ZRANGE', HELD_KEY(sid), 0, -1)) do
     local t = hgetall(T(tid))
-    if t.status == 'in_progress' then end_attempt(t, outcome, reason) end
+    if PAUSED[t.status] then -- it waited for an answer, it did not fail: not counted
+      end_attempt(t, outcome, UNCOUNTED_ERRORS.waited)
+      uncount(t)
+    elseif RUNNING[t.status] then
+      end_attempt(t, outcome, reason)
+    end
     local new = release(t, true, reason, nil)
     if moved then moved[#moved + 1] = {tid, new} end
   end

@@ -41,16 +41,17 @@ OPS.heartbeat = function()
     if cur == 'idle' or cur == 'busy' then session_status(sid, report) end
   end
   local deadline = NOW + FACTOR * tonumber(s.heartbeat_interval)
-  local held = {}
+  local held, notes = {}, {}
   for _, tid in ipairs(redis.call('ZRANGE', HELD_KEY(sid), 0, -1)) do
     local t = hgetall(T(tid))
     if t.status == 'in_progress' and tonumber(t.lease_expires_at) > NOW then
-      set_lease(t, deadline) -- an expired lease is not revived
+      set_lease(t, renewed(t, deadline)) -- an expired lease is not revived
     end
     held[#held + 1] = redis.call('HGETALL', T(tid))
+    notes[#notes + 1] = redis.call('LRANGE', P .. ':notes:' .. tid, 0, -1)
   end
   touch(sid, s.heartbeat_interval)
-  return OK(session_reply(sid), held, F(NOW))
+  return OK(session_reply(sid), held, F(NOW), notes)
 end
 
 -- A: id

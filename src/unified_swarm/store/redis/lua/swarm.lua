@@ -55,11 +55,12 @@ OPS.list_knowledge = function() return OK(redis.call('HVALS', P .. ':klive')) en
 
 -- the interrupt --------------------------------------------------------------------------------
 
--- A: the interrupt (optional JSON), its reason (optional)
+-- A: the interrupt (optional JSON), its reason (optional), the emergency task it serves
+-- (optional)
 OPS.set_interrupt = function()
-  local value, reason = OPT(A[1]), OPT(A[2])
+  local value, reason, task = OPT(A[1]), OPT(A[2]), OPT(A[3])
   put(P .. ':meta', 'interrupt', value)
-  emit('swarm.interrupt', obj('active', value ~= nil, 'reason', reason))
+  emit('swarm.interrupt', obj('active', value ~= nil, 'reason', reason, 'task_id', task))
   return OK()
 end
 
@@ -71,6 +72,18 @@ OPS.get_interrupt = function() return OK(redis.call('HGET', P .. ':meta', 'inter
 OPS.get_task = function()
   local flat = redis.call('HGETALL', T(A[1]))
   return OK(#flat > 0 and flat or false)
+end
+
+-- A: task id. Its handoff notes, oldest first.
+OPS.notes = function()
+  return OK(redis.call('LRANGE', P .. ':notes:' .. A[1], 0, -1))
+end
+
+-- A: task id, note (JSON). Appends a note to a task that exists.
+OPS.add_note = function()
+  if redis.call('EXISTS', T(A[1])) == 0 then return ERR('no_task', A[1]) end
+  add_note(A[1], A[2])
+  return OK()
 end
 
 -- A: task ids. Their statuses (false: no such task), for a plan (core/planning.py).

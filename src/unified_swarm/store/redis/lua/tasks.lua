@@ -6,22 +6,28 @@
 -- task: id, status, open_deps, task.added data (JSON), n field pairs, the pairs, n deps,
 -- the deps. The plan (core/planning.py) read those statuses; the batch is written only if
 -- every one still holds ('replan' otherwise) and no id exists, else nothing is written.
-OPS.insert_batch = function()
-  local i = 1
+-- Reads such a batch from A, from position `i`: the tasks, or nil and 'replan' or the
+-- refusal. Writes nothing.
+local function read_batch(i)
   local function nxt() i = i + 1; return A[i - 1] end
   local n_ext = tonumber(nxt())
   for _ = 1, n_ext do
     local id, assumed = nxt(), nxt()
-    if redis.call('HGET', T(id), 'status') ~= assumed then return OK('replan') end
+    if redis.call('HGET', T(id), 'status') ~= assumed then return nil, OK('replan') end
   end
   local tasks = {}
   for k = 1, tonumber(nxt()) do
     local t = {id = nxt(), status = nxt(), open_deps = nxt(), data = nxt(), fields = {}, deps = {}}
     for f = 1, 2 * tonumber(nxt()) do t.fields[f] = nxt() end
     for d = 1, tonumber(nxt()) do t.deps[d] = nxt() end
-    if redis.call('EXISTS', T(t.id)) == 1 then return ERR('task_exists', t.id) end
+    if redis.call('EXISTS', T(t.id)) == 1 then return nil, ERR('task_exists', t.id) end
     tasks[k] = t
   end
+  return tasks
+end
+
+-- writes a batch read by read_batch; the seqs given
+local function write_batch(tasks)
   local seqs = {}
   for k, t in ipairs(tasks) do
     local seq = redis.call('INCR', P .. ':seq:tasks')
@@ -42,7 +48,13 @@ OPS.insert_batch = function()
     for _, dep in ipairs(t.deps) do redis.call('SADD', P .. ':dependents:' .. dep, t.id) end
     emit('task.added', t.data)
   end
-  return OK('added', seqs, F(NOW))
+  return seqs
+end
+
+OPS.insert_batch = function()
+  local tasks, refused = read_batch(1)
+  if not tasks then return refused end
+  return OK('added', write_batch(tasks), F(NOW))
 end
 
 -- claiming ----------------------------------------------------------------------------------
@@ -94,7 +106,8 @@ local function claim_task(tid, s, predicted)
   t.assigned_to = sid
   set_status(t, 'in_progress')
   put(T(tid), 'assigned_to', sid, 'attempts', D(attempts), 'fencing_token', D(token),
-      'started_at', F(NOW), 'progress', '0.0', 'progress_message', nil, 'updated_at', F(NOW))
+      'started_at', F(NOW), 'progress', '0.0', 'progress_message', nil, 'updated_at', F(NOW),
+      'preempt_at', nil)
   set_lease(t, lease)
   put(ATT(tid, D(token)), 'attempt', D(attempts), 'session_id', sid, 'fencing_token', D(token),
       'capability', t.required_capability, 'started_at', F(NOW), 'predicted', predicted)
@@ -104,7 +117,7 @@ local function claim_task(tid, s, predicted)
                            'attempt', attempts, 'expires_at', FL(lease),
                            'required_capability', t.required_capability,
                            'predicted', predicted and RAW(predicted) or nil))
-  return redis.call('HGETALL', T(tid))
+  return redis.call('HGETALL', T(tid)), redis.call('LRANGE', P .. ':notes:' .. tid, 0, -1)
 end
 
 -- the candidates (CANDIDATE_FIELDS) of the tasks `ids` names, appended to `out`; only those
@@ -178,7 +191,7 @@ OPS.claim_many = function()
     if not seen[tid] and t[1] and (t[1] == 'ready' or (t[1] == 'assigned' and t[2] == sid))
         and can_take(s, t[3]) then
       seen[tid] = true
-      out[#out + 1] = claim_task(tid, s, OPT(A[k + 1]))
+      out[#out + 1] = {claim_task(tid, s, OPT(A[k + 1]))}
     end
   end
   return OK(out)
@@ -242,7 +255,7 @@ OPS.progress = function()
   if not state then return t end
   local interval = redis.call('HGET', S(sid), 'heartbeat_interval')
   put(T(tid), 'progress', value, 'progress_message', message, 'updated_at', F(NOW))
-  set_lease(t, NOW + FACTOR * tonumber(interval))
+  set_lease(t, renewed(t, NOW + FACTOR * tonumber(interval)))
   touch(sid, interval)
   emit('task.progress', obj('task_id', tid, 'session_id', sid, 'progress', RAW(value),
                             'message', message))
@@ -271,6 +284,7 @@ OPS.complete = function()
                              'duration', FL(duration),
                              'required_capability', t.required_capability, 'stats', moved))
   release_dependents(tid)
+  child_ended(t)
   return OK('held', redis.call('HGETALL', T(tid)), moved[1])
 end
 
@@ -288,21 +302,156 @@ OPS.fail = function()
   return OK('held', redis.call('HGETALL', T(tid)), moved[1])
 end
 
--- A: task id, reason
+-- A: task id, reason. The task, every task below it (a split parent's tree), its
+-- waiting parent failed, its dependents blocked.
 OPS.cancel = function()
   local tid, reason = A[1], A[2]
   local t = hgetall(T(tid))
   if not t then return ERR('no_task', tid) end
   if FINAL[t.status] then return ERR('final', tid, t.status) end -- FINAL: from the header
-  check_transition(t.status, 'cancelled')
-  local holder = t.assigned_to
-  if t.status == 'in_progress' then end_attempt(t, 'released', 'cancelled: ' .. reason) end
-  set_status(t, 'cancelled')
+  cancel_one(t, reason)
+  local gone = cancel_tree(tid, 'parent ' .. cjson.encode(tid) .. ' cancelled')
+  child_ended(t)
+  block_dependents(tid)
+  for _, cid in ipairs(gone) do block_dependents(cid) end
+  return OK(redis.call('HGETALL', T(tid)))
+end
+
+-- A: session id, task id, token, digest, merge, merge task (optional), n, the subtask ids in
+-- the holder's order, then a batch as insert_batch reads it. See Store.split.
+OPS.split = function()
+  local sid, tid, token, digest, merge, merge_task = A[1], A[2], A[3], A[4], A[5], OPT(A[6])
+  local state, t = held_check(sid, tid, token, 'split', digest)
+  if not state then return t end
+  if state == 'dup' then
+    local out = {}
+    for k, cid in ipairs(split_children(tid)) do out[k] = redis.call('HGETALL', T(cid)) end
+    return OK('dup', redis.call('HGETALL', T(tid)), out)
+  end
+  local n = tonumber(A[7])
+  if n == 0 then return ERR('no_subtasks', tid) end
+  local order = {}
+  for k = 1, n do order[k] = A[7 + k] end
+  local tasks, refused = read_batch(8 + n)
+  if not tasks then return refused end
+  end_attempt(t, 'split', nil, digest)
+  t.assigned_to = sid
+  set_status(t, 'waiting')
   set_lease(t, nil)
-  put(T(tid), 'assigned_to', nil, 'completed_at', F(NOW), 'updated_at', F(NOW))
-  if holder then maybe_idle(holder) end
-  emit('task.cancelled', obj('task_id', tid, 'reason', reason, 'session_id', holder))
-  if DEAD['cancelled'] then block_dependents(tid) end
+  put(T(tid), 'assigned_to', nil, 'updated_at', F(NOW))
+  maybe_idle(sid)
+  put(P .. ':split:' .. tid, 'token', token, 'merge', merge, 'merge_task', merge_task,
+      'children', enc(ARR(order)))
+  emit('task.split', obj('task_id', tid, 'session_id', sid, 'fencing_token', tonumber(token),
+                         'subtasks', ARR(order), 'merge', merge, 'merge_task', merge_task,
+                         'required_capability', t.required_capability))
+  write_batch(tasks)
+  local out = {}
+  for k, cid in ipairs(order) do out[k] = redis.call('HGETALL', T(cid)) end
+  return OK('held', redis.call('HGETALL', T(tid)), out)
+end
+
+-- preemption, release, input ------------------------------------------------------------------
+
+-- a preempted lease whose grace ran out: the attempt ends released (not counted) and the
+-- fencing token moves on, so the old holder's late outcome never matches again
+local function revoke(t)
+  end_attempt(t, 'released', UNCOUNTED_ERRORS.revoked)
+  uncount(t)
+  t.fencing_token = D(tonumber(t.fencing_token) + 1)
+  redis.call('HSET', T(t.id), 'fencing_token', t.fencing_token)
+end
+
+-- A: session id, task id, token, note (optional JSON, built by Python), digest
+OPS.release = function()
+  local sid, tid, token, note, digest = A[1], A[2], A[3], OPT(A[4]), A[5]
+  local state, t = held_check(sid, tid, token, 'released', digest)
+  if not state then return t end
+  if state == 'dup' then return OK('dup', redis.call('HGETALL', T(tid))) end
+  local reason = t.preempt_at and UNCOUNTED_ERRORS.preempted or UNCOUNTED_ERRORS.by_choice
+  end_attempt(t, 'released', reason, digest)
+  if note then add_note(tid, note) end
+  uncount(t)
+  release(t, true, reason, nil)
+  return OK('held', redis.call('HGETALL', T(tid)))
+end
+
+-- A: task id, token, deadline (on the caller's clock)
+OPS.preempt = function()
+  local tid, token = A[1], A[2]
+  local t = hgetall(T(tid))
+  if not t then return ERR('no_task', tid) end
+  if t.status ~= 'in_progress' or t.fencing_token ~= token or not t.lease_expires_at
+      or tonumber(t.lease_expires_at) <= NOW then
+    return OK(false)
+  end
+  local deadline = tonumber(A[3]) + SHIFT
+  local old = tonumber(t.preempt_at)
+  if old and old < deadline then deadline = old end -- lifecycle.mark_preempted
+  t.preempt_at = F(deadline)
+  put(T(tid), 'preempt_at', t.preempt_at, 'updated_at', F(NOW))
+  if tonumber(t.lease_expires_at) > deadline then set_lease(t, deadline) end
+  emit('task.preempted', obj('task_id', tid, 'session_id', t.assigned_to,
+                             'fencing_token', tonumber(token), 'preempt_at', FL(deadline),
+                             'grace_s', FL(math.max(0, deadline - NOW))))
+  return OK(redis.call('HGETALL', T(tid)))
+end
+
+-- A: session id, task id, token, question, the question's note (JSON)
+OPS.request_input = function()
+  local sid, tid, token, question, note = A[1], A[2], A[3], A[4], A[5]
+  local cur = hgetall(T(tid))
+  if cur and cur.status == 'input_required' and cur.assigned_to == sid
+      and cur.fencing_token == token then
+    return OK('dup', redis.call('HGETALL', T(tid)))
+  end
+  local state, t = held_check(sid, tid, token, nil, nil)
+  if not state then return t end
+  set_status(t, 'input_required')
+  set_lease(t, nil)
+  put(T(tid), 'updated_at', F(NOW))
+  add_note(tid, note)
+  emit('task.input_required', obj('task_id', tid, 'session_id', sid,
+                                  'fencing_token', tonumber(token), 'question', question,
+                                  'title', t.title))
+  return OK('held', redis.call('HGETALL', T(tid)))
+end
+
+-- the task's last question has no answer yet (lifecycle.question_open)
+local function question_open(t)
+  if FINAL[t.status] then return false end
+  local notes = redis.call('LRANGE', P .. ':notes:' .. t.id, 0, -1)
+  for k = #notes, 1, -1 do
+    local kind = cjson.decode(notes[k]).kind
+    if kind == 'answer' then return false end
+    if kind == 'question' then return true end
+  end
+  return false
+end
+
+-- A: task id, answer, the answer's note (JSON)
+OPS.give_input = function()
+  local tid, answer, note = A[1], A[2], A[3]
+  local t = hgetall(T(tid))
+  if not t then return ERR('no_task', tid) end
+  if t.status ~= 'input_required' and not question_open(t) then
+    return ERR('no_question', tid, t.status)
+  end
+  add_note(tid, note)
+  if t.status == 'input_required' then
+    local s = redis.call('HMGET', S(t.assigned_to), 'status', 'heartbeat_interval')
+    if s[1] and s[1] ~= 'offline' then
+      set_status(t, 'in_progress')
+      set_lease(t, renewed(t, NOW + FACTOR * tonumber(s[2])))
+      put(T(tid), 'updated_at', F(NOW))
+    else
+      end_attempt(t, 'released', UNCOUNTED_ERRORS.answered)
+      uncount(t)
+      release(t, true, 'input_given', nil)
+    end
+  end
+  emit('task.input_given', obj('task_id', tid, 'session_id', t.assigned_to,
+                               'status', t.status, 'answer', answer))
   return OK(redis.call('HGETALL', T(tid)))
 end
 
@@ -324,7 +473,10 @@ OPS.reap = function()
   for k = 1, math.min(#due, limit) do
     local t = hgetall(T(string.match(due[k], '^%d+:(.*)$')))
     local reason = 'claim_timeout'
-    if t.status == 'in_progress' then
+    if t.status == 'in_progress' and t.preempt_at then
+      revoke(t)
+      reason = 'preempted'
+    elseif t.status == 'in_progress' then
       end_attempt(t, 'expired', 'lease expired')
       reason = 'lease_expired'
     end
