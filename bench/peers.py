@@ -77,10 +77,12 @@ PEERS = {
 
 FOOTNOTE = """\
 Settings (library defaults unless stated; logging at WARNING for every system):
-  unified-swarm  HTTP server (uvicorn, 1 process) + N worker processes, each one keep-alive
-                 connection doing GET /work/request + POST /work/complete; a task is done only
-                 when completed under its lease. SQLite: WAL, synchronous=FULL, group commit.
-                 Redis: the same private redis-server as the peers. Latency: one idle worker
+  unified-swarm  HTTP server (uvicorn, {servers} process(es) on Redis, 1 on SQLite) + N worker
+                 processes, each one keep-alive connection;
+                 {batching};
+                 a task is done only when completed under its lease. SQLite: WAL,
+                 synchronous=FULL, group commit. Redis: the same private redis-server as the
+                 peers. Latency: one idle worker
                  long-polling (wait=10).
   celery         prefork pool -c N, task_acks_late=False (acked on receipt, before it runs),
                  prefetch multiplier 4, no result backend.
@@ -196,7 +198,9 @@ def run_swarm(store: str, args: argparse.Namespace, label: str = "",
     system = f"unified-swarm{label and '@' + label}"
     try:
         r = tp.measure(store, args.workers, args.tasks, args.latency_samples, args.max_seconds,
-                       args.appendfsync, gap_s=args.gap_ms / 1000, src=src)
+                       args.appendfsync, gap_s=args.gap_ms / 1000, src=src,
+                       batch=0 if src is not None else args.swarm_batch,
+                       servers=args.servers if store == "redis" else 1)
     except (SystemExit, Exception) as exc:  # e.g. the Redis store is not installed yet
         return Row(system, store, 0, None, note=f"not measured: {exc}")
     return Row(system, store, r.done, r.rate, r.p50, r.p99, partial(r.done, args))
@@ -248,7 +252,13 @@ def print_table(rows: list[Row], args: argparse.Namespace) -> None:
         print(f"Medians of {args.repeat} rounds; each round runs every system once, in this "
               "order.")
     layout = f"{os.cpu_count()} x 8 = {(os.cpu_count() or 1) * 8} threads here"
-    print(FOOTNOTE.format(fsync=args.appendfsync, gap=f"{args.gap_ms:g}", layout=layout))
+    k = args.swarm_batch
+    batching = ("GET /work/request + POST /work/complete per task" if k == 0 else
+                f"each session has {k} slots: GET /work/request?max={k} claims up to {k} in "
+                f"one step,\n                 one POST /work/complete records them and claims "
+                f"the next {k}")
+    print(FOOTNOTE.format(fsync=args.appendfsync, gap=f"{args.gap_ms:g}", layout=layout,
+                          servers=args.servers, batching=batching))
 
 
 def main() -> None:
@@ -264,6 +274,13 @@ def main() -> None:
                     help=f"comma-separated subset of {','.join(PEERS)}")
     ap.add_argument("--stores", default="sqlite,redis",
                     help="unified-swarm's stores to measure (the ratio columns' bases)")
+    ap.add_argument("--swarm-batch", type=int, default=4, metavar="K",
+                    help="unified-swarm's workers claim K tasks at a time (max=K) and send "
+                         "their outcomes in one complete that claims the next K; 0: phase 1's "
+                         "request + complete per task (always 0 for --src trees)")
+    ap.add_argument("--servers", type=int, default=1,
+                    help="unified-swarm on Redis: this many server processes (replicas) on "
+                         "the one redis-server, the workers spread over them")
     ap.add_argument("--repeat", type=int, default=1,
                     help="rounds over every system, interleaved; the table shows medians")
     ap.add_argument("--src", type=source_tree, action="append", default=[],

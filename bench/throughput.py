@@ -9,6 +9,7 @@ shows the median rate and latencies. Prints one table.
 
     python bench/throughput.py --store sqlite --workers 8 --tasks 5000
     python bench/throughput.py --store redis --appendfsync always --repeat 3
+    python bench/throughput.py --store sqlite --batch 4
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ import httpx
 from unified_swarm.procs import Proc, RedisServer, free_port, swarm_env, wait_until
 
 TOKEN = "bench-operator-token"
+#: `--profile PATH`: run the server under cProfile and write its stats to PATH
+PROFILE: dict[str, str] = {}
 
 
 @dataclass
@@ -46,22 +49,39 @@ class Server:
         self.proc.stop()
 
 
-def start_server(store: str, data_dir: Path, src: Path | None = None) -> Server:
+def start_server(store: str, data_dir: Path, src: Path | None = None,
+                 prefix: str | None = None) -> Server:
     """The orchestrator under uvicorn in a process of its own (access log off, as a
     production server behind a proxy would run it); `src`: a source tree to run instead of
     the installed package (a before/after comparison)."""
     port = free_port()
     env = swarm_env(SWARM_TOKEN=TOKEN, SWARM_DATA_DIR=str(data_dir), SWARM_STORE=store,
                     SWARM_RATE_LIMIT="0", SWARM_PORT=str(port),
-                    SWARM_REDIS_PREFIX=f"bench{port}")
+                    SWARM_REDIS_PREFIX=prefix or f"bench{port}")
     if src is not None:
         env["PYTHONPATH"] = str(src)
     code = ("import uvicorn\n"
             "from unified_swarm.app import create_app\n"
             "from unified_swarm.config import Settings\n"
             "s = Settings.from_env()\n"
-            "uvicorn.run(create_app(s), host='127.0.0.1', port=s.port, log_level='warning',"
-            " access_log=False)\n")
+            "run = lambda: uvicorn.run(create_app(s), host='127.0.0.1', port=s.port,"
+            " log_level='warning', access_log=False)\n")
+    if PROFILE.get("path"):  # --profile: the server under cProfile, its stats kept at exit
+        # uvicorn re-raises the SIGTERM it caught once it has shut down, with the handler
+        # it found: so that handler writes the stats
+        code += ("import cProfile, signal, sys\n"
+                 "import time\n"
+                 "prof = cProfile.Profile(time.thread_time)  # the event loop's own CPU\n"
+                 "def done(*_):\n"
+                 "    prof.disable()\n"
+                 "    prof.dump_stats(" + repr(PROFILE["path"]) + ")\n"
+                 "    sys.exit(0)\n"
+                 "signal.signal(signal.SIGTERM, done)\n"
+                 "prof.enable()\n"
+                 "run()\n"
+                 "done()\n")
+    else:
+        code += "run()\n"
     proc = Proc("server", [sys.executable, "-c", code], env, data_dir.parent / "server.log")
     server = Server(proc.start(), f"http://127.0.0.1:{port}")
     with suppress(TimeoutError):
@@ -79,8 +99,9 @@ def healthy(url: str) -> bool:
         return False
 
 
-async def register(http: httpx.AsyncClient, sid: str) -> dict[str, str]:
-    r = await http.post("/session/register", json={"id": sid, "capabilities": ["noop"]},
+async def register(http: httpx.AsyncClient, sid: str, slots: int = 1) -> dict[str, str]:
+    r = await http.post("/session/register", json={"id": sid, "capabilities": ["noop"],
+                                                   "max_concurrent_tasks": slots},
                         headers={"authorization": f"Bearer {TOKEN}"})
     r.raise_for_status()
     return {"authorization": f"Bearer {r.json()['token']}"}
@@ -94,51 +115,76 @@ async def add_tasks(http: httpx.AsyncClient, prefix: str, n: int) -> None:
         (await http.post("/work", json={"tasks": batch}, headers=op)).raise_for_status()
 
 
-def _worker_proc(url: str, token: str, deadline_s: float, gate: Any, out: Queue[int]) -> None:
-    """One worker process: a keep-alive stdlib HTTP connection, claim -> complete."""
+def _worker_proc(url: str, token: str, deadline_s: float, gate: Any, out: Queue[int],
+                 batch: int = 0) -> None:
+    """One worker process: a keep-alive stdlib HTTP connection. `batch` 0: phase 1's two
+    calls per task (GET /work/request, then POST /work/complete); `batch` K: up to K tasks
+    claimed at once (`max=K`), their outcomes sent in one complete that claims the next K
+    (one request per K tasks while the queue lasts)."""
     host, port = url.removeprefix("http://").split(":")
     conn = http.client.HTTPConnection(host, int(port), timeout=60)
     h = {"authorization": f"Bearer {token}", "content-type": "application/json"}
+
+    def call(method: str, path: str, body: object = None) -> tuple[int, Any]:
+        conn.request(method, path, headers=h,
+                     body=None if body is None else json.dumps(body))
+        r = conn.getresponse()
+        raw = r.read()
+        if r.status not in (200, 204):
+            raise SystemExit(f"{method} {path} answered {r.status}: {raw[:200]!r}")
+        return r.status, (json.loads(raw) if raw else None)
+
+    def done_of(c: dict[str, Any]) -> dict[str, Any]:
+        return {"task_id": c["task"]["id"], "fencing_token": c["lease"]["fencing_token"]}
+
     done = 0
     gate.wait()  # every worker is up: start together
     stop_at = time.monotonic() + deadline_s
+    held: list[dict[str, Any]] = []
     while time.monotonic() < stop_at:
-        conn.request("GET", "/work/request", headers=h)
-        r = conn.getresponse()
-        body = r.read()
-        if r.status == 204:
-            break
-        got = json.loads(body)
-        payload = json.dumps({"task_id": got["task"]["id"],
-                              "fencing_token": got["lease"]["fencing_token"]})
-        conn.request("POST", "/work/complete", body=payload, headers=h)
-        c = conn.getresponse()
-        c.read()
-        if c.status != 200:
-            raise SystemExit(f"complete answered {c.status}")
-        done += 1
+        if batch == 0:
+            status, got = call("GET", "/work/request")
+            if status == 204:
+                break
+            call("POST", "/work/complete", done_of(got))
+            done += 1
+            continue
+        if not held:
+            status, got = call("GET", f"/work/request?max={batch}")
+            if status == 204:
+                break
+            held = got["claimed"]
+        _, rec = call("POST", "/work/complete",
+                      {"outcomes": [done_of(c) for c in held], "max": batch})
+        if any("error" in r for r in rec["results"]):
+            raise SystemExit(f"an outcome was refused: {rec['results']}")
+        done += len(held)
+        held = rec["claimed"]
     out.put(done)
 
 
-async def _prepare(url: str, workers: int, tasks: int) -> list[str]:
+async def _prepare(url: str, workers: int, tasks: int, batch: int = 0) -> list[str]:
     async with httpx.AsyncClient(base_url=url, timeout=60) as http:
         tokens = []
         for i in range(workers):
-            h = await register(http, f"tp-{i}")
+            h = await register(http, f"tp-{i}", max(1, batch))
             tokens.append(h["authorization"].removeprefix("Bearer "))
         await add_tasks(http, "tp", tasks)
         return tokens
 
 
-def throughput(url: str, workers: int, tasks: int, deadline_s: float) -> tuple[float, int]:
-    """Claim+complete rate of `workers` separate processes over `tasks` queued no-ops,
-    and how many ran (fewer than `tasks` when the deadline cut the run short)."""
-    tokens = asyncio.run(_prepare(url, workers, tasks))
+def throughput(urls: list[str], workers: int, tasks: int, deadline_s: float,
+               batch: int = 0) -> tuple[float, int]:
+    """Claim+complete rate of `workers` separate processes over `tasks` queued no-ops (worker
+    i talks to server i mod len(urls)), and how many ran (fewer than `tasks` when the
+    deadline cut the run short)."""
+    tokens = asyncio.run(_prepare(urls[0], workers, tasks, batch))
     ctx = multiprocessing.get_context("spawn")
     out: Queue[int] = ctx.Queue()
     gate = ctx.Barrier(len(tokens) + 1)
-    procs = [ctx.Process(target=_worker_proc, args=(url, tok, deadline_s, gate, out))
-             for tok in tokens]
+    procs = [ctx.Process(target=_worker_proc,
+                         args=(urls[i % len(urls)], tok, deadline_s, gate, out, batch))
+             for i, tok in enumerate(tokens)]
     try:
         for p in procs:
             p.start()
@@ -195,35 +241,39 @@ class Result:
 
 
 @contextmanager
-def swarm_server(store: str, appendfsync: str = "always",
-                 src: Path | None = None) -> Iterator[Server]:
-    """A server on a fresh store ("sqlite" or "redis", then with its own redis-server)."""
+def swarm_server(store: str, appendfsync: str = "always", src: Path | None = None,
+                 servers: int = 1) -> Iterator[list[Server]]:
+    """Servers on a fresh store ("sqlite" or "redis", then with its own redis-server; there,
+    `servers` replicas share it, as `swarm server` processes on one Redis do)."""
     with tempfile.TemporaryDirectory(prefix="swarm-bench-") as tmp:
         redis = None
         url = "sqlite"
+        started: list[Server] = []
         try:
             if store == "redis":
                 redis = RedisServer(Path(tmp) / "redis", appendfsync=appendfsync).start()
                 url = redis.url
-            server = start_server(url, Path(tmp) / "swarm", src)
-            try:
-                yield server
-            finally:
-                server.stop()
+            for n in range(servers if store == "redis" else 1):
+                started.append(start_server(url, Path(tmp) / f"swarm{n}", src,
+                                            prefix="bench"))
+            yield started
         finally:
+            for server in started:
+                server.stop()
             if redis is not None:
                 redis.stop()
 
 
 def measure(store: str, workers: int, tasks: int, samples: int, max_seconds: float,
             appendfsync: str = "always", repeat: int = 1, gap_s: float = 0.005,
-            src: Path | None = None) -> Result:
+            src: Path | None = None, batch: int = 0, servers: int = 1) -> Result:
     """Throughput, then idle latency, `repeat` times on fresh stores; medians of each."""
     runs: list[Result] = []
     for _ in range(repeat):
-        with swarm_server(store, appendfsync, src) as server:
-            rate, done = throughput(server.url, workers, tasks, max_seconds)
-            lat = asyncio.run(latency(server.url, samples, gap_s))
+        with swarm_server(store, appendfsync, src, servers) as started:
+            rate, done = throughput([s.url for s in started], workers, tasks, max_seconds,
+                                    batch)
+            lat = asyncio.run(latency(started[0].url, samples, gap_s))
         runs.append(Result(rate, done, statistics.median(lat), pct(lat, 99)))
     return Result(statistics.median(r.rate for r in runs), min(r.done for r in runs),
                   statistics.median(r.p50 for r in runs), statistics.median(r.p99 for r in runs))
@@ -239,10 +289,22 @@ def main() -> None:
     ap.add_argument("--appendfsync", choices=["always", "everysec", "no"], default="always",
                     help="the private redis-server's AOF fsync policy (--store redis)")
     ap.add_argument("--repeat", type=int, default=1, help="runs; the table shows medians")
+    ap.add_argument("--batch", type=int, default=0,
+                    help="0: two calls per task (request, complete); K: claim K at a time and "
+                         "complete them in one call that claims the next K (1: one call per "
+                         "task)")
+    ap.add_argument("--profile", metavar="PATH",
+                    help="run the server under cProfile; its stats go to PATH (read them with "
+                         "python -m pstats PATH, or bench/profile_top.py)")
+    ap.add_argument("--servers", type=int, default=1,
+                    help="--store redis: this many server processes (replicas) on the one "
+                         "redis-server; the workers spread over them")
     args = ap.parse_args()
     exit_on_sigterm()
+    if args.profile:
+        PROFILE["path"] = str(Path(args.profile).resolve())
     r = measure(args.store, args.workers, args.tasks, args.latency_samples, args.max_seconds,
-                args.appendfsync, args.repeat)
+                args.appendfsync, args.repeat, batch=args.batch, servers=args.servers)
     store = args.store if args.store == "sqlite" else f"redis/{args.appendfsync}"
     print(f"{'system':<22} {'store':<15} {'workers':>7} {'tasks':>7} {'done':>7} "
           f"{'tasks/s':>9} {'p50 ms':>8} {'p99 ms':>8}")

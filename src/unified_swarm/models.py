@@ -23,6 +23,9 @@ Clock = Callable[[], float]
 #: max 60): the server refuses more (core), may cut it shorter (`Settings.max_wait`), and
 #: the SDK refuses more before sending. Here, below both, so both read the one number.
 MAX_WAIT = 60.0
+#: tasks one request may claim (`max`) and outcomes one call may record: the cap of
+#: max_concurrent_tasks; read by core and the SDK alike
+MAX_CLAIM = 1000
 
 
 def iso(ts: float | None) -> str | None:

@@ -7,6 +7,7 @@ worker's own transport (its heartbeat keeps a clean connection of its own)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import threading
 from collections.abc import Callable, Iterator
@@ -104,7 +105,11 @@ def test_a_500_and_a_garbled_answer_are_retried_with_the_same_payload(
     done = wait_for(lambda: status_is(op, "r1", "completed"), "r1 to complete")
     assert running.stop() == WorkerExit.OK
     sent = running.transport.bodies["/work/complete"]  # type: ignore[attr-defined]
-    assert len(sent) == 4 and len(set(sent)) == 1  # the 4th: a duplicate, answered 200
+    # the same outcome every time (a batching worker also asks for the next task, `max`,
+    # while it takes work: not once it drains)
+    outcomes = {json.dumps({k: v for k, v in json.loads(b).items() if k != "max"})
+                for b in sent}
+    assert len(sent) == 4 and len(outcomes) == 1  # the 4th: a duplicate, answered 200
     assert [(a["outcome"], a["fencing_token"]) for a in done["history"]] == [("completed", 1)]
     assert running.worker.stats.completed == 1 and running.worker.stats.unrecorded == 0
 

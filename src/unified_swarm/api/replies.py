@@ -240,6 +240,27 @@ class OfferedReply(BaseModel):
 class RecordedReply(BaseModel):
     task: TaskOut
     duplicate: bool
+    #: present when the complete asked for the next task(s) (`next`, `max`)
+    claimed: list[ClaimedReply] | None = None
+
+
+class ClaimedBatchReply(BaseModel):
+    """GET /work/request with `max`: up to max tasks, each with its lease."""
+
+    claimed: list[ClaimedReply]
+
+
+class OutcomeReply(BaseModel):
+    """One outcome of a batch: what was recorded, or why it was refused."""
+
+    task: TaskOut | None = None
+    duplicate: bool | None = None
+    error: ErrorDetail | None = None
+
+
+class CompleteBatchReply(BaseModel):
+    results: list[OutcomeReply]
+    claimed: list[ClaimedReply]
 
 
 class TaskReply(BaseModel):

@@ -15,7 +15,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Fiel
 from ..core import limits
 from ..core.limits import ID_PATTERN, NAME_PATTERN
 from ..lifecycle import MAX_PRIORITY
-from ..models import TaskSpec
+from ..models import MAX_CLAIM, TaskSpec
 
 Str64 = Annotated[str, Field(min_length=1, max_length=64)]
 IdStr = Annotated[str, Field(min_length=1, max_length=128,
@@ -140,10 +140,43 @@ class ProgressIn(Body):
     message: Annotated[str, Field(max_length=4096)] | None = None
 
 
-class CompleteIn(Body):
+#: how many tasks one call may claim (`max`)
+Max = Annotated[int, Field(ge=1, le=MAX_CLAIM), Integral]
+
+
+class NextIn(Body):
+    """A complete may ask for the next task(s) in the same call: `next` (one) or `max`."""
+
+    next: bool = False
+    max: Max | None = None
+
+    def then(self) -> int | None:
+        return self.max if self.max is not None else (1 if self.next else None)
+
+
+class OutcomeIn(Body):
     task_id: IdStr
     fencing_token: Token
     result: Any = None
+
+
+class CompleteIn(OutcomeIn, NextIn):
+    pass
+
+
+class CompleteBatch(NextIn):
+    outcomes: Annotated[list[OutcomeIn], Field(min_length=1, max_length=MAX_CLAIM)]
+
+
+def _outcomes_or_one(value: Any) -> str:
+    return "batch" if isinstance(value, dict) and "outcomes" in value else "one"
+
+
+#: POST /work/complete takes `{"outcomes": [...]}` or one outcome, like POST /work
+CompleteBody = Annotated[
+    Annotated[CompleteBatch, Tag("batch")] | Annotated[CompleteIn, Tag("one")],
+    Discriminator(_outcomes_or_one),
+]
 
 
 class FailIn(Body):

@@ -10,12 +10,16 @@ from fastapi import APIRouter, Body, Query, Request
 from starlette.responses import Response
 
 from ..core.collab import Merge
+from ..core.orchestrator import Success
 from ..core.waiters import Waiter
-from ..models import MAX_WAIT, Claimed, Recorded, Task, TaskStatus, iso
+from ..errors import SwarmError
+from ..models import MAX_CLAIM, MAX_WAIT, Claimed, Recorded, Task, TaskStatus, iso
 from .deps import Caller, Keyed, Operator, Orch, SessionCaller, SwarmRoute
 from .replies import (
     COMMON,
+    ClaimedBatchReply,
     ClaimedReply,
+    CompleteBatchReply,
     OfferedReply,
     RecordedReply,
     SplitReply,
@@ -25,11 +29,12 @@ from .replies import (
     TasksReply,
     errors,
 )
-from .responses import JSONResp
+from .responses import JSONResp, error_body
 from .schemas import (
     CancelIn,
     ClaimIn,
-    CompleteIn,
+    CompleteBatch,
+    CompleteBody,
     FailIn,
     IdPath,
     InputIn,
@@ -49,6 +54,9 @@ OUTCOME = errors(403, 404, 409)
 #: the protocol's longest long-poll (checked by core); a server may cut it shorter with
 #: `max_wait`, and then answers 204 sooner rather than refusing the call
 Wait = Annotated[float, Query(ge=0, json_schema_extra={"maximum": MAX_WAIT})]
+#: claim up to this many tasks in one step (a worker with that many free slots); the answer
+#: is then `{"claimed": [...]}`
+MaxQuery = Annotated[int | None, Query(alias="max", ge=1, le=MAX_CLAIM)]
 #: a position this server gave (`next_cursor`; empty: the start); the store refuses others (400)
 Cursor = Annotated[str | None, Query(json_schema_extra={"pattern": r"^[0-9]{0,18}$"})]
 
@@ -92,18 +100,21 @@ async def _watch_disconnect(request: Request, waiter: Waiter) -> None:
             return
 
 
-@router.get("/work/request", response_model=ClaimedReply,
+@router.get("/work/request", response_model=ClaimedReply | ClaimedBatchReply,
             responses={204: {"description": "nothing came in time"}, **errors(403, 409)})
 async def request_work(request: Request, orch: Orch, session: SessionCaller, idem: Keyed,
-                       wait: Wait = 0.0) -> Response:
+                       wait: Wait = 0.0, max_: MaxQuery = None) -> Response:
     waiter = Waiter(session.id, frozenset(session.capabilities))
     watcher = asyncio.create_task(_watch_disconnect(request, waiter)) if wait > 0 else None
     try:
-        got = await orch.request_work(session, wait, waiter, idem)
+        got = await orch.request_batch(session, wait, max_, waiter, idem)
     finally:
         if watcher is not None:
             watcher.cancel()
-    return Response(status_code=204) if got is None else _claimed(got)
+    if not got:
+        return Response(status_code=204)
+    # without `max`, the single shape of phase 1; with it, a list (even of one)
+    return _claimed(got[0]) if max_ is None else JSONResp({"claimed": _claims(got)})
 
 
 def offered(task: Task) -> dict[str, object]:
@@ -139,9 +150,33 @@ async def progress(body: ProgressIn, orch: Orch, session: SessionCaller) -> JSON
     return _recorded(rec)
 
 
-@router.post("/work/complete", response_model=RecordedReply, responses=OUTCOME)
-async def complete(body: CompleteIn, orch: Orch, session: SessionCaller) -> JSONResp:
-    return _recorded(await orch.complete(session, body.task_id, body.fencing_token, body.result))
+@router.post("/work/complete", response_model=RecordedReply | CompleteBatchReply,
+             responses=OUTCOME)
+async def complete(body: CompleteBody, orch: Orch, session: SessionCaller) -> JSONResp:
+    then = body.then()
+    if isinstance(body, CompleteBatch):
+        return _batch_done(*await orch.complete_batch(
+            session, [Success(o.task_id, o.fencing_token, o.result) for o in body.outcomes],
+            then))
+    if then is None:  # phase 1's call, answered as it always was
+        return _recorded(await orch.complete(session, body.task_id, body.fencing_token,
+                                             body.result))
+    (one,), claimed = await orch.complete_batch(
+        session, [Success(body.task_id, body.fencing_token, body.result)], then)
+    if isinstance(one, SwarmError):
+        raise one  # the outcome was refused: so was the call (nothing was claimed)
+    return JSONResp({"task": one.task.wire(), "duplicate": one.duplicate,
+                     "claimed": _claims(claimed)})
+
+
+def _claims(got: list[Claimed]) -> list[dict[str, object]]:
+    return [{"task": c.task.wire(), "lease": c.lease.wire()} for c in got]
+
+
+def _batch_done(answers: list[Recorded | SwarmError], claimed: list[Claimed]) -> JSONResp:
+    results = [error_body(a.code, a.message) if isinstance(a, SwarmError)
+               else {"task": a.task.wire(), "duplicate": a.duplicate} for a in answers]
+    return JSONResp({"results": results, "claimed": _claims(claimed)})
 
 
 @router.post("/work/fail", response_model=RecordedReply, responses=OUTCOME)

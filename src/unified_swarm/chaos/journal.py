@@ -32,6 +32,24 @@ OPS = {
 }
 
 
+def _may_claim(name: str, call: Any, body: dict[str, Any]) -> int:
+    """How many tasks this call may claim."""
+    if name == "request":
+        return int((call.params or {}).get("max", 1))
+    if name == "complete":
+        return int(body.get("max") or (1 if body.get("next") else 0))
+    return 0
+
+
+def _claims_in(name: str, value: Any) -> list[dict[str, Any]]:
+    """The claims an answer carries: a batch request's list, or a complete's `claimed`."""
+    if name == "request" and isinstance(value, list):
+        return [c for c in value if isinstance(c, dict)]
+    if name == "complete" and isinstance(value, dict):
+        return [c for c in value.get("claimed") or [] if isinstance(c, dict)]
+    return []
+
+
 class ClientJournal:
     """A CallHook writing an invoke line and a completion line per call (history.Op);
     learns which session a token belongs to."""
@@ -81,19 +99,40 @@ class ClientJournal:
         if name == "knowledge_put":
             op.data["content_digest"] = digest(body.get("content"))
         self.writer.invoke(op)
+        # a call that may claim more than one task (`max`, or a complete asking for the next)
+        # gets one more "request" line per further task it may claim, so every claim it
+        # makes (or may have made, when no answer came) is in the history like any other
+        companions = []
+        for _ in range(_may_claim(name, call, body) - (1 if name == "request" else 0)):
+            extra = Op(op.proc, "request", op.invoke, float("inf"), "info", None, None,
+                       op.session, {"id": uuid.uuid4().hex, "via": op.data["id"]})
+            self.writer.invoke(extra)
+            companions.append(extra)
         op.data["_token"] = token
+        op.data["_companions"] = companions
         return op
 
     def end(self, op: Op | None, outcome: str, value: Any) -> None:
         if op is None:
             return
         token = op.data.pop("_token")
+        companions: list[Op] = op.data.pop("_companions", [])
+        claimed = _claims_in(op.op, value) if outcome == "ok" else []
+        if op.op == "request" and isinstance(value, list):  # a batch: the first is op's own
+            value = claimed.pop(0) if claimed else None
         done: dict[str, Any] = {"id": op.data["id"], "outcome": outcome}
         if outcome == "ok" and isinstance(value, dict):
             done.update(self._learn(op.op, token, value))
         elif outcome != "ok":
             done["error"] = type(value).__name__
         self.writer.complete(done)
+        for extra, got in zip(companions, claimed + [None] * len(companions), strict=False):
+            line: dict[str, Any] = {"id": extra.data["id"], "outcome": outcome}
+            if got is not None:
+                line.update(self._learn("request", token, got))
+            elif outcome != "ok":
+                line["error"] = type(value).__name__
+            self.writer.complete(line)
 
     def _learn(self, name: str, token: str | None, value: dict[str, Any]) -> dict[str, Any]:
         learned: dict[str, Any] = {}

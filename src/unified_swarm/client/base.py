@@ -29,16 +29,21 @@ from ..errors import (
     Unavailable,
     from_code,
 )
-from ..models import MAX_WAIT  # the protocol's one long-poll cap: refused here before sending
+from ..models import (
+    MAX_CLAIM,  # tasks one call may claim
+    MAX_WAIT,  # the protocol's one long-poll cap: refused here before sending
+)
 from .types import (
     JSON,
     Claimed,
+    CompletedBatch,
     Emergency,
     Health,
     HeartbeatReply,
     Interrupt,
     KnowledgeEntry,
     Offered,
+    OutcomeIn,
     Recorded,
     Registered,
     Session,
@@ -424,6 +429,28 @@ def request_work(wait: float, key: str | None = None) -> Call[Claimed | None]:
                 params={"wait": wait}, read_timeout=wait + LONG_POLL_MARGIN, key=keyed(key))
 
 
+def _claims(body: Any) -> list[Claimed]:
+    """A batch claim's answer: `{"claimed": [...]}`; a server from before batches ignores
+    `max` and answers one task (`{"task", "lease"}`), or 204 for none."""
+    if body is None:
+        return []
+    if "claimed" in body:
+        return cast("list[Claimed]", body["claimed"])
+    return [cast(Claimed, body)]
+
+
+def request_batch(wait: float, max: int, key: str | None = None) -> Call[list[Claimed]]:
+    """Up to `max` tasks claimed in one step (a worker with that many free slots)."""
+    if not 0 <= wait <= MAX_WAIT:  # also refuses NaN
+        raise InvalidInput(f"wait must be within 0..{MAX_WAIT:g} seconds, got {wait!r}")
+    _check_max(max)
+    return Call("GET", "/work/request", _claims, params={"wait": wait, "max": max},
+                read_timeout=wait + LONG_POLL_MARGIN, key=keyed(key))
+
+
+def _check_max(n: int) -> None:
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_CLAIM:
+        raise InvalidInput(f"max must be an integer within 1..{MAX_CLAIM}, got {n!r}")
 def offer_work(wait: float) -> Call[Offered | None]:
     if not 0 <= wait <= MAX_WAIT:  # also refuses NaN
         raise InvalidInput(f"wait must be within 0..{MAX_WAIT:g} seconds, got {wait!r}")
@@ -445,10 +472,34 @@ def progress(task_id: str, fencing_token: int, value: float,
                 idempotent=True)
 
 
-def complete(task_id: str, fencing_token: int, result: JSON) -> Call[Recorded]:
-    body = {"task_id": task_id, "fencing_token": fencing_token, "result": result}
-    return Call("POST", "/work/complete", lambda b: cast(Recorded, b), body=body,
-                idempotent=True)
+def complete(task_id: str, fencing_token: int, result: JSON, claim_next: int = 0,
+             key: str | None = None) -> Call[Recorded]:
+    """With `claim_next`, the same call claims up to that many next tasks (`claimed`): no
+    longer idempotent by itself, so it carries a key, as a request for work does. (A server
+    from before batches ignores it and answers without `claimed`.)"""
+    body: dict[str, JSON] = {"task_id": task_id, "fencing_token": fencing_token,
+                             "result": result}
+    if not claim_next:
+        return Call("POST", "/work/complete", lambda b: cast(Recorded, b), body=body,
+                    idempotent=True)
+    _check_max(claim_next)
+    return Call("POST", "/work/complete", lambda b: cast(Recorded, b),
+                body={**body, "max": claim_next}, key=keyed(key))
+
+
+def complete_many(outcomes: Iterable[OutcomeIn], claim_next: int = 0,
+                  key: str | None = None) -> Call[CompletedBatch]:
+    """Several successes in one call, each recorded on its own (idempotent per fencing
+    token); with `claim_next`, then up to that many next tasks."""
+    body: dict[str, JSON] = {"outcomes": [dict(o) for o in outcomes]}
+    if not body["outcomes"]:
+        raise InvalidInput("a batch needs at least one outcome")
+    if not claim_next:
+        return Call("POST", "/work/complete", lambda b: cast(CompletedBatch, b), body=body,
+                    idempotent=True)
+    _check_max(claim_next)
+    return Call("POST", "/work/complete", lambda b: cast(CompletedBatch, b),
+                body={**body, "max": claim_next}, key=keyed(key))
 
 
 def fail(task_id: str, fencing_token: int, error: str, retry: bool) -> Call[Recorded]:

@@ -25,12 +25,14 @@ from .base import BaseClient, Call, RetryPolicy
 from .types import (
     JSON,
     Claimed,
+    CompletedBatch,
     Emergency,
     Health,
     HeartbeatReply,
     Interrupt,
     KnowledgeEntry,
     Offered,
+    OutcomeIn,
     Recorded,
     Registered,
     Session,
@@ -215,6 +217,11 @@ class Client(BaseClient):
         `wait` seconds for one; None when nothing came in time."""
         return self.send(base.request_work(wait, idempotency_key))
 
+    def request_batch(self, max: int, wait: float = 0.0, *,
+                      idempotency_key: str | None = None) -> list[Claimed]:
+        """Claim up to `max` tasks in one call (as many as this session has free slots
+        for), waiting up to `wait` seconds for the first; empty when nothing came in time."""
+        return self.send(base.request_batch(wait, max, idempotency_key))
     def offer_work(self, wait: float = 0.0) -> Offered | None:
         """The best task for this session (session token), offered but not claimed: it is
         `assigned` to the session until `offer.expires_at` (claim it with `claim`), waiting
@@ -232,10 +239,20 @@ class Client(BaseClient):
         """Report progress (0..1) and renew the lease; `LeaseLost` when the lease is gone."""
         return self.send(base.progress(task_id, fencing_token, progress, message))
 
-    def complete(self, task_id: str, fencing_token: int, result: JSON = None) -> Recorded:
+    def complete(self, task_id: str, fencing_token: int, result: JSON = None, *,
+                 claim_next: int = 0, idempotency_key: str | None = None) -> Recorded:
         """Record the result; a repeat answers `duplicate: True`, a stale token raises
-        `LeaseLost` and records nothing."""
-        return self.send(base.complete(task_id, fencing_token, result))
+        `LeaseLost` and records nothing. With `claim_next`, the same call then claims up to
+        that many next tasks (`claimed`): a busy worker makes one request per task."""
+        return self.send(base.complete(task_id, fencing_token, result, claim_next,
+                                         idempotency_key))
+
+    def complete_many(self, outcomes: Iterable[OutcomeIn], *, claim_next: int = 0,
+                      idempotency_key: str | None = None) -> CompletedBatch:
+        """Record several successes in one call, each on its own (a refused one does not
+        lose the others: its result carries `error`); then, with `claim_next`, claim up
+        to that many next tasks."""
+        return self.send(base.complete_many(outcomes, claim_next, idempotency_key))
 
     def fail(self, task_id: str, fencing_token: int, error: str, *,
              retry: bool = True) -> Recorded:

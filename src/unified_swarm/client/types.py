@@ -241,10 +241,36 @@ class Offered(TypedDict):
 
 
 class Recorded(TypedDict):
-    """An outcome call's answer; `duplicate` is true when it repeated a recorded one."""
+    """An outcome call's answer; `duplicate` is true when it repeated a recorded one.
+    `claimed`: the next task(s), when a complete asked for them (`claim_next`)."""
 
     task: Task
     duplicate: bool
+    claimed: NotRequired[list[Claimed]]
+
+
+class OutcomeIn(TypedDict):
+    """One success of a batch (`complete_many`)."""
+
+    task_id: str
+    fencing_token: int
+    result: NotRequired[JSON]
+
+
+class OutcomeResult(TypedDict, total=False):
+    """One answer of a batch: `task` and `duplicate` when recorded, else `error`
+    (`{"code", "message"}`, as an error response carries)."""
+
+    task: Task
+    duplicate: bool
+    error: dict[str, str]
+
+
+class CompletedBatch(TypedDict):
+    """`complete_many`'s answer: one result per outcome, in order, then what was claimed."""
+
+    results: list[OutcomeResult]
+    claimed: list[Claimed]
 
 
 class Preempted(TypedDict):

@@ -245,6 +245,35 @@ class Brain:
         self.metrics.decided(time.perf_counter() - started)
         return decision
 
+    def decide_many(self, session: Session, now: float,
+                    n: int) -> tuple[list[Decision], Decision | None]:
+        """Up to `n` tasks for one session asking for a batch: the choices `decide` would
+        make for n requests of it arriving before any of their claims is heard of, each
+        choice kept off the next. Also the decision that found nothing more (None when n
+        were chosen): its `retry_at` says when to look again."""
+        picks: list[Decision] = []
+        empty: Decision | None = None
+        try:
+            for _ in range(n):
+                d = self.decide(session, now)
+                if d.task_id is None:
+                    empty = d
+                    break
+                picks.append(d)
+                # held for nobody real while the batch is chosen, so `decide` moves on
+                self.holds[d.task_id] = Hold(d.task_id, "", math.inf)
+        finally:
+            for d in picks:
+                assert d.task_id is not None
+                self.holds[d.task_id] = Hold(d.task_id, session.id, now + PROPOSAL_HOLD)
+        return picks, empty
+
+    def release(self, tid: str, session_id: str) -> None:
+        """A task chosen for the session that it had no room for: free for others again."""
+        h = self.holds.get(tid)
+        if h is not None and h.session_id == session_id:
+            del self.holds[tid]
+
     def match(self, waiting: Iterable[str], now: float) -> dict[str, str]:
         """Waiting sessions matched to the best-ranked ready tasks in one solve. Returns
         proposals (session -> task) and records holds for sessions free soon.

@@ -25,6 +25,7 @@ from ..stats import ANY, PairStats
 from ..store.base import Store
 from . import breaker
 from .brain import Brain
+from .choice import Decision
 
 log = logging.getLogger("unified_swarm.orchestrator")
 T = TypeVar("T")
@@ -74,6 +75,58 @@ class LearnedScheduler:
 
         return await self._choose(session, clock, take)
 
+    async def claim_many(self, session: Session, clock: Clock, n: int,
+                         offers: bool | None = None,
+                         proposal: str | None = None) -> list[Claimed]:
+        """Up to `n` tasks in one store step: the session's offers first, then a task a
+        one-solve match proposed for it, then the Brain's choices (`Brain.decide_many`).
+        Empty when the Brain has nothing for it now (it checked in); a round whose every
+        choice was lost to another replica chooses again, at most `ATTEMPTS` times (then
+        Contended)."""
+        claimed: list[Claimed] = []
+        if offers or (offers is None and session.current_tasks):
+            offered = [(c.id, None) for c in await self.store.offered_to(session.id)][:n]
+            if offered:
+                claimed = await self.store.claim_many(session.id, offered, clock())
+        for _ in range(ATTEMPTS):
+            if len(claimed) >= n:
+                return claimed
+            want = n - len(claimed)
+            picks, empty = self.brain.decide_many(session, clock(), want)
+            if proposal is not None and all(d.task_id != proposal for d in picks):
+                first = Decision(proposal, self.brain.predict(session.id, proposal))
+                picks, dropped = [first, *picks][:want], picks[want - 1:]
+                for d in dropped:
+                    if d.task_id is not None:
+                        self.brain.release(d.task_id, session.id)
+            proposal = None  # tried once
+            if not picks:
+                self._look_again(session.id, empty)
+                if not claimed:
+                    await self.store.check_in(session.id, clock())
+                return claimed
+            got = await self.store.claim_many(
+                session.id, [(d.task_id, d.predicted) for d in picks if d.task_id], clock())
+            had = {c.task.id for c in got}
+            for d in picks:
+                if d.task_id is not None and d.task_id not in had:
+                    if got:  # no room left for it: free it for others
+                        self.brain.release(d.task_id, session.id)
+                    else:  # every choice lost its race: not ready, as far as we know
+                        self.brain.lost(d.task_id)
+            if got:
+                return claimed + got
+        if claimed:
+            return claimed
+        raise Contended(f"every task chosen for session {session.id!r} was taken by another "
+                        f"session first; ask again", retry_after=0.1)
+
+    def _look_again(self, session_id: str, decision: Decision | None) -> None:
+        if decision is not None and decision.retry_at is not None:
+            self.look_again[session_id] = decision.retry_at
+        else:
+            self.look_again.pop(session_id, None)
+
     async def offer(self, session: Session, clock: Clock, deadline: float) -> Task | None:
         """Offer the Brain's choice for the session until `deadline` (the matcher's push to a
         long-idle session). None when there is nothing for it, or it went silent."""
@@ -88,10 +141,7 @@ class LearnedScheduler:
         for _ in range(ATTEMPTS):
             decision = self.brain.decide(session, clock())
             if decision.task_id is None:
-                if decision.retry_at is not None:
-                    self.look_again[session.id] = decision.retry_at
-                else:
-                    self.look_again.pop(session.id, None)
+                self._look_again(session.id, decision)
                 if check_in:
                     await self.store.check_in(session.id, clock())
                 return None

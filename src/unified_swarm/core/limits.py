@@ -11,7 +11,7 @@ import re
 
 from ..errors import InvalidInput, PayloadTooLarge
 from ..jsonutil import dumpb
-from ..models import JSON, MAX_WAIT
+from ..models import JSON, MAX_CLAIM, MAX_WAIT
 
 #: Ids and topics may hold "/", but each "/"-separated segment must be a real name: none
 #: empty, "." or "..", which URL normalisation rewrites (GET /work/a/../b reaches /work/b),
@@ -66,6 +66,11 @@ def check_wait(wait: float) -> None:
     """The protocol's long-poll cap (the server may cut it shorter: Settings.max_wait)."""
     if wait > MAX_WAIT:
         raise InvalidInput(f"wait is at most {MAX_WAIT:g} seconds")
+
+
+def check_batch_claim(n: int, what: str = "max") -> None:
+    if not 1 <= n <= MAX_CLAIM:
+        raise InvalidInput(f"{what} must be within 1..{MAX_CLAIM}, got {n}")
 
 
 def check_size(value: JSON, limit: int, what: str) -> None:

@@ -16,7 +16,7 @@ import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 from ..config import Settings
@@ -74,6 +74,15 @@ ENDED_EVENTS = frozenset({"task.completed", "task.failed", "task.cancelled"})
 
 T = TypeVar("T")
 K = TypeVar("K")
+
+
+@dataclass(frozen=True, slots=True)
+class Success:
+    """One success of a batch (POST /work/complete with `outcomes`)."""
+
+    task_id: str
+    fencing_token: int
+    result: JSON = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,19 +314,39 @@ class Orchestrator:
                            waiter: Waiter | None = None,
                            idem: Idem | None = None) -> Claimed | None:
         """Claim the best task for the session, waiting up to `wait` seconds for one.
+        With `idem`, the claim that takes a task keeps its answer under the key, and a
+        retry gets that claim."""
+        got = await self.request_batch(session, wait, None, waiter, idem)
+        return got[0] if got else None
+
+    async def request_batch(self, session: Session, wait: float, n: int | None,
+                            waiter: Waiter | None = None,
+                            idem: Idem | None = None) -> list[Claimed]:
+        """Claim up to `n` tasks for the session in one store step (None: one, by the
+        single-claim path, which an Idempotency-Key may guard), waiting up to `wait`
+        seconds for the first to be ready.
 
         The waiter is parked before the first attempt, so a task made ready while that
-        attempt runs still wakes it: no lost wake-up, no polling. With `idem`, the claim
-        that takes a task keeps its answer under the key, and a retry gets that claim.
+        attempt runs still wakes it: no lost wake-up, no polling.
         """
         limits.check_wait(wait)
-        got = await self._once(idem, Claimed, lambda: self._request(session, wait, waiter,
-                                                                    idem))
+        if n is not None:
+            limits.check_batch_claim(n)
+            got = await self._request(session, wait, waiter, n, None)
+        else:
+            one = await self._once(idem, Claimed, lambda: self._request_one(
+                session, wait, waiter, idem))
+            got = [] if one is None else [one]
         # after the key's answer too: a retry gets the context as it is now
-        return None if got is None else await self._handed(got)
+        return [await self._handed(c) for c in got]
+
+    async def _request_one(self, session: Session, wait: float, waiter: Waiter | None,
+                           idem: Idem | None) -> Claimed | None:
+        got = await self._request(session, wait, waiter, None, idem)
+        return got[0] if got else None
 
     async def _request(self, session: Session, wait: float, waiter: Waiter | None,
-                       idem: Idem | None) -> Claimed | None:
+                       n: int | None, idem: Idem | None) -> list[Claimed]:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + min(wait, self.settings.max_wait)
         waiter = waiter or Waiter(session.id, frozenset(session.capabilities))
@@ -325,19 +354,19 @@ class Orchestrator:
         self.brain.waiting.add(session.id)
         try:
             while not (self._stopping or waiter.abandoned):
-                got = await self._try_claim(session, waiter, deadline > loop.time(), idem)
-                if got is not None:
+                got = await self._try_claim(session, waiter, deadline > loop.time(), n, idem)
+                if got:
                     return got
                 remaining = deadline - loop.time()
                 if remaining <= 0:
-                    return None
+                    return []
                 try:
                     await asyncio.wait_for(waiter.event.wait(), self._patience(session,
                                                                                remaining))
                 except TimeoutError:
                     if loop.time() >= deadline:
-                        return None
-            return None
+                        return []
+            return []
         finally:
             self.waiters.leave(waiter)
             if not self.waiters.has_session(session.id):
@@ -345,30 +374,44 @@ class Orchestrator:
             if waiter.woken_for is not None:  # woken but leaving: hand the wake-up on
                 self.waiters.wake(waiter.woken_for)
 
-    async def _try_claim(self, session: Session, waiter: Waiter,
-                         may_wait: bool, idem: Idem | None) -> Claimed | None:
+    async def _try_claim(self, session: Session, waiter: Waiter, may_wait: bool,
+                         n: int | None, idem: Idem | None) -> list[Claimed]:
         """One attempt of a long-poll; a wake-up it did not use is passed on."""
         woken_for, waiter.woken_for = waiter.woken_for, None
         offered, waiter.offered = waiter.offered, False
         proposal, waiter.proposal = waiter.proposal, None
         waiter.event.clear()
         if self.interrupt is not None:
-            return await self._claim_emergency(session)
+            one = await self._claim_emergency(session)
+            return [] if one is None else [one]
         try:
-            if isinstance(self.scheduler, learned.LearnedScheduler):
-                got = await self.scheduler.claim(session, self.clock,
-                                                 True if offered else None, proposal, idem)
-            else:
-                got = await self.scheduler.claim(session, self.clock,
-                                                 True if offered else None, idem)
+            got = await self._claim_for(session, True if offered else None, proposal, n, idem)
         except Contended:
             if not may_wait:
                 raise
             waiter.event.set()  # ask again at once: there is work, others were quicker
-            return None
-        if got is not None and woken_for not in (None, got.task.required_capability):
+            return []
+        if got and woken_for is not None and \
+                all(c.task.required_capability != woken_for for c in got):
             self.waiters.wake(woken_for)  # pass on what we were woken for
         return got
+
+    async def _claim_for(self, session: Session, offers: bool | None, proposal: str | None,
+                         n: int | None, idem: Idem | None) -> list[Claimed]:
+        """The scheduler's claim: one task (n None), or a batch in one store step."""
+        sched = self.scheduler
+        if n is not None:
+            # no more than the session has room for: a learned choice it cannot take would
+            # only be held from others for nothing
+            room = max(1, min(n, session.max_concurrent_tasks - len(session.current_tasks)))
+            if isinstance(sched, learned.LearnedScheduler):
+                return await sched.claim_many(session, self.clock, room, offers, proposal)
+            return await sched.claim_many(session, self.clock, room, offers)
+        if isinstance(sched, learned.LearnedScheduler):
+            one = await sched.claim(session, self.clock, offers, proposal, idem)
+        else:
+            one = await sched.claim(session, self.clock, offers, idem)
+        return [] if one is None else [one]
 
     async def offer_work(self, session: Session, wait: float,
                          waiter: Waiter | None = None) -> Task | None:
@@ -503,6 +546,40 @@ class Orchestrator:
         await self.learning.after(session.id, done.task.required_capability, done, True,
                                   self.clock())
         return done
+
+    async def complete_batch(self, session: Session, outcomes: Sequence[Success],
+                             then: int | None = None) -> tuple[list[Recorded | SwarmError],
+                                                               list[Claimed]]:
+        """Record several outcomes for one session, each on its own (one lost lease does not
+        lose the others: each answer is its Recorded or its refusal), then, with `then`,
+        claim up to that many next tasks without waiting (a busy worker's one request per
+        task). Each outcome is idempotent per (task, fencing token), so a retried batch never
+        records twice; its `then` claims again, as a new request would."""
+        limits.check_batch_claim(len(outcomes), "a batch of outcomes")
+        if then is not None:
+            limits.check_batch_claim(then)
+        for o in outcomes:  # malformed input refuses the whole call, before anything is written
+            limits.check_id(o.task_id, "task id")
+            limits.check_size(o.result, self.settings.max_input_bytes, "result")
+        # concurrently: the store groups them (SQLite: one commit; Redis: one round each,
+        # in flight together)
+        answers = await asyncio.gather(*(self._complete_one(session, o) for o in outcomes))
+        if then is None or self.interrupt is not None:
+            return list(answers), []
+        ended = {a.task.id for a in answers if isinstance(a, Recorded)}
+        free = replace(session, current_tasks=[t for t in session.current_tasks
+                                               if t not in ended])
+        try:
+            claimed = await self._claim_for(free, None, None, then, None)
+        except (NotClaimable, Contended):  # e.g. draining, or at capacity: outcomes stand
+            claimed = []
+        return list(answers), [await self._handed(c) for c in claimed]
+
+    async def _complete_one(self, session: Session, o: Success) -> Recorded | SwarmError:
+        try:
+            return await self.complete(session, o.task_id, o.fencing_token, o.result)
+        except SwarmError as exc:
+            return exc
 
     async def fail(self, session: Session, task_id: str, token: int, error: str,
                    retry: bool) -> Recorded:

@@ -30,6 +30,7 @@ dependency that released it completed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol, TypeVar
@@ -112,7 +113,37 @@ class Scheduler:
                 got = None
             if got is not None:
                 return got
-        return await self._rounds(session, take, none_ready)
+        return await self._rounds(
+            session, lambda ranked, pool: self._first(ranked, take, pool), none_ready)
+
+    async def claim_many(self, session: Session, clock: Clock, n: int,
+                         offers: bool | None = None) -> list[Claimed]:
+        """Claim up to `n` tasks for the session in one store step: its offers first, then
+        the best ready ones, in the policy's order (a worker with n free slots asks once).
+        Empty when nothing is ready for it (it checked in); Contended as `claim`."""
+        async def take(ts: Sequence[Candidate]) -> list[Claimed]:
+            got = await self.store.claim_many(session.id, [(t.id, None) for t in ts], clock())
+            for c in got:
+                self._remember(c.task.id, c.task.fencing_token)
+            return got
+
+        claimed: list[Claimed] = []
+        if offers or (offers is None and session.current_tasks):
+            offered = self.policy.rank(session, await self.store.offered_to(session.id))
+            # _Busy: another request of this session is claiming its offers
+            with contextlib.suppress(_Busy):
+                claimed = await self._first_n(offered, n, take) or []
+        if len(claimed) >= n:
+            return claimed
+
+        async def none_ready() -> None:
+            if not claimed:
+                await self.store.check_in(session.id, clock())
+
+        want = n - len(claimed)
+        rest = await self._rounds(
+            session, lambda ranked, pool: self._first_n(ranked, want, take, pool), none_ready)
+        return claimed + (rest or [])
 
     async def offer(self, session: Session, clock: Clock, deadline: float) -> Task | None:
         """Offer the best ready task to the session until `deadline`. None when nothing is
@@ -123,7 +154,8 @@ class Scheduler:
         async def offer(t: Candidate) -> Task | _Silent:
             return await self.store.offer(session.id, t.id, clock(), deadline) or SILENT
 
-        got = await self._rounds(session, offer, none_ready)
+        got = await self._rounds(
+            session, lambda ranked, pool: self._first(ranked, offer, pool), none_ready)
         return got if isinstance(got, Task) else None
 
     def _heard(self, events: Sequence[Event]) -> None:
@@ -161,15 +193,18 @@ class Scheduler:
         raise Contended("the ready tasks kept changing under every read; ask again",
                         retry_after=0.1)
 
-    async def _rounds(self, session: Session, take: Callable[[Candidate], Awaitable[T]],
+    async def _rounds(self, session: Session,
+                      first: Callable[[Sequence[Candidate], Pool], Awaitable[T | None]],
                       none_ready: Callable[[], Awaitable[None]]) -> T | None:
+        """Try the pool's candidates in the policy's order (`first`: `_first`, or `_first_n`
+        for a batch) until one is had, reading the pool again after every round lost."""
         lost = 0
         while (pool := await self._pool(session)) is not None:
             ranked = self.policy.rank(session, list(pool.items.values()))
             if not ranked:
                 break  # the policy has nothing for this session now
             try:
-                got = await self._first(ranked, take, pool)
+                got = await first(ranked, pool)
             except _Busy as busy:
                 await busy.settled.wait()  # then look again: it may have emptied the queue
                 continue
@@ -209,6 +244,42 @@ class Scheduler:
         if busy is not None:
             raise _Busy(busy)
         return None
+
+
+    async def _first_n(self, ranked: Sequence[Candidate], n: int,
+                       take: Callable[[Sequence[Candidate]], Awaitable[list[Claimed]]],
+                       pool: Pool | None = None) -> list[Claimed] | None:
+        """`_first` for a batch: the first `n` candidates nobody here is trying, taken in one
+        store step; None when every one was lost, _Busy when those left are being tried."""
+        picked: list[Candidate] = []
+        busy: asyncio.Event | None = None
+        for task in ranked:
+            if len(picked) >= n:
+                break
+            if task.id in self._trying:
+                busy = busy or self._trying[task.id]
+            else:
+                picked.append(task)
+        if not picked:
+            if busy is not None:
+                raise _Busy(busy)
+            return None
+        settled = asyncio.Event()
+        for task in picked:
+            self._trying[task.id] = settled
+        got: list[Claimed] = []
+        try:
+            got = await take(picked)
+        finally:
+            for task in picked:
+                del self._trying[task.id]
+            settled.set()
+        if pool is not None:
+            # what was taken leaves the pool; the rest stays unless all were lost (a task
+            # left out for want of room is still ready, and one lost leaves on its event)
+            for tid in ([t.id for t in picked] if not got else [c.task.id for c in got]):
+                pool.discard(tid)
+        return got or None
 
 
 class _Silent:

@@ -77,12 +77,17 @@ class LeaseBook:
 
     def call_ended(self, call: int, claimed: Key | None, now: float) -> None:
         """That call ended, with the attempt it claimed (None: nothing, or no answer)."""
+        self.calls_ended(call, () if claimed is None else (claimed,), now)
+
+    def calls_ended(self, call: int, claimed: Iterable[Key], now: float) -> None:
+        """That call ended, with every attempt it claimed (a batch, or a complete that
+        claimed the next task)."""
         with self._lock:
             self._calls.pop(call, None)
-            if claimed is not None:
-                self._running[claimed] = now
-                self._ends[claimed] = now + self.ttl
-                self._suspects.pop(claimed, None)
+            for key in claimed:
+                self._running[key] = now
+                self._ends[key] = now + self.ttl
+                self._suspects.pop(key, None)
 
     def concluded(self, key: Key, now: float, *, settled: bool = True) -> None:
         """This worker is done with the attempt: its outcome was recorded or refused

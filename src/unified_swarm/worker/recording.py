@@ -15,10 +15,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from ..client import AsyncClient
+from ..client.types import JSON, Claimed
 from ..errors import (
     Conflict,
     Forbidden,
@@ -58,6 +59,9 @@ class OutcomePath:
     _session: AsyncClient | None
     _parked: dict[Key, Parked]
     _resending: set[asyncio.Task[None]]
+    #: the worker's: how many tasks a complete may claim next, and starting those claimed
+    _next_wanted: Callable[[], int]
+    _took: Callable[[list[Claimed]], None]
 
     async def _record(self, run: Run, outcome: Outcome, first_try: float) -> bool:
         """Complete or fail the attempt with its fencing token; True once that is settled
@@ -101,7 +105,7 @@ class OutcomePath:
         assert self._session is not None
         task_id, seconds = run.task["id"], time.monotonic() - run.started
         if isinstance(outcome, Completed):
-            await self._session.complete(task_id, run.token, outcome.result)
+            await self._complete(task_id, run.token, outcome.result)
             self.stats.completed += 1
             self.log.info("completed %s in %.2f s", task_id, seconds)
         elif isinstance(outcome, Splitting):
@@ -119,6 +123,24 @@ class OutcomePath:
             rec = await self._session.fail(task_id, run.token, outcome.error,
                                            retry=outcome.retry)
             self._count_failure(run, outcome, seconds, rec["task"]["status"])
+
+    async def _complete(self, task_id: str, token: int, result: JSON) -> None:
+        """Complete, and claim the next task in the same call while this worker takes work
+        (one request per task); what it claims is in the lease book like any claim."""
+        assert self._session is not None
+        then = self._next_wanted()
+        if not then:
+            await self._session.complete(task_id, token, result)
+            return
+        call = self.book.call_started(time.monotonic())
+        claimed: list[Claimed] = []
+        try:
+            rec = await self._session.complete(task_id, token, result, claim_next=then)
+            claimed = rec.get("claimed", [])  # a server before batches claims nothing
+        finally:
+            self.book.calls_ended(call, [(c["task"]["id"], c["lease"]["fencing_token"])
+                                         for c in claimed], time.monotonic())
+        self._took(claimed)
 
     def _refused(self, run: Run, outcome: Outcome, exc: SwarmError) -> bool:
         """A final answer other than success: the outcome is settled, unrecorded."""

@@ -73,7 +73,7 @@ __all__ = ["Completed", "Failed", "Mode", "Outcome", "Run", "Worker", "WorkerExi
 log = logging.getLogger("unified_swarm.worker")
 
 
-PollResult = Claimed | Literal["empty", "retry"]
+PollResult = list[Claimed] | Literal["empty", "retry"]
 
 
 class _Prefix(logging.LoggerAdapter[logging.Logger]):
@@ -113,8 +113,9 @@ class Worker(OutcomePath):
         self._parked: dict[Key, Parked] = {}
         self._resending: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
-        #: long-polls in flight: one per free slot, so N slots are N requests deep
-        self._polls: set[asyncio.Task[PollResult]] = set()
+        #: long-polls in flight, each with the free slots it asks for (`max`): one request
+        #: asks for every slot free when it is sent
+        self._polls: dict[asyncio.Task[PollResult], int] = {}
         #: burst mode found the queue empty: ask again only once something finishes
         self._starved = False
         self._session: AsyncClient | None = None
@@ -216,7 +217,9 @@ class Worker(OutcomePath):
                     self.mode is Mode.DRAINING and not self._runs and not self._polls):
                 return
             while self._may_take_work():
-                self._polls.add(asyncio.create_task(self._request()))
+                # batching: one request for every free slot; else one request per slot
+                n = self._free_slots() if self.config.batch else 1
+                self._polls[asyncio.create_task(self._request(n))] = n
             if not self._polls:
                 await self._wake.wait()
                 continue
@@ -224,21 +227,31 @@ class Worker(OutcomePath):
             done, _ = await asyncio.wait({*self._polls, woken},
                                          return_when=asyncio.FIRST_COMPLETED)
             woken.cancel()
-            for poll in done - {woken}:
-                self._polls.discard(poll)
+            for poll in [p for p in self._polls if p in done]:
+                del self._polls[poll]
                 got = "retry" if poll.cancelled() else poll.result()
                 if got == "empty":
                     self._starved = self.config.burst
                     if self.config.burst and not self._runs and not self._polls:
                         self.drain("burst mode: the queue is empty")
                 elif got != "retry":
-                    self._start(got)  # type: ignore[arg-type]
+                    self._took(got)
+
+    def _free_slots(self) -> int:
+        """Slots neither running a task nor asked for by a request in flight."""
+        return self.config.max_concurrent_tasks - len(self._runs) - sum(self._polls.values())
 
     def _may_take_work(self) -> bool:
         # an emergency's interrupt (it names its task) hands out that task alone: ask on
         return (self.mode is Mode.RUNNING and not self._starved
                 and (self.interrupt is None or self.interrupt.get("task_id") is not None)
-                and len(self._runs) + len(self._polls) < self.config.max_concurrent_tasks)
+                and self._free_slots() > 0)
+
+    def _next_wanted(self) -> int:
+        """How many tasks a complete may claim next in the same call: the slot its task
+        frees, while this worker takes work (a busy worker's one request per task)."""
+        return 1 if (self.config.batch and self.mode is Mode.RUNNING
+                     and self.interrupt is None) else 0
 
     # -- registering and leaving ------------------------------------------------------------
 
@@ -287,16 +300,21 @@ class Worker(OutcomePath):
 
     # -- asking for work --------------------------------------------------------------------
 
-    async def _request(self) -> PollResult:
+    async def _request(self, n: int = 1) -> PollResult:
+        """Ask for up to `n` tasks in one call (one slot: phase 1's single request)."""
         assert self._session is not None
         call = self.book.call_started(time.monotonic())
-        claimed: Key | None = None
+        claimed: list[Key] = []
         pause = 0.0
         try:
-            got = await self._session.request_work(wait=self.config.poll_wait)
-            if got is None:
+            if n == 1:
+                one = await self._session.request_work(wait=self.config.poll_wait)
+                got = [] if one is None else [one]
+            else:
+                got = await self._session.request_batch(n, wait=self.config.poll_wait)
+            if not got:
                 return "empty"
-            claimed = (got["task"]["id"], got["lease"]["fencing_token"])
+            claimed = [(c["task"]["id"], c["lease"]["fencing_token"]) for c in got]
             return got
         except NotClaimable as exc:  # draining or at capacity on the server's side
             self.log.debug("not claimable now: %s", exc.message)
@@ -312,11 +330,15 @@ class Worker(OutcomePath):
         finally:
             # ended before any pause: a lease this call may have claimed without our hearing
             # of it can be released by the heartbeat from now on
-            self.book.call_ended(call, claimed, time.monotonic())
+            self.book.calls_ended(call, claimed, time.monotonic())
         await asyncio.sleep(pause)
         return "retry"
 
     # -- running one task -------------------------------------------------------------------
+
+    def _took(self, claimed: list[Claimed]) -> None:
+        for c in claimed:
+            self._start(c)
 
     def _start(self, claimed: Claimed) -> None:
         task, lease = claimed["task"], claimed["lease"]

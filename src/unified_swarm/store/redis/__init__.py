@@ -333,6 +333,13 @@ class RedisStore:
         reply, _ = await self._keyed("claim", idem, (session_id, task_id, guess), now)
         return _claimed(reply[0], reply[1])
 
+    async def claim_many(self, session_id: str, picks: Sequence[tuple[str, float | None]],
+                         now: float) -> list[Claimed]:
+        flat = [arg for tid, predicted in picks
+                for arg in (tid, opt(None if predicted is None else num(predicted)))]
+        reply = await self._call("claim_many", session_id, *flat, now=now)
+        return [_claimed(flat, notes) for flat, notes in reply[0]]
+
     async def offer(self, session_id: str, task_id: str, now: float,
                     deadline: float) -> Task | None:
         reply = await self._call("offer", session_id, task_id, num(deadline), now=now)

@@ -238,6 +238,11 @@ class SQLiteStore:
         return await self._keyed("claim", idem, now, lambda conn, ev: claims.claim(
             conn, ev, session_id, task_id, now, factor, predicted))
 
+    async def claim_many(self, session_id: str, picks: Sequence[tuple[str, float | None]],
+                         now: float) -> list[Claimed]:
+        return await self._write(claims.claim_many, session_id, list(picks), now,
+                                 self.settings.lease_factor)
+
     async def offer(self, session_id: str, task_id: str, now: float,
                     deadline: float) -> Task | None:
         return await self._write(claims.offer, session_id, task_id, now, deadline)

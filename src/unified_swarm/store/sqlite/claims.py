@@ -75,13 +75,17 @@ def _claimable_session(conn: Conn, ev: list[Event], session_id: str, now: float,
         raise NotClaimable(f"session {session_id!r} left the swarm")
     if s.status == SessionStatus.DRAINING:
         raise NotClaimable(f"session {session_id!r} is draining and takes no new work")
-    running = conn.execute(
-        f"SELECT COUNT(*) FROM tasks WHERE assigned_to = ? AND status = {RUNNING}",
-        (session_id,)).fetchone()[0]
+    running = _running(conn, session_id)
     if running >= s.max_concurrent_tasks:
         raise NotClaimable(
             f"session {session_id!r} already runs {running} task(s), its max_concurrent_tasks")
     return s
+
+
+def _running(conn: Conn, session_id: str) -> int:
+    return int(conn.execute(
+        f"SELECT COUNT(*) FROM tasks WHERE assigned_to = ? AND status = {RUNNING}",
+        (session_id,)).fetchone()[0])
 
 
 def check_in(conn: Conn, ev: list[Event], session_id: str, now: float) -> Session:
@@ -108,6 +112,29 @@ def claim(conn: Conn, ev: list[Event], session_id: str, task_id: str, now: float
     s = _claimable_session(conn, ev, session_id, now)
     _takeable(t, s)
     return _claim(conn, ev, t, s, now, lease_factor, predicted)
+
+
+def claim_many(conn: Conn, ev: list[Event], session_id: str,
+               picks: Sequence[tuple[str, float | None]], now: float,
+               lease_factor: float) -> list[Claimed]:
+    """Claim the named tasks in order, in one step: a task that can no longer be had is
+    skipped, and claiming stops once the session runs its max_concurrent_tasks. The session
+    checks in as for one claim (NotFound, NotClaimable when it may take nothing at all)."""
+    s = _claimable_session(conn, ev, session_id, now)
+    room = s.max_concurrent_tasks - _running(conn, session_id)
+    got: list[Claimed] = []
+    for task_id, predicted in dict(picks).items():  # a task named twice is claimed once
+        if len(got) >= room:
+            break
+        t = load_task(conn, task_id)
+        if t is None:
+            continue
+        try:
+            _takeable(t, s)
+        except TaskTaken:
+            continue
+        got.append(_claim(conn, ev, t, s, now, lease_factor, predicted))
+    return got
 
 
 def revive(conn: Conn, ev: list[Event], session_id: str, now: float) -> None:

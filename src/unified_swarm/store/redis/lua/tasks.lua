@@ -77,6 +77,7 @@ local function claimable(sid)
   if running >= tonumber(s.max_concurrent_tasks) then
     return nil, ERR('at_capacity', sid, D(running))
   end
+  s.running = running
   s.caps = cjson.decode(s.capabilities)
   return s
 end
@@ -116,7 +117,7 @@ local function claim_task(tid, s, predicted)
                            'attempt', attempts, 'expires_at', FL(lease),
                            'required_capability', t.required_capability,
                            'predicted', predicted and RAW(predicted) or nil))
-  return OK(redis.call('HGETALL', T(tid)), redis.call('LRANGE', P .. ':notes:' .. tid, 0, -1))
+  return redis.call('HGETALL', T(tid)), redis.call('LRANGE', P .. ':notes:' .. tid, 0, -1)
 end
 
 -- the candidates (CANDIDATE_FIELDS) of the tasks `ids` names, appended to `out`; only those
@@ -171,7 +172,29 @@ OPS.claim = function()
   if t[1] ~= 'ready' and t[1] ~= 'assigned' then return ERR('not_ready', tid, t[1]) end
   if not can_take(s, t[3]) then return ERR('capability', tid, t[3], sid) end
   alive(s)
-  return claim_task(tid, s, predicted)
+  return OK(claim_task(tid, s, predicted))
+end
+
+-- A: session id, then (task id, predicted or '') pairs. Claims the named tasks in order in
+-- one step: one that can no longer be had is skipped, and claiming stops once the session
+-- runs its max_concurrent_tasks. The session checks in as for one claim.
+OPS.claim_many = function()
+  local sid = A[1]
+  local s, refused = claimable(sid)
+  if not s then return refused end
+  alive(s)
+  local room, out, seen = tonumber(s.max_concurrent_tasks) - s.running, {}, {}
+  for k = 2, #A - 1, 2 do
+    local tid = A[k]
+    if #out >= room then break end
+    local t = redis.call('HMGET', T(tid), 'status', 'assigned_to', 'required_capability')
+    if not seen[tid] and t[1] and (t[1] == 'ready' or (t[1] == 'assigned' and t[2] == sid))
+        and can_take(s, t[3]) then
+      seen[tid] = true
+      out[#out + 1] = {claim_task(tid, s, OPT(A[k + 1]))}
+    end
+  end
+  return OK(out)
 end
 
 -- A: session id, task id, deadline (on the caller's clock)
