@@ -92,7 +92,9 @@ class Joined:
                     continue
         return found
 
-    def wait_for(self, what: str, check: Callable[[], Any], seconds: float = 240) -> Any:
+    #: bounded by the CLI's progress, not a rate: 40 s on a quiet machine, over 4 minutes
+    #: at load 20 (node's start, the bridge importing the MCP SDK, three model turns)
+    def wait_for(self, what: str, check: Callable[[], Any], seconds: float = 600) -> Any:
         deadline = time.monotonic() + seconds
         while True:
             got = check()
