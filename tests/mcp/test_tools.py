@@ -173,15 +173,18 @@ async def test_bad_arguments_are_tool_errors(agent: Agent) -> None:
 MISSING = {"/work/release", "/work/input-request", "/work/{task_id:path}/split"}
 
 
-def _drop_routes(router: Any) -> None:
-    """Take the routes out wherever they sit (recent FastAPI nests included routers)."""
+def _drop_routes(router: Any, kept: list[tuple[Any, list[Any]]]) -> None:
+    """Take the routes out wherever they sit (recent FastAPI nests included routers, and
+    those are the api modules' own, shared by every app of this process: `kept` holds what
+    to put back)."""
+    kept.append((router, list(router.routes)))
     router.routes[:] = [
         r for r in router.routes
         if not (isinstance(r, Route) and r.path in MISSING and "POST" in (r.methods or ()))]
     for route in router.routes:
         inner = getattr(route, "original_router", None)
         if inner is not None:
-            _drop_routes(inner)
+            _drop_routes(inner, kept)
 
 
 async def test_release_ask_and_split_act_on_a_server_that_has_them(agent: Agent) -> None:
@@ -213,12 +216,17 @@ async def test_tools_whose_endpoint_is_missing_say_not_available(
         sqlite_server: LiveServer, agent: Agent) -> None:
     """The endpoints other work adds (release, input requests, split): a server without
     them answers a plain tool error (the routes are taken out here if this one has them)."""
-    _drop_routes(sqlite_server.app.router)
-    await agent.op.add_task("build", id="t")
-    lease = (await agent.ok("claim_task"))["lease"]
-    held = {"task_id": "t", "fencing_token": lease["fencing_token"]}
-    for tool, extra in (("release_task", {"note": "n"}), ("ask_operator", {"question": "?"}),
-                        ("split_task", {"subtasks": [{"type": "build"}]})):
-        error = await agent.refused(tool, {**held, **extra})
-        assert error == {"code": "not_available", "message": "not available on this server"}
-    assert (await agent.op.get_task("t"))["task"]["status"] == "in_progress"
+    kept: list[tuple[Any, list[Any]]] = []
+    _drop_routes(sqlite_server.app.router, kept)
+    try:
+        await agent.op.add_task("build", id="t")
+        lease = (await agent.ok("claim_task"))["lease"]
+        held = {"task_id": "t", "fencing_token": lease["fencing_token"]}
+        for tool, extra in (("release_task", {"note": "n"}), ("ask_operator", {"question": "?"}),
+                            ("split_task", {"subtasks": [{"type": "build"}]})):
+            error = await agent.refused(tool, {**held, **extra})
+            assert error == {"code": "not_available", "message": "not available on this server"}
+        assert (await agent.op.get_task("t"))["task"]["status"] == "in_progress"
+    finally:
+        for router, routes in kept:
+            router.routes[:] = routes

@@ -94,7 +94,10 @@ def test_an_expired_lease_is_counted(sqlite_server: LiveServer) -> None:
     swarm.register("quiet", ["build"], heartbeat_interval=0.1)
     swarm.add({"id": "x", "type": "build"})
     swarm.claim("quiet", "x")
-    got = wait_for(sqlite_server, lambda m: value(m, "swarm_lease_expiries_total") >= 1)
+    # the counter moves in the requeue's step, the gauges with the next count read: wait
+    # for both (on a loaded machine they can be a scrape apart)
+    got = wait_for(sqlite_server, lambda m: value(m, "swarm_lease_expiries_total") >= 1
+                   and value(m, "swarm_tasks", status="ready") >= 1)
     swarm.close()
     assert value(got, "swarm_lease_expiries_total") == 1
     assert value(got, "swarm_tasks", status="ready") == 1
