@@ -108,6 +108,7 @@ class EventPump:
                     if msg is None or _seq(msg.get("data")) > self._seen:
                         self._wake.set()  # (our own writes were delivered from the reply)
             except UNAVAILABLE_ERRORS as exc:
+                _raise_if_cancelled()
                 log.debug("event subscription lost (%s); resubscribing", exc)
             finally:
                 with contextlib.suppress(*UNAVAILABLE_ERRORS):
@@ -135,6 +136,7 @@ class EventPump:
                     log.info("the event log is readable again")
                 failing = False
             except SwarmError as exc:
+                _raise_if_cancelled()
                 if self._closed:
                     break
                 if not failing:
@@ -142,6 +144,16 @@ class EventPump:
                 failing = True
                 await asyncio.sleep(0.25)
                 self._wake.set()
+
+
+def _raise_if_cancelled() -> None:
+    """A cancellation redis-py turned into a timeout is still one: stop, do not retry.
+
+    Without this, a task cancelled by its loop's shutdown (a store never closed, say after
+    a failed test) would read the error as an outage and retry for ever."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def _seq(data: object) -> int:
