@@ -66,7 +66,7 @@ from ...models import (
     TaskStatus,
 )
 from ...stats import PairStats
-from .. import replay
+from .. import records, replay
 from ..base import EVENT_TYPE_RE
 from ..replay import LostReplies
 from . import codec
@@ -580,7 +580,7 @@ def _answer(kind: str, payload: list[Any], extra: str) -> Replay:
 
 def _claimed(flat: list[str], notes: list[str]) -> Claimed:
     task = codec.task_from(flat)
-    return Claimed(task, codec.lease_of(task), [loads(n) for n in notes])
+    return Claimed(task, records.lease_of(task), [loads(n) for n in notes])
 
 
 def _recorded(reply: list[Any]) -> Recorded:
