@@ -1,8 +1,8 @@
 """Records read back from a store, the same way in every store.
 
 A field's type in models.py says how its stored value turns back into it; a store only says
-how it keeps each kind of value (`Kinds`: SQLite keeps numbers as numbers and flags as 0/1,
-Redis keeps text). `reader` builds, once per record, the table of field -> decoder, so no
+how it keeps the simple types (`Kinds`: SQLite keeps numbers as numbers and flags as 0/1,
+Redis keeps text). `Reader` builds, once per record, the table of field -> decoder, so no
 store restates a record field by field. The lease views of a task are shared here too.
 """
 
@@ -11,8 +11,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import types
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Generic, TypeVar, Union, get_args, get_origin, get_type_hints
 
 from ..jsonutil import loads
@@ -28,26 +27,22 @@ def same(value: Any) -> Any:
     return value
 
 
-@dataclass(frozen=True, slots=True)
-class Kinds:
-    """How one store turns a stored value of each kind back into a field's value."""
+#: how a store turns a stored int, float, bool or str back into one, where it does not keep
+#: it as the value itself; JSON (lists, objects, `models.JSON`) is read by `loads` everywhere
+Kinds = Mapping[type, Decoder]
+_SIMPLE = (int, float, bool, str)
 
-    int: Decoder = same
-    float: Decoder = same
-    flag: Decoder = bool
-    text: Decoder = same
-    #: lists, objects and any JSON (`models.JSON`)
-    json: Decoder = loads
 
-    def decoder(self, hint: Any) -> Decoder:
-        """The decoder of a field annotated `hint` (an optional type decodes as its type)."""
-        if get_origin(hint) in (Union, types.UnionType):
-            (hint,) = (a for a in get_args(hint) if a is not type(None))
-        if isinstance(hint, type) and issubclass(hint, enum.Enum):
-            members = hint
-            return lambda v: members(v) if v else None  # '' is "none yet" (an attempt's outcome)
-        simple = {int: self.int, float: self.float, bool: self.flag, str: self.text}
-        return simple.get(hint, self.json)
+def decoder(hint: Any, kinds: Kinds) -> Decoder:
+    """The decoder of a field annotated `hint` (an optional type decodes as its type)."""
+    if get_origin(hint) in (Union, types.UnionType):
+        (hint,) = (a for a in get_args(hint) if a is not type(None))
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        members = hint
+        return lambda v: members(v) if v else None  # '' is "none yet" (an attempt's outcome)
+    if hint in _SIMPLE:
+        return kinds.get(hint, same)
+    return loads
 
 
 class Reader(Generic[R]):
@@ -59,7 +54,7 @@ class Reader(Generic[R]):
         hints = get_type_hints(cls)
         left_out = set(skip)
         fields = [f for f in dataclasses.fields(cls) if f.name not in left_out]
-        self.table = [(f.name, kinds.decoder(hints[f.name])) for f in fields]
+        self.table = [(f.name, decoder(hints[f.name], kinds)) for f in fields]
         #: fields without a default: a null stored value is passed as None, not left out
         self.required = [f.name for f in fields if f.default is dataclasses.MISSING
                          and f.default_factory is dataclasses.MISSING]

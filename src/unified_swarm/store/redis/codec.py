@@ -44,7 +44,7 @@ def opt(value: str | None) -> str:
 
 
 #: Redis keeps every value as text (a flag as "1"/"0"), JSON as written by Python
-KINDS = Kinds(int=int, float=float, flag=lambda v: v == "1")
+KINDS: Kinds = {int: int, float: float, bool: lambda v: v == "1"}
 _task = Reader(Task, KINDS, skip=("context", "split_suggested"))  # not stored: built on reads
 _session = Reader(Session, KINDS, skip=("capability_scores", "current_tasks", "stats",
                                         "quarantined_until"))

@@ -39,7 +39,7 @@ UPDATE_TASK = f"UPDATE tasks SET {', '.join(f'{c} = ?' for c in MUTABLE)} WHERE 
 
 
 #: SQLite keeps numbers as numbers, flags as 0/1 and JSON as text
-KINDS = Kinds()
+KINDS: Kinds = {bool: bool}
 _task = Reader(Task, KINDS, skip=("context", "split_suggested"))  # not stored: built on reads
 _session = Reader(Session, KINDS, skip=("current_tasks", "stats", "quarantined_until"))
 _attempt = Reader(Attempt, KINDS)
