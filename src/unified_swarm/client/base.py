@@ -538,12 +538,7 @@ def complete(task_id: str, fencing_token: int, result: JSON, claim_next: int = 0
     from before batches ignores it and answers without `claimed`.)"""
     body: dict[str, JSON] = {"task_id": task_id, "fencing_token": fencing_token,
                              "result": result}
-    if not claim_next:
-        return Call("POST", "/work/complete", lambda b: cast(Recorded, b), body=body,
-                    idempotent=True)
-    _check_max(claim_next)
-    return Call("POST", "/work/complete", lambda b: cast(Recorded, b),
-                body={**body, "max": claim_next}, key=keyed(key))
+    return _complete(lambda b: cast(Recorded, b), body, claim_next, key)
 
 
 def complete_many(outcomes: Iterable[OutcomeIn], claim_next: int = 0,
@@ -553,12 +548,18 @@ def complete_many(outcomes: Iterable[OutcomeIn], claim_next: int = 0,
     body: dict[str, JSON] = {"outcomes": [dict(o) for o in outcomes]}
     if not body["outcomes"]:
         raise InvalidInput("a batch needs at least one outcome")
+    return _complete(lambda b: cast(CompletedBatch, b), body, claim_next, key)
+
+
+def _complete(read: Callable[[Any], T], body: dict[str, JSON], claim_next: int,
+              key: str | None) -> Call[T]:
+    """POST /work/complete: idempotent by itself (per fencing token), unless it also claims
+    the next tasks (`max`): then it carries a key, as a request for work does."""
     if not claim_next:
-        return Call("POST", "/work/complete", lambda b: cast(CompletedBatch, b), body=body,
-                    idempotent=True)
+        return Call("POST", "/work/complete", read, body=body, idempotent=True)
     _check_max(claim_next)
-    return Call("POST", "/work/complete", lambda b: cast(CompletedBatch, b),
-                body={**body, "max": claim_next}, key=keyed(key))
+    return Call("POST", "/work/complete", read, body={**body, "max": claim_next},
+                key=keyed(key))
 
 
 def fail(task_id: str, fencing_token: int, error: str, retry: bool) -> Call[Recorded]:
