@@ -34,12 +34,26 @@ parent).
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 
 class SwarmError(Exception):
-    """Base of every error the swarm raises on purpose."""
+    """Base of every error the swarm raises on purpose.
 
-    status = 500
-    code = "internal"
+    A subclass names its HTTP status and error code in its class line
+    (`class NotFound(SwarmError, status=404, code="not_found")`) and inherits what it leaves
+    out, so the tree below reads as the table in the module docstring."""
+
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal"
+
+    def __init_subclass__(cls, *, status: int | None = None, code: str | None = None,
+                          **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if status is not None:
+            cls.status = status
+        if code is not None:
+            cls.code = code
 
     def __init__(self, message: str = "", *, retry_after: float | None = None) -> None:
         super().__init__(message or self.code)
@@ -47,65 +61,56 @@ class SwarmError(Exception):
         self.retry_after = retry_after
 
 
-class IllegalTransition(SwarmError):
+class IllegalTransition(SwarmError, code="illegal_transition"):
     """A store tried a move `lifecycle.TRANSITIONS` does not have: a bug, never a client error."""
 
-    code = "illegal_transition"
+
+class InvalidInput(SwarmError, status=400, code="invalid_input"):
+    ...
 
 
-class InvalidInput(SwarmError):
-    status = 400
-    code = "invalid_input"
+class UnknownDependency(InvalidInput, code="unknown_dependency"):
+    ...
 
 
-class UnknownDependency(InvalidInput):
-    code = "unknown_dependency"
+class DependencyCycle(InvalidInput, code="dependency_cycle"):
+    ...
 
 
-class DependencyCycle(InvalidInput):
-    code = "dependency_cycle"
+class UnknownCapability(InvalidInput, code="unknown_capability"):
+    ...
 
 
-class UnknownCapability(InvalidInput):
-    code = "unknown_capability"
+class ValidationFailed(InvalidInput, status=422, code="validation_error"):
+    ...
 
 
-class ValidationFailed(InvalidInput):
-    status = 422
-    code = "validation_error"
+class PayloadTooLarge(SwarmError, status=413, code="payload_too_large"):
+    ...
 
 
-class PayloadTooLarge(SwarmError):
-    status = 413
-    code = "payload_too_large"
+class Unauthorized(SwarmError, status=401, code="unauthorized"):
+    ...
 
 
-class Unauthorized(SwarmError):
-    status = 401
-    code = "unauthorized"
+class Forbidden(SwarmError, status=403, code="forbidden"):
+    ...
 
 
-class Forbidden(SwarmError):
-    status = 403
-    code = "forbidden"
+class NotFound(SwarmError, status=404, code="not_found"):
+    ...
 
 
-class NotFound(SwarmError):
-    status = 404
-    code = "not_found"
+class Conflict(SwarmError, status=409, code="conflict"):
+    ...
 
 
-class Conflict(SwarmError):
-    status = 409
-    code = "conflict"
+class AlreadyExists(Conflict, code="already_exists"):
+    ...
 
 
-class AlreadyExists(Conflict):
-    code = "already_exists"
-
-
-class NotClaimable(Conflict):
-    code = "not_claimable"
+class NotClaimable(Conflict, code="not_claimable"):
+    ...
 
 
 class TaskTaken(NotClaimable):
@@ -113,47 +118,39 @@ class TaskTaken(NotClaimable):
     longer ready): a scheduler moves on to its next candidate. The session itself could."""
 
 
-class LeaseLost(Conflict):
-    code = "lease_lost"
+class LeaseLost(Conflict, code="lease_lost"):
+    ...
 
 
-class OutcomeMismatch(Conflict):
-    code = "outcome_mismatch"
+class OutcomeMismatch(Conflict, code="outcome_mismatch"):
+    ...
 
 
-class StaleVersion(Conflict):
-    code = "stale_version"
+class StaleVersion(Conflict, code="stale_version"):
+    ...
 
 
-class KeyReused(Conflict):
+class KeyReused(Conflict, code="idempotency_key_reused"):
     """An `Idempotency-Key` came back with another request than the one it first carried:
     a conflict with what the key holds (nothing was done; the first request's answer stays
     the key's answer). A 409, not a 422: the request itself is valid, a new key takes it."""
 
-    code = "idempotency_key_reused"
+
+class HeadersTooLarge(SwarmError, status=431, code="headers_too_large"):
+    ...
 
 
-class HeadersTooLarge(SwarmError):
-    status = 431
-    code = "headers_too_large"
+class RateLimited(SwarmError, status=429, code="rate_limited"):
+    ...
 
 
-class RateLimited(SwarmError):
-    status = 429
-    code = "rate_limited"
-
-
-class NotInstalled(SwarmError):
+class NotInstalled(SwarmError, status=501, code="not_implemented"):
     """An optional part needs an extra that is not installed; the message names the
     install command (`pip install 'unified-swarm[server]'`)."""
 
-    status = 501
-    code = "not_implemented"
 
-
-class Unavailable(SwarmError):
-    status = 503
-    code = "unavailable"
+class Unavailable(SwarmError, status=503, code="unavailable"):
+    ...
 
 
 class Contended(Unavailable):

@@ -57,61 +57,51 @@ def hook_command(opts: JoinOptions, cli: str, event: str, *extra: str) -> str:
     return " ".join(shlex.quote(a) for a in argv)
 
 
+#: the hooks join adds, in order: the `swarm hook` event, its timeout in seconds, and the
+#: event each CLI fires it on, as in CLIS (None: that CLI does not get it)
+HOOK_EVENTS: tuple[tuple[str, float, tuple[str | None, ...]], ...] = (
+    ("session-start", 30, ("SessionStart", "SessionStart", "SessionStart")),
+    ("prompt-submit", 10, ("UserPromptSubmit", "UserPromptSubmit", "BeforeAgent")),
+    ("stop", 30, ("Stop", "Stop", "AfterAgent")),
+    ("notification", 10, ("Notification", None, "Notification")),
+    ("pre-compact", 30, ("PreCompact", "PreCompact", "PreCompress")),
+    ("session-end", 5, ("SessionEnd", "SessionEnd", "SessionEnd")),
+)
+#: (cli, event) -> the matcher of its group; Claude Code's notifications: only these two
+MATCHERS = {("claude", "notification"): "permission_prompt|idle_prompt"}
+
+
+def _timeout(cli: str, seconds: float) -> int:
+    # Gemini counts hook timeouts in milliseconds, Claude Code and Codex in seconds
+    return int(seconds * (1000 if cli == "gemini" else 1))
+
+
 def _command_hook(opts: JoinOptions, cli: str, event: str, timeout: float,
                   **more: Any) -> dict[str, Any]:
-    # Gemini counts hook timeouts in milliseconds, Claude Code and Codex in seconds
-    scale = 1000 if cli == "gemini" else 1
     return {"type": "command", "command": hook_command(opts, cli, event),
-            "timeout": int(timeout * scale), **more}
+            "timeout": _timeout(cli, timeout), **more}
+
+
+def _stop_hooks(opts: JoinOptions, cli: str, timeout: float) -> list[dict[str, Any]]:
+    stop = [{"type": "command", "timeout": _timeout(cli, timeout), "command": hook_command(
+        opts, cli, "stop", *(("--autopilot",) if opts.autopilot else ()))}]
+    if opts.autopilot and cli == "claude":
+        # waits in the background for an offer; its exit 2 wakes the idle session
+        stop.append(_command_hook(opts, cli, "stop-wait", 3600, asyncRewake=True))
+    return stop
 
 
 def _group(hooks: list[dict[str, Any]], matcher: str | None = None) -> dict[str, Any]:
     return ({"matcher": matcher} if matcher else {}) | {"hooks": hooks}
 
 
-def claude_hooks(opts: JoinOptions) -> dict[str, list[dict[str, Any]]]:
-    """Claude Code's hooks: the event -> matcher groups join adds."""
-    stop: list[dict[str, Any]] = [{"type": "command", "timeout": 30, "command": hook_command(
-        opts, "claude", "stop", *(("--autopilot",) if opts.autopilot else ()))}]
-    if opts.autopilot:
-        # waits in the background for an offer; its exit 2 wakes the idle session
-        stop.append(_command_hook(opts, "claude", "stop-wait", 3600, asyncRewake=True))
-    return {
-        "SessionStart": [_group([_command_hook(opts, "claude", "session-start", 30)])],
-        "UserPromptSubmit": [_group([_command_hook(opts, "claude", "prompt-submit", 10)])],
-        "Stop": [_group(stop)],
-        "Notification": [_group([_command_hook(opts, "claude", "notification", 10)],
-                                "permission_prompt|idle_prompt")],
-        "PreCompact": [_group([_command_hook(opts, "claude", "pre-compact", 30)])],
-        "SessionEnd": [_group([_command_hook(opts, "claude", "session-end", 5)])],
-    }
-
-
-def codex_hooks(opts: JoinOptions) -> dict[str, list[dict[str, Any]]]:
-    stop_extra = ("--autopilot",) if opts.autopilot else ()
-    stop = {"type": "command", "timeout": 30,
-            "command": hook_command(opts, "codex", "stop", *stop_extra)}
-    return {
-        "SessionStart": [_group([_command_hook(opts, "codex", "session-start", 30)])],
-        "UserPromptSubmit": [_group([_command_hook(opts, "codex", "prompt-submit", 10)])],
-        "Stop": [_group([stop])],
-        "PreCompact": [_group([_command_hook(opts, "codex", "pre-compact", 30)])],
-        "SessionEnd": [_group([_command_hook(opts, "codex", "session-end", 5)])],
-    }
-
-
-def gemini_hooks(opts: JoinOptions) -> dict[str, list[dict[str, Any]]]:
-    after = {"type": "command", "timeout": 30_000,
-             "command": hook_command(opts, "gemini", "stop",
-                                     *(("--autopilot",) if opts.autopilot else ()))}
-    return {
-        "SessionStart": [_group([_command_hook(opts, "gemini", "session-start", 30)])],
-        "BeforeAgent": [_group([_command_hook(opts, "gemini", "prompt-submit", 10)])],
-        "AfterAgent": [_group([after])],
-        "Notification": [_group([_command_hook(opts, "gemini", "notification", 10)])],
-        "PreCompress": [_group([_command_hook(opts, "gemini", "pre-compact", 30)])],
-        "SessionEnd": [_group([_command_hook(opts, "gemini", "session-end", 5)])],
-    }
+def hooks_of(opts: JoinOptions, cli: str) -> dict[str, list[dict[str, Any]]]:
+    """A CLI's hooks (`HOOK_EVENTS`): its event -> the matcher groups join adds."""
+    column = CLIS.index(cli)
+    return {name: [_group(_stop_hooks(opts, cli, timeout) if event == "stop"
+                          else [_command_hook(opts, cli, event, timeout)],
+                          MATCHERS.get((cli, event)))]
+            for event, timeout, names in HOOK_EVENTS if (name := names[column]) is not None}
 
 
 def mcp_entry(opts: JoinOptions, cli: str) -> dict[str, Any]:
@@ -151,7 +141,7 @@ def _plan_claude(root: Path, opts: JoinOptions) -> list[Change]:
         Change(settings, Addition(appends=(
             (("permissions", "allow"), f"mcp__{SERVER}__*"),
             (("enabledMcpjsonServers",), SERVER),
-            *_appends(("hooks",), claude_hooks(opts)))), ".claude/settings.local.json"),
+            *_appends(("hooks",), hooks_of(opts, "claude")))), ".claude/settings.local.json"),
     ]
 
 
@@ -166,7 +156,7 @@ def _plan_claude_plugin(home: Path, opts: JoinOptions) -> list[Change]:
                                                   mcp_entry(opts, "claude")),)),
                "the plugin's .mcp.json"),
         Change(top / "hooks" / "hooks.json",
-               Addition(appends=_appends(("hooks",), claude_hooks(opts))),
+               Addition(appends=_appends(("hooks",), hooks_of(opts, "claude"))),
                "the plugin's hooks/hooks.json"),
         Change(top / "skills" / "swarm" / "SKILL.md", Addition(block=SKILL_TEXT),
                "the plugin's SKILL.md"),
@@ -179,14 +169,15 @@ def _plan_codex(root: Path, opts: JoinOptions) -> list[Change]:
         Change(root / ".codex" / "config.toml",
                Addition(block=toml_block(f"mcp_servers.{SERVER}", entry)), ".codex/config.toml"),
         Change(root / ".codex" / "hooks.json",
-               Addition(appends=_appends(("hooks",), codex_hooks(opts))), ".codex/hooks.json"),
+               Addition(appends=_appends(("hooks",), hooks_of(opts, "codex"))),
+               ".codex/hooks.json"),
     ]
 
 
 def _plan_gemini(root: Path, opts: JoinOptions) -> list[Change]:
     return [Change(root / ".gemini" / "settings.json", Addition(
         sets=((("mcpServers", SERVER), mcp_entry(opts, "gemini")),),
-        appends=_appends(("hooks",), gemini_hooks(opts))), ".gemini/settings.json")]
+        appends=_appends(("hooks",), hooks_of(opts, "gemini"))), ".gemini/settings.json")]
 
 
 PLANNERS: dict[str, Callable[[Path, JoinOptions], list[Change]]] = {
@@ -295,6 +286,15 @@ def leave(root: Path, globally: bool) -> list[str]:
     return lines
 
 
+def _put_back(path: Path, content: bytes | None, done: str) -> str:
+    """Write what the file should hold now; None: nothing of it is left, so it goes."""
+    if content is None:
+        path.unlink()
+        return f"removed {path}"
+    path.write_bytes(content)
+    return done
+
+
 def _undo(entry: dict[str, Any]) -> str:
     path = Path(entry["path"])
     backup = Path(entry["backup"]) if entry.get("backup") else None
@@ -303,21 +303,12 @@ def _undo(entry: dict[str, Any]) -> str:
     if current is None:
         line = f"gone already: {path}"
     elif digest(current) == entry.get("written"):
-        if original is None:
-            path.unlink()
-            line = f"removed {path}"
-        else:
-            path.write_bytes(original)
-            line = f"restored {path}"
+        line = _put_back(path, original, f"restored {path}")
     else:  # edited since join: take out only what join added
         kept = unmerge(current, original, Addition.from_wire(entry.get("added", {})),
                        entry.get("what", str(path)))
-        if kept is None:
-            path.unlink()
-            line = f"removed {path}"
-        else:
-            path.write_bytes(kept)
-            line = f"took our entries out of {path} (edited since join: your edits kept)"
+        line = _put_back(path, kept,
+                         f"took our entries out of {path} (edited since join: your edits kept)")
     if backup:
         backup.unlink(missing_ok=True)
     return line

@@ -7,6 +7,7 @@ so the schema says what is accepted.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import Path
@@ -47,12 +48,17 @@ class Body(BaseModel):
     model_config = ConfigDict(strict=True)
 
 
-class TaskIn(Body):
+class _TaskHead(Body):
+    """What every task body starts with: a merge task's whole body, a task's first fields."""
+
     type: Annotated[str, Field(min_length=1, max_length=limits.MAX_TYPE)]
     id: IdStr | None = None
     title: Annotated[str, Field(max_length=limits.MAX_TITLE)] | None = None
     input: Any = None
     required_capability: Name | None = None
+
+
+class TaskIn(_TaskHead):
     priority: Annotated[int, Field(ge=limits.MIN_PRIORITY, le=MAX_PRIORITY), Integral] | None = None
     critical: bool = False
     infinite_scale: bool = False
@@ -73,14 +79,8 @@ class TaskIn(Body):
         )
 
 
-class MergeTaskIn(Body):
+class MergeTaskIn(_TaskHead):
     """The merge task of a split: it depends on every subtask and gets their results."""
-
-    type: Annotated[str, Field(min_length=1, max_length=limits.MAX_TYPE)]
-    id: IdStr | None = None
-    title: Annotated[str, Field(max_length=limits.MAX_TITLE)] | None = None
-    input: Any = None
-    required_capability: Name | None = None
 
     def spec(self) -> TaskSpec:
         return TaskSpec(type=self.type, id=self.id, title=self.title or "", input=self.input,
@@ -104,15 +104,16 @@ class TaskBatch(Body):
     tasks: Annotated[list[TaskIn], Field(min_length=1)]
 
 
-def _batch_or_one(value: Any) -> str:
-    return "batch" if isinstance(value, dict) and "tasks" in value else "one"
+def _batch_if(key: str) -> Callable[[Any], str]:
+    """The discriminator of a body that is a batch `{key: [...]}` or one item: it picks the
+    branch first, so a refusal names only the fields of the shape the client meant."""
+    return lambda value: "batch" if isinstance(value, dict) and key in value else "one"
 
 
-#: POST /work takes `{"tasks": [...]}` or one task; the discriminator picks the branch first
-#: so a refusal names only the fields of the shape the client meant
+#: POST /work takes `{"tasks": [...]}` or one task
 WorkIn = Annotated[
     Annotated[TaskBatch, Tag("batch")] | Annotated[TaskIn, Tag("one")],
-    Discriminator(_batch_or_one),
+    Discriminator(_batch_if("tasks")),
 ]
 
 
@@ -168,14 +169,10 @@ class CompleteBatch(NextIn):
     outcomes: Annotated[list[OutcomeIn], Field(min_length=1, max_length=MAX_CLAIM)]
 
 
-def _outcomes_or_one(value: Any) -> str:
-    return "batch" if isinstance(value, dict) and "outcomes" in value else "one"
-
-
 #: POST /work/complete takes `{"outcomes": [...]}` or one outcome, like POST /work
 CompleteBody = Annotated[
     Annotated[CompleteBatch, Tag("batch")] | Annotated[CompleteIn, Tag("one")],
-    Discriminator(_outcomes_or_one),
+    Discriminator(_batch_if("outcomes")),
 ]
 
 

@@ -124,6 +124,31 @@ def add_client_options(parser: argparse.ArgumentParser, *, top: bool = False) ->
                        help="machine output: the server's JSON")
 
 
+class Actions:
+    """The ACTIONs of a command group that talks to a server (`swarm task show ID`): `add`
+    makes one with its help, handler and positional arguments (a name, or (name, metavar));
+    the caller adds its options; `done` then gives every action the client options, last,
+    so `--help` lists the action's own options first."""
+
+    def __init__(self, parser: argparse.ArgumentParser) -> None:
+        self.sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+        self.leaves: list[argparse.ArgumentParser] = []
+
+    def add(self, name: str, handler: Handler, help: str,
+            *positionals: str | tuple[str, str]) -> argparse.ArgumentParser:
+        leaf = self.sub.add_parser(name, help=help)
+        for arg in positionals:
+            dest, metavar = (arg, None) if isinstance(arg, str) else arg
+            leaf.add_argument(dest, metavar=metavar)
+        leaf.set_defaults(handler=handler)
+        self.leaves.append(leaf)
+        return leaf
+
+    def done(self) -> None:
+        for leaf in self.leaves:
+            add_client_options(leaf)
+
+
 @dataclass(frozen=True, slots=True)
 class ClientConfig:
     """Where and who, resolved and checked before any request."""

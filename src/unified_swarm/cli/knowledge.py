@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from ..client.types import KnowledgeEntry
 from . import output
-from .common import add_client_options, parse_json
+from .common import Actions, parse_json
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -16,27 +16,19 @@ HELP = "read and write shared knowledge (versioned topics)"
 
 
 def register(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    get = sub.add_parser("get", help="the latest version of a topic, or --version N")
-    get.add_argument("topic")
+    actions = Actions(parser)
+    get = actions.add("get", get_entry, "the latest version of a topic, or --version N", "topic")
     get.add_argument("--version", type=int)
-    get.set_defaults(handler=get_entry)
-    put = sub.add_parser("put", help="write a new version of a topic")
-    put.add_argument("topic")
+    put = actions.add("put", put_entry, "write a new version of a topic", "topic")
     put.add_argument("content", metavar="JSON", help='the content as JSON ("-" reads stdin)')
     put.add_argument("--expected-version", type=int, metavar="N",
                      help="refuse (exit 4) unless the topic is at version N (0: new topic)")
     put.add_argument("--tag", action="append", default=[], help="a tag (repeat for more)")
-    put.set_defaults(handler=put_entry)
-    ls = sub.add_parser("list", help="the latest entry of every topic")
+    ls = actions.add("list", list_entries, "the latest entry of every topic")
     ls.add_argument("--tag", help="only topics with this tag")
-    ls.set_defaults(handler=list_entries)
-    delete = sub.add_parser("delete", help="delete a topic (its history stays)")
-    delete.add_argument("topic")
+    delete = actions.add("delete", delete_entry, "delete a topic (its history stays)", "topic")
     delete.add_argument("--expected-version", type=int, metavar="N")
-    delete.set_defaults(handler=delete_entry)
-    for leaf in (get, put, ls, delete):
-        add_client_options(leaf)
+    actions.done()
 
 
 def render(con: Console, e: KnowledgeEntry) -> None:

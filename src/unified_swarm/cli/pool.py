@@ -14,7 +14,7 @@ import argparse
 from typing import Any
 
 from . import output
-from .common import ClientConfig, CliError, add_client_options
+from .common import Actions, ClientConfig, CliError
 
 HELP = "list autoscaled pools, or pin a pool's size (docs/scaling.md)"
 
@@ -22,16 +22,11 @@ HELP = "list autoscaled pools, or pin a pool's size (docs/scaling.md)"
 def register(parser: argparse.ArgumentParser) -> None:
     parser.description = __doc__
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    ls = sub.add_parser("list", help="each pool: min, max, current, desired, and why")
-    ls.set_defaults(handler=list_pools)
-    scale = sub.add_parser("scale", help="pin a pool's size within its min..max, or 'auto' "
-                                         "to lift the pin")
-    scale.add_argument("name", metavar="NAME")
-    scale.add_argument("size", metavar="N|auto")
-    scale.set_defaults(handler=scale_pool)
-    for leaf in (ls, scale):
-        add_client_options(leaf)
+    actions = Actions(parser)
+    actions.add("list", list_pools, "each pool: min, max, current, desired, and why")
+    actions.add("scale", scale_pool, "pin a pool's size within its min..max, or 'auto' to "
+                "lift the pin", ("name", "NAME"), ("size", "N|auto"))
+    actions.done()
 
 
 def list_pools(args: argparse.Namespace) -> int:

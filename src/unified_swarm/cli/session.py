@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from ..client.types import Session
 from . import output
-from .common import add_client_options
+from .common import Actions
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -16,18 +16,13 @@ HELP = "list, show and drain sessions"
 
 
 def register(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    ls = sub.add_parser("list", help="every session, those that left included (offline)")
+    actions = Actions(parser)
+    ls = actions.add("list", list_sessions, "every session, those that left included (offline)")
     ls.add_argument("--status", choices=("idle", "busy", "draining", "offline"))
-    ls.set_defaults(handler=list_sessions)
-    show = sub.add_parser("show", help="one session")
-    show.add_argument("session_id", metavar="ID")
-    show.set_defaults(handler=show_session)
-    drain = sub.add_parser("drain", help="the session finishes what it holds, then leaves")
-    drain.add_argument("session_id", metavar="ID")
-    drain.set_defaults(handler=drain_session)
-    for leaf in (ls, show, drain):
-        add_client_options(leaf)
+    actions.add("show", show_session, "one session", ("session_id", "ID"))
+    actions.add("drain", drain_session, "the session finishes what it holds, then leaves",
+                ("session_id", "ID"))
+    actions.done()
 
 
 def list_sessions(args: argparse.Namespace) -> int:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, cast
 from ..client.types import TaskDetail, TaskIn, TaskPage
 from ..models import TaskStatus
 from . import output
-from .common import ClientConfig, CliError, add_client_options, parse_json, read_json_file
+from .common import Actions, ClientConfig, CliError, parse_json, read_json_file
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -17,10 +17,14 @@ HELP = "add, list, show, cancel and split tasks, and answer their questions"
 STATUSES = tuple(s.value for s in TaskStatus)
 
 
-def register(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+#: the task an action names
+TASK_ID = ("task_id", "ID")
 
-    add = sub.add_parser("add", help="add one task, or a batch from a JSON file")
+
+def register(parser: argparse.ArgumentParser) -> None:
+    actions = Actions(parser)
+
+    add = actions.add("add", add_tasks, "add one task, or a batch from a JSON file")
     add.add_argument("--type", help="the task type (also its capability unless --capability)")
     add.add_argument("--file", metavar="PATH",
                      help='a batch: a JSON list of task objects or {"tasks": [...]} '
@@ -39,29 +43,23 @@ def register(parser: argparse.ArgumentParser) -> None:
     add.add_argument("--roi", help='e.g. "high" (raises the computed priority)')
     add.add_argument("--context-topic", action="append", default=[], metavar="TOPIC",
                      help="a knowledge topic its holder gets in context.knowledge (repeat)")
-    add.set_defaults(handler=add_tasks)
 
-    ls = sub.add_parser("list", help="list tasks, newest filters first")
+    ls = actions.add("list", list_tasks, "list tasks, newest filters first")
     ls.add_argument("--status", choices=STATUSES)
     ls.add_argument("--capability")
     ls.add_argument("--session", help="tasks assigned to this session")
     ls.add_argument("--limit", type=int, default=100, help="page size, 1..1000")
     ls.add_argument("--cursor", help="continue from a previous page")
     ls.add_argument("--all", action="store_true", help="follow every page")
-    ls.set_defaults(handler=list_tasks)
 
-    show = sub.add_parser("show", help="a task with its result, error and attempts")
-    show.add_argument("task_id", metavar="ID")
-    show.set_defaults(handler=show_task)
+    actions.add("show", show_task, "a task with its result, error and attempts", TASK_ID)
 
-    cancel = sub.add_parser("cancel", help="cancel a task; its dependents become blocked")
-    cancel.add_argument("task_id", metavar="ID")
+    cancel = actions.add("cancel", cancel_task, "cancel a task; its dependents become blocked",
+                         TASK_ID)
     cancel.add_argument("--reason")
-    cancel.set_defaults(handler=cancel_task)
 
-    split = sub.add_parser(
-        "split", help="split a task you hold into subtasks (--token: the session's token)")
-    split.add_argument("task_id", metavar="ID")
+    split = actions.add("split", split_task, "split a task you hold into subtasks (--token: "
+                        "the session's token)", TASK_ID)
     split.add_argument("--fencing-token", type=int, required=True,
                        help="the fencing token of your lease on the task")
     split.add_argument("--file", required=True, metavar="PATH",
@@ -74,16 +72,10 @@ def register(parser: argparse.ArgumentParser) -> None:
     split.add_argument("--merge-id", help="with --merge task: its id (default: generated)")
     split.add_argument("--merge-title")
     split.add_argument("--merge-input", metavar="JSON")
-    split.set_defaults(handler=split_task)
 
-    answer = sub.add_parser("answer", help="answer the question a task's holder asked "
-                                           "(input_required)")
-    answer.add_argument("task_id", metavar="ID")
-    answer.add_argument("text", metavar="ANSWER")
-    answer.set_defaults(handler=answer_task)
-
-    for leaf in (add, ls, show, cancel, split, answer):
-        add_client_options(leaf)
+    actions.add("answer", answer_task, "answer the question a task's holder asked "
+                "(input_required)", TASK_ID, ("text", "ANSWER"))
+    actions.done()
 
 
 # -- add -----------------------------------------------------------------------------------

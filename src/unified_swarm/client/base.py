@@ -8,15 +8,16 @@ raised (`{"error": {"code", "message"}}` -> `errors.from_code`).
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import random
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import Any, Generic, Protocol, TypeVar, cast
+from typing import Any, Generic, Protocol, Self, TypeVar, cast
 from urllib.parse import quote
 
 import httpx
@@ -284,7 +285,21 @@ def outcome_of(exc: BaseException, touched: bool = False) -> str:
 
 
 class BaseClient:
-    """What both twins share: where, who, how long, how persistent."""
+    """What both twins share: where, who, how long, how persistent.
+
+    `token` is the operator token or a session token (`with_token` switches); `url` and
+    `token` default to `SWARM_URL` and `SWARM_TOKEN`. Transient failures are retried by
+    `retry` (a `RetryPolicy`); every error the server answers is raised as the
+    `unified_swarm.errors` class it raised, and a server that cannot be reached as
+    `ServerUnreachable` (an `Unavailable`). Pass `transport` to talk through any httpx
+    transport (tests, proxies, a Unix socket), and `on_call` to hear of every settled call
+    (see `CallHook`: `swarm worker` passes its operation journal when one is asked for).
+
+    Register, add, request, claim and knowledge PUT are not idempotent by themselves: each
+    call sends an `Idempotency-Key` (fresh, or `idempotency_key=` to repeat a call across
+    processes), and only such calls and idempotent ones are retried after a 503 or a lost
+    answer, with the same key and body.
+    """
 
     def __init__(self, url: str | None, token: str | None, timeout: float,
                  retry: RetryPolicy | None, on_call: CallHook | None = None) -> None:
@@ -298,25 +313,69 @@ class BaseClient:
         self.retry = retry or RetryPolicy()
         self._rand = random.Random()
         self.on_call = on_call
+        #: False on a `with_token` copy: the connections are its original's to close
+        self._owns_http = True
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.url!r})"  # never the token
 
+    def with_token(self, token: str) -> Self:
+        """The same client acting with another token (say, a session's own), sharing this
+        one's connections. Close the original, not the copy."""
+        twin = copy.copy(self)
+        twin.token = token
+        twin._owns_http = False
+        return twin
+
     def _args(self, call: Call[Any]) -> dict[str, Any]:
         return request_args(call, self.token, self.timeout)
 
-    def _begun(self, call: Call[Any]) -> Any:
-        return None if self.on_call is None else self.on_call.begin(call, self.token)
+    def _tries(self, call: Call[T]) -> Tries[T]:
+        return Tries(self, call)
 
-    def _settled(self, handle: Any, outcome: str, value: Any) -> None:
+
+class Tries(Generic[T]):
+    """The tries of one call, without the I/O: the twins send and sleep, this decides
+    what an answer or a failure means, how long to pause, and when to give up.
+
+        for retry in tries:          # try numbers, 1 = the first
+            try: value = tries.decode(<send>)
+            except (httpx.TransportError, SwarmError) as exc: <sleep> tries.failed(exc, retry)
+            else: return tries.ok(value)
+    """
+
+    def __init__(self, client: BaseClient, call: Call[T]) -> None:
+        self.call, self.url, self.policy = call, client.url, client.retry
+        self.rand, self.on_call = client._rand, client.on_call
+        self.started = time.monotonic()
+        self.handle = None if self.on_call is None else self.on_call.begin(call, client.token)
+        self.touched = False  # may an earlier try have acted? (then a final 4xx settles nothing)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(1, self.policy.attempts + 1))
+
+    def decode(self, response: httpx.Response) -> T:
+        return decode(self.call, response.status_code, response.headers, response.content)
+
+    def ok(self, value: T) -> T:
+        self._settled("ok", value)
+        return value
+
+    def failed(self, exc: httpx.TransportError | SwarmError, retry: int) -> float:
+        """The pause before the next try; raises the call's error when no retry is left."""
+        pause = (self.policy.pause(retry, retry_after_of(exc),
+                                   time.monotonic() - self.started, self.rand.random())
+                 if is_transient(exc, self.call.repeatable) else None)
+        if pause is None:
+            err = unreachable(self.url, exc) if isinstance(exc, httpx.TransportError) else exc
+            self._settled(outcome_of(err, self.touched), err)
+            raise err from (exc if err is not exc else None)
+        self.touched = self.touched or not untouched(exc)
+        return pause
+
+    def _settled(self, outcome: str, value: Any) -> None:
         if self.on_call is not None:
-            self.on_call.end(handle, outcome, value)
-
-    def _pause(self, call: Call[Any], exc: BaseException, retry: int,
-               elapsed: float) -> float | None:
-        if not is_transient(exc, call.repeatable):
-            return None
-        return self.retry.pause(retry, retry_after_of(exc), elapsed, self._rand.random())
+            self.on_call.end(self.handle, outcome, value)
 
 
 # -- the endpoints -------------------------------------------------------------------------
@@ -479,12 +538,7 @@ def complete(task_id: str, fencing_token: int, result: JSON, claim_next: int = 0
     from before batches ignores it and answers without `claimed`.)"""
     body: dict[str, JSON] = {"task_id": task_id, "fencing_token": fencing_token,
                              "result": result}
-    if not claim_next:
-        return Call("POST", "/work/complete", lambda b: cast(Recorded, b), body=body,
-                    idempotent=True)
-    _check_max(claim_next)
-    return Call("POST", "/work/complete", lambda b: cast(Recorded, b),
-                body={**body, "max": claim_next}, key=keyed(key))
+    return _complete(lambda b: cast(Recorded, b), body, claim_next, key)
 
 
 def complete_many(outcomes: Iterable[OutcomeIn], claim_next: int = 0,
@@ -494,12 +548,18 @@ def complete_many(outcomes: Iterable[OutcomeIn], claim_next: int = 0,
     body: dict[str, JSON] = {"outcomes": [dict(o) for o in outcomes]}
     if not body["outcomes"]:
         raise InvalidInput("a batch needs at least one outcome")
+    return _complete(lambda b: cast(CompletedBatch, b), body, claim_next, key)
+
+
+def _complete(read: Callable[[Any], T], body: dict[str, JSON], claim_next: int,
+              key: str | None) -> Call[T]:
+    """POST /work/complete: idempotent by itself (per fencing token), unless it also claims
+    the next tasks (`max`): then it carries a key, as a request for work does."""
     if not claim_next:
-        return Call("POST", "/work/complete", lambda b: cast(CompletedBatch, b), body=body,
-                    idempotent=True)
+        return Call("POST", "/work/complete", read, body=body, idempotent=True)
     _check_max(claim_next)
-    return Call("POST", "/work/complete", lambda b: cast(CompletedBatch, b),
-                body={**body, "max": claim_next}, key=keyed(key))
+    return Call("POST", "/work/complete", read, body={**body, "max": claim_next},
+                key=keyed(key))
 
 
 def fail(task_id: str, fencing_token: int, error: str, retry: bool) -> Call[Recorded]:

@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import copy
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from types import TracebackType
@@ -48,21 +47,8 @@ T = TypeVar("T")
 
 
 class Client(BaseClient):
-    """A blocking client for one swarm server.
-
-    `token` is the operator token or a session token (`with_token` switches); `url` and
-    `token` default to `SWARM_URL` and `SWARM_TOKEN`. Transient failures are retried by
-    `retry` (a `RetryPolicy`); every error the server answers is raised as the
-    `unified_swarm.errors` class it raised, and a server that cannot be reached as
-    `ServerUnreachable` (an `Unavailable`). Pass `transport` to talk through any httpx
-    transport (tests, proxies, a Unix socket), and `on_call` to hear of every settled call
-    (see `base.CallHook`: `swarm worker` passes its operation journal when one is asked for).
-
-    Register, add, request, claim and knowledge PUT are not idempotent by themselves: each
-    call sends an `Idempotency-Key` (fresh, or `idempotency_key=` to repeat a call across
-    processes), and only such calls and idempotent ones are retried after a 503 or a lost
-    answer, with the same key and body.
-    """
+    """A blocking client for one swarm server (`BaseClient` says what the token, `retry`,
+    `transport` and `on_call` do, and which calls carry an `Idempotency-Key`)."""
 
     def __init__(self, url: str | None = None, token: str | None = None, *,
                  timeout: float = 30.0, retry: RetryPolicy | None = None,
@@ -70,17 +56,8 @@ class Client(BaseClient):
                  on_call: base.CallHook | None = None) -> None:
         super().__init__(url, token, timeout, retry, on_call)
         self._http = httpx.Client(base_url=self.url, transport=transport, timeout=timeout)
-        self._owns_http = True
 
     # -- plumbing ------------------------------------------------------------------------
-
-    def with_token(self, token: str) -> Client:
-        """The same client acting with another token (say, a session's own), sharing this
-        one's connections. Close the original, not the copy."""
-        twin = copy.copy(self)
-        twin.token = token
-        twin._owns_http = False
-        return twin
 
     def close(self) -> None:
         """Close the connections (a `with_token` copy leaves them to its original)."""
@@ -96,25 +73,15 @@ class Client(BaseClient):
 
     def send(self, call: Call[T]) -> T:
         """Send one call, retrying transient failures as the policy allows."""
-        started, handle = time.monotonic(), self._begun(call)
-        touched = False  # may an earlier try have acted? (then a final 4xx settles nothing)
-        for retry in range(1, self.retry.attempts + 1):
+        tries = self._tries(call)
+        for retry in tries:
             try:
                 response = self._http.send(self._http.build_request(**self._args(call)))
-                value = base.decode(call, response.status_code, response.headers,
-                                    response.content)
+                value = tries.decode(response)
             except (httpx.TransportError, SwarmError) as exc:
-                pause = self._pause(call, exc, retry, time.monotonic() - started)
-                if pause is None:
-                    err = (base.unreachable(self.url, exc)
-                           if isinstance(exc, httpx.TransportError) else exc)
-                    self._settled(handle, base.outcome_of(err, touched), err)
-                    raise err from (exc if err is not exc else None)
-                touched = touched or not base.untouched(exc)
-                time.sleep(pause)
+                time.sleep(tries.failed(exc, retry))
             else:
-                self._settled(handle, "ok", value)
-                return value
+                return tries.ok(value)
         raise AssertionError("unreachable: the policy refuses the last retry")
 
     # -- health and sessions -------------------------------------------------------------

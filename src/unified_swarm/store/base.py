@@ -45,6 +45,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
+from ..errors import InvalidInput
 from ..models import (
     JSON,
     Attempt,
@@ -70,6 +71,15 @@ from ..stats import PairStats
 
 #: an event type a caller may record (`record_event`): dotted lower-case words
 EVENT_TYPE_RE = re.compile(r"^[a-z]+(\.[a-z_]+)+\Z")
+
+
+def cursor_seq(cursor: str | None) -> int:
+    """The task seq a `list_tasks` cursor stands for (every store's cursor is the last seq
+    of a page; none: from the start); InvalidInput for one no store gave."""
+    try:
+        return int(cursor) if cursor else 0
+    except ValueError:
+        raise InvalidInput(f"cursor {cursor!r} is not one this server gave") from None
 
 
 @runtime_checkable

@@ -30,6 +30,8 @@ from ..errors import (
     Unauthorized,
 )
 from .config import WorkerConfig
+from .executors.base import SplitInto, TaskFailed
+from .executors.python import describe_exception
 from .leases import Key, LeaseBook, Review
 from .records import (
     Completed,
@@ -221,3 +223,32 @@ class OutcomePath:
             self._unrecorded(parked.run, parked.outcome, "the worker stopped before the "
                              "server answered")
         self._parked.clear()
+
+
+def outcome_of(run: Run, done: asyncio.Task[JSON], worker: str) -> Outcome:
+    """What a finished attempt comes to, from how its executor's task ended: given back
+    (cancelled: a preemption releases it, a stop fails it for a retry), failed, split, or
+    completed."""
+    if done.cancelled() and run.preempted:
+        return Released(_note_of(run.last_progress))
+    if done.cancelled():
+        return Failed(f"given back by {worker}: the worker was stopped before "
+                      "the task finished", retry=True, released=True)
+    exc = done.exception()
+    if isinstance(exc, TaskFailed):
+        return Failed(exc.message, exc.retry)
+    if exc is not None:
+        return Failed(describe_exception(exc))
+    result = done.result()
+    if isinstance(result, SplitInto):
+        return Splitting(result.subtasks, result.merge)
+    return Completed(result)
+
+
+def _note_of(progress: tuple[float, str | None] | None) -> str | None:
+    """A preempted attempt's handoff note: its last progress line, as the next holder reads
+    it (None when it reported none)."""
+    if progress is None:
+        return None
+    value, message = progress
+    return f"{value:.0%}" + (f": {message}" if message else "")

@@ -37,7 +37,7 @@ import httpx
 from .. import __version__
 from ..client import AsyncClient, Client, RetryPolicy
 from ..client.base import CallHook
-from ..client.types import JSON, Claimed, Interrupt, Registered
+from ..client.types import Claimed, Interrupt, Registered
 from ..errors import (
     AlreadyExists,
     Conflict,
@@ -50,20 +50,17 @@ from ..errors import (
     Unavailable,
 )
 from .config import WorkerConfig
-from .executors.base import Executor, SplitInto, TaskContext, TaskFailed
-from .executors.python import describe_exception
+from .executors.base import Executor, TaskContext
 from .heartbeat import Beat, Heartbeat, SessionGone
 from .leases import Key, LeaseBook
-from .recording import OutcomePath
+from .recording import OutcomePath, outcome_of
 from .records import (
     Completed,
     Failed,
     Mode,
     Outcome,
     Parked,
-    Released,
     Run,
-    Splitting,
     Stats,
     WorkerExit,
 )
@@ -364,7 +361,8 @@ class Worker(OutcomePath):
             run.done = True
             if run.progress_sender is not None:
                 run.progress_sender.cancel()
-            outcome, first_try = self._outcome(run, run.executing), time.monotonic()
+            outcome = outcome_of(run, run.executing, self.config.name)
+            first_try = time.monotonic()
             settled = await self._record(run, outcome, first_try)
             if not settled:
                 self._parked[run.key] = Parked(run, outcome, first_try)
@@ -373,22 +371,6 @@ class Worker(OutcomePath):
             self._runs.pop(run.key, None)
             self._starved = False  # a slot is free: ask again (even in burst mode)
             self._wake.set()
-
-    def _outcome(self, run: Run, done: asyncio.Task[JSON]) -> Outcome:
-        if done.cancelled() and run.preempted:
-            return Released(_note_of(run.last_progress))
-        if done.cancelled():
-            return Failed(f"given back by {self.config.name}: the worker was stopped before "
-                          "the task finished", retry=True, released=True)
-        exc = done.exception()
-        if isinstance(exc, TaskFailed):
-            return Failed(exc.message, exc.retry)
-        if exc is not None:
-            return Failed(describe_exception(exc))
-        result = done.result()
-        if isinstance(result, SplitInto):
-            return Splitting(result.subtasks, result.merge)
-        return Completed(result)
 
     async def _settle_runs(self) -> None:
         """Wait for every run to record its outcome (aborting cancels them first); what is
@@ -511,11 +493,3 @@ class Worker(OutcomePath):
             self.log.error("third %s: exiting at once", name)
             os._exit(int(WorkerExit.ABORTED))
 
-
-def _note_of(progress: tuple[float, str | None] | None) -> str | None:
-    """A preempted attempt's handoff note: its last progress line, as the next holder reads
-    it (None when it reported none)."""
-    if progress is None:
-        return None
-    value, message = progress
-    return f"{value:.0%}" + (f": {message}" if message else "")

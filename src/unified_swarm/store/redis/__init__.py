@@ -66,8 +66,8 @@ from ...models import (
     TaskStatus,
 )
 from ...stats import PairStats
-from .. import replay
-from ..base import EVENT_TYPE_RE
+from .. import records, replay
+from ..base import EVENT_TYPE_RE, cursor_seq
 from ..replay import LostReplies
 from . import codec
 from .codec import num, opt
@@ -286,10 +286,7 @@ class RedisStore:
         self, *, status: str | None = None, capability: str | None = None,
         session: str | None = None, limit: int = 100, cursor: str | None = None,
     ) -> tuple[list[Task], str | None]:
-        try:
-            after = int(cursor) if cursor else 0
-        except ValueError:
-            raise InvalidInput(f"cursor {cursor!r} is not one this server gave") from None
+        after = cursor_seq(cursor)
         if limit <= 0:
             return [], None
         found, more, last = await self._call(
@@ -580,7 +577,7 @@ def _answer(kind: str, payload: list[Any], extra: str) -> Replay:
 
 def _claimed(flat: list[str], notes: list[str]) -> Claimed:
     task = codec.task_from(flat)
-    return Claimed(task, codec.lease_of(task), [loads(n) for n in notes])
+    return Claimed(task, records.lease_of(task), [loads(n) for n in notes])
 
 
 def _recorded(reply: list[Any]) -> Recorded:

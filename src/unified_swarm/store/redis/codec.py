@@ -7,7 +7,6 @@ capabilities, metadata) are written by Python (orjson) and never re-encoded by L
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from ... import lifecycle
@@ -20,13 +19,12 @@ from ...models import (
     Interrupt,
     KnowledgeEntry,
     Lease,
-    Outcome,
     Session,
-    SessionStatus,
     Task,
-    TaskStatus,
     added_data,
 )
+from .. import records
+from ..records import Kinds, Reader
 
 Flat = list[str]
 
@@ -45,60 +43,22 @@ def opt(value: str | None) -> str:
     return "" if value is None else "=" + value
 
 
-def _float(h: dict[str, str], key: str) -> float | None:
-    raw = h.get(key)
-    return None if raw is None else float(raw)
+#: Redis keeps every value as text (a flag as "1"/"0"), JSON as written by Python
+KINDS: Kinds = {int: int, float: float, bool: lambda v: v == "1"}
+_task = Reader(Task, KINDS, skip=("context", "split_suggested"))  # not stored: built on reads
+_session = Reader(Session, KINDS, skip=("capability_scores", "current_tasks", "stats",
+                                        "quarantined_until"))
+_attempt = Reader(Attempt, KINDS, skip=("task_id",))
+_candidate = Reader(Candidate, KINDS)
 
 
 def task_from(flat: Flat) -> Task:
-    h = pairs(flat)
-    return Task(
-        id=h["id"],
-        type=h["type"],
-        title=h["title"],
-        input=loads(h["input"]),
-        required_capability=h["required_capability"],
-        priority=int(h["priority"]),
-        priority_given=h["priority_given"] == "1",
-        critical=h["critical"] == "1",
-        infinite_scale=h["infinite_scale"] == "1",
-        roi=h.get("roi"),
-        estimated_hours=_float(h, "estimated_hours"),
-        dependencies=loads(h["dependencies"]),
-        status=TaskStatus(h["status"]),
-        assigned_to=h.get("assigned_to"),
-        attempts=int(h["attempts"]),
-        max_attempts=int(h["max_attempts"]),
-        lease_expires_at=_float(h, "lease_expires_at"),
-        fencing_token=int(h["fencing_token"]),
-        progress=float(h["progress"]),
-        progress_message=h.get("progress_message"),
-        result=loads(h.get("result")),
-        error=h.get("error"),
-        parent_id=h.get("parent_id"),
-        created_at=float(h["created_at"]),
-        started_at=_float(h, "started_at"),
-        completed_at=_float(h, "completed_at"),
-        updated_at=_float(h, "updated_at"),
-        seq=int(h["seq"]),
-        preempt_at=_float(h, "preempt_at"),
-        context_topics=loads(h.get("context_topics", "[]")),
-        depth=int(h.get("depth", "0")),
-    )
-
-
-#: how each candidate field is read back from its text (None stays None)
-_CANDIDATE_TYPES: dict[str, Callable[[str], Any]] = {
-    "priority": int, "seq": int, "fencing_token": int, "attempts": int, "max_attempts": int,
-    "created_at": float, "estimated_hours": float, "critical": lambda v: v == "1",
-}
+    return _task(pairs(flat).get)
 
 
 def candidate_from(values: list[str | None]) -> Candidate:
     """A Candidate from the HMGET of CANDIDATE_FIELDS."""
-    fields: dict[str, Any] = {k: v if v is None else _CANDIDATE_TYPES.get(k, str)(v)
-                              for k, v in zip(CANDIDATE_FIELDS, values, strict=True)}
-    return Candidate(**fields)
+    return _candidate(dict(zip(CANDIDATE_FIELDS, values, strict=True)).get)
 
 
 def task_fields(t: Task) -> list[str]:
@@ -134,53 +94,17 @@ def added_event_data(t: Task) -> str:
 
 def session_from(reply: list[Any]) -> Session:
     flat, held, scores = reply
-    h = pairs(flat)
-    return Session(
-        id=h["id"],
-        name=h["name"],
-        capabilities=loads(h["capabilities"]),
-        status=SessionStatus(h["status"]),
-        max_concurrent_tasks=int(h["max_concurrent_tasks"]),
-        heartbeat_interval=float(h["heartbeat_interval"]),
-        last_heartbeat=float(h["last_heartbeat"]),
-        registered_at=float(h["registered_at"]),
-        metadata=loads(h["metadata"]),
-        performance_score=float(h["performance_score"]),
-        capability_scores={k: float(v) for k, v in pairs(scores).items()},
-        tasks_completed=int(h["tasks_completed"]),
-        tasks_failed=int(h["tasks_failed"]),
-        current_tasks=list(held),
-        detected_capabilities=loads(h.get("detected_capabilities") or "[]"),
-    )
-
-
-def lease_of(t: Task) -> Lease:
-    assert t.assigned_to is not None and t.lease_expires_at is not None
-    return Lease(t.id, t.assigned_to, t.fencing_token, t.lease_expires_at)
+    return _session(pairs(flat).get, current_tasks=list(held),
+                    capability_scores={k: float(v) for k, v in pairs(scores).items()})
 
 
 def held_lease(t: Task, notes: list[str]) -> Lease:
-    """A lease as the heartbeat shows it to its holder (see the SQLite store's rows.py)."""
-    assert t.assigned_to is not None
-    return Lease(t.id, t.assigned_to, t.fencing_token, t.lease_expires_at, t.status,
-                 t.preempt_at, [loads(n) for n in notes])
+    """`records.held_lease`, with the notes as Redis keeps them (JSON text)."""
+    return records.held_lease(t, [loads(n) for n in notes])
 
 
 def attempt_from(task_id: str, flat: Flat) -> Attempt:
-    h = pairs(flat)
-    return Attempt(
-        task_id=task_id,
-        attempt=int(h["attempt"]),
-        session_id=h["session_id"],
-        fencing_token=int(h["fencing_token"]),
-        capability=h["capability"],
-        started_at=float(h["started_at"]),
-        ended_at=_float(h, "ended_at"),
-        outcome=Outcome(h["outcome"]) if h.get("outcome") else None,
-        error=h.get("error"),
-        lease_expires_at=_float(h, "lease_expires_at"),
-        predicted=_float(h, "predicted"),
-    )
+    return _attempt(pairs(flat).get, task_id=task_id)
 
 
 def event_from(raw: str) -> Event:

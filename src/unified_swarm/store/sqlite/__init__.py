@@ -39,7 +39,7 @@ from ...models import (
     TaskStatus,
 )
 from ...stats import PairStats
-from ..base import EVENT_TYPE_RE
+from ..base import EVENT_TYPE_RE, cursor_seq
 from ..replay import LostReplies
 from . import claims, collab, knowledge, learning, scaling, sessions, tasks
 from .engine import Engine, WriteFn
@@ -185,10 +185,7 @@ class SQLiteStore:
         self, *, status: str | None = None, capability: str | None = None,
         session: str | None = None, limit: int = 100, cursor: str | None = None,
     ) -> tuple[list[Task], str | None]:
-        try:
-            after = int(cursor) if cursor else 0
-        except ValueError:
-            raise InvalidInput(f"cursor {cursor!r} is not one this server gave") from None
+        after = cursor_seq(cursor)
         clauses: list[str] = ["seq > ?"]
         args: list[object] = [after]
         for column, value in (("status", status), ("required_capability", capability),

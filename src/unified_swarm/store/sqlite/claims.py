@@ -21,7 +21,15 @@ from ...models import (
     Task,
     TaskStatus,
 )
-from .rows import emit, lease_of, load_notes, load_session, load_task, save_task
+from ..records import lease_of
+from .rows import (
+    candidate_from_row,
+    emit,
+    load_notes,
+    load_session,
+    load_task,
+    save_task,
+)
 from .schema import HELD_IN, OFFERED, READY, RUNNING
 
 S = TaskStatus
@@ -31,12 +39,6 @@ Conn = sqlite3.Connection
 
 #: the columns of a candidate, in Candidate's order
 CANDIDATE = ", ".join(CANDIDATE_FIELDS)
-
-
-def _candidate(row: sqlite3.Row) -> Candidate:
-    fields = dict(row)
-    fields["critical"] = bool(fields["critical"])  # SQLite keeps booleans as integers
-    return Candidate(**fields)
 
 
 def ready_candidates(conn: Conn, capabilities: Sequence[str], limit: int) -> list[Candidate]:
@@ -49,13 +51,13 @@ def ready_candidates(conn: Conn, capabilities: Sequence[str], limit: int) -> lis
             f"SELECT {CANDIDATE} FROM tasks WHERE status = {READY} AND "
             "required_capability = ? ORDER BY priority DESC, seq LIMIT ?", (cap, limit))]
         rows.sort(key=lambda r: (-r["priority"], r["seq"]))
-    return [_candidate(r) for r in rows]
+    return [candidate_from_row(r) for r in rows]
 
 
 def offered_to(conn: Conn, session_id: str) -> list[Candidate]:
     rows = conn.execute(f"SELECT {CANDIDATE} FROM tasks WHERE assigned_to = ? AND "
                         f"status = {OFFERED} ORDER BY seq", (session_id,)).fetchall()
-    return [_candidate(r) for r in rows]
+    return [candidate_from_row(r) for r in rows]
 
 
 def _claimable_session(conn: Conn, ev: list[Event], session_id: str, now: float,

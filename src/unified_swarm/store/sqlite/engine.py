@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from ...errors import SwarmError, Unavailable
+from ...futures import settle
 from ...models import Event
 
 log = logging.getLogger(__name__)
@@ -50,15 +51,6 @@ def connect(path: Path) -> sqlite3.Connection:
     conn.execute("PRAGMA busy_timeout=10000")
     conn.execute("PRAGMA foreign_keys=OFF")
     return conn
-
-
-def _resolve(fut: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:
-    if fut.cancelled():
-        return
-    if exc is not None:
-        fut.set_exception(exc)
-    else:
-        fut.set_result(result)
 
 
 def _as_store_error(exc: BaseException) -> BaseException:
@@ -143,7 +135,7 @@ class Engine:
                     conn.execute("COMMIT")
             except BaseException as e:  # delivered to the awaiting caller
                 exc = _as_store_error(e)
-            job.loop.call_soon_threadsafe(_resolve, job.future, result, exc)
+            job.loop.call_soon_threadsafe(settle, job.future, result, exc)
         conn.close()
 
     def _write_loop(self, conn: sqlite3.Connection) -> None:
@@ -178,14 +170,14 @@ class Engine:
                 conn.execute("ROLLBACK")
             err = _as_store_error(e)
             for job in group:
-                job.loop.call_soon_threadsafe(_resolve, job.future, None, err)
+                job.loop.call_soon_threadsafe(settle, job.future, None, err)
             return
         events = [ev for job, (_, exc) in zip(group, outcomes, strict=True)
                   if exc is None for ev in job.events]
         if events:
             self._on_commit(events)
         for job, (result, exc) in zip(group, outcomes, strict=True):
-            job.loop.call_soon_threadsafe(_resolve, job.future, result, exc)
+            job.loop.call_soon_threadsafe(settle, job.future, result, exc)
 
     @staticmethod
     def _run_step(conn: sqlite3.Connection, job: _Job[Any]) -> tuple[Any, BaseException | None]:

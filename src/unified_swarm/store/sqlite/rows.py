@@ -8,15 +8,14 @@ from typing import Any
 from ...jsonutil import dumps, loads
 from ...models import (
     Attempt,
+    Candidate,
     Event,
     KnowledgeEntry,
-    Lease,
     Outcome,
     Session,
-    SessionStatus,
     Task,
-    TaskStatus,
 )
+from ..records import Kinds, Reader
 from .schema import HELD_IN
 
 TASK_COLUMNS = (
@@ -39,40 +38,29 @@ MUTABLE = (
 UPDATE_TASK = f"UPDATE tasks SET {', '.join(f'{c} = ?' for c in MUTABLE)} WHERE id = ?"
 
 
+#: SQLite keeps numbers as numbers, flags as 0/1 and JSON as text
+KINDS: Kinds = {bool: bool}
+_task = Reader(Task, KINDS, skip=("context", "split_suggested"))  # not stored: built on reads
+_session = Reader(Session, KINDS, skip=("current_tasks", "stats", "quarantined_until"))
+_attempt = Reader(Attempt, KINDS)
+_entry = Reader(KnowledgeEntry, KINDS)
+_candidate = Reader(Candidate, KINDS)
+
+
 def task_from_row(row: sqlite3.Row) -> Task:
-    return Task(
-        id=row["id"],
-        type=row["type"],
-        title=row["title"],
-        input=loads(row["input"]),
-        required_capability=row["required_capability"],
-        priority=row["priority"],
-        priority_given=bool(row["priority_given"]),
-        critical=bool(row["critical"]),
-        infinite_scale=bool(row["infinite_scale"]),
-        roi=row["roi"],
-        estimated_hours=row["estimated_hours"],
-        dependencies=loads(row["dependencies"]),
-        status=TaskStatus(row["status"]),
-        assigned_to=row["assigned_to"],
-        attempts=row["attempts"],
-        max_attempts=row["max_attempts"],
-        lease_expires_at=row["lease_expires_at"],
-        fencing_token=row["fencing_token"],
-        progress=row["progress"],
-        progress_message=row["progress_message"],
-        result=loads(row["result"]),
-        error=row["error"],
-        parent_id=row["parent_id"],
-        created_at=row["created_at"],
-        started_at=row["started_at"],
-        completed_at=row["completed_at"],
-        updated_at=row["updated_at"],
-        seq=row["seq"],
-        preempt_at=row["preempt_at"],
-        context_topics=loads(row["context_topics"]),
-        depth=row["depth"],
-    )
+    return _task(row.__getitem__)
+
+
+def attempt_from_row(row: sqlite3.Row) -> Attempt:
+    return _attempt(row.__getitem__)
+
+
+def entry_from_row(row: sqlite3.Row) -> KnowledgeEntry:
+    return _entry(row.__getitem__)
+
+
+def candidate_from_row(row: sqlite3.Row) -> Candidate:
+    return _candidate(row.__getitem__)
 
 
 def task_values(t: Task) -> tuple[Any, ...]:
@@ -113,23 +101,7 @@ def load_notes(conn: sqlite3.Connection, task_id: str) -> list[Any]:
 
 
 def session_from_row(row: sqlite3.Row, current: list[str]) -> Session:
-    return Session(
-        id=row["id"],
-        name=row["name"],
-        capabilities=loads(row["capabilities"]),
-        status=SessionStatus(row["status"]),
-        max_concurrent_tasks=row["max_concurrent_tasks"],
-        heartbeat_interval=row["heartbeat_interval"],
-        last_heartbeat=row["last_heartbeat"],
-        registered_at=row["registered_at"],
-        metadata=loads(row["metadata"]),
-        performance_score=row["performance_score"],
-        capability_scores=loads(row["capability_scores"]),
-        tasks_completed=row["tasks_completed"],
-        tasks_failed=row["tasks_failed"],
-        current_tasks=current,
-        detected_capabilities=loads(row["detected_capabilities"]),
-    )
+    return _session(row.__getitem__, current_tasks=current)
 
 
 def held_ids(conn: sqlite3.Connection, session_id: str) -> list[str]:
@@ -142,47 +114,6 @@ def held_ids(conn: sqlite3.Connection, session_id: str) -> list[str]:
 def load_session(conn: sqlite3.Connection, session_id: str) -> Session | None:
     row = conn.execute("SELECT * FROM sessions WHERE id = ?", (session_id,)).fetchone()
     return None if row is None else session_from_row(row, held_ids(conn, session_id))
-
-
-def attempt_from_row(row: sqlite3.Row) -> Attempt:
-    return Attempt(
-        task_id=row["task_id"],
-        attempt=row["attempt"],
-        session_id=row["session_id"],
-        fencing_token=row["fencing_token"],
-        capability=row["capability"],
-        started_at=row["started_at"],
-        ended_at=row["ended_at"],
-        outcome=Outcome(row["outcome"]) if row["outcome"] else None,
-        error=row["error"],
-        lease_expires_at=row["lease_expires_at"],
-        predicted=row["predicted"],
-    )
-
-
-def entry_from_row(row: sqlite3.Row) -> KnowledgeEntry:
-    return KnowledgeEntry(
-        topic=row["topic"],
-        version=row["version"],
-        content=loads(row["content"]),
-        updated_by=row["updated_by"],
-        updated_at=row["updated_at"],
-        tags=loads(row["tags"]),
-        deleted=bool(row["deleted"]),
-    )
-
-
-def lease_of(t: Task) -> Lease:
-    assert t.assigned_to is not None and t.lease_expires_at is not None
-    return Lease(t.id, t.assigned_to, t.fencing_token, t.lease_expires_at)
-
-
-def held_lease(t: Task, notes: list[Any]) -> Lease:
-    """A lease as the heartbeat shows it to its holder: with the task's status (a paused
-    one has no deadline), the end of a preemption's grace, and the handoff notes."""
-    assert t.assigned_to is not None
-    return Lease(t.id, t.assigned_to, t.fencing_token, t.lease_expires_at, t.status,
-                 t.preempt_at, notes)
 
 
 def emit(conn: sqlite3.Connection, out: list[Event], type_: str, now: float,

@@ -8,8 +8,9 @@ from ... import lifecycle
 from ...errors import AlreadyExists, NotFound
 from ...jsonutil import dumps
 from ...models import Event, Heartbeat, Outcome, Session, SessionStatus, Task, TaskStatus
+from ..records import held_lease
 from .claims import revive
-from .rows import emit, held_lease, load_notes, load_session
+from .rows import emit, load_notes, load_session
 from .schema import RUNNING
 from .tasks import held_now, release_held, release_task
 

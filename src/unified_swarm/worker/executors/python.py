@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ...client.types import JSON
+from ...futures import settle
 from .base import ExecutorConfigError, Options, SplitInto, TaskContext, TaskFailed, ensure_json
 
 T = TypeVar("T")
@@ -80,14 +81,6 @@ async def in_daemon_thread(fn: Callable[..., T], *args: Any) -> T:
     loop = asyncio.get_running_loop()
     future: asyncio.Future[T] = loop.create_future()
 
-    def settle(value: Any, error: BaseException | None) -> None:
-        if future.done():
-            return
-        if error is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(value)
-
     def target() -> None:
         try:
             value, error = fn(*args), None
@@ -95,7 +88,7 @@ async def in_daemon_thread(fn: Callable[..., T], *args: Any) -> T:
             value, error = None, exc
         # the loop may have closed meanwhile: then nobody is waiting any more
         with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(settle, value, error)
+            loop.call_soon_threadsafe(settle, future, value, error)
 
     threading.Thread(target=target, name=f"swarm-task-{getattr(fn, '__name__', 'fn')}",
                      daemon=True).start()

@@ -248,6 +248,15 @@ local function held_check(sid, tid, token, outcome, digest)
   return nil, ERR('lease_gone', tid, token, att[2] or '')
 end
 
+-- held_check for recording an outcome: the task when the caller may record it now; else nil
+-- and the answer to give at once (the refusal, or 'dup' and the task for a repeat)
+local function outcome_check(sid, tid, token, outcome, digest)
+  local state, t = held_check(sid, tid, token, outcome, digest)
+  if not state then return nil, t end
+  if state == 'dup' then return nil, OK('dup', redis.call('HGETALL', T(tid))) end
+  return t
+end
+
 -- A: session id, task id, token, progress (float text), message (optional)
 OPS.progress = function()
   local sid, tid, token, value, message = A[1], A[2], A[3], A[4], OPT(A[5])
@@ -265,9 +274,8 @@ end
 -- A: session id, task id, token, result (optional JSON), digest
 OPS.complete = function()
   local sid, tid, token, result, digest = A[1], A[2], A[3], OPT(A[4]), A[5]
-  local state, t = held_check(sid, tid, token, 'completed', digest)
-  if not state then return t end
-  if state == 'dup' then return OK('dup', redis.call('HGETALL', T(tid))) end
+  local t, reply = outcome_check(sid, tid, token, 'completed', digest)
+  if not t then return reply end
   check_transition(t.status, 'completed')
   end_attempt(t, 'completed', nil, digest)
   local duration = NOW - tonumber(t.started_at or NOW)
@@ -291,9 +299,8 @@ end
 -- A: session id, task id, token, error, retry ('1' or '0'), digest
 OPS.fail = function()
   local sid, tid, token, err, retry, digest = unpack(A, 1, 6)
-  local state, t = held_check(sid, tid, token, 'failed', digest)
-  if not state then return t end
-  if state == 'dup' then return OK('dup', redis.call('HGETALL', T(tid))) end
+  local t, reply = outcome_check(sid, tid, token, 'failed', digest)
+  if not t then return reply end
   end_attempt(t, 'failed', err, digest)
   score(sid, t.required_capability, false)
   local moved = learn(sid, t.required_capability, false, NOW - tonumber(t.started_at or NOW),
@@ -365,9 +372,8 @@ end
 -- A: session id, task id, token, note (optional JSON, built by Python), digest
 OPS.release = function()
   local sid, tid, token, note, digest = A[1], A[2], A[3], OPT(A[4]), A[5]
-  local state, t = held_check(sid, tid, token, 'released', digest)
-  if not state then return t end
-  if state == 'dup' then return OK('dup', redis.call('HGETALL', T(tid))) end
+  local t, reply = outcome_check(sid, tid, token, 'released', digest)
+  if not t then return reply end
   local reason = t.preempt_at and UNCOUNTED_ERRORS.preempted or UNCOUNTED_ERRORS.by_choice
   end_attempt(t, 'released', reason, digest)
   if note then add_note(tid, note) end
