@@ -404,6 +404,8 @@ async def test_claude_bridge_lends_the_session_through_a_private_file(
     server = bridge["config"]["mcpServers"]["swarm"]
     assert server["command"] == str(swarm) and server["args"] == ["mcp"]
     assert server["alwaysLoad"] is True and server["env"]["SWARM_URL"] == "http://127.0.0.1:1"
+    # lent: when the run ends, the bridge must not end the worker's own session
+    assert server["env"]["SWARM_MCP_LENT"] == "1"
     assert bridge["token_matches"] and bridge["session_id"] == "session-1"
     assert bridge["mode"] == "0o600" and "--strict-mcp-config" in run["argv"]
     data = await asyncio.to_thread(Path(server["env"]["SWARM_DATA_DIR"]).exists)

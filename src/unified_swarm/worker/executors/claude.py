@@ -343,7 +343,9 @@ class ClaudeExecutor:
                              session_id=ctx.session_id, url=ctx.server_url)
         config = {"mcpServers": {"swarm": {
             "type": "stdio", "command": swarm, "args": ["mcp"], "alwaysLoad": True,
-            "env": {"SWARM_URL": ctx.server_url, "SWARM_DATA_DIR": str(data)}}}}
+            # lent: the bridge must not leave (end the worker's session) when the run ends
+            "env": {"SWARM_URL": ctx.server_url, "SWARM_DATA_DIR": str(data),
+                    "SWARM_MCP_LENT": "1"}}}}
         path = private / "mcp.json"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
