@@ -151,6 +151,8 @@ def session_from(reply: list[Any]) -> Session:
         tasks_failed=int(h["tasks_failed"]),
         current_tasks=list(held),
         detected_capabilities=loads(h.get("detected_capabilities") or "[]"),
+        usage=loads(h["usage"]) if h.get("usage") else None,
+        rate_limited=loads(h["rate_limited"]) if h.get("rate_limited") else None,
     )
 
 
@@ -180,6 +182,7 @@ def attempt_from(task_id: str, flat: Flat) -> Attempt:
         error=h.get("error"),
         lease_expires_at=_float(h, "lease_expires_at"),
         predicted=_float(h, "predicted"),
+        usage=loads(h["usage"]) if h.get("usage") else None,
     )
 
 

@@ -129,6 +129,8 @@ def session_from_row(row: sqlite3.Row, current: list[str]) -> Session:
         tasks_failed=row["tasks_failed"],
         current_tasks=current,
         detected_capabilities=loads(row["detected_capabilities"]),
+        usage=None if row["usage"] is None else loads(row["usage"]),
+        rate_limited=None if row["rate_limited"] is None else loads(row["rate_limited"]),
     )
 
 
@@ -157,6 +159,7 @@ def attempt_from_row(row: sqlite3.Row) -> Attempt:
         error=row["error"],
         lease_expires_at=row["lease_expires_at"],
         predicted=row["predicted"],
+        usage=None if row["usage"] is None else loads(row["usage"]),
     )
 
 
