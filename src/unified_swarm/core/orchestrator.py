@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
+from .. import usage as usage_rule
 from ..config import Settings
 from ..errors import (
     Conflict,
@@ -819,4 +820,7 @@ def status_view(c: Counts) -> dict[str, JSON]:
         "avg_task_time": (c.duration_sum / c.completed_total) if c.completed_total else 0.0,
         "utilization": (busy / active) if active else 0.0,
         "last_event_seq": c.last_seq,
+        # what agents reported spending (usage.py): the swarm's sums and the costliest types'
+        "usage": usage_rule.wire(usage_rule.add(c.usage, {})),
+        "usage_by_type": {name: usage_rule.wire(sums) for name, sums in c.usage_by_type.items()},
     }
