@@ -10,10 +10,10 @@ is_error, list (the whole run as one JSON list, as `--output-format json --verbo
 garbage (not JSON), crash (exit 2, stderr), slow (sleeps 30 s), retry (two
 `system/api_retry` rate-limit events first), retry_wait (one api_retry, then it waits
 until the file `FAKE_CLAUDE_GO` exists, at most 60 s, and goes on), hang (prints its init
-and first message, then waits for signals: SIGINT is noted and ignored, as Claude Code ends a turn; SIGTERM
-exits 143). `FAKE_CLAUDE_LOG`, when set, is a file that gets one JSON line per run with the
-argv, stdin, the SWARM_* variables and the cwd it saw; `FAKE_CLAUDE_SIGNALS` a file that gets
-the name of each signal it got.
+and first message, then waits for signals: SIGINT is noted and ignored, as Claude Code
+ends a turn; SIGTERM exits 143). `FAKE_CLAUDE_LOG`, when set, is a file that gets one JSON
+line per run with the argv, stdin, the SWARM_* variables and the cwd it saw;
+`FAKE_CLAUDE_SIGNALS` a file that gets the name of each signal it got.
 """
 
 from __future__ import annotations

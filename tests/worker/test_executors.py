@@ -16,7 +16,7 @@ from typing import Any, cast
 
 import pytest
 
-from unified_swarm.client.types import Task
+from unified_swarm.client.types import RateLimit, Task, Usage
 from unified_swarm.worker import (
     ClaudeExecutor,
     ExecutorConfigError,
@@ -359,7 +359,9 @@ async def test_claude_stream_is_read_live_into_progress(fake_claude: Path,
 async def test_claude_reports_rate_limits_and_what_the_run_spent(
         fake_claude: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FAKE_CLAUDE_MODE", "retry")
-    progress, limits, spent = Progress(), [], []
+    progress = Progress()
+    limits: list[tuple[str | None, RateLimit]] = []
+    spent: list[Usage] = []
     ctx = TaskContext(make_task(), 7, "session-1", "worker-1", report=progress,
                       report_rate_limit=lambda v, m, info: limits.append((m, info)),
                       report_usage=spent.append)
