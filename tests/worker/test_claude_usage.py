@@ -17,7 +17,7 @@ from unified_swarm.client import Client
 from .conftest import Workers, status_is, wait_for
 
 FAKE = Path(__file__).resolve().parent / "fake_claude.py"
-SPENT = {"cost_usd": 0.0123, "input_tokens": 10, "output_tokens": 20,
+SPENT: dict[str, float] = {"cost_usd": 0.0123, "input_tokens": 10, "output_tokens": 20,
          "cache_creation_input_tokens": 5, "cache_read_input_tokens": 30, "num_turns": 3}
 
 
