@@ -56,7 +56,8 @@ def test_what_a_run_spent_is_kept_and_summed(op: Client, pool: Workers,
     assert attempt["usage"] == SPENT
     session = op.session("w1")
     # two runs of the same figures, summed
-    assert session["usage"] == {**{k: v * 2 for k, v in SPENT.items()}, "attempts": 2}
+    twice = {name: value * 2 for name, value in SPENT.items()}
+    assert session["usage"] == {**twice, "attempts": 2}
     status = op.status()
     assert status["usage"] == session["usage"]
     assert status["usage_by_type"] == {"build": session["usage"]}
