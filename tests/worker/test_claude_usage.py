@@ -52,11 +52,11 @@ def test_what_a_run_spent_is_kept_and_summed(op: Client, pool: Workers,
                         env={"FAKE_CLAUDE_MODE": "success"})
     wait_for(lambda: status_is(op, "ok", "completed"), "ok to complete", within=60)
     assert worker.wait(60) == 0
+    # two runs of the same figures, summed
+    twice = {name: value * 2 for name, value in SPENT.items()}
     (attempt,) = op.get_task("ok")["history"]
     assert attempt["usage"] == SPENT
     session = op.session("w1")
-    # two runs of the same figures, summed
-    twice = {name: value * 2 for name, value in SPENT.items()}
     assert session["usage"] == {**twice, "attempts": 2}
     status = op.status()
     assert status["usage"] == session["usage"]
