@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from . import usage as usage_rule
 from .stats import ANY, PairStats
 
 JSON = Any
@@ -26,6 +27,9 @@ MAX_WAIT = 60.0
 #: tasks one request may claim (`max`) and outcomes one call may record: the cap of
 #: max_concurrent_tasks; read by core and the SDK alike
 MAX_CLAIM = 1000
+#: task types whose usage sums `Store.counts` reads (the costliest first): /swarm/status
+#: stays small however many types there are
+USAGE_TYPES = 50
 
 
 def iso(ts: float | None) -> str | None:
@@ -90,6 +94,11 @@ class Session:
     stats: dict[str, JSON] = field(default_factory=dict)
     #: the session's circuit breaker is open until then (None: closed)
     quarantined_until: float | None = None
+    #: what its attempts reported spending (usage.SUM_FIELDS); None: nothing reported
+    usage: dict[str, float] | None = None
+    #: while its agent waits out an API rate limit or overload (a progress report said so,
+    #: and nothing normal came since): what it said; None otherwise
+    rate_limited: dict[str, JSON] | None = None
 
     def wire(self) -> dict[str, JSON]:
         return {
@@ -110,6 +119,8 @@ class Session:
             "detected_capabilities": self.detected_capabilities,
             "stats": self.stats,
             "quarantined_until": iso(self.quarantined_until),
+            "usage": usage_rule.wire(self.usage),
+            "rate_limited": self.rate_limited,
         }
 
 
@@ -274,6 +285,8 @@ class Attempt:
     lease_expires_at: float | None = None
     #: the duration the scheduler expected when it chose this attempt (learned policy)
     predicted: float | None = None
+    #: what the attempt reported spending (usage.FIELDS, the largest figures reported)
+    usage: dict[str, float] | None = None
 
     @property
     def duration(self) -> float | None:
@@ -292,6 +305,7 @@ class Attempt:
             "error": self.error,
             "lease_expires_at": iso(self.lease_expires_at),
             "predicted_duration": self.predicted,
+            "usage": usage_rule.wire(self.usage),
         }
 
 
@@ -454,6 +468,10 @@ class Counts:
     completed_total: int
     duration_sum: float
     last_seq: int
+    #: what every attempt reported spending (usage.SUM_FIELDS); empty: nothing yet
+    usage: dict[str, float] = field(default_factory=dict)
+    #: the same per task type, the costliest first (at most USAGE_TYPES of them)
+    usage_by_type: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

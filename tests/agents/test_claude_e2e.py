@@ -18,6 +18,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -183,3 +184,66 @@ def test_kill_9_gives_a_held_task_back(joined: Joined) -> None:
         session = joined.session()
         assert session is not None and session["status"] == "offline"
 
+
+
+def test_the_claude_executor_reports_what_the_real_run_spent(
+        sqlite_server: LiveServer, tmp_path: Path, claude_bin: Path) -> None:
+    """`swarm worker --executor claude` with the real CLI (through a wrapper that notes its
+    argv) and the swarm bridge lent: --session-id and --max-budget-usd reach the CLI, what the
+    run spent lands on the attempt and the session, and the bridge's end (its stdin closing
+    when the run exits) does not end the worker's session."""
+    home, project = tmp_path / "home", tmp_path / "project"
+    home.mkdir()
+    project.mkdir()
+    (home / ".claude.json").write_text(json.dumps({
+        "hasCompletedOnboarding": True,
+        "projects": {str(project): {"hasTrustDialogAccepted": True}}}))
+    argv_log = tmp_path / "argv.log"
+    wrapper = tmp_path / "claude"
+    wrapper.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > "{argv_log}"\n'
+                       f'exec "{claude_bin}" "$@"\n')
+    wrapper.chmod(0o755)
+    swarm_bin = Path(sys.executable).parent / "swarm"
+    config = tmp_path / "worker.toml"
+    config.write_text(f'executor = "claude"\n[claude]\nbinary = "{wrapper}"\n'
+                      f'bridge = true\nswarm_bin = "{swarm_bin}"\ncwd = "{project}"\n')
+    with Client(sqlite_server.url, sqlite_server.token) as op:
+        op.add_task("review", id="t1", input={"prompt": "Say hello.", "max_budget_usd": 5})
+    script = Script()
+    with fake_anthropic(script) as api:
+        env = {**os.environ, "HOME": str(home), "ANTHROPIC_BASE_URL": api,
+               "ANTHROPIC_API_KEY": "sk-test-not-a-key",
+               "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_AUTOUPDATER": "1"}
+        env.pop("SWARM_TOKEN", None)
+        log = (tmp_path / "worker.log").open("wb")
+        worker = subprocess.Popen(
+            [str(swarm_bin), "worker", "--url", sqlite_server.url, "--token",
+             sqlite_server.token, "--id", "w-claude", "-c", "review", "--config", str(config),
+             "--heartbeat-interval", "2"], env=env, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True)
+        try:
+            deadline = time.monotonic() + 600  # the CLI's own pace on a loaded machine
+            with Client(sqlite_server.url, sqlite_server.token) as op:
+                while op.get_task("t1")["task"]["status"] != "completed":
+                    assert worker.poll() is None, (tmp_path / "worker.log").read_text()
+                    assert time.monotonic() < deadline, (tmp_path / "worker.log").read_text()
+                    time.sleep(0.5)
+                done = op.get_task("t1")
+                # the run's bridge has exited by now: the worker's session must be unharmed
+                assert op.session("w-claude")["status"] in ("idle", "busy")
+                session = op.session("w-claude")
+        finally:
+            os.killpg(worker.pid, signal.SIGTERM)
+            worker.wait(60)
+            log.close()
+    argv = argv_log.read_text().splitlines()
+    result = done["task"]["result"]
+    assert argv[argv.index("--session-id") + 1] == result["session_id"]  # honoured by the CLI
+    assert argv[argv.index("--max-budget-usd") + 1] == "5"
+    assert "--mcp-config" in argv and "--strict-mcp-config" in argv
+    (attempt,) = done["history"]
+    spent = attempt["usage"]
+    assert spent is not None and spent["input_tokens"] > 0 and spent["num_turns"] >= 1
+    assert spent["cost_usd"] == round(result["total_cost_usd"], 6)
+    assert spent["output_tokens"] == result["usage"]["output_tokens"]
+    assert session["usage"] == {**spent, "attempts": 1}

@@ -139,6 +139,33 @@ def test_sessions_and_status_as_json(swarm: Swarm) -> None:
     assert status["total_sessions"] == 2 and status["tasks_completed"] == 0
 
 
+def test_session_show_says_what_it_spent_and_whether_it_waits_on_the_api(
+        swarm: Swarm) -> None:
+    with Client(swarm.server.url, swarm.server.token) as op:
+        me = op.with_token(op.register(["build"], id="w1")["token"])
+        code, out, _ = swarm("session", "show", "w1")
+        assert code == 0 and "spent" in out and "rate limited" in out
+        op.add_task("build", id="a")
+        got = me.request_work()
+        assert got is not None
+        me.progress("a", got["lease"]["fencing_token"], 0.5, "waiting",
+                    rate_limit={"attempt": 1, "retry_in_s": 3, "error_status": 429,
+                                "error": "rate_limit"})
+        code, out, _ = swarm("session", "show", "w1")
+        assert code == 0 and "yes, since" in out and "rate_limit 429" in out
+        me.complete("a", got["lease"]["fencing_token"], "ok",
+                    usage={"cost_usd": 0.125, "input_tokens": 1500, "output_tokens": 20,
+                           "num_turns": 2})
+    code, out, _ = swarm("session", "show", "w1")
+    assert code == 0 and "$0.1250, 1,500 in / 20 out tokens" in out
+    assert "2 turns over 1 attempt(s)" in out
+    (line,) = [x for x in out.splitlines() if "rate limited" in x]
+    assert line.replace("│", " ").split()[-1] == "no"
+    shown = swarm.json("session", "show", "w1")["session"]
+    assert shown["usage"]["cost_usd"] == 0.125 and shown["rate_limited"] is None
+    assert swarm.json("status")["usage"]["input_tokens"] == 1500
+
+
 def test_knowledge_get_put_list_delete(swarm: Swarm, monkeypatch: pytest.MonkeyPatch) -> None:
     v1 = swarm.json("knowledge", "put", "design/api", '{"style": "rest"}', "--tag", "api",
                     "--tag", "v1", "--expected-version", "0")["entry"]

@@ -208,3 +208,29 @@ def test_shows_who_is_fast_at_what(page: Page, sqlite_server: LiveServer,
         swarm.add({"id": f"f{n}", "type": "build", "max_attempts": 1})
         swarm.fail("steady", f"f{n}", swarm.claim("steady", f"f{n}"), "boom")
     page.locator("#sessions [data-session-id='steady'] .quarantined").wait_for()
+
+
+def test_shows_what_agents_spent_and_who_waits_on_the_api(
+        page: Page, sqlite_server: LiveServer, swarm: Swarm) -> None:
+    swarm.register("alpha", ["build"], "Alpha builder")
+    swarm.add({"id": "job-1", "type": "build"})
+    open_dashboard(page, sqlite_server)
+    fencing = swarm.claim("alpha", "job-1")
+    swarm.as_session("alpha", "POST", "/work/progress", {
+        "task_id": "job-1", "fencing_token": fencing, "progress": 0.2,
+        "rate_limit": {"attempt": 1, "retry_in_s": 4, "error_status": 429,
+                       "error": "rate_limit"}})
+    # live, from the event: the session's row says it waits on the API
+    badge = page.locator("#sessions [data-session-id='alpha'] .rate-limited")
+    badge.wait_for()
+    assert "rate_limit 429" in (badge.get_attribute("title") or "")
+    swarm.as_session("alpha", "POST", "/work/complete", {
+        "task_id": "job-1", "fencing_token": fencing, "result": 1,
+        "usage": {"cost_usd": 0.0321, "input_tokens": 1500, "output_tokens": 500,
+                  "num_turns": 2}})
+    badge.wait_for(state="detached")
+    spent = page.locator("#metrics [data-metric='spent']")
+    spent.wait_for()
+    page.locator("#metrics [data-metric='spent']", has_text="$0.0321").wait_for()
+    assert "2.0k tokens · 1 runs" in spent.inner_text()
+    page.locator("#sessions [data-session-id='alpha'] .spent", has_text="$0.0321").wait_for()

@@ -150,3 +150,42 @@ def test_without_a_hook_or_an_operator_token_it_says_why(sqlite_server: LiveServ
     assert b"no operator token" in done.stderr
     with SyncClient(sqlite_server.url, sqlite_server.token) as op:
         assert op.sessions() == []
+
+
+def test_a_lent_bridge_leaves_the_lenders_session_alone(sqlite_server: LiveServer,
+                                                         tmp_path: Path) -> None:
+    """The Claude executor lends the worker's own session to the bridge of one `claude -p`
+    run: when that run ends (stdin closes), the bridge must not end the worker's session nor
+    give back what the worker holds."""
+    with SyncClient(sqlite_server.url, sqlite_server.token) as op:
+        reg = op.register(["build"], id="worker-1")
+        op.add_task("build", id="held")
+        me = op.with_token(reg["token"])
+        lease = me.request_work()
+        assert lease is not None and lease["task"]["id"] == "held"
+        path = identity.write_token(tmp_path, "attempt-1", reg["token"], session_id="worker-1",
+                                    url=sqlite_server.url)
+        env = {k: v for k, v in os.environ.items() if k != "SWARM_TOKEN"}
+        env.update(bridge_env(sqlite_server, tmp_path, "attempt-1"))
+        env["SWARM_MCP_LENT"] = "1"
+        done = subprocess.run([SWARM, "mcp", "--hook-grace", "0"], env=env, input=b"",
+                              capture_output=True, timeout=60, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        assert b"was lent, so it stays" in done.stderr and b"left the swarm" not in done.stderr
+        assert op.session("worker-1")["status"] == "busy"
+        task = op.get_task("held")["task"]
+        assert task["status"] == "in_progress" and task["assigned_to"] == "worker-1"
+        assert path.exists()  # the lender's file: the lender removes it
+        assert [s["id"] for s in op.sessions()] == ["worker-1"]  # it registered nobody
+
+
+def test_a_lent_bridge_without_a_token_file_registers_nobody(sqlite_server: LiveServer,
+                                                             tmp_path: Path) -> None:
+    env = {**os.environ, **bridge_env(sqlite_server, tmp_path, "nothing-lent",
+                                      sqlite_server.token), "SWARM_MCP_LENT": "1"}
+    done = subprocess.run([SWARM, "mcp", "--hook-grace", "0"], env=env, input=b"",
+                          capture_output=True, timeout=60, cwd=tmp_path)
+    assert done.returncode == 6, done.stderr
+    assert b"no usable token file was lent" in done.stderr
+    with SyncClient(sqlite_server.url, sqlite_server.token) as op:
+        assert op.sessions() == []

@@ -131,17 +131,23 @@ async def test_a_recorded_cost_caps_the_pool(orch: Orchestrator) -> None:
     got = await orch.request_work(b1, 0)
     assert got is not None
     clock.now += 60
-    # what the Claude executor records: $0.25 for a minute of work = $15 a session-hour
-    await orch.complete(b1, "paid", got.lease.fencing_token,
-                        {"result": "ok", "total_cost_usd": 0.25})
+    # what the Claude executor reports: $0.20 for a minute of work (a failed run) ...
+    await orch.fail(b1, "paid", got.lease.fencing_token, "tests fail", True,
+                    usage={"cost_usd": 0.2, "input_tokens": 900})
+    got = await orch.request_work(b1, 0)
+    assert got is not None
+    clock.now += 60
+    # ... then $0.40 for another: $0.60 for 2 minutes = $18 a session-hour
+    await orch.complete(b1, "paid", got.lease.fencing_token, {"result": "ok"},
+                        usage={"cost_usd": 0.4})
     await orch.add_tasks([TaskSpec(type="build") for _ in range(60)])
     got = await orch.request_work(b1, 0)
     assert got is not None
     clock.now += 1
     (d,) = await s.step(clock.now)
-    assert d.observed.cost_per_hour == pytest.approx(15.0)
-    # $50 an hour buys 3 sessions at $15, though the ready work asks for 12 more
-    assert d.desired == 3
+    assert d.observed.cost_per_hour == pytest.approx(18.0)
+    # $50 an hour buys 2 sessions at $18, though the ready work asks for 12 more
+    assert d.desired == 2
     assert any("max_cost_per_hour" in n for n in d.limited_by)
 
 

@@ -8,11 +8,12 @@ calls a model.
 `FAKE_CLAUDE_MODE` picks the behaviour: success (default), error (subtype error_max_turns),
 is_error, list (the whole run as one JSON list, as `--output-format json --verbose`),
 garbage (not JSON), crash (exit 2, stderr), slow (sleeps 30 s), retry (two
-`system/api_retry` rate-limit events first), hang (prints its init and first message,
-then waits for signals: SIGINT is noted and ignored, as Claude Code ends a turn; SIGTERM
-exits 143). `FAKE_CLAUDE_LOG`, when set, is a file that gets one JSON line per run with the
-argv, stdin, the SWARM_* variables and the cwd it saw; `FAKE_CLAUDE_SIGNALS` a file that gets
-the name of each signal it got.
+`system/api_retry` rate-limit events first), retry_wait (one api_retry, then it waits
+until the file `FAKE_CLAUDE_GO` exists, at most 60 s, and goes on), hang (prints its init
+and first message, then waits for signals: SIGINT is noted and ignored, as Claude Code
+ends a turn; SIGTERM exits 143). `FAKE_CLAUDE_LOG`, when set, is a file that gets one JSON
+line per run with the argv, stdin, the SWARM_* variables and the cwd it saw;
+`FAKE_CLAUDE_SIGNALS` a file that gets the name of each signal it got.
 """
 
 from __future__ import annotations
@@ -92,6 +93,16 @@ def main(argv: list[str]) -> int:
         events[1:1] = [{"type": "system", "subtype": "api_retry", "attempt": n,
                         "max_retries": 10, "retry_delay_ms": 500 * n, "error_status": 429,
                         "error": "rate_limit"} for n in (1, 2)]
+    if mode == "retry_wait":
+        emit(events[0])
+        emit({"type": "system", "subtype": "api_retry", "attempt": 1, "max_retries": 10,
+              "retry_delay_ms": 4000, "error_status": 429, "error": "rate_limit"})
+        go = os.environ.get("FAKE_CLAUDE_GO", "")
+        for _ in range(600):
+            if go and os.path.exists(go):
+                break
+            time.sleep(0.1)
+        events = events[1:]
     if mode == "hang":
         signal.signal(signal.SIGINT, noted)
         signal.signal(signal.SIGTERM, noted)
@@ -110,7 +121,9 @@ def main(argv: list[str]) -> int:
         "result": f"done: {prompt.splitlines()[0] if prompt else ''}",
         "session_id": session,
         "total_cost_usd": 0.0123,
-        "usage": {"input_tokens": 10, "output_tokens": 20},
+        "usage": {"input_tokens": 10, "output_tokens": 20, "cache_read_input_tokens": 30,
+                  "cache_creation_input_tokens": 5, "server_tool_use": {"web_search_requests": 0},
+                  "service_tier": "standard"},
         "terminal_reason": "completed",
     }
     events += [{"type": "assistant", "session_id": session,

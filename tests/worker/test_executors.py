@@ -16,7 +16,7 @@ from typing import Any, cast
 
 import pytest
 
-from unified_swarm.client.types import Task
+from unified_swarm.client.types import RateLimit, Task, Usage
 from unified_swarm.worker import (
     ClaudeExecutor,
     ExecutorConfigError,
@@ -26,7 +26,13 @@ from unified_swarm.worker import (
     TaskFailed,
     make_executor,
 )
-from unified_swarm.worker.executors.claude import MAX_ARG_PROMPT, build_prompt, parse_output
+from unified_swarm.worker.executors.claude import (
+    MAX_ARG_PROMPT,
+    build_prompt,
+    parse_output,
+    rate_limit_of,
+    usage_of,
+)
 from unified_swarm.worker.executors.shell import parse_command
 
 HERE = Path(__file__).parent
@@ -350,6 +356,43 @@ async def test_claude_stream_is_read_live_into_progress(fake_claude: Path,
     assert out["api_retries"] == 2
 
 
+async def test_claude_reports_rate_limits_and_what_the_run_spent(
+        fake_claude: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FAKE_CLAUDE_MODE", "retry")
+    progress = Progress()
+    limits: list[tuple[str | None, RateLimit]] = []
+    spent: list[Usage] = []
+    ctx = TaskContext(make_task(), 7, "session-1", "worker-1", report=progress,
+                      report_rate_limit=lambda v, m, info: limits.append((m, info)),
+                      report_usage=spent.append)
+    await ClaudeExecutor(binary=str(fake_claude)).run(ctx)
+    assert [info for _, info in limits] == [
+        {"attempt": n, "max_retries": 10, "retry_in_s": n / 2, "error_status": 429,
+         "error": "rate_limit"} for n in (1, 2)]
+    assert limits[1][0] == "waiting on the API: rate_limit 429, retry 2 of 10 in 1 s"
+    assert not any("waiting on the API" in (m or "") for _, m in progress.seen)
+    # the result event's cost, token counts (only the known ones) and turns
+    assert spent == [{"cost_usd": 0.0123, "input_tokens": 10, "output_tokens": 20,
+                      "cache_creation_input_tokens": 5, "cache_read_input_tokens": 30,
+                      "num_turns": 3}]
+    monkeypatch.setenv("FAKE_CLAUDE_MODE", "error")
+    with pytest.raises(TaskFailed):
+        await ClaudeExecutor(binary=str(fake_claude)).run(ctx)
+    assert len(spent) == 2 and spent[1]["cost_usd"] == 0.0123  # a failed run cost too
+
+
+def test_claude_usage_and_rate_limits_are_clamped_to_what_the_server_takes() -> None:
+    assert usage_of({"total_cost_usd": -1, "num_turns": True,
+                     "usage": {"input_tokens": 1.0, "output_tokens": -5,
+                               "cache_read_input_tokens": "9", "cache_creation_input_tokens": 2}}
+                    ) == {"input_tokens": 1, "output_tokens": 0,
+                          "cache_creation_input_tokens": 2}
+    assert usage_of({"usage": None}) == {}
+    assert rate_limit_of({"attempt": -3, "max_retries": 1e9, "retry_delay_ms": 1500,
+                          "error_status": 42, "error": "x" * 400}) == {
+        "attempt": 0, "max_retries": 10_000, "retry_in_s": 1.5, "error": "x" * 300}
+
+
 async def test_claude_budget_from_the_task_and_context_in_the_prompt(
         fake_claude: Path) -> None:
     ex = ClaudeExecutor(binary=str(fake_claude), max_budget_usd=2.0)
@@ -404,6 +447,8 @@ async def test_claude_bridge_lends_the_session_through_a_private_file(
     server = bridge["config"]["mcpServers"]["swarm"]
     assert server["command"] == str(swarm) and server["args"] == ["mcp"]
     assert server["alwaysLoad"] is True and server["env"]["SWARM_URL"] == "http://127.0.0.1:1"
+    # lent: when the run ends, the bridge must not end the worker's own session
+    assert server["env"]["SWARM_MCP_LENT"] == "1"
     assert bridge["token_matches"] and bridge["session_id"] == "session-1"
     assert bridge["mode"] == "0o600" and "--strict-mcp-config" in run["argv"]
     data = await asyncio.to_thread(Path(server["env"]["SWARM_DATA_DIR"]).exists)

@@ -1,7 +1,12 @@
 """`GET /metrics`: Prometheus text, from a per-app registry (no module globals).
 
 Gauges (sessions and tasks by status, the newest event seq, open event streams) are read
-from `store.counts()` at each scrape, so they are right whichever replica is scraped.
+from `store.counts()` at each scrape, so they are right whichever replica is scraped. So
+are the usage counters (`swarm_agent_cost_usd_total`, `swarm_agent_tokens_total{kind}`,
+`swarm_agent_turns_total`, `swarm_agent_usage_attempts_total`): the swarm's sums as the
+store keeps them (usage.py), never reset by a restart and the same on every replica; by
+task type they are in /swarm/status, not here (task types are the clients' to name, so
+they would make an unbounded label).
 Counters and histograms are fed by the event hub: each process counts every event it hears
 from the moment it starts (on Redis that is every replica's events, so scrape one replica,
 or take `max` across them, rather than summing).
@@ -14,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
@@ -41,6 +46,39 @@ READY_TYPES = frozenset({"task.ready", "task.requeued"})
 EXPIRY_REASONS = frozenset({"lease_expired", "session offline"})
 #: tasks we remember a ready time for; the oldest are forgotten past this
 MAX_TRACKED = 100_000
+
+
+#: the token fields of a usage sum, by the `kind` label they get
+TOKEN_KINDS = (("input", "input_tokens"), ("output", "output_tokens"),
+               ("cache_creation", "cache_creation_input_tokens"),
+               ("cache_read", "cache_read_input_tokens"))
+
+
+class UsageCollector:
+    """The swarm's usage sums as Prometheus counters, from the scrape's own counts read."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, float] = {}
+
+    def describe(self) -> list[object]:
+        return []  # the families are built at each scrape
+
+    def collect(self) -> Iterator[object]:
+        from prometheus_client.core import CounterMetricFamily
+
+        sums = self.sums
+        yield CounterMetricFamily("swarm_agent_cost_usd", "Dollars agents reported spending",
+                                  value=sums.get("cost_usd", 0.0))
+        tokens = CounterMetricFamily("swarm_agent_tokens", "Tokens agents reported, by kind",
+                                     labels=["kind"])
+        for kind, name in TOKEN_KINDS:
+            tokens.add_metric([kind], sums.get(name, 0.0))
+        yield tokens
+        yield CounterMetricFamily("swarm_agent_turns", "Model turns agents reported",
+                                  value=sums.get("num_turns", 0.0))
+        yield CounterMetricFamily("swarm_agent_usage_attempts",
+                                  "Attempts that reported what they spent",
+                                  value=sums.get("attempts", 0.0))
 
 
 class SwarmMetrics:
@@ -93,6 +131,13 @@ class SwarmMetrics:
         self.prediction = Gauge(
             "swarm_scheduler_prediction_error", "Mean |log(actual / predicted duration)| of "
             "recent and older completions", ["window"], registry=r)
+        self.rate_limited = Gauge(
+            "swarm_sessions_rate_limited", "Online sessions whose agent waits out an API "
+            "rate limit now", registry=r)
+        self.rate_limit_waits = Counter(
+            "swarm_rate_limit_waits", "Rate-limit retries agents reported", registry=r)
+        self.usage = UsageCollector()
+        r.register(self.usage)  # type: ignore[arg-type]
         self._ready_at: OrderedDict[str, float] = OrderedDict()
         hub.tap(self.observe)
 
@@ -117,6 +162,8 @@ class SwarmMetrics:
                 self.duration.observe(max(float(d["duration"]), 0.0))
         elif ev.type == "task.failed":
             self.failures.inc()
+        elif ev.type == "session.rate_limited" and d.get("rate_limited") is not None:
+            self.rate_limit_waits.inc()
         elif ev.type == "task.requeued":
             self.requeues.labels(str(d.get("reason") or "unknown")).inc()
         if ev.type in ("task.requeued", "task.failed") and d.get("reason") in EXPIRY_REASONS:
@@ -141,6 +188,7 @@ class SwarmMetrics:
             self.tasks.labels(tstatus.value).set(counts.tasks.get(tstatus.value, 0))
         self.last_seq.set(counts.last_seq)
         self.streams.set(self.hub.subscribers)
+        self.usage.sums = dict(counts.usage)
         await self._learned()
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
@@ -149,17 +197,19 @@ class SwarmMetrics:
         for gauge in (self.success_rate, self.duration_p50, self.speed):
             gauge.clear()  # sessions that left drop out
         online = await self.orch.list_sessions()
-        quarantined = 0
+        quarantined = limited = 0
         for s in online:
             if s.status == SessionStatus.OFFLINE:
                 continue
             quarantined += s.quarantined_until is not None
+            limited += s.rate_limited is not None
             for cap, st in s.stats.items():
                 self.success_rate.labels(s.id, cap).set(st["success_rate"])
                 if st["duration_p50"] is not None:
                     self.duration_p50.labels(s.id, cap).set(st["duration_p50"])
                     self.speed.labels(s.id, cap).set(st["speed"])
         self.quarantined.set(quarantined)
+        self.rate_limited.set(limited)
         view = self.orch.scheduler_view()
         latency, errors = view["decision_latency_ms"], view["prediction_error"]
         for q in ("p50", "p99"):

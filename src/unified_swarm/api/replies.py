@@ -43,6 +43,31 @@ class CapabilityStats(BaseModel):
     speed: float | None
 
 
+class UsageOut(BaseModel):
+    """What an attempt reported spending (a sum adds `attempts`: how many reported)."""
+
+    cost_usd: float
+    input_tokens: int
+    output_tokens: int
+    cache_creation_input_tokens: int
+    cache_read_input_tokens: int
+    num_turns: int
+    attempts: int | None = None
+
+
+class RateLimitedOut(BaseModel):
+    """The session's agent waits out an API rate limit (until its next normal report)."""
+
+    task_id: str
+    at: Time
+    attempt: int | None = None
+    max_retries: int | None = None
+    retry_in_s: float | None = None
+    error_status: int | None = None
+    error: str | None = None
+    retry_at: Time | None = None
+
+
 class SessionOut(BaseModel):
     id: str
     name: str
@@ -61,6 +86,9 @@ class SessionOut(BaseModel):
     detected_capabilities: list[str] = []
     stats: dict[str, CapabilityStats] = {}
     quarantined_until: Time | None = None
+    #: what its attempts reported spending (None: nothing yet)
+    usage: UsageOut | None = None
+    rate_limited: RateLimitedOut | None = None
 
 
 class ProgressOut(BaseModel):
@@ -148,6 +176,7 @@ class AttemptOut(BaseModel):
     lease_expires_at: Time | None
     #: the duration the learned scheduler expected when it chose this attempt
     predicted_duration: float | None = None
+    usage: UsageOut | None = None
 
 
 class EntryOut(BaseModel):
@@ -309,6 +338,10 @@ class StatusReply(BaseModel):
     tasks_failed: int
     avg_task_time: float
     utilization: float
+    #: what every attempt reported spending, and the same per task type (the costliest
+    #: first, at most 50)
+    usage: UsageOut | None = None
+    usage_by_type: dict[str, UsageOut] = {}
 
 
 class LatencyOut(BaseModel):

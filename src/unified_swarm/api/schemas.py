@@ -13,7 +13,9 @@ from typing import Annotated, Any, Literal
 from fastapi import Path
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag
 
+from .. import usage
 from ..core import limits
+from ..core import usage as rate
 from ..core.limits import ID_PATTERN, NAME_PATTERN
 from ..lifecycle import MAX_PRIORITY
 from ..models import MAX_CLAIM, TaskSpec
@@ -134,11 +136,47 @@ class ClaimIn(Body):
     task_id: IdStr
 
 
+Count = Annotated[int, Field(ge=0, le=usage.MAX_COUNT), Integral]
+
+
+class UsageIn(Body):
+    """What the attempt spent so far (its total: the store keeps the largest figures and
+    sums the increase; unified_swarm/usage.py). Every field optional."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+    cost_usd: Annotated[float, Field(ge=0.0, le=usage.MAX_COST_USD, allow_inf_nan=False)] = 0.0
+    input_tokens: Count = 0
+    output_tokens: Count = 0
+    cache_creation_input_tokens: Count = 0
+    cache_read_input_tokens: Count = 0
+    num_turns: Count = 0
+
+    def report(self) -> dict[str, float]:
+        return {f: float(getattr(self, f)) for f in usage.FIELDS}
+
+
+class RateLimitIn(Body):
+    """The attempt's agent waits out an API rate limit or overload now (Claude Code's
+    `system/api_retry`): the session shows `rate_limited` until a report without one."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+    attempt: Annotated[int, Field(ge=0, le=rate.MAX_RETRY_COUNT), Integral] | None = None
+    max_retries: Annotated[int, Field(ge=0, le=rate.MAX_RETRY_COUNT), Integral] | None = None
+    retry_in_s: Annotated[float, Field(ge=0.0, le=rate.MAX_RETRY_IN_S)] | None = None
+    error_status: Annotated[int, Field(ge=100, le=599), Integral] | None = None
+    error: Annotated[str, Field(max_length=rate.MAX_ERROR_CHARS)] | None = None
+
+    def report(self) -> dict[str, object]:
+        return self.model_dump(exclude_none=True)
+
+
 class ProgressIn(Body):
     task_id: IdStr
     fencing_token: Token
     progress: Annotated[float, Field(ge=0.0, le=1.0)]
     message: Annotated[str, Field(max_length=4096)] | None = None
+    usage: UsageIn | None = None
+    rate_limit: RateLimitIn | None = None
 
 
 #: how many tasks one call may claim (`max`)
@@ -159,6 +197,7 @@ class OutcomeIn(Body):
     task_id: IdStr
     fencing_token: Token
     result: Any = None
+    usage: UsageIn | None = None
 
 
 class CompleteIn(OutcomeIn, NextIn):
@@ -181,6 +220,7 @@ class FailIn(Body):
     fencing_token: Token
     error: Annotated[str, Field(max_length=65536)]
     retry: bool = True
+    usage: UsageIn | None = None
 
 
 class ReleaseIn(Body):

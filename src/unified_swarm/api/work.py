@@ -43,6 +43,7 @@ from .schemas import (
     ReleaseIn,
     SplitIn,
     TaskBatch,
+    UsageIn,
     WorkIn,
 )
 
@@ -146,7 +147,8 @@ async def claim(body: ClaimIn, orch: Orch, session: SessionCaller, idem: Keyed) 
 @router.post("/work/progress", response_model=RecordedReply, responses=OUTCOME)
 async def progress(body: ProgressIn, orch: Orch, session: SessionCaller) -> JSONResp:
     rec = await orch.progress(session, body.task_id, body.fencing_token, body.progress,
-                              body.message)
+                              body.message, _spent(body.usage),
+                              None if body.rate_limit is None else body.rate_limit.report())
     return _recorded(rec)
 
 
@@ -156,17 +158,22 @@ async def complete(body: CompleteBody, orch: Orch, session: SessionCaller) -> JS
     then = body.then()
     if isinstance(body, CompleteBatch):
         return _batch_done(*await orch.complete_batch(
-            session, [Success(o.task_id, o.fencing_token, o.result) for o in body.outcomes],
-            then))
+            session, [Success(o.task_id, o.fencing_token, o.result, _spent(o.usage))
+                      for o in body.outcomes], then))
     if then is None:  # phase 1's call, answered as it always was
         return _recorded(await orch.complete(session, body.task_id, body.fencing_token,
-                                             body.result))
+                                             body.result, _spent(body.usage)))
     (one,), claimed = await orch.complete_batch(
-        session, [Success(body.task_id, body.fencing_token, body.result)], then)
+        session, [Success(body.task_id, body.fencing_token, body.result, _spent(body.usage))],
+        then)
     if isinstance(one, SwarmError):
         raise one  # the outcome was refused: so was the call (nothing was claimed)
     return JSONResp({"task": one.task.wire(), "duplicate": one.duplicate,
                      "claimed": _claims(claimed)})
+
+
+def _spent(given: UsageIn | None) -> dict[str, float] | None:
+    return None if given is None else given.report()
 
 
 def _claims(got: list[Claimed]) -> list[dict[str, object]]:
@@ -181,7 +188,8 @@ def _batch_done(answers: list[Recorded | SwarmError], claimed: list[Claimed]) ->
 
 @router.post("/work/fail", response_model=RecordedReply, responses=OUTCOME)
 async def fail(body: FailIn, orch: Orch, session: SessionCaller) -> JSONResp:
-    rec = await orch.fail(session, body.task_id, body.fencing_token, body.error, body.retry)
+    rec = await orch.fail(session, body.task_id, body.fencing_token, body.error, body.retry,
+                          _spent(body.usage))
     return _recorded(rec)
 
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from ..client.types import Session
+from ..client.types import Session, Usage
 from . import output
 from .common import Actions
 
@@ -46,11 +47,36 @@ def render(con: Console, s: Session) -> None:
         ("completed / failed", f"{s['tasks_completed']} / {s['tasks_failed']}"),
         ("detected", ", ".join(s.get("detected_capabilities") or []) or "-"),
         ("quarantined until", s.get("quarantined_until") or "-"),
+        ("spent", spent(s.get("usage"))),
+        ("rate limited", limited(s.get("rate_limited"))),
         ("metadata", output.compact(s["metadata"], 200)),
     )))
     stats = s.get("stats") or {}
     if stats:
         con.print(output.stats_table(stats))
+
+
+def spent(usage: Usage | None) -> str:
+    """What the session's attempts reported spending, in one line."""
+    if not usage:
+        return "-"
+    tokens = {k: usage.get(k, 0) for k in ("input_tokens", "output_tokens",
+                                            "cache_read_input_tokens",
+                                            "cache_creation_input_tokens")}
+    return (f"${usage.get('cost_usd', 0):.4f}, {tokens['input_tokens']:,} in / "
+            f"{tokens['output_tokens']:,} out tokens (cache {tokens['cache_read_input_tokens']:,}"
+            f" read, {tokens['cache_creation_input_tokens']:,} written), "
+            f"{usage.get('num_turns', 0):,} turns over {usage.get('attempts', 0):,} attempt(s)")
+
+
+def limited(state: Mapping[str, object] | None) -> str:
+    """`rate_limited`, in one line: the API said what, for which task, retrying when."""
+    if not state:
+        return "no"
+    said = " ".join(str(state[k]) for k in ("error", "error_status") if state.get(k))
+    retry = f", retry {state['attempt']} at {state['retry_at']}" if state.get("retry_at") \
+        else ""
+    return f"yes, since {state.get('at')} on {state.get('task_id')} ({said or 'waiting'}{retry})"
 
 
 def drain_session(args: argparse.Namespace) -> int:

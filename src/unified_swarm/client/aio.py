@@ -32,6 +32,7 @@ from .types import (
     KnowledgeEntry,
     Offered,
     OutcomeIn,
+    RateLimit,
     Recorded,
     Registered,
     Session,
@@ -41,6 +42,7 @@ from .types import (
     TaskDetail,
     TaskIn,
     TaskPage,
+    Usage,
 )
 
 T = TypeVar("T")
@@ -205,17 +207,23 @@ class AsyncClient(BaseClient):
         return await self.send(base.claim(task_id, idempotency_key))
 
     async def progress(self, task_id: str, fencing_token: int, progress: float,
-                       message: str | None = None) -> Recorded:
-        """Report progress (0..1) and renew the lease; `LeaseLost` when the lease is gone."""
-        return await self.send(base.progress(task_id, fencing_token, progress, message))
+                       message: str | None = None, *, usage: Usage | None = None,
+                       rate_limit: RateLimit | None = None) -> Recorded:
+        """Report progress (0..1) and renew the lease; `LeaseLost` when the lease is gone.
+        `usage`: what the attempt spent so far; `rate_limit`: its agent waits out an API
+        rate limit now (the session shows `rate_limited` until a report without one)."""
+        return await self.send(base.progress(task_id, fencing_token, progress, message, usage,
+                                         rate_limit))
 
     async def complete(self, task_id: str, fencing_token: int, result: JSON = None, *,
-                 claim_next: int = 0, idempotency_key: str | None = None) -> Recorded:
+                 claim_next: int = 0, idempotency_key: str | None = None,
+                 usage: Usage | None = None) -> Recorded:
         """Record the result; a repeat answers `duplicate: True`, a stale token raises
         `LeaseLost` and records nothing. With `claim_next`, the same call then claims up to
-        that many next tasks (`claimed`): a busy worker makes one request per task."""
+        that many next tasks (`claimed`): a busy worker makes one request per task.
+        `usage`: what the attempt spent (kept on it, summed per session)."""
         return await self.send(base.complete(task_id, fencing_token, result, claim_next,
-                                         idempotency_key))
+                                         idempotency_key, usage))
 
     async def complete_many(self, outcomes: Iterable[OutcomeIn], *, claim_next: int = 0,
                       idempotency_key: str | None = None) -> CompletedBatch:
@@ -225,9 +233,10 @@ class AsyncClient(BaseClient):
         return await self.send(base.complete_many(outcomes, claim_next, idempotency_key))
 
     async def fail(self, task_id: str, fencing_token: int, error: str, *,
-             retry: bool = True) -> Recorded:
-        """Record a failure; with `retry` the task runs again until its max_attempts."""
-        return await self.send(base.fail(task_id, fencing_token, error, retry))
+             retry: bool = True, usage: Usage | None = None) -> Recorded:
+        """Record a failure; with `retry` the task runs again until its max_attempts.
+        `usage`: what the attempt spent (kept on it, summed per session)."""
+        return await self.send(base.fail(task_id, fencing_token, error, retry, usage))
 
     async def split(self, task_id: str, fencing_token: int, subtasks: Iterable[TaskIn], *,
               merge: str | Mapping[str, Any] = "list") -> Split:

@@ -45,6 +45,7 @@ from .types import (
     KnowledgeEntry,
     Offered,
     OutcomeIn,
+    RateLimit,
     Recorded,
     Registered,
     Session,
@@ -54,6 +55,7 @@ from .types import (
     TaskDetail,
     TaskIn,
     TaskPage,
+    Usage,
 )
 
 T = TypeVar("T")
@@ -523,21 +525,24 @@ def claim(task_id: str, key: str | None = None) -> Call[Claimed]:
                 key=keyed(key))
 
 
-def progress(task_id: str, fencing_token: int, value: float,
-             message: str | None) -> Call[Recorded]:
+def progress(task_id: str, fencing_token: int, value: float, message: str | None,
+             usage: Usage | None = None, rate_limit: RateLimit | None = None
+             ) -> Call[Recorded]:
+    """`rate_limit` (even `{}`) says the agent waits on the API now; a report without one
+    says it no longer does."""
     body = {"task_id": task_id, "fencing_token": fencing_token, "progress": value,
-            **_given(message=message)}
+            **_given(message=message, usage=_dict(usage), rate_limit=_dict(rate_limit))}
     return Call("POST", "/work/progress", lambda b: cast(Recorded, b), body=body,
                 idempotent=True)
 
 
 def complete(task_id: str, fencing_token: int, result: JSON, claim_next: int = 0,
-             key: str | None = None) -> Call[Recorded]:
+             key: str | None = None, usage: Usage | None = None) -> Call[Recorded]:
     """With `claim_next`, the same call claims up to that many next tasks (`claimed`): no
     longer idempotent by itself, so it carries a key, as a request for work does. (A server
     from before batches ignores it and answers without `claimed`.)"""
     body: dict[str, JSON] = {"task_id": task_id, "fencing_token": fencing_token,
-                             "result": result}
+                             "result": result, **_given(usage=_dict(usage))}
     return _complete(lambda b: cast(Recorded, b), body, claim_next, key)
 
 
@@ -562,10 +567,15 @@ def _complete(read: Callable[[Any], T], body: dict[str, JSON], claim_next: int,
                 key=keyed(key))
 
 
-def fail(task_id: str, fencing_token: int, error: str, retry: bool) -> Call[Recorded]:
+def fail(task_id: str, fencing_token: int, error: str, retry: bool,
+         usage: Usage | None = None) -> Call[Recorded]:
     body = {"task_id": task_id, "fencing_token": fencing_token, "error": error,
-            "retry": retry}
+            "retry": retry, **_given(usage=_dict(usage))}
     return Call("POST", "/work/fail", lambda b: cast(Recorded, b), body=body, idempotent=True)
+
+
+def _dict(value: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    return None if value is None else dict(value)
 
 
 def split(task_id: str, fencing_token: int, subtasks: Iterable[TaskIn],

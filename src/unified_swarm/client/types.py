@@ -18,6 +18,31 @@ TaskState = Literal["pending", "ready", "assigned", "in_progress", "completed", 
 OutcomeName = Literal["completed", "failed", "expired", "released", "split"]
 
 
+class Usage(TypedDict, total=False):
+    """What an attempt spent so far (its total; every field optional): sent with progress,
+    complete and fail, kept on the attempt and summed per session, task type and swarm. A
+    sum read back also has `attempts` (how many attempts reported)."""
+
+    cost_usd: float
+    input_tokens: int
+    output_tokens: int
+    cache_creation_input_tokens: int
+    cache_read_input_tokens: int
+    num_turns: int
+    attempts: int
+
+
+class RateLimit(TypedDict, total=False):
+    """A progress report's `rate_limit`: the agent waits out an API rate limit or overload
+    now (every field optional). The session shows `rate_limited` until a report without one."""
+
+    attempt: int
+    max_retries: int
+    retry_in_s: float
+    error_status: int
+    error: str
+
+
 class Session(TypedDict):
     id: str
     name: str
@@ -37,6 +62,10 @@ class Session(TypedDict):
     detected_capabilities: NotRequired[list[str]]
     stats: NotRequired[dict[str, CapabilityStats]]
     quarantined_until: NotRequired[str | None]
+    #: what its attempts reported spending (None: nothing yet)
+    usage: NotRequired[Usage | None]
+    #: while its agent waits out an API rate limit: {"task_id", "at", "retry_at", ...}
+    rate_limited: NotRequired[dict[str, JSON] | None]
 
 
 class CapabilityStats(TypedDict):
@@ -130,6 +159,8 @@ class Attempt(TypedDict):
     error: str | None
     #: the lease's deadline when the attempt ended (None while it runs)
     lease_expires_at: str | None
+    #: what the attempt reported spending
+    usage: NotRequired[Usage | None]
 
 
 class KnowledgeEntry(TypedDict):
@@ -178,6 +209,9 @@ class Status(TypedDict):
     avg_task_time: float
     utilization: float
     last_event_seq: NotRequired[int]
+    #: what every attempt reported spending, and per task type (the costliest first)
+    usage: NotRequired[Usage]
+    usage_by_type: NotRequired[dict[str, Usage]]
 
 
 class Health(TypedDict):
@@ -255,6 +289,7 @@ class OutcomeIn(TypedDict):
     task_id: str
     fencing_token: int
     result: NotRequired[JSON]
+    usage: NotRequired[Usage]
 
 
 class OutcomeResult(TypedDict, total=False):

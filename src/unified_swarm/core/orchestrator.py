@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
+from .. import usage as usage_rule
 from ..config import Settings
 from ..errors import (
     Conflict,
@@ -54,6 +55,7 @@ from ..models import (
 from ..store.base import Store, StoreClock
 from ..tokens import hash_token, new_token
 from . import collab, context, idempotency, learned, limits, planning
+from . import usage as spending
 from .auth import Auth, Principal
 from .brain import Brain
 from .coordinator import PAST_DUE, Coordinator
@@ -83,6 +85,8 @@ class Success:
     task_id: str
     fencing_token: int
     result: JSON = None
+    #: what the attempt spent (a usage report: core/usage.py checks it)
+    usage: JSON = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -533,16 +537,25 @@ class Orchestrator:
                                   token, subtasks, merge)
 
     async def progress(self, session: Session, task_id: str, token: int, value: float,
-                       message: str | None) -> Recorded:
+                       message: str | None, usage: JSON = None,
+                       rate_limit: JSON = None) -> Recorded:
+        """Progress under the lease (renewing it). `usage`: what the attempt spent so far;
+        `rate_limit`: its agent waits out an API rate limit now (the session shows
+        `rate_limited` until a report without one)."""
         if not 0.0 <= value <= 1.0:
             raise InvalidInput("progress must be within 0..1")
-        return await self.store.progress(session.id, task_id, token, value, message,
-                                         self.clock())
+        spent = spending.checked(usage)
+        now = self.clock()
+        limited = spending.rate_limited(rate_limit, task_id, now)
+        return await self.store.progress(session.id, task_id, token, value, message, now,
+                                         spent, limited)
 
     async def complete(self, session: Session, task_id: str, token: int,
-                       result: JSON) -> Recorded:
+                       result: JSON, usage: JSON = None) -> Recorded:
         limits.check_size(result, self.settings.max_input_bytes, "result")
-        done = await self.store.complete(session.id, task_id, token, result, self.clock())
+        spent = spending.checked(usage)
+        done = await self.store.complete(session.id, task_id, token, result, self.clock(),
+                                         spent)
         await self.learning.after(session.id, done.task.required_capability, done, True,
                                   self.clock())
         return done
@@ -561,6 +574,7 @@ class Orchestrator:
         for o in outcomes:  # malformed input refuses the whole call, before anything is written
             limits.check_id(o.task_id, "task id")
             limits.check_size(o.result, self.settings.max_input_bytes, "result")
+            spending.checked(o.usage)
         # concurrently: the store groups them (SQLite: one commit; Redis: one round each,
         # in flight together)
         answers = await asyncio.gather(*(self._complete_one(session, o) for o in outcomes))
@@ -577,13 +591,15 @@ class Orchestrator:
 
     async def _complete_one(self, session: Session, o: Success) -> Recorded | SwarmError:
         try:
-            return await self.complete(session, o.task_id, o.fencing_token, o.result)
+            return await self.complete(session, o.task_id, o.fencing_token, o.result, o.usage)
         except SwarmError as exc:
             return exc
 
     async def fail(self, session: Session, task_id: str, token: int, error: str,
-                   retry: bool) -> Recorded:
-        failed = await self.store.fail(session.id, task_id, token, error, retry, self.clock())
+                   retry: bool, usage: JSON = None) -> Recorded:
+        spent = spending.checked(usage)
+        failed = await self.store.fail(session.id, task_id, token, error, retry, self.clock(),
+                                       spent)
         await self.learning.after(session.id, failed.task.required_capability, failed, False,
                                   self.clock())
         return failed
@@ -804,4 +820,7 @@ def status_view(c: Counts) -> dict[str, JSON]:
         "avg_task_time": (c.duration_sum / c.completed_total) if c.completed_total else 0.0,
         "utilization": (busy / active) if active else 0.0,
         "last_event_seq": c.last_seq,
+        # what agents reported spending (usage.py): the swarm's sums and the costliest types'
+        "usage": usage_rule.wire(usage_rule.add(c.usage, {})),
+        "usage_by_type": {name: usage_rule.wire(sums) for name, sums in c.usage_by_type.items()},
     }

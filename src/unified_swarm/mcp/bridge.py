@@ -10,6 +10,12 @@
   liveness, not tool calls).
 - When stdin closes (the CLI exited or was killed) it leaves: the server puts what the
   session held (offers and leases) back in the queue at once.
+- A *lent* bridge (`SWARM_MCP_LENT=1`, set by the Claude executor of `swarm worker`) acts as
+  a session that someone else owns: the worker's own, lent to the `claude -p` run of one
+  attempt through a token file. It never registers, never beats (the worker's liveness is
+  the worker's to prove) and, when stdin closes at the end of the run, neither leaves nor
+  removes the token file: leaving would end the worker's session and give back every
+  task it holds.
 - Logs go to stderr; stdout carries only the protocol.
 """
 
@@ -41,6 +47,8 @@ HOOK_GRACE = 3.0
 #: beats per heartbeat interval (a lease lives lease_factor intervals: 3 by default)
 BEATS_PER_INTERVAL = 3
 BRIDGE_RETRY = RetryPolicy(attempts=4, backoff=0.2, budget=10.0)
+#: set to "1" by whoever lends its own session to the bridge (see the module docstring)
+LENT_ENV = "SWARM_MCP_LENT"
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,10 +69,22 @@ class Joined:
     data_dir: Any
 
 
+def lent(env: Mapping[str, str]) -> bool:
+    """Whether the session is lent to this bridge (it must not end it)."""
+    return env.get(LENT_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
 def join(cfg: BridgeConfig, env: Mapping[str, str]) -> Joined:
-    """The session this bridge acts as: the hook's, else one it registers (or resumes)."""
+    """The session this bridge acts as: the hook's, else one it registers (or resumes).
+    A lent bridge only ever acts as the session of its token file."""
     cli_id = identity.cli_session_id(env)
     data = identity.data_dir(env)
+    if lent(env):
+        found = None if cli_id is None else _hooks_session(cfg, data, cli_id)
+        if found is None:
+            raise Unauthorized(f"{LENT_ENV} is set but no usable token file was lent for "
+                               f"CLI session {cli_id!r} in {data}")
+        return found
     if cli_id is not None:
         found = _hooks_session(cfg, data, cli_id)
         if found is not None:
@@ -161,16 +181,24 @@ def run(cfg: BridgeConfig, env: Mapping[str, str] | None = None) -> int:
     logging.basicConfig(stream=sys.stderr, level=logging.INFO,
                         format="swarm mcp: %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per request
-    joined = join(cfg, os.environ if env is None else env)
-    beat = Heartbeat(joined.who.url, joined.who.token,
-                     max(joined.heartbeat_interval / BEATS_PER_INTERVAL, 0.05))
-    beat.start()
+    env = os.environ if env is None else env
+    joined = join(cfg, env)
+    borrowed = lent(env)
+    beat = None if borrowed else Heartbeat(
+        joined.who.url, joined.who.token,
+        max(joined.heartbeat_interval / BEATS_PER_INTERVAL, 0.05))
+    if beat is not None:
+        beat.start()
     previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         anyio.run(serve, joined.who)
     finally:
         signal.signal(signal.SIGTERM, previous)
-        beat.stop()
-        leave(joined.who, joined.data_dir)
-        log.info("left the swarm (session %s)", joined.who.session_id)
+        if beat is not None:
+            beat.stop()
+        if borrowed:
+            log.info("done; session %s was lent, so it stays", joined.who.session_id)
+        else:
+            leave(joined.who, joined.data_dir)
+            log.info("left the swarm (session %s)", joined.who.session_id)
     return 0

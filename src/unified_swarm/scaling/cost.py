@@ -1,13 +1,15 @@
-"""What a pool's session costs per hour, from what executors record.
+"""What a pool's session costs per hour, from what its attempts reported spending.
 
-Today the Claude executor records `total_cost_usd` in a completed task's result (see
-worker/executors/claude.py); nothing else records a cost. The meter hears every
-`task.completed` event of a pool's sessions, reads that task's result (at most LIMIT a
-decision), and keeps an hour of (cost, seconds) pairs: the rate is cost / busy seconds x
-3600, what one session costs per hour while it works (an idle session costs nothing, so
-this is the conservative figure for a budget). A pool whose tasks record no cost has no
-rate; then the pool's `cost_per_hour` key (the operator's estimate) is used, and with
-neither, `max_cost_per_hour` cannot hold that pool (docs/scaling.md says so).
+An attempt's usage (`cost_usd`, sent by the worker with its complete or fail: the Claude
+executor fills it from the run's `result` event) is kept by the store on the attempt and
+carried by the event that ends it: `task.completed`, and `task.requeued` / `task.failed`
+with reason "failed" (a failed run cost money too), each with the attempt's `duration`.
+The meter hears those events of a pool's sessions (no store read) and keeps an hour of
+(cost, seconds) pairs: the rate is cost / busy seconds x 3600, what one session costs per
+hour while it works (an idle session costs nothing, so this is the conservative figure for
+a budget). A pool whose attempts report no cost has no rate; then the pool's
+`cost_per_hour` key (the operator's estimate) is used, and with neither,
+`max_cost_per_hour` cannot hold that pool (docs/scaling.md says so).
 """
 
 from __future__ import annotations
@@ -17,11 +19,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ..models import JSON, Event
-from ..store.base import Store
 
 WINDOW = 3600.0
-LIMIT = 200
-PENDING_MAX = 10_000
+#: (cost, seconds) pairs kept per pool: the newest, when more ended within the window
+KEPT_MAX = 10_000
+#: the events that end an attempt, with what it spent
+ENDING = frozenset({"task.completed", "task.requeued", "task.failed"})
 
 
 @dataclass(slots=True)
@@ -29,29 +32,17 @@ class CostMeter:
     window: float = WINDOW
     #: session id -> pool, as the scaler last saw the pools
     pool_of: dict[str, str] = field(default_factory=dict)
-    _pending: deque[tuple[str, str, float]] = field(
-        default_factory=lambda: deque(maxlen=PENDING_MAX))
     _seen: dict[str, deque[tuple[float, float, float]]] = field(default_factory=dict)
 
     def on_events(self, events: Sequence[Event]) -> None:
-        """A store listener: note the completions of pool sessions (no I/O here)."""
+        """A store listener: note what the attempts of pool sessions cost (no I/O here)."""
         for ev in events:
-            if ev.type != "task.completed":
+            if ev.type not in ENDING:
                 continue
             pool = self.pool_of.get(str(ev.data.get("session_id")))
-            if pool is not None:
-                duration = ev.data.get("duration")
-                seconds = float(duration) if isinstance(duration, int | float) else 0.0
-                self._pending.append((str(ev.data["task_id"]), pool, seconds))
-
-    async def collect(self, store: Store, now: float, limit: int = LIMIT) -> None:
-        """Read the cost of up to `limit` noted completions."""
-        for _ in range(min(limit, len(self._pending))):
-            task_id, pool, seconds = self._pending.popleft()
-            task = await store.get_task(task_id)
-            cost = None if task is None else recorded_cost(task.result)
-            if cost is not None and seconds > 0:
-                self._seen.setdefault(pool, deque()).append((now, cost, seconds))
+            spent = attempt_cost(ev)
+            if pool is not None and spent is not None:
+                self._seen.setdefault(pool, deque(maxlen=KEPT_MAX)).append((ev.at, *spent))
 
     def rate(self, pool: str, now: float) -> float | None:
         """Cost per working session-hour over the last window; None when none recorded."""
@@ -64,11 +55,23 @@ class CostMeter:
         return sum(c for _, c, _ in seen) / seconds * 3600.0
 
 
-def recorded_cost(result: JSON) -> float | None:
-    """The cost an executor put in a task's result (the Claude executor's total_cost_usd)."""
-    if not isinstance(result, Mapping):
+def attempt_cost(ev: Event) -> tuple[float, float] | None:
+    """(dollars, seconds) of the attempt an event ended, when it reported a cost and took
+    time; None otherwise (a requeue for another reason than a failure spent nothing new)."""
+    if ev.type != "task.completed" and ev.data.get("reason") != "failed":
         return None
-    cost = result.get("total_cost_usd")
+    cost, seconds = recorded_cost(ev.data.get("usage")), ev.data.get("duration")
+    if cost is None or isinstance(seconds, bool) or not isinstance(seconds, int | float) \
+            or seconds <= 0:
+        return None
+    return cost, float(seconds)
+
+
+def recorded_cost(usage: JSON) -> float | None:
+    """The `cost_usd` of an attempt's usage, or None."""
+    if not isinstance(usage, Mapping):
+        return None
+    cost = usage.get("cost_usd")
     if isinstance(cost, bool) or not isinstance(cost, int | float) or cost < 0:
         return None
     return float(cost)

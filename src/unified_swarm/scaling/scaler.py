@@ -198,8 +198,6 @@ class Scaler:
             self.estimate.update(counts)
         caps = sorted({c for s in due for c in s.pool.capabilities})
         ready = await store.ready_counts(caps) if caps else {}
-        if self.pools.budget.max_cost_per_hour is not None:
-            await self.meter.collect(store, self.clock())
         return Snapshot(by_pool, counts, ready, await store.pool_pins())
 
     async def _decide(self, state: PoolState, snap: Snapshot, now: float) -> Decision:

@@ -16,6 +16,11 @@ only after the step is durable.
 
 Rules shared by every method below:
 
+- Usage: an outcome call's `usage` is the attempt's total so far. In the call's own step
+  the attempt keeps per field the larger figure (`usage.grow`) and the sums of the session,
+  of the task's type and of the swarm gain the increase (`usage.add`); a refused call
+  changes none of them.
+
 - `now` is seconds since the epoch, passed in; a backend never reads the clock for rules
   (the Redis backend may substitute the server's TIME for lease deadlines, see its module).
 - A lease is valid while `status == in_progress`, `assigned_to` is the caller,
@@ -221,26 +226,36 @@ class Store(Protocol):
 
     async def progress(
         self, session_id: str, task_id: str, token: int, value: float, message: str | None,
-        now: float,
+        now: float, usage: Mapping[str, float] | None = None,
+        rate_limit: dict[str, JSON] | None = None,
     ) -> Recorded:
-        """Record progress under a valid lease and renew that lease (`task.progress`)."""
+        """Record progress under a valid lease and renew that lease (`task.progress`).
+
+        `usage` (checked: usage.FIELDS) is kept on the attempt and summed as the module
+        docstring says. `rate_limit` becomes the session's `rate_limited` state; without
+        one the state is cleared (a normal report): each change of it emits
+        `session.rate_limited` (`{"session_id", "rate_limited"}`)."""
 
     async def complete(
-        self, session_id: str, task_id: str, token: int, result: JSON, now: float
+        self, session_id: str, task_id: str, token: int, result: JSON, now: float,
+        usage: Mapping[str, float] | None = None,
     ) -> Recorded:
         """Record success under a valid lease; dependents whose dependencies are all
         complete become ready (`task.completed`, then `task.ready` each). In the same step
         the session's statistics on the capability and its totals (`stats.ANY`) move by
         `stats.ON_SUCCESS` with the attempt's duration; the event and `Recorded.stats`
-        carry the new rows."""
+        carry the new rows. `usage` is kept and summed as by `progress` (a duplicate adds
+        nothing), the event carries the attempt's usage, and the session's rate-limited
+        state is cleared."""
 
     async def fail(
-        self, session_id: str, task_id: str, token: int, error: str, retry: bool, now: float
+        self, session_id: str, task_id: str, token: int, error: str, retry: bool, now: float,
+        usage: Mapping[str, float] | None = None,
     ) -> Recorded:
         """Record a failed attempt under a valid lease; the task goes back to ready while
         attempts remain and `retry` is true (`task.requeued`), else to failed
         (`task.failed`, dependents `task.blocked`). The statistics move by
-        `stats.ON_FAILURE`, carried as by `complete`."""
+        `stats.ON_FAILURE`, carried as by `complete`; `usage` as by `complete`."""
 
     async def release(self, session_id: str, task_id: str, token: int, note: str | None,
                       now: float) -> Recorded:
@@ -365,7 +380,8 @@ class Store(Protocol):
         """The interrupt in force, if any (read only)."""
 
     async def counts(self) -> Counts:
-        """Sessions and tasks by status, completion totals, the last event seq."""
+        """Sessions and tasks by status, completion totals, the last event seq, and the
+        usage sums of the swarm and of the `models.USAGE_TYPES` costliest task types."""
 
     async def events_after(self, seq: int, limit: int) -> list[Event]:
         """Events with sequence number > seq, oldest first, at most `limit` (read only)."""

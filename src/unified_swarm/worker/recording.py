@@ -19,7 +19,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from ..client import AsyncClient
-from ..client.types import JSON, Claimed
+from ..client.types import JSON, Claimed, Usage
 from ..errors import (
     Conflict,
     Forbidden,
@@ -77,6 +77,11 @@ class OutcomePath:
                 await self._send_outcome(run, outcome)
                 return True
             except (PayloadTooLarge, InvalidInput) as exc:
+                if run.usage is not None:  # a figure the server would not take: keep the
+                    run.usage = None       # outcome, drop the figures, send it again
+                    self.log.warning("usage of %s refused (%s); sent without it",
+                                     run.task["id"], exc.message)
+                    continue
                 if isinstance(outcome, Failed | Released):
                     self.log.error("%s of %s refused: %s", verb(outcome), run.task["id"],
                                    exc.message)
@@ -107,7 +112,7 @@ class OutcomePath:
         assert self._session is not None
         task_id, seconds = run.task["id"], time.monotonic() - run.started
         if isinstance(outcome, Completed):
-            await self._complete(task_id, run.token, outcome.result)
+            await self._complete(task_id, run.token, outcome.result, run.usage)
             self.stats.completed += 1
             self.log.info("completed %s in %.2f s", task_id, seconds)
         elif isinstance(outcome, Splitting):
@@ -123,21 +128,23 @@ class OutcomePath:
                              task_id, run.token, seconds, outcome.note)
         else:
             rec = await self._session.fail(task_id, run.token, outcome.error,
-                                           retry=outcome.retry)
+                                           retry=outcome.retry, usage=run.usage)
             self._count_failure(run, outcome, seconds, rec["task"]["status"])
 
-    async def _complete(self, task_id: str, token: int, result: JSON) -> None:
+    async def _complete(self, task_id: str, token: int, result: JSON,
+                        usage: Usage | None = None) -> None:
         """Complete, and claim the next task in the same call while this worker takes work
         (one request per task); what it claims is in the lease book like any claim."""
         assert self._session is not None
         then = self._next_wanted()
         if not then:
-            await self._session.complete(task_id, token, result)
+            await self._session.complete(task_id, token, result, usage=usage)
             return
         call = self.book.call_started(time.monotonic())
         claimed: list[Claimed] = []
         try:
-            rec = await self._session.complete(task_id, token, result, claim_next=then)
+            rec = await self._session.complete(task_id, token, result, claim_next=then,
+                                               usage=usage)
             claimed = rec.get("claimed", [])  # a server before batches claims nothing
         finally:
             self.book.calls_ended(call, [(c["task"]["id"], c["lease"]["fencing_token"])

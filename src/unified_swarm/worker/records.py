@@ -7,7 +7,7 @@ import asyncio
 import enum
 from dataclasses import dataclass
 
-from ..client.types import JSON, Task
+from ..client.types import JSON, RateLimit, Task, Usage
 from ..errors import RateLimited, SwarmError, Unavailable
 from .leases import Key
 
@@ -75,7 +75,8 @@ class Run:
     started: float
     handle: asyncio.Task[None] | None = None
     executing: asyncio.Task[JSON] | None = None
-    pending_progress: tuple[float, str | None] | None = None
+    #: the progress to send next: fraction, message, and a rate limit the agent waits out
+    pending_progress: tuple[float, str | None, RateLimit | None] | None = None
     progress_sender: asyncio.Task[None] | None = None
     lease_lost: bool = False
     done: bool = False
@@ -83,6 +84,8 @@ class Run:
     preempted: bool = False
     #: the last progress the executor reported (a preempted attempt's note)
     last_progress: tuple[float, str | None] | None = None
+    #: what the attempt spent so far, as its executor last said (sent with its outcome)
+    usage: Usage | None = None
 
     @property
     def key(self) -> Key:

@@ -37,7 +37,7 @@ import httpx
 from .. import __version__
 from ..client import AsyncClient, Client, RetryPolicy
 from ..client.base import CallHook
-from ..client.types import Claimed, Interrupt, Registered
+from ..client.types import Claimed, Interrupt, RateLimit, Registered
 from ..errors import (
     AlreadyExists,
     Conflict,
@@ -351,6 +351,9 @@ class Worker(OutcomePath):
         assert self.session_id is not None
         ctx = TaskContext(run.task, run.token, self.session_id, self.config.name,
                           report=lambda value, message: self._report(run, value, message),
+                          report_rate_limit=lambda value, message, info: self._report(
+                              run, value, message, info),
+                          report_usage=lambda spent: setattr(run, "usage", dict(spent)),
                           server_url=self.config.url, session_token=self._session_token)
         settled = True
         try:
@@ -382,28 +385,33 @@ class Worker(OutcomePath):
 
     # -- progress ---------------------------------------------------------------------------
 
-    def _report(self, run: Run, value: float, message: str | None) -> None:
-        """An executor's progress, from any thread; the latest value wins."""
+    def _report(self, run: Run, value: float, message: str | None,
+                rate_limit: RateLimit | None = None) -> None:
+        """An executor's progress, from any thread; the latest value wins (so does whether
+        it waits on a rate limit: a plain report after one clears the session's state)."""
         if threading.get_ident() == self._loop_thread:
-            self._queue_progress(run, value, message)
+            self._queue_progress(run, value, message, rate_limit)
         elif self._loop is not None:
             with contextlib.suppress(RuntimeError):  # the loop closed: nobody listens
-                self._loop.call_soon_threadsafe(self._queue_progress, run, value, message)
+                self._loop.call_soon_threadsafe(self._queue_progress, run, value, message,
+                                                rate_limit)
 
-    def _queue_progress(self, run: Run, value: float, message: str | None) -> None:
+    def _queue_progress(self, run: Run, value: float, message: str | None,
+                        rate_limit: RateLimit | None = None) -> None:
         run.last_progress = (value, message)
         if run.done:
             return
-        run.pending_progress = (value, message)
+        run.pending_progress = (value, message, rate_limit)
         if run.progress_sender is None or run.progress_sender.done():
             run.progress_sender = asyncio.create_task(self._send_progress(run))
 
     async def _send_progress(self, run: Run) -> None:
         assert self._session is not None
         while run.pending_progress is not None and not run.done:
-            (value, message), run.pending_progress = run.pending_progress, None
+            (value, message, limit), run.pending_progress = run.pending_progress, None
             try:
-                await self._session.progress(run.task["id"], run.token, value, message)
+                await self._session.progress(run.task["id"], run.token, value, message,
+                                             usage=run.usage, rate_limit=limit)
             except (Conflict, Forbidden) as exc:
                 self._note_lost(run, f"progress refused: {exc.message}")
                 return

@@ -85,6 +85,8 @@ export class Model {
       const s = this.sessions.get(d.session_id);
       const status = SESSION_STATUS[ev.type];
       if (s && status) s.status = status;
+      // shown at once; the refetch below brings the rest
+      if (s && ev.type === "session.rate_limited") s.rate_limited = d.rate_limited;
       this.dirty.sessions = true;
     }
     // an outcome moves what the model says of its session

@@ -22,7 +22,27 @@ export function renderMetrics(status) {
     card("failed", status.tasks_failed, `${status.tasks_blocked ?? 0} blocked`),
     card("avg task", duration(status.avg_task_time)),
     card("utilization", pct(status.utilization)),
+    spentCard(card, status.usage),
   );
+}
+
+/** What agents reported spending (the swarm's usage sums), with the tokens as the hint. */
+function spentCard(card, usage) {
+  if (!usage || !usage.attempts) return null; // a swarm whose agents report no cost
+  const tokens = usage.input_tokens + usage.output_tokens + usage.cache_creation_input_tokens
+    + usage.cache_read_input_tokens;
+  return card("spent", money(usage.cost_usd), `${count(tokens)} tokens · ${usage.attempts} runs`);
+}
+
+function money(dollars) {
+  return dollars >= 100 ? `$${dollars.toFixed(0)}` : `$${dollars.toFixed(dollars >= 1 ? 2 : 4)}`;
+}
+
+function count(n) {
+  if (n >= 1e9) return `${(n / 1e9).toFixed(1)}G`;
+  if (n >= 1e6) return `${(n / 1e6).toFixed(1)}M`;
+  if (n >= 1e3) return `${(n / 1e3).toFixed(1)}k`;
+  return String(n);
 }
 
 export function renderSessions(model, onSelectTask) {
@@ -38,7 +58,7 @@ export function renderSessions(model, onSelectTask) {
   const rows = list.map((s) => h("tr", { "data-session-id": s.id, class: `sess-${s.status}` },
     h("td", {}, h("div", { class: "name" }, s.name),
       s.name !== s.id ? h("div", { class: "sub mono" }, s.id) : null),
-    h("td", {}, badge(s.status), quarantineBadge(s)),
+    h("td", {}, badge(s.status), quarantineBadge(s), rateLimitBadge(s)),
     h("td", {}, s.capabilities.length
       ? s.capabilities.map((c) => h("span", { class: "cap" }, c)) : h("span", { class: "muted" }, "any")),
     h("td", {}, s.current_tasks.length
@@ -48,7 +68,10 @@ export function renderSessions(model, onSelectTask) {
       : h("span", { class: "muted" }, "–")),
     h("td", { class: "num", title: s.last_heartbeat || "" }, ago(s.last_heartbeat)),
     h("td", { class: "num" }, scoreBar(s.performance_score),
-      h("span", { class: "sub" }, ` ${s.tasks_completed}✓ ${s.tasks_failed}✗`))));
+      h("span", { class: "sub" }, ` ${s.tasks_completed}✓ ${s.tasks_failed}✗`),
+      s.usage ? h("span", { class: "sub spent", title: `${count(s.usage.input_tokens)} in / `
+        + `${count(s.usage.output_tokens)} out tokens over ${s.usage.attempts} runs` },
+      ` · ${money(s.usage.cost_usd)}`) : null)));
   $("sessions").replaceChildren(table(
     ["Session", "Status", "Capabilities", "Current task", "Heartbeat", "Score"], rows));
 }
@@ -57,6 +80,16 @@ function quarantineBadge(s) {
   if (!s.quarantined_until) return null;
   return h("span", { class: "badge st-failed quarantined", title: `circuit breaker open until ${s.quarantined_until}` },
     `quarantined until ${clock(s.quarantined_until)}`);
+}
+
+/** Its agent waits out an API rate limit (until its next normal report). */
+function rateLimitBadge(s) {
+  const r = s.rate_limited;
+  if (!r) return null;
+  const said = [r.error, r.error_status].filter((x) => x != null).join(" ") || "waiting";
+  return h("span", { class: "badge st-input_required rate-limited",
+    title: `${said} on ${r.task_id} since ${r.at}` + (r.retry_at ? `, retrying at ${r.retry_at}` : "") },
+  "rate-limited");
 }
 
 /** Sessions x capabilities: each session's learned speed against the pool (2.0x is twice as

@@ -46,6 +46,7 @@ from ...errors import InvalidInput, Unavailable
 from ...jsonutil import digest, dumps, loads
 from ...models import (
     JSON,
+    USAGE_TYPES,
     Attempt,
     Candidate,
     Claimed,
@@ -343,21 +344,25 @@ class RedisStore:
         return None if not reply[0] else codec.task_from(reply[0])
 
     async def progress(self, session_id: str, task_id: str, token: int, value: float,
-                       message: str | None, now: float) -> Recorded:
-        return _recorded(await self._call("progress", session_id, task_id, str(token),
-                                          num(value), opt(message), now=now))
+                       message: str | None, now: float,
+                       usage: Mapping[str, float] | None = None,
+                       rate_limit: dict[str, JSON] | None = None) -> Recorded:
+        return _recorded(await self._call(
+            "progress", session_id, task_id, str(token), num(value), opt(message),
+            _opt_json(usage), _opt_json(rate_limit), now=now))
 
     async def complete(self, session_id: str, task_id: str, token: int, result: JSON,
-                       now: float) -> Recorded:
+                       now: float, usage: Mapping[str, float] | None = None) -> Recorded:
         body = None if result is None else dumps(result)
         return _recorded(await self._call("complete", session_id, task_id, str(token),
-                                          opt(body), digest(result), now=now))
+                                          opt(body), digest(result), _opt_json(usage),
+                                          now=now))
 
     async def fail(self, session_id: str, task_id: str, token: int, error: str, retry: bool,
-                   now: float) -> Recorded:
+                   now: float, usage: Mapping[str, float] | None = None) -> Recorded:
         return _recorded(await self._call("fail", session_id, task_id, str(token), error,
                                           "1" if retry else "0", digest([error, retry]),
-                                          now=now))
+                                          _opt_json(usage), now=now))
 
     async def release(self, session_id: str, task_id: str, token: int, note: str | None,
                       now: float) -> Recorded:
@@ -484,11 +489,14 @@ class RedisStore:
         return codec.interrupt_from((await self._call("get_interrupt"))[0])
 
     async def counts(self) -> Counts:
-        sessions, tasks, completed, duration, last = await self._call("counts")
+        sessions, tasks, completed, duration, last, swarm, types = await self._call(
+            "counts", str(USAGE_TYPES))
         return Counts(
             {k: int(v) for k, v in codec.pairs(sessions).items() if int(v)},
             {k: int(v) for k, v in codec.pairs(tasks).items() if int(v)},
-            int(completed or 0), float(duration or 0.0), int(last))
+            int(completed or 0), float(duration or 0.0), int(last),
+            loads(swarm) if swarm else {},
+            {name: loads(sums) for name, sums in codec.pairs(types).items()})
 
     async def events_after(self, seq: int, limit: int) -> list[Event]:
         reply = await self._call("events_after", str(int(seq)), str(int(limit)))
@@ -586,6 +594,10 @@ def _recorded(reply: list[Any]) -> Recorded:
     if moved:
         stats = {cap: PairStats.from_mapping(row) for cap, row in loads(moved[0]).items()}
     return Recorded(codec.task_from(flat), duplicate=state == "dup", stats=stats)
+
+
+def _opt_json(value: object) -> str:
+    return opt(None if value is None else dumps(value))
 
 
 def _opt_int(value: int | None) -> str:

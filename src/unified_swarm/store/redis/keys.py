@@ -18,9 +18,11 @@
 | P:deadlines                | zset   | deadline -> "{seq:015d}:{id}" (assigned, in_progress)   |
 | P:dependents:{id}          | set    | ids of the tasks that depend on {id}                     |
 | P:notes:{id}               | list   | handoff notes of the task, oldest first (JSON each)     |
-| P:att:{id}:{token}         | hash   | the attempt that fencing token {token} started           |
+| P:att:{id}:{token}         | hash   | the attempt that fencing token {token} started (its      |
+|                            |        | `usage` JSON among its fields)                           |
 | P:holders:{id}             | set    | sessions that ever held {id} (LeaseLost vs Forbidden)    |
-| P:session:{id}             | hash   | one session: the Session fields, idle_since, token_hash  |
+| P:session:{id}             | hash   | one session: the Session fields, idle_since, token_hash, |
+|                            |        | usage (sums JSON), rate_limited (JSON)                   |
 | P:sessions                 | zset   | registered_at -> session id (then by id)                 |
 | P:held:{session}           | zset   | seq -> task id: what the session holds (offers, leases)  |
 | P:cscores:{session}        | hash   | capability -> score                                      |
@@ -37,6 +39,8 @@
 | P:leader                   | string | "holder\\ntoken" of the leader lease (PX: expires)        |
 | P:leader:token             | string | last leader token (INCR: monotonic, never expires)       |
 | P:pins                     | hash   | pool -> the size the operator pinned it to               |
+| P:usage                    | hash   | "swarm", "type \\t {type}" -> usage sums JSON (usage.py) |
+| P:usage:types              | zset   | cost_usd sum -> task type (the costliest types first)    |
 | P:{db}:notify (pub/sub)    |        | the last seq of each write: "re-read the event log"      |
 
 The Lua scripts build key names from P, so every key of one swarm is derived from the

@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from importlib import resources
 
-from ... import lifecycle, stats
+from ... import lifecycle, stats, usage
 from ...errors import (
     AlreadyExists,
     Conflict,
@@ -119,6 +119,10 @@ def rules() -> str:
         "local STATS_FIELDS = {" + ", ".join(f"'{f}'" for f in stats.FIELDS) + "}",
         f"local STATS_INT = {{{', '.join(f'{f} = true' for f in sorted(stats.INT_FIELDS))}}}",
         f"local STATS_ANY, STATS_MIN_DURATION = '{stats.ANY}', {stats.MIN_DURATION!r}",
+        # what an attempt's usage holds and a sum adds up (usage.py: grow, add, wire)
+        "local USAGE_FIELDS = {" + ", ".join(f"'{f}'" for f in usage.FIELDS) + "}",
+        "local USAGE_SUM_FIELDS = {" + ", ".join(f"'{f}'" for f in usage.SUM_FIELDS) + "}",
+        f"local USAGE_COST_DECIMALS = {usage.COST_DECIMALS}",
         # not a rule: the fields a scheduler's candidate carries (models.Candidate)
         "local CANDIDATE_FIELDS = {" + ", ".join(f"'{f}'" for f in CANDIDATE_FIELDS) + "}",
     ]) + "\n"

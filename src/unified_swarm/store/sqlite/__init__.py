@@ -56,6 +56,7 @@ from .rows import (
 )
 from .rows import task_from_row as _task_from_row
 from .schema import ADDED_COLUMNS, DDL, HELD_IN, SCHEMA_VERSION
+from .usage import totals as usage_totals
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -245,17 +246,21 @@ class SQLiteStore:
         return await self._write(claims.offer, session_id, task_id, now, deadline)
 
     async def progress(self, session_id: str, task_id: str, token: int, value: float,
-                       message: str | None, now: float) -> Recorded:
+                       message: str | None, now: float,
+                       usage: Mapping[str, float] | None = None,
+                       rate_limit: dict[str, JSON] | None = None) -> Recorded:
         return await self._write(tasks.progress, session_id, task_id, token, value, message,
-                                 now, self.settings.lease_factor)
+                                 now, self.settings.lease_factor, usage, rate_limit)
 
     async def complete(self, session_id: str, task_id: str, token: int, result: JSON,
-                       now: float) -> Recorded:
-        return await self._write(tasks.complete, session_id, task_id, token, result, now)
+                       now: float, usage: Mapping[str, float] | None = None) -> Recorded:
+        return await self._write(tasks.complete, session_id, task_id, token, result, now,
+                                 usage)
 
     async def fail(self, session_id: str, task_id: str, token: int, error: str, retry: bool,
-                   now: float) -> Recorded:
-        return await self._write(tasks.fail, session_id, task_id, token, error, retry, now)
+                   now: float, usage: Mapping[str, float] | None = None) -> Recorded:
+        return await self._write(tasks.fail, session_id, task_id, token, error, retry, now,
+                                 usage)
 
     async def release(self, session_id: str, task_id: str, token: int, note: str | None,
                       now: float) -> Recorded:
@@ -389,8 +394,9 @@ class SQLiteStore:
             tsk = dict(conn.execute("SELECT status, COUNT(*) FROM tasks GROUP BY status"))
             meta = dict(conn.execute("SELECT key, value FROM meta"))
             last = conn.execute("SELECT MAX(seq) FROM events").fetchone()[0] or 0
+            swarm, by_type = usage_totals(conn)
             return Counts(sess, tsk, int(meta.get("completed", 0)),
-                          float(meta.get("duration_sum", 0.0)), last)
+                          float(meta.get("duration_sum", 0.0)), last, swarm, by_type)
         return await self._read(read)
 
     async def events_after(self, seq: int, limit: int) -> list[Event]:

@@ -25,6 +25,9 @@ ADDED_COLUMNS = (
     ("tasks", "preempt_at", "REAL"),
     ("tasks", "context_topics", "TEXT NOT NULL DEFAULT '[]'"),
     ("tasks", "depth", "INTEGER NOT NULL DEFAULT 0"),
+    ("attempts", "usage", "TEXT"),
+    ("sessions", "usage", "TEXT"),
+    ("sessions", "rate_limited", "TEXT"),
 )
 
 
@@ -196,6 +199,17 @@ CREATE TABLE IF NOT EXISTS idempotency (
     expires_at  REAL NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS idempotency_expiry ON idempotency (expires_at);
+
+-- usage sums (unified_swarm.usage) per task type (scope 'type', name the type) and for the
+-- swarm (scope 'swarm', name ''), a session's own sums being in sessions.usage
+CREATE TABLE IF NOT EXISTS usage_totals (
+    scope    TEXT NOT NULL,
+    name     TEXT NOT NULL,
+    sums     TEXT NOT NULL,                      -- JSON object (usage.SUM_FIELDS)
+    cost_usd REAL NOT NULL,                      -- sums.cost_usd, for the costliest types
+    PRIMARY KEY (scope, name)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS usage_totals_cost ON usage_totals (scope, cost_usd DESC);
 
 CREATE TABLE IF NOT EXISTS events (
     seq  INTEGER PRIMARY KEY,

@@ -108,7 +108,9 @@ def leave(conn: Conn, ev: list[Event], session_id: str, now: float, reason: str,
     if moved is not None:
         moved.extend(released)
     revoke = ", token_hash = NULL" if reason == "left" else ""
-    conn.execute(f"UPDATE sessions SET status = 'offline'{revoke} WHERE id = ?", (session_id,))
+    # a session that is gone waits on no API any more
+    conn.execute(f"UPDATE sessions SET status = 'offline', rate_limited = NULL{revoke} "
+                 "WHERE id = ?", (session_id,))
     if s.status != SessionStatus.OFFLINE or reason == "left":
         emit(conn, ev, f"session.{reason}", now, {"session_id": session_id, "name": s.name})
     out = load_session(conn, session_id)

@@ -29,7 +29,8 @@ from ...models import (
     added_data,
     note,
 )
-from . import learning
+from ...usage import wire as rule_wire
+from . import learning, usage
 from .rows import (
     INSERT_TASK,
     add_note,
@@ -126,7 +127,9 @@ def _ever_held(conn: Conn, session_id: str, task_id: str) -> bool:
 
 
 def progress(conn: Conn, ev: list[Event], session_id: str, task_id: str, token: int,
-             value: float, message: str | None, now: float, lease_factor: float) -> Recorded:
+             value: float, message: str | None, now: float, lease_factor: float,
+             report: Mapping[str, float] | None = None,
+             rate_limit: dict[str, JSON] | None = None) -> Recorded:
     held = _held(conn, session_id, task_id, token, now, None, None)
     assert isinstance(held, Task)
     t = held
@@ -136,19 +139,22 @@ def progress(conn: Conn, ev: list[Event], session_id: str, task_id: str, token: 
     t.lease_expires_at = lifecycle.renewed(t, now, interval, lease_factor)
     save_task(conn, t)
     conn.execute("UPDATE sessions SET last_heartbeat = ? WHERE id = ?", (now, session_id))
+    usage.record(conn, t, session_id, report)
     emit(conn, ev, "task.progress", now, {"task_id": t.id, "session_id": session_id,
                                            "progress": value, "message": message})
+    usage.set_rate_limited(conn, ev, session_id, rate_limit, now)
     return Recorded(t)
 
 
 def complete(conn: Conn, ev: list[Event], session_id: str, task_id: str, token: int,
-             result: JSON, now: float) -> Recorded:
+             result: JSON, now: float, report: Mapping[str, float] | None = None) -> Recorded:
     d = digest(result)
     held = _held(conn, session_id, task_id, token, now, Outcome.COMPLETED, d)
     if isinstance(held, Recorded):
         return held
     t = held
     lifecycle.check_transition(t.status, S.COMPLETED)
+    spent = usage.record(conn, t, session_id, report)  # before the attempt ends: its token
     end_attempt(conn, t, now, Outcome.COMPLETED, None, d)
     duration = now - (t.started_at or now)
     t.status, t.result, t.completed_at, t.updated_at = S.COMPLETED, result, now, now
@@ -163,24 +169,30 @@ def complete(conn: Conn, ev: list[Event], session_id: str, task_id: str, token: 
     emit(conn, ev, "task.completed", now, {"task_id": t.id, "session_id": session_id,
                                             "fencing_token": token, "duration": duration,
                                             "required_capability": t.required_capability,
-                                            "stats": learning.wire(moved)})
+                                            "stats": learning.wire(moved),
+                                            "usage": rule_wire(spent)})
+    usage.set_rate_limited(conn, ev, session_id, None, now)
     _release_dependents(conn, ev, t.id, now)
     child_ended(conn, ev, t, now)
     return Recorded(t, stats=moved)
 
 
 def fail(conn: Conn, ev: list[Event], session_id: str, task_id: str, token: int, error: str,
-         retry: bool, now: float) -> Recorded:
+         retry: bool, now: float, report: Mapping[str, float] | None = None) -> Recorded:
     d = digest([error, retry])
     held = _held(conn, session_id, task_id, token, now, Outcome.FAILED, d)
     if isinstance(held, Recorded):
         return held
+    spent = usage.record(conn, held, session_id, report)
+    duration = now - (held.started_at or now)
     end_attempt(conn, held, now, Outcome.FAILED, error, d)
     _score(conn, session_id, held.required_capability, False, now)
-    moved = learning.learn(conn, session_id, held.required_capability, False,
-                           now - (held.started_at or now), held.estimated_hours)
+    moved = learning.learn(conn, session_id, held.required_capability, False, duration,
+                           held.estimated_hours)
     release_task(conn, ev, held, now, retry=retry, reason="failed", error=error,
-                 extra={"stats": learning.wire(moved)})
+                 extra={"stats": learning.wire(moved), "duration": duration,
+                        "usage": rule_wire(spent)})
+    usage.set_rate_limited(conn, ev, session_id, None, now)
     return Recorded(held, stats=moved)
 
 

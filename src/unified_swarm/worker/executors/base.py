@@ -13,13 +13,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ...client.types import JSON, Task
+from ...client.types import JSON, RateLimit, Task, Usage
 
 # defined with the SDK's types (below the worker), so any executor module can return one
 from ...client.types import SplitInto as SplitInto
 
 #: how an executor reports progress: (fraction 0..1, message or None); never blocks
 ProgressFn = Callable[[float, "str | None"], None]
+#: how an executor says its agent waits out an API rate limit now: progress as above, and
+#: what the API said (the session shows `rate_limited` until the next plain progress)
+RateLimitFn = Callable[[float, "str | None", RateLimit], None]
+#: how an executor says what the attempt spent so far (its total); never blocks
+UsageFn = Callable[[Usage], None]
 #: the longest `SWARM_TASK_CONTEXT` value: Linux refuses one environment string over
 #: 128 KiB (MAX_ARG_STRLEN); a bigger context is marked cut there (stdin=task has it whole)
 MAX_ENV_CONTEXT = 100_000
@@ -49,6 +54,9 @@ class TaskContext:
     session_id: str
     worker_name: str
     report: ProgressFn = field(default=lambda value, message: None, repr=False)
+    #: None: a rate limit is reported as plain progress
+    report_rate_limit: RateLimitFn | None = field(default=None, repr=False)
+    report_usage: UsageFn = field(default=lambda spent: None, repr=False)
     #: where the worker's server is, and its session's token: only for an executor that
     #: lends the session to a tool of its own (the claude executor's MCP bridge, through a
     #: 0600 file); never put in a child's environment or argv
@@ -68,6 +76,20 @@ class TaskContext:
     def progress(self, value: float, message: str | None = None) -> None:
         """Report progress (0..1; it also renews the lease). Callable from any thread."""
         self.report(min(1.0, max(0.0, float(value))), message)
+
+    def rate_limited(self, value: float, message: str | None, info: RateLimit) -> None:
+        """Progress that also says the agent waits out an API rate limit or overload now
+        (`info`: attempt, max_retries, retry_in_s, error_status, error). Any thread."""
+        value = min(1.0, max(0.0, float(value)))
+        if self.report_rate_limit is None:
+            self.report(value, message)
+        else:
+            self.report_rate_limit(value, message, info)
+
+    def spent(self, usage: Usage) -> None:
+        """What the attempt spent so far (its total: cost_usd and token counts); the worker
+        sends it with the attempt's outcome (and its later progress). Any thread."""
+        self.report_usage(usage)
 
     def environment(self) -> dict[str, str]:
         """The task as `SWARM_*` variables: the only way task data reaches a command line

@@ -13,8 +13,8 @@ task's `SWARM_*` variables are set as for the shell executor.
 `--output-format stream-json --verbose` prints one JSON event a line, read as they come
 (`ClaudeStream`): `system/init` (model, tools, MCP servers), `assistant` messages (their
 text and tool calls become progress messages), `system/api_retry` (a rate limit or an
-overload: the session is waiting on the API, said in the progress message and counted), and
-the final `result`:
+overload: progress with a `rate_limit`, so the worker's session shows `rate_limited` until
+the next plain progress; counted in `api_retries`), and the final `result`:
 
     {"type": "result", "subtype": "success", "is_error": false, "result": "...",
      "session_id": "...", "total_cost_usd": 0.012, "usage": {...}, "num_turns": 3, ...}
@@ -22,7 +22,10 @@ the final `result`:
 A success completes the task with `result`, `session_id`, `total_cost_usd`, `usage`,
 `num_turns`, `duration_ms`, ... (see KEPT) and `api_retries`; `is_error` or another subtype
 (`error_max_turns`, `error_max_budget_usd`, `error_during_execution`) fails the attempt with
-the text, the cost and the session id in the error. Each attempt runs under its own
+the text, the cost and the session id in the error. Either way what the run spent
+(`total_cost_usd`, the token counts of `usage`, `num_turns`: `usage_of`) goes to the worker,
+which sends it with the outcome: the server keeps it on the attempt and sums it per
+session, task type and swarm. Each attempt runs under its own
 `--session-id` (a fresh UUID, kept in the result), so `claude --resume` finds it.
 
 `--max-budget-usd` comes from the task's input (`{"max_budget_usd": 0.5, ...}`) or the
@@ -52,8 +55,15 @@ from pathlib import Path
 from typing import Any
 
 from ...agents import identity
-from ...client.types import JSON, Task
-from .base import ExecutorConfigError, Options, ProgressFn, TaskContext, TaskFailed
+from ...client.types import JSON, RateLimit, Task, Usage
+from .base import (
+    ExecutorConfigError,
+    Options,
+    ProgressFn,
+    RateLimitFn,
+    TaskContext,
+    TaskFailed,
+)
 from .process import Finished, child_environment, run_process, text_of
 
 OPTIONS = frozenset({"binary", "model", "allowed_tools", "permission_mode", "max_turns",
@@ -138,6 +148,8 @@ class ClaudeStream:
 
     progress: ProgressFn
     max_turns: int | None = None
+    #: how a rate-limit retry is reported (None: as plain progress)
+    rate_limited: RateLimitFn | None = None
     model: str | None = None
     turns: int = 0
     retries: list[dict[str, Any]] = field(default_factory=list)
@@ -173,10 +185,15 @@ class ClaudeStream:
         elif kind == "system" and subtype == "api_retry":
             self.retries.append({k: event.get(k) for k in (
                 "attempt", "max_retries", "retry_delay_ms", "error_status", "error")})
-            delay = (event.get("retry_delay_ms") or 0) / 1000
-            self._say(f"waiting on the API: {event.get('error') or 'error'} "
-                      f"{event.get('error_status') or ''}, retry {event.get('attempt')} of "
-                      f"{event.get('max_retries')} in {delay:.0f} s".replace("  ", " "))
+            info = rate_limit_of(event)
+            message = (f"waiting on the API: {info.get('error') or 'error'} "
+                       f"{info.get('error_status') or ''}, retry {info.get('attempt')} of "
+                       f"{info.get('max_retries')} in {info.get('retry_in_s', 0):.0f} s"
+                       ).replace("  ", " ")[:MESSAGE_CHARS]
+            if self.rate_limited is None:
+                self._say(message)
+            else:  # the session shows it until the next plain progress
+                self.rate_limited(self.fraction(), message, info)
         elif kind == "assistant":
             self.turns += 1
             said = _said(event.get("message"))
@@ -191,6 +208,52 @@ class ClaudeStream:
         if self.max_turns:
             return min(0.95, self.turns / self.max_turns)
         return round(min(0.95, self.turns / (self.turns + 10)), 3)
+
+
+def _count(value: Any, high: int) -> int | None:
+    """A whole number within 0..high, or None (the stream is another program's output:
+    what it says is clamped to what the server takes, never trusted to fit)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+        return None
+    return int(min(max(value, 0), high))
+
+
+def rate_limit_of(event: Mapping[str, Any]) -> RateLimit:
+    """A `system/api_retry` event as a progress report's `rate_limit`."""
+    info: RateLimit = {}
+    for key in ("attempt", "max_retries"):
+        n = _count(event.get(key), 10_000)
+        if n is not None:
+            info[key] = n
+    delay = _count(event.get("retry_delay_ms"), 86_400_000)
+    if delay is not None:
+        info["retry_in_s"] = delay / 1000
+    status = _count(event.get("error_status"), 599)
+    if status is not None and status >= 100:
+        info["error_status"] = status
+    if event.get("error") is not None:
+        info["error"] = str(event["error"])[:300]
+    return info
+
+
+def usage_of(report: Mapping[str, Any]) -> Usage:
+    """What a run spent, from its `result` event: `total_cost_usd`, the token counts of
+    its `usage`, and `num_turns`."""
+    given = report.get("usage")
+    tokens: Mapping[str, Any] = given if isinstance(given, Mapping) else {}
+    spent: Usage = {}
+    cost = report.get("total_cost_usd")
+    if isinstance(cost, int | float) and not isinstance(cost, bool) and 0 <= cost < 1e6:
+        spent["cost_usd"] = float(cost)
+    for key in ("input_tokens", "output_tokens", "cache_creation_input_tokens",
+                "cache_read_input_tokens"):
+        n = _count(tokens.get(key), 10**12)
+        if n is not None:
+            spent[key] = n
+    turns = _count(report.get("num_turns"), 10**12)
+    if turns is not None:
+        spent["num_turns"] = turns
+    return spent
 
 
 def _said(message: Any) -> str:
@@ -316,7 +379,8 @@ class ClaudeExecutor:
         prompt = build_prompt(ctx.task)
         as_arg = len(prompt.encode()) <= MAX_ARG_PROMPT
         attempt_session = str(uuid.uuid4())
-        stream = ClaudeStream(ctx.progress, max_turns=self.max_turns, model=self.model)
+        stream = ClaudeStream(ctx.progress, max_turns=self.max_turns, model=self.model,
+                              rate_limited=ctx.rate_limited)
         ctx.progress(0.0, f"claude running ({self.model or 'default model'}, session "
                           f"{attempt_session})")
         with tempfile.TemporaryDirectory(prefix="swarm-claude-") as private:
@@ -329,6 +393,8 @@ class ClaudeExecutor:
                 cwd=self.cwd, time_limit=self.timeout, max_output=4 * 1024 * 1024,
                 progress=ctx.progress, on_line=stream.feed, stop_signals=STOP_SIGNALS,
                 kill_grace=STOP_GRACE)
+        if stream.result is not None:  # a failed run cost money too: the worker sends it
+            ctx.spent(usage_of(stream.result))
         return self.outcome(done, stream, attempt_session)
 
     def _attach_bridge(self, ctx: TaskContext, attempt_session: str,
@@ -343,7 +409,9 @@ class ClaudeExecutor:
                              session_id=ctx.session_id, url=ctx.server_url)
         config = {"mcpServers": {"swarm": {
             "type": "stdio", "command": swarm, "args": ["mcp"], "alwaysLoad": True,
-            "env": {"SWARM_URL": ctx.server_url, "SWARM_DATA_DIR": str(data)}}}}
+            # lent: the bridge must not leave (end the worker's session) when the run ends
+            "env": {"SWARM_URL": ctx.server_url, "SWARM_DATA_DIR": str(data),
+                    "SWARM_MCP_LENT": "1"}}}}
         path = private / "mcp.json"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:

@@ -290,6 +290,79 @@ local function learn(sid, cap, success, duration, estimated_hours)
   return RAW(obj(unpack(parts)))
 end
 
+-- usage (unified_swarm.usage: grow and add, over USAGE_FIELDS from the header) ----------------
+
+-- a usage report or sum as the wire has it (usage.wire): counts whole, dollars to 6 places
+local function usage_wire(u, with_attempts)
+  if not u then return nil end
+  local parts = {}
+  for _, f in ipairs(USAGE_FIELDS) do
+    local v = tonumber(u[f]) or 0
+    parts[#parts + 1] = f
+    if f == 'cost_usd' then
+      parts[#parts + 1] = RAW(string.format('%.' .. USAGE_COST_DECIMALS .. 'f', v))
+    else
+      parts[#parts + 1] = math.floor(v + 0.5)
+    end
+  end
+  if with_attempts then
+    parts[#parts + 1] = 'attempts'
+    parts[#parts + 1] = math.floor((tonumber(u.attempts) or 0) + 0.5)
+  end
+  return RAW(obj(unpack(parts)))
+end
+
+-- a sum (JSON in `field` of hash `key`) after an attempt's report gained `gained`
+local function add_usage(key, field, gained)
+  local raw = redis.call('HGET', key, field)
+  local sums = raw and cjson.decode(raw) or {}
+  local parts = {}
+  for _, f in ipairs(USAGE_SUM_FIELDS) do
+    parts[#parts + 1] = f
+    parts[#parts + 1] = FL((tonumber(sums[f]) or 0) + gained[f])
+  end
+  redis.call('HSET', key, field, obj(unpack(parts)))
+  return (tonumber(sums.cost_usd) or 0) + gained.cost_usd
+end
+
+-- Keep `report` (JSON text, or nil) on the attempt of t's current token and add what it
+-- gained to the sums of the session (its hash's `usage`), of the task type and of the
+-- swarm (P:usage, the types ranked by cost in P:usage:types). Returns what the attempt
+-- keeps now (nil when it never reported).
+local function record_usage(t, sid, report)
+  local key = ATT(t.id, t.fencing_token)
+  local raw = redis.call('HGET', key, 'usage')
+  local kept = raw and cjson.decode(raw) or nil
+  if not report then return kept end
+  local new = cjson.decode(report)
+  local now, gained, moved = {}, {}, false
+  for _, f in ipairs(USAGE_FIELDS) do
+    local old = kept and tonumber(kept[f]) or 0
+    now[f] = math.max(old, tonumber(new[f]) or 0)
+    gained[f] = now[f] - old
+    moved = moved or gained[f] > 0
+  end
+  gained.attempts = kept and 0 or 1
+  if not (moved or gained.attempts > 0) then return kept end
+  local parts = {}
+  for _, f in ipairs(USAGE_FIELDS) do parts[#parts + 1] = f; parts[#parts + 1] = FL(now[f]) end
+  redis.call('HSET', key, 'usage', obj(unpack(parts)))
+  add_usage(S(sid), 'usage', gained)
+  local cost = add_usage(P .. ':usage', 'type\t' .. t.type, gained)
+  redis.call('ZADD', P .. ':usage:types', cost, t.type)
+  add_usage(P .. ':usage', 'swarm', gained)
+  return now
+end
+
+-- the session's rate-limited state becomes `state` (JSON text; nil clears it); a change
+-- emits session.rate_limited
+local function set_rate_limited(sid, state)
+  local old = redis.call('HGET', S(sid), 'rate_limited')
+  if old == (state or false) then return end
+  put(S(sid), 'rate_limited', state)
+  emit('session.rate_limited', obj('session_id', sid, 'rate_limited', state and RAW(state)))
+end
+
 local function session_reply(sid)
   local flat = redis.call('HGETALL', S(sid))
   if #flat == 0 then return false end
@@ -364,7 +437,7 @@ end
 
 -- lifecycle.after_release: where a held task goes (RELEASE from the header), by whether it
 -- may run again (lifecycle.may_retry: a retry is wanted and attempts remain)
-local function release(t, retry, reason, err, moved_stats)
+local function release(t, retry, reason, err, extra)
   local holder = t.assigned_to
   local again = retry and tonumber(t.attempts) < tonumber(t.max_attempts)
   local new = RELEASE[t.status .. '|' .. (again and 'again' or 'done')]
@@ -378,7 +451,8 @@ local function release(t, retry, reason, err, moved_stats)
   if holder then maybe_idle(holder) end
   local data = obj('task_id', t.id, 'session_id', holder, 'reason', reason, 'error', err,
                    'attempts', tonumber(t.attempts), 'required_capability', t.required_capability)
-  if moved_stats then data = string.sub(data, 1, -2) .. ',"stats":' .. enc(moved_stats) .. '}' end
+  -- extra: more fields for the event, as obj() takes them (a failure's stats and usage)
+  if extra then data = string.sub(data, 1, -2) .. ',' .. string.sub(obj(unpack(extra)), 2) end
   emit(new == 'ready' and 'task.requeued' or 'task.failed', data)
   if DEAD[new] then
     t.error = err or t.error
@@ -423,6 +497,7 @@ local function leave(sid, reason, moved)
   local outcome = reason == 'left' and 'released' or 'expired'
   release_held(sid, outcome, 'session ' .. reason, moved)
   session_status(sid, 'offline')
+  redis.call('HDEL', S(sid), 'rate_limited') -- a session that is gone waits on no API
   if reason == 'left' and s.token_hash then
     redis.call('HDEL', P .. ':tokens', s.token_hash)
     redis.call('HDEL', S(sid), 'token_hash')

@@ -129,11 +129,18 @@ OPS.list_tasks = function()
   return OK(found, more and 1 or 0, D(last))
 end
 
+-- A: how many task types' usage sums to read (the costliest first)
 OPS.counts = function()
   local meta = redis.call('HMGET', P .. ':meta', 'completed', 'duration_sum')
+  local types = {}
+  for _, name in ipairs(redis.call('ZREVRANGE', P .. ':usage:types', 0, tonumber(A[1]) - 1)) do
+    types[#types + 1] = name
+    types[#types + 1] = redis.call('HGET', P .. ':usage', 'type\t' .. name)
+  end
   return OK(redis.call('HGETALL', P .. ':count:sessions'),
             redis.call('HGETALL', P .. ':count:tasks'), meta[1], meta[2],
-            redis.call('GET', P .. ':seq:events') or '0')
+            redis.call('GET', P .. ':seq:events') or '0',
+            redis.call('HGET', P .. ':usage', 'swarm'), types)
 end
 
 -- A: after seq, limit

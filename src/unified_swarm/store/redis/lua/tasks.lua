@@ -257,26 +257,32 @@ local function outcome_check(sid, tid, token, outcome, digest)
   return t
 end
 
--- A: session id, task id, token, progress (float text), message (optional)
+-- A: session id, task id, token, progress (float text), message (optional), usage
+-- (optional JSON), rate-limited state (optional JSON)
 OPS.progress = function()
   local sid, tid, token, value, message = A[1], A[2], A[3], A[4], OPT(A[5])
+  local report, limited = OPT(A[6]), OPT(A[7])
   local state, t = held_check(sid, tid, token, nil, nil)
   if not state then return t end
   local interval = redis.call('HGET', S(sid), 'heartbeat_interval')
   put(T(tid), 'progress', value, 'progress_message', message, 'updated_at', F(NOW))
   set_lease(t, renewed(t, NOW + FACTOR * tonumber(interval)))
   touch(sid, interval)
+  record_usage(t, sid, report)
   emit('task.progress', obj('task_id', tid, 'session_id', sid, 'progress', RAW(value),
                             'message', message))
+  set_rate_limited(sid, limited)
   return OK('held', redis.call('HGETALL', T(tid)))
 end
 
--- A: session id, task id, token, result (optional JSON), digest
+-- A: session id, task id, token, result (optional JSON), digest, usage (optional JSON)
 OPS.complete = function()
   local sid, tid, token, result, digest = A[1], A[2], A[3], OPT(A[4]), A[5]
+  local report = OPT(A[6])
   local t, reply = outcome_check(sid, tid, token, 'completed', digest)
   if not t then return reply end
   check_transition(t.status, 'completed')
+  local spent = record_usage(t, sid, report) -- before the attempt ends: its token
   end_attempt(t, 'completed', nil, digest)
   local duration = NOW - tonumber(t.started_at or NOW)
   set_status(t, 'completed')
@@ -290,22 +296,28 @@ OPS.complete = function()
   redis.call('HSET', P .. ':meta', 'duration_sum', F(sum + duration))
   emit('task.completed', obj('task_id', tid, 'session_id', sid, 'fencing_token', tonumber(token),
                              'duration', FL(duration),
-                             'required_capability', t.required_capability, 'stats', moved))
+                             'required_capability', t.required_capability, 'stats', moved,
+                             'usage', usage_wire(spent)))
+  set_rate_limited(sid, nil)
   release_dependents(tid)
   child_ended(t)
   return OK('held', redis.call('HGETALL', T(tid)), moved[1])
 end
 
--- A: session id, task id, token, error, retry ('1' or '0'), digest
+-- A: session id, task id, token, error, retry ('1' or '0'), digest, usage (optional JSON)
 OPS.fail = function()
   local sid, tid, token, err, retry, digest = unpack(A, 1, 6)
+  local report = OPT(A[7])
   local t, reply = outcome_check(sid, tid, token, 'failed', digest)
   if not t then return reply end
+  local spent = record_usage(t, sid, report)
+  local duration = NOW - tonumber(t.started_at or NOW)
   end_attempt(t, 'failed', err, digest)
   score(sid, t.required_capability, false)
-  local moved = learn(sid, t.required_capability, false, NOW - tonumber(t.started_at or NOW),
-                      t.estimated_hours)
-  release(t, retry == '1', 'failed', err, moved)
+  local moved = learn(sid, t.required_capability, false, duration, t.estimated_hours)
+  release(t, retry == '1', 'failed', err,
+          {'stats', moved, 'duration', FL(duration), 'usage', usage_wire(spent)})
+  set_rate_limited(sid, nil)
   return OK('held', redis.call('HGETALL', T(tid)), moved[1])
 end
 
