@@ -83,6 +83,9 @@ class Settings:
     #: how long a preempted holder has to checkpoint and release before its lease is
     #: revoked (SWARM_PREEMPT_GRACE; Kubernetes' default termination grace)
     preempt_grace: float = 30.0
+    #: a task preempted this many times is never chosen as a victim again, so a long task
+    #: cannot be starved forever by emergencies (SWARM_MAX_PREEMPTIONS)
+    max_preemptions: int = 3
     #: tasks estimated over this many hours tell their holder `split_suggested` on a claim
     collaboration_threshold: float = 8.0
     #: how deep splits nest: a subtask this many splits below a client's task splits no more
@@ -137,7 +140,7 @@ class Settings:
             "heartbeat_interval", "task_claim_timeout", "idle_threshold", "lease_factor",
             "max_body_bytes", "max_input_bytes", "max_json_depth", "max_batch", "reap_batch",
             "scale_interval", "collaboration_threshold", "max_split_depth", "max_context_bytes",
-            "preempt_grace", "idempotency_ttl",
+            "preempt_grace", "idempotency_ttl", "max_preemptions",
         )
         for name in positive:
             if getattr(self, name) <= 0:

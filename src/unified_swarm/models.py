@@ -158,6 +158,9 @@ class Task:
     #: the end of the grace a preemption gave the current attempt (None: not preempted):
     #: its lease runs no further, and past it the lease is revoked
     preempt_at: float | None = None
+    #: how many attempts of it were chosen as a preemption victim: past
+    #: `Settings.max_preemptions` it is never chosen again (no emergency starves it)
+    preemptions: int = 0
     #: knowledge topics handed to its holder in `context.knowledge`
     context_topics: list[str] = field(default_factory=list)
     #: split levels above it: 0 for a task added by a client, parent's + 1 for a subtask
@@ -197,6 +200,7 @@ class Task:
             "completed_at": iso(self.completed_at),
             "updated_at": iso(self.updated_at),
             "preempt_at": iso(self.preempt_at),
+            "preemptions": self.preemptions,
             **({} if self.context is None else {"context": self.context}),
             **({} if self.split_suggested is None else {"split_suggested": self.split_suggested}),
         }

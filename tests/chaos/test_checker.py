@@ -126,7 +126,7 @@ def test_clean_history_passes() -> None:
         f"a token 1 expired: worker_kill w1@{T + 5:.3f}"]
     assert named["short pause keeps the lease"].checked == 1
     assert named["split parents merge once, never leased"].checked == 1
-    assert len(results) == 14
+    assert len(results) == 16
 
 
 def broken(change: str) -> list[str]:
@@ -453,3 +453,188 @@ def test_a_revoked_preemption_passes_and_its_late_result_must_be_refused() -> No
     named = by_name(check(ops, effects, dump))
     assert not named["fencing tokens increase, none stale"].ok
     assert not named["attempts counted exactly"].ok
+
+
+# -- emergencies, preemptions, releases, merged content -------------------------------------
+
+V_LATE = {"task": "v", "token": 1, "pid": 103}  # what v's preempted attempt printed anyway
+OPERATED = {"v": {"task": "v", "token": 2, "pid": 102}, "e1": {"task": "e1", "token": 1,
+                                                              "pid": 103},
+            "r": {"task": "r", "token": 2, "pid": 102}}
+
+
+def _done(tid: str, attempts: int, token: int, at: float, **extra: Any) -> dict[str, Any]:
+    return {"id": tid, "status": "completed", "attempts": attempts, "fencing_token": token,
+            "result": OPERATED[tid], "dependencies": [], "completed_at": iso(at),
+            "preemptions": 0, **extra}
+
+
+def _ended(tid: str, token: int, pid: int, start: float, end: float) -> list[dict[str, Any]]:
+    return [{"task": tid, "token": token, "pid": pid, "phase": "start", "t": start},
+            {"task": tid, "token": token, "pid": pid, "phase": "end", "t": end,
+             "result_digest": digest(OPERATED.get(tid) if token == OPERATED.get(
+                 tid, {}).get("token") else V_LATE)}]
+
+
+def operated() -> tuple[list[Op], list[dict[str, Any]], Dump]:
+    """The clean history plus the operator's operations. Emergency e1 (with interrupt)
+    preempted v, held by w3 under token 1: w3 gave it back (its executor's thread ran on
+    and printed a result, rightly never sent), took e1 and completed it; w2 completed v
+    later. The operator's session op1 claimed r (max_attempts 1), released it with a note,
+    and its late complete was refused; w2 completed r. The run's max_preemptions is 2."""
+    ops, effects, dump = clean()
+    ops[0].data["ids"] += ["v", "r"]
+    dump.max_preemptions = 2
+    dump.tasks.update(
+        v=_done("v", 1, 2, T + 43, preemptions=1),
+        e1=_done("e1", 1, 1, T + 4.3, priority=lifecycle.EMERGENCY_PRIORITY),
+        r=_done("r", 1, 2, T + 45, max_attempts=1))
+    dump.history.update(
+        v=[attempt(1, "w3", T + 2, T + 4, "released", T + 5, lifecycle.RELEASED_PREEMPTED),
+           attempt(2, "w2", T + 41, T + 43, "completed", T + 71)],
+        e1=[attempt(1, "w3", T + 4.1, T + 4.3, "completed", T + 34)],
+        r=[attempt(1, "op1", T + 3, T + 3.5, "released", T + 33, lifecycle.RELEASED_BY_CHOICE),
+           attempt(2, "w2", T + 44, T + 45, "completed", T + 74)])
+    ops += [
+        Op("w3", "request", T + 2, T + 2, "ok", "v", 1, "w3"),
+        Op("operator", "emergency", T + 3, T + 3.1, "ok", "e1", None, None,
+           {"ids": ["e1"], "interrupt": True, "assigned_to": None,
+            "preempted": {"task_id": "v", "session_id": "w3"}}),
+        Op("w3", "release", T + 3.9, T + 4, "ok", "v", 1, "w3"),
+        Op("w3", "request", T + 4.1, T + 4.1, "ok", "e1", 1, "w3"),
+        Op("w3", "complete", T + 4.29, T + 4.31, "ok", "e1", 1, "w3",
+           {"result_digest": digest(OPERATED["e1"])}),
+        Op("w2", "request", T + 41, T + 41, "ok", "v", 2, "w2"),
+        Op("w2", "complete", T + 42.9, T + 43.1, "ok", "v", 2, "w2",
+           {"result_digest": digest(OPERATED["v"])}),
+        Op("op1", "claim", T + 3, T + 3, "ok", "r", 1, "op1"),
+        Op("op1", "release", T + 3.4, T + 3.5, "ok", "r", 1, "op1"),
+        Op("op1", "complete", T + 3.6, T + 3.7, "fail", "r", 1, "op1",
+           {"result_digest": digest({"late": 1})}),
+        Op("w2", "request", T + 44, T + 44, "ok", "r", 2, "w2"),
+        Op("w2", "complete", T + 44.9, T + 45.1, "ok", "r", 2, "w2",
+           {"result_digest": digest(OPERATED["r"])}),
+    ]
+    effects += [*_ended("v", 1, 103, T + 2.1, T + 4.5), *_ended("e1", 1, 103, T + 4.15, T + 4.25),
+                *_ended("v", 2, 102, T + 41.1, T + 42.8), *_ended("r", 2, 102, T + 44.1, T + 44.8)]
+    return ops, effects, dump
+
+
+def _op(ops: list[Op], name: str, task: str, token: int | None = None) -> Op:
+    return next(o for o in ops if o.op == name and o.task == task
+                and (token is None or o.token == token))
+
+
+def _late_result_applied(ops: list[Op], effects: list[dict[str, Any]], dump: Dump) -> None:
+    """v's stored result is the one its preempted attempt printed after giving it back."""
+    dump.tasks["v"]["result"] = V_LATE
+
+
+OPERATED_BREAK: dict[str, Any] = {
+    "emergency-never-completed": lambda o, e, d: (
+        d.tasks["e1"].update(status="ready"), d.history["e1"].clear()),
+    "emergency-completed-twice": lambda o, e, d: d.history["e1"].insert(
+        0, attempt(1, "w2", T + 3.2, T + 3.3, "completed", T + 33)),
+    "emergency-not-in-its-class": lambda o, e, d: d.tasks["e1"].update(priority=10),
+    "victim-not-marked": lambda o, e, d: d.tasks["v"].update(preemptions=0),
+    "victim-never-completed": lambda o, e, d: (
+        d.tasks["v"].update(status="ready"), d.history["v"].pop()),
+    "victim-held-by-another-session": lambda o, e, d: _op(o, "emergency", "e1").data.update(
+        preempted={"task_id": "v", "session_id": "w2"}),
+    "preempted-past-the-limit": lambda o, e, d: d.tasks["v"].update(preemptions=3),
+    "late-complete-accepted": lambda o, e, d: setattr(_op(o, "complete", "r", 1),
+                                                      "outcome", "ok"),
+    "late-progress-accepted": lambda o, e, d: o.append(
+        Op("w3", "progress", T + 4.4, T + 4.4, "ok", "v", 1, "w3")),
+    "late-result-applied": _late_result_applied,
+    "release-counted": lambda o, e, d: d.tasks["r"].update(attempts=2),
+    "failed-by-a-release": lambda o, e, d: (
+        d.tasks["r"].update(status="failed", result=None), d.history["r"].pop()),
+    "given-back-but-expired": lambda o, e, d: _set(d, "v", 0, outcome="expired"),
+}
+
+OPERATED_CAUGHT_BY = [
+    ("emergency-never-completed", "emergencies complete once, victims too"),
+    ("emergency-completed-twice", "emergencies complete once, victims too"),
+    ("emergency-not-in-its-class", "emergencies complete once, victims too"),
+    ("victim-not-marked", "emergencies complete once, victims too"),
+    ("victim-never-completed", "emergencies complete once, victims too"),
+    ("victim-held-by-another-session", "emergencies complete once, victims too"),
+    ("preempted-past-the-limit", "emergencies complete once, victims too"),
+    ("late-complete-accepted", "given back: not counted, late refused"),
+    ("late-progress-accepted", "given back: not counted, late refused"),
+    ("late-result-applied", "given back: not counted, late refused"),
+    ("release-counted", "given back: not counted, late refused"),
+    ("failed-by-a-release", "given back: not counted, late refused"),
+    ("given-back-but-expired", "given back: not counted, late refused"),
+]
+
+
+def test_the_operated_history_passes_with_every_operation_counted() -> None:
+    results = check(*operated())
+    assert all(r.ok for r in results), table(results)
+    named = by_name(results)
+    em = named["emergencies complete once, victims too"]
+    assert em.checked == 1 and "1 preempted" in em.note and "1 with interrupt" in em.note
+    back = named["given back: not counted, late refused"]
+    assert back.checked == 2 and "1 late outcomes refused" in back.note
+    # v's preempted attempt printed a result that was rightly never sent
+    assert "1 given back, not sent" in named["no finished result dropped"].note
+    assert len(results) == 16
+
+
+def test_every_operated_break_has_a_line_that_catches_it() -> None:
+    assert {change for change, _ in OPERATED_CAUGHT_BY} == set(OPERATED_BREAK)
+
+
+@pytest.mark.parametrize(("change", "caught_by"), OPERATED_CAUGHT_BY)
+def test_each_operated_violation_is_caught(change: str, caught_by: str) -> None:
+    ops, effects, dump = copy.deepcopy(operated())
+    OPERATED_BREAK[change](ops, effects, dump)
+    assert caught_by in [r.name for r in check(ops, effects, dump) if not r.ok]
+
+
+def test_a_failure_stands_when_its_counted_attempts_are_explained() -> None:
+    """r failed for good after its one counted attempt was lost to a kill: the release
+    before it cost nothing, and needs no fault to explain it."""
+    ops, effects, dump = copy.deepcopy(operated())
+    dump.tasks["r"].update(status="failed", result=None, attempts=1)
+    dump.history["r"][1].update(outcome="expired", ended_at=iso(T + 74.1), error=None)
+    dump.faults.append(FaultWindow("worker_kill", "w2", T + 44.5, T + 44.5, 102))
+    del ops[-1]
+    effects[-1:] = []
+    named = by_name(check(ops, effects, dump))
+    once = named["every task completed exactly once"]
+    assert once.ok and once.excused == 1 and "r: failed: 1 attempts" in once.excuses[0]
+    assert named["given back: not counted, late refused"].ok
+
+
+MERGE_BREAK: dict[str, Any] = {
+    "merged-a-subtask-missing": lambda d: d.tasks["p"].update(result=[RESULTS["p1"]]),
+    "merged-a-result-twice": lambda d: d.tasks["p"].update(
+        result=[RESULTS["p1"], RESULTS["p1"]]),
+    "merged-out-of-order": lambda d: d.tasks["p"].update(
+        result=[RESULTS["p2"], RESULTS["p1"]]),
+    "merged-another-result": lambda d: d.tasks["p"].update(
+        result=[RESULTS["p1"], {"task": "p2", "token": 9}]),
+    "merged-a-list-for-an-object": lambda d: None,  # the split asked for "object"
+}
+
+
+@pytest.mark.parametrize("change", sorted(MERGE_BREAK))
+def test_a_merge_not_exactly_the_subtasks_results_is_caught(change: str) -> None:
+    ops, effects, dump = copy.deepcopy(clean())
+    MERGE_BREAK[change](dump)
+    if change == "merged-a-list-for-an-object":
+        _op(ops, "split", "p").data["merge"] = "object"
+    assert "split parents merge once, never leased" in [
+        r.name for r in check(ops, effects, dump) if not r.ok]
+
+
+def test_an_object_merge_is_judged_by_subtask_id() -> None:
+    ops, effects, dump = copy.deepcopy(clean())
+    _op(ops, "split", "p").data["merge"] = "object"
+    dump.tasks["p"]["result"] = {"p1": RESULTS["p1"], "p2": RESULTS["p2"]}
+    assert by_name(check(ops, effects, dump))["split parents merge once, never leased"].ok
+    del _op(ops, "split", "p").data["merge"]  # a journal that does not say: by its shape
+    assert by_name(check(ops, effects, dump))["split parents merge once, never leased"].ok

@@ -16,6 +16,7 @@ import pytest
 from unified_swarm.chaos.campaign import Profile, Report
 from unified_swarm.chaos.checker import Result
 from unified_swarm.chaos.nemesis import WORKER_FAULTS, Nemesis
+from unified_swarm.chaos.operator import OPERATIONS
 from unified_swarm.procs import Proc
 
 LEASE, BEAT = 0.3, 0.1
@@ -174,7 +175,8 @@ def report(**over: Any) -> Report:
         "faults": {"worker_kill": 9, "worker_pause_long": 9, "worker_pause_short": 9,
                    "server_kill": 3},
         "seconds": 1.0, "tasks": 600,
-        "kinds": (*WORKER_FAULTS, "server_kill")}
+        "kinds": (*WORKER_FAULTS, "server_kill"),
+        "operations": {k: 3 for k in OPERATIONS}}
     base.update(over)
     return Report(**base)
 
@@ -188,6 +190,9 @@ def test_a_report_says_what_it_falls_short_of() -> None:
     no_kind = report(faults={"worker_kill": 20, "worker_pause_long": 10, "server_kill": 1})
     assert no_kind.shortfalls() == ["no worker_pause_short fault was injected"]
     assert report(checked=5).shortfalls() == ["the exactly-once line did not check every task"]
+    no_op = report(operations={"emergency": 3, "preempt_release": 3, "preempt_revoke": 3,
+                               "release": 3, "emergency_interrupt not answered": 1})
+    assert no_op.shortfalls() == ["no emergency_interrupt operation was made"]
     assert not report(results=[]).passed
     assert "SHORT: only 10 of 600 tasks ran" in report(tasks=10).render()
 

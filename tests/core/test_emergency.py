@@ -126,6 +126,37 @@ async def test_an_ignored_preemption_is_revoked_after_the_grace(orch: Orchestrat
     assert fire is not None and fire.task.id == "fire"
 
 
+async def test_a_task_preempted_max_preemptions_times_is_never_chosen_again(
+        orch: Orchestrator) -> None:
+    """With max_preemptions 2, the long task gives way to two emergencies; the third finds
+    it running and leaves it alone (nobody else to preempt: no placement), so a stream of
+    emergencies cannot starve it. A second mark of one attempt is not counted twice."""
+    orch.settings = orch.settings.replace(max_preemptions=2)
+    a = await join(orch, "a", ["build"])
+    await orch.add_tasks([TaskSpec("build", id="long", priority=1)])
+    for n in range(1, 3):
+        got = await orch.request_work(a, 0)
+        assert got is not None and got.task.id == "long"
+        _t, placed = await orch.emergency(TaskSpec("build", id=f"fire{n}"), False, True, "op")
+        assert placed.preempted == ("long", "a")
+        # marking the same attempt again (a retried step) does not count another preemption
+        again = await orch.store.preempt("long", got.lease.fencing_token, orch.clock() + 20,
+                                         orch.clock())
+        assert again is not None and again.preemptions == n
+        await orch.release(a, "long", got.lease.fencing_token, None)
+        fire = await orch.request_work(a, 0)
+        assert fire is not None and fire.task.id == f"fire{n}"
+        await orch.complete(a, f"fire{n}", fire.lease.fencing_token, "ok")
+    got = await orch.request_work(a, 0)
+    assert got is not None and got.task.id == "long"
+    _t, placed = await orch.emergency(TaskSpec("build", id="fire3"), False, True, "op")
+    assert placed.preempted is None and placed.assigned_to is None
+    t, _ = await orch.get_task("long")
+    assert t.preempt_at is None and t.preemptions == 2 and t.wire()["preemptions"] == 2
+    done = await orch.complete(a, "long", got.lease.fencing_token, "finally")
+    assert done.task.status == S.COMPLETED and done.task.attempts == 1
+
+
 async def test_emergency_without_interrupt_or_anyone_to_preempt(orch: Orchestrator) -> None:
     _t, placed = await orch.emergency(TaskSpec("build", id="fire"), False, True, "op")
     assert placed.assigned_to is None and placed.preempted is None

@@ -150,6 +150,8 @@ class TaskOut(BaseModel):
     split_suggested: bool | None = None
     #: the end of the grace a preemption gave the current attempt
     preempt_at: Time | None = None
+    #: how many of its attempts were preempted (past `max_preemptions`, never again)
+    preemptions: int = 0
 
 
 class LeaseOut(BaseModel):

@@ -6,7 +6,11 @@ and as the store holds it.
 
 Faults are tied to progress, not to the clock: `faults_per_100` for every hundred tasks
 completed (at most one each `min_gap` seconds), so a slow machine gets the same campaign,
-slower. The workload goes on past `tasks` until the nemesis has injected `min_faults`.
+slower. The operator's operations (operator.py: emergencies with and without interrupt,
+preemptions honoured or revoked past the grace, releases) follow progress the same way,
+`ops_per_100` for every hundred tasks completed, from a thread of their own. The workload
+goes on past `tasks` until the nemesis has injected `min_faults` and the operator has made
+one operation of each kind.
 """
 
 from __future__ import annotations
@@ -25,7 +29,16 @@ from .dump import dump_http, dump_store, same_state
 from .effects import read_effects
 from .history import read_histories
 from .nemesis import WORKER_FAULTS, Nemesis
-from .swarm import Swarm, held_by, settle, submit, write_knowledge
+from .operator import OPERATIONS, Operator
+from .swarm import (
+    GRACE_BEATS,
+    MAX_PREEMPTIONS,
+    Swarm,
+    held_by,
+    settle,
+    submit,
+    write_knowledge,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +57,9 @@ class Profile:
     min_gap: float = 0.15
     #: every n-th fault hits the infrastructure (orchestrator, Redis, leader replica)
     infra_every: int = 25
+    #: operator operations (operator.OPERATIONS, one of each per round) per hundred
+    #: completed tasks
+    ops_per_100: float = 0.3
     #: a bound on the whole run, far past what a loaded machine needs
     time_limit: float = 3600.0
 
@@ -54,7 +70,7 @@ class Profile:
             "soak": cls("soak", tasks=100_000, min_faults=1000, time_limit=6 * 3600.0),
             "selftest": cls("selftest", tasks=600, min_faults=24, workers=4, batch=100,
                             in_flight=300, faults_per_100=6.0, infra_every=8,
-                            time_limit=1800.0),
+                            ops_per_100=1.5, time_limit=1800.0),
         }[name]
 
 
@@ -70,6 +86,8 @@ class Report:
     #: the fault kinds this run could inject (a Redis it does not own is never killed)
     kinds: tuple[str, ...] = WORKER_FAULTS
     notes: list[str] = field(default_factory=list)
+    #: the operator's operations, by kind and by what came of them
+    operations: dict[str, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -86,6 +104,8 @@ class Report:
                          "faults were injected")
         short += [f"no {kind} fault was injected" for kind in self.kinds
                   if not self.faults.get(kind)]
+        short += [f"no {kind} operation was made" for kind in OPERATIONS
+                  if not self.operations.get(kind)]
         once = next((r for r in self.results if r.name.startswith("every task completed")),
                     None)
         if once is None or once.checked < self.profile.tasks:
@@ -101,7 +121,9 @@ class Report:
         head = (f"chaos campaign: store={self.store} profile={self.profile.name} "
                 f"seed={self.seed} tasks={self.tasks} faults={sum(self.faults.values())} "
                 f"({faults}) in {self.seconds:.0f}s")
-        lines = [head, checker.table(self.results), *self.notes]
+        ops = ", ".join(f"{k} {v}" for k, v in sorted(self.operations.items()))
+        lines = [head, f"operations: {ops or 'none'}", checker.table(self.results),
+                 *self.notes]
         lines += [f"SHORT: {s}" for s in self.shortfalls()]
         return "\n".join(lines)
 
@@ -123,7 +145,8 @@ def run(profile: Profile, store: str, workdir: Path, seed: int | None = None,
                           swarm.servers, swarm.redis, swarm.replace,
                           held_by(swarm), swarm.infra_faults(),
                           profile.infra_every)
-        submitted = _drive(swarm, profile, nemesis, rng, seed, deadline)
+        operator = Operator(swarm, rng.randrange(1 << 31), GRACE_BEATS * profile.heartbeat)
+        submitted = _drive(swarm, profile, nemesis, operator, rng, seed, deadline)
         nemesis.heal()
         _keep_faults(workdir, nemesis, lease, profile.heartbeat, swarm.attached)
         ran = time.monotonic()
@@ -138,13 +161,13 @@ def run(profile: Profile, store: str, workdir: Path, seed: int | None = None,
         swarm.kill_all()
     view.event_seqs, view.outages = stored.event_seqs, nemesis.outages
     view.faults, view.lease, view.heartbeat = nemesis.windows(), lease, profile.heartbeat
-    view.attached = swarm.attached
+    view.attached, view.max_preemptions = swarm.attached, MAX_PREEMPTIONS
     results = checker.check(read_histories(swarm.journal_dir),
                             read_effects(swarm.effects_dir), view)
     results.append(same_state(view, stored))
     report = Report(swarm.kind, seed, profile, results, dict(nemesis.counts),
                     time.monotonic() - t0, len(view.tasks),
-                    (*WORKER_FAULTS, *swarm.infra_faults()))
+                    (*WORKER_FAULTS, *swarm.infra_faults()), operations=dict(operator.counts))
     report.notes += _notes(workdir, results, codes, submitted)
     report.notes.append(f"phases: ran {ran - t0:.0f} s, settled {settled - ran:.0f} s, read "
                         f"over HTTP {served - settled:.0f} s, stopped and read the store "
@@ -152,14 +175,21 @@ def run(profile: Profile, store: str, workdir: Path, seed: int | None = None,
     return report
 
 
-def _drive(swarm: Swarm, profile: Profile, nemesis: Nemesis, rng: random.Random, seed: int,
-           deadline: float) -> int:
-    """Submit the workload and inject faults as it completes; returns tasks submitted."""
+def _drive(swarm: Swarm, profile: Profile, nemesis: Nemesis, operator: Operator,
+           rng: random.Random, seed: int, deadline: float) -> int:
+    """Submit the workload, inject faults and make the operator's operations as it
+    completes; returns tasks submitted."""
     submitted, stop_writer = threading.Event(), threading.Event()
     count: list[int] = []
 
-    def enough() -> bool:  # the workload goes on until the fault floor is reached
-        return len(nemesis.faults) >= profile.min_faults
+    def enough() -> bool:  # the workload goes on until the fault floor is reached, and
+        # one round of operations (each kind once) was made
+        return (len(nemesis.faults) >= profile.min_faults
+                and operator.done >= len(OPERATIONS))
+
+    def ops_due() -> float:
+        with swarm.client() as c:
+            return c.status()["tasks_completed"] * profile.ops_per_100 / 100
 
     threads = [threading.Thread(target=submit, args=(swarm, profile.tasks, profile.batch,
                                                      profile.in_flight, rng, enough,
@@ -167,7 +197,8 @@ def _drive(swarm: Swarm, profile: Profile, nemesis: Nemesis, rng: random.Random,
                                 daemon=True),
                threading.Thread(target=write_knowledge,
                                 args=(swarm, stop_writer, random.Random(seed + 1)),
-                                daemon=True)]
+                                daemon=True),
+               threading.Thread(target=operator.run, args=(ops_due, stop_writer), daemon=True)]
     for t in threads:
         t.start()
     last = 0.0
@@ -190,7 +221,7 @@ def _keep_faults(workdir: Path, nemesis: Nemesis, lease: float, heartbeat: float
     run can be checked again from its directory alone."""
     record = {"faults": [dataclasses.asdict(f) for f in nemesis.windows()],
               "outages": nemesis.outages, "lease": lease, "heartbeat": heartbeat,
-              "attached": attached}
+              "attached": attached, "max_preemptions": MAX_PREEMPTIONS}
     (workdir / "faults.json").write_text(json.dumps(record))
 
 

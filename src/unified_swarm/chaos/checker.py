@@ -12,8 +12,10 @@ that excuses more than it checked fails the run, as a violation does.
 The invariants live in four modules: this one (tokens, leases, requeue latency, attempts,
 dependencies, knowledge, events), once.py (every task completed exactly once, with the
 result of the attempt that holds the completed token, each outcome inside its lease, no
-result dropped), excuses.py (every lost lease explained, short pauses keep the lease) and
-splits.py (split parents merge once, after their subtasks, and are never leased again).
+result dropped), excuses.py (every lost lease explained, short pauses keep the lease),
+splits.py (split parents merge once, after their subtasks, with exactly their results, and
+are never leased again) and preempts.py (emergencies complete once, and so do their victims;
+an attempt given back is not counted and its late outcome is refused).
 """
 
 from __future__ import annotations
@@ -78,6 +80,8 @@ class Dump:
     heartbeat: float = 0.0
     #: session id -> the replica (server process) it talks to
     attached: dict[str, str] = field(default_factory=dict)
+    #: the run's SWARM_MAX_PREEMPTIONS: no task may be preempted more often (0: not known)
+    max_preemptions: int = 0
 
 
 @dataclass(slots=True)
@@ -101,7 +105,7 @@ Check = Callable[[list[Op], list[dict[str, Any]], Dump], Result]
 
 
 def check(ops: list[Op], effects: list[dict[str, Any]], dump: Dump) -> list[Result]:
-    from . import excuses, once, splits  # they build on this module's types
+    from . import excuses, once, preempts, splits  # they build on this module's types
 
     checks: list[Check] = [
         once.completed_exactly_once, once.result_of_the_completing_attempt,
@@ -109,6 +113,7 @@ def check(ops: list[Op], effects: list[dict[str, Any]], dump: Dump) -> list[Resu
         fencing_tokens, leases_never_overlap, requeue_latency, excuses.lost_leases_explained,
         excuses.short_pauses_kept, attempts_counted_exactly, dependencies_first,
         knowledge_versions, events_contiguous, splits.split_parents,
+        preempts.emergencies_once, preempts.given_back_not_counted,
     ]
     return [c(ops, effects, dump) for c in checks]
 

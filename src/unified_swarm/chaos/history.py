@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 Outcome = Literal["ok", "fail", "info"]
+#: what a completion line may add to its operation's data (journal.ClientJournal._learn)
+LEARNED = ("topic", "version", "error", "assigned_to", "preempted")
 
 
 @dataclass(slots=True)
@@ -76,7 +78,7 @@ def read_histories(directory: Path) -> list[Op]:
                 op.task = d.get("task", op.task)
                 op.token = d.get("token", op.token)
                 op.session = d.get("session", op.session)
-                op.data.update({k: d[k] for k in ("topic", "version", "error") if k in d})
+                op.data.update({k: d[k] for k in LEARNED if k in d})
     return sorted(ops.values(), key=lambda o: o.invoke)
 
 

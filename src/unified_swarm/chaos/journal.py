@@ -26,6 +26,8 @@ OPS = {
     ("POST", "/work/progress"): "progress",
     ("POST", "/work/complete"): "complete",
     ("POST", "/work/fail"): "fail",
+    ("POST", "/work/release"): "release",
+    ("POST", "/swarm/emergency"): "emergency",
     ("POST", "/work"): "add",
     ("POST", "/session/heartbeat"): "heartbeat",
     ("POST", "/session/register"): "register",
@@ -81,6 +83,9 @@ class ClientJournal:
             return None  # reads and the rest prove nothing about the invariants
         body = call.body if isinstance(call.body, dict) else {}
         task_id = body.get("task_id")
+        emergency = body.get("task") if name == "emergency" else None
+        if isinstance(emergency, dict):  # the task is the body's own: its id names it
+            task_id = emergency.get("id")
         if name == "split":  # the task is named in the path: /work/{id}/split
             task_id = urllib.parse.unquote(call.path.removeprefix("/work/").removesuffix("/split"))
         op = Op(self.writer.proc, name, time.time(), float("inf"), "info",
@@ -96,6 +101,14 @@ class ClientJournal:
         if name == "split":  # the subtasks sent: an accepted split added exactly these
             op.data["ids"] = [t.get("id") for t in body.get("subtasks", [])
                               if isinstance(t, dict)]
+            merge = body.get("merge", "list")
+            op.data["merge"] = merge  # the checker holds the parent's result to it
+            merger = merge.get("task") if isinstance(merge, dict) else None
+            if isinstance(merger, dict) and merger.get("id"):  # a merge task is added too
+                op.data["ids"].append(merger["id"])
+        if name == "emergency":  # an accepted emergency added exactly this task
+            op.data["ids"] = [task_id]
+            op.data["interrupt"] = body.get("interrupt", True)
         if name == "knowledge_put":
             op.data["content_digest"] = digest(body.get("content"))
         self.writer.invoke(op)
@@ -148,4 +161,7 @@ class ClientJournal:
         entry = value.get("entry", value)  # the raw answer, or the SDK's unwrapped entry
         if name == "knowledge_put" and isinstance(entry, dict) and "version" in entry:
             learned.update(topic=entry["topic"], version=entry["version"])
+        if name == "emergency":  # where it went: offered to a session, or a task preempted
+            learned.update(assigned_to=value.get("assigned_to"),
+                           preempted=value.get("preempted"))
         return learned

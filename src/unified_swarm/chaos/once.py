@@ -11,33 +11,39 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from typing import Any
 
+from .. import lifecycle
 from ..jsonutil import digest
 from .checker import SLACK, Dump, Result, attempt_of, ok_ops, ts
 from .excuses import explain
 from .history import Op
+from .preempts import GIVEN_BACK
+
+#: the calls that add tasks: a batch, a split's subtasks, an emergency
+ADDS = ("add", "split", "emergency")
 
 
 def _added(ops: list[Op]) -> tuple[set[str], set[str]]:
     """Task ids of adds answered 2xx, and of adds with no answer (they may have landed)."""
-    ok = {t for name in ("add", "split") for o in ok_ops(ops, name)
-          for t in o.data.get("ids", [])}
-    maybe = {t for o in ops if o.op in ("add", "split") and o.outcome == "info"
+    ok = {t for name in ADDS for o in ok_ops(ops, name) for t in o.data.get("ids", [])}
+    maybe = {t for o in ops if o.op in ADDS and o.outcome == "info"
              for t in o.data.get("ids", [])}
     return ok, maybe
 
 
 def _excused_end(tid: str, dump: Dump, seen: dict[str, str | None]) -> str | None:
     """Why a task that did not complete may stand (None: it may not): a failure whose every
-    attempt a named fault explains, or a block by such a failure."""
+    counted attempt a named fault explains (one given back cost nothing: preempts.py holds
+    it to that), or a block by such a failure."""
     if tid in seen:
         return seen[tid]
     seen[tid] = None  # a cycle (there is none) must not recurse forever
     task, attempts = dump.tasks[tid], dump.history.get(tid, [])
     why: str | None = None
-    if task["status"] == "failed" and attempts:
-        faults = [explain(a, dump) for a in attempts]
+    counted = [a for a in attempts if lifecycle.counted(a.get("error"))]
+    if task["status"] == "failed" and counted:
+        faults = [explain(a, dump) for a in counted]
         if all(faults):
-            why = f"failed: {len(attempts)} attempts, each lost to a fault"
+            why = f"failed: {len(counted)} attempts, each lost to a fault"
     elif task["status"] == "blocked":
         deps = [d for d in task["dependencies"]
                 if d in dump.tasks and dump.tasks[d]["status"] != "completed"]
@@ -187,13 +193,19 @@ def _journal_inside(ops: list[Op], dump: Dump) -> list[str]:
 
 def no_result_dropped(ops: list[Op], effects: list[dict[str, Any]], dump: Dump) -> Result:
     """Every attempt that ran to its end had its result sent by its worker (complete was
-    called with that token), unless that worker was killed before it could."""
+    called with that token), unless that worker was killed before it could, or the attempt
+    was given back (a preempted executor runs on in its thread: its result must not be sent)."""
     sent = {(o.task, o.token) for o in ops if o.op == "complete"}
+    back = {(tid, a["fencing_token"]) for tid, atts in dump.history.items() for a in atts
+            if a["outcome"] == "released" and a.get("error") in GIVEN_BACK}
     kills = [f for f in dump.faults if f.kind == "worker_kill" and f.pid is not None]
     bad, excuses, kinds = [], [], Counter[str]()
     ends = [e for e in effects if e["phase"] == "end"]
     for e in ends:
         if (e["task"], e["token"]) in sent:
+            continue
+        if (e["task"], e["token"]) in back:
+            kinds["given back"] += 1
             continue
         kill = next((f for f in kills if f.pid == e["pid"] and f.start >= e["t"] - SLACK),
                     None)
@@ -203,5 +215,7 @@ def no_result_dropped(ops: list[Op], effects: list[dict[str, Any]], dump: Dump) 
         else:
             kinds[kill.kind] += 1
             excuses.append(f"{e['task']} token {e['token']}: {kill.name}")
-    note = f"{len(excuses)} killed before sending" if excuses else ""
+    note = "; ".join(([f"{len(excuses)} killed before sending"] if excuses else [])
+                     + ([f"{kinds['given back']} given back, not sent"]
+                        if kinds["given back"] else []))
     return Result("no finished result dropped", len(ends), bad, note, len(excuses), excuses)

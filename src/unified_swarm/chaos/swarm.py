@@ -29,6 +29,16 @@ PERSISTENT = RetryPolicy(attempts=60, backoff=0.1, max_backoff=1.0, budget=60.0)
 MAX_ATTEMPTS = 100
 #: the share of tasks their worker splits into subtasks
 SPLIT_SHARE = 0.02
+#: the capability of the operator's own tasks (operator.py) and of the emergencies it is
+#: preempted for: no worker has it (a worker with a free slot would take them at once), so
+#: the operator's session is the one victim such an emergency can have, and it runs them
+#: all itself; it lacks "chaos", so the workload's emergencies are never offered to it
+OPERATOR_CAP = "chaos-operator"
+#: a preempted holder's grace, in heartbeats: short, so a paused holder's lease is revoked
+#: within the run, and long enough for a running worker's heartbeat to hear the directive
+GRACE_BEATS = 2.0
+#: the campaign's SWARM_MAX_PREEMPTIONS (the checker holds every task to it)
+MAX_PREEMPTIONS = 2
 
 
 class Swarm:
@@ -61,7 +71,8 @@ class Swarm:
             self.store_url = self.redis.url
         replicas = 2 if self.kind == "redis" else 1
         env = {"SWARM_REDIS_PREFIX": self.prefix, "SWARM_HEARTBEAT_INTERVAL":
-               str(self.heartbeat)}
+               str(self.heartbeat), "SWARM_PREEMPT_GRACE": str(GRACE_BEATS * self.heartbeat),
+               "SWARM_MAX_PREEMPTIONS": str(MAX_PREEMPTIONS)}
         for n in range(replicas):
             name = f"replica-{n}"
             server = SwarmServer(name, store=self.store_url, data_dir=self.workdir / "data",
@@ -116,7 +127,8 @@ class Swarm:
 def tasks(start: int, count: int, rng: random.Random, lease: float) -> list[dict[str, object]]:
     """A batch: mostly short no-ops; a few long ones (so pauses catch work in flight); a
     few longer than a lease (so every run leans on lease renewal); a few split into
-    subtasks by their worker (effects.subtasks); and dependency chains inside the batch."""
+    subtasks by their worker (effects.subtasks), merged as a list or an object; and
+    dependency chains inside the batch."""
     out: list[dict[str, object]] = []
     for n in range(start, start + count):
         roll = rng.random()
@@ -128,7 +140,7 @@ def tasks(start: int, count: int, rng: random.Random, lease: float) -> list[dict
             ms = rng.randint(0, 30)
         spec: dict[str, object] = {"ms": ms}
         if rng.random() < SPLIT_SHARE:
-            spec = {"split": rng.randint(2, 3)}
+            spec = {"split": rng.randint(2, 3), "merge": rng.choice(("list", "object"))}
         task: dict[str, object] = {"id": f"c{n:07d}", "type": "chaos", "input": spec,
                                    "max_attempts": MAX_ATTEMPTS,
                                    "priority": rng.randint(1, 10)}

@@ -5,8 +5,10 @@ data is untouched. A Redis you name is never killed: its run injects worker faul
 leader-replica kills only.
 
 It exits 0 only when every invariant holds **and** the run reached its own minimums (the
-tasks asked for, the faults asked for, at least one fault of each kind it can inject, an
-exactly-once line over every task); short of them it says why and exits 1."""
+tasks asked for, the faults asked for, at least one fault of each kind it can inject and
+one operation of each kind (an emergency with and without interrupt, a preemption released
+and one revoked, a release), an exactly-once line over every task); short of them it says
+why and exits 1."""
 
 from __future__ import annotations
 

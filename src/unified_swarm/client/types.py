@@ -115,6 +115,11 @@ class Task(TypedDict):
     context: NotRequired[Context]
     #: on a claim: estimated over the server's collaboration_threshold, worth splitting
     split_suggested: NotRequired[bool]
+    #: the end of the grace a preemption gave the current attempt
+    preempt_at: NotRequired[str | None]
+    #: how many of its attempts were preempted (past the server's max_preemptions, never
+    #: again)
+    preemptions: NotRequired[int]
 
 
 class Context(TypedDict):

@@ -43,16 +43,19 @@ def idle_order(capability: str, sessions: Sequence[Session], fit: Fit) -> list[s
 
 
 def victims(capability: str, running: Sequence[Task], sessions: Mapping[str, Session],
-            fit: Fit) -> list[Task]:
+            fit: Fit, max_preemptions: int) -> list[Task]:
     """Running tasks whose preemption frees a session able to take the emergency, best
     first: the least important task (lowest priority), then the best-fitting session, then
     the least sunk cost (the most recently started). An emergency is never preempted for
-    another, nor a task already preempted (its session frees up anyway)."""
+    another, nor a task already preempted (its session frees up anyway), nor one preempted
+    `max_preemptions` times already: a long task would otherwise lose every attempt to the
+    next emergency and never finish."""
     out = []
     for t in running:
         s = sessions.get(t.assigned_to or "")
         if (s is None or s.status in (SessionStatus.OFFLINE, SessionStatus.DRAINING)
                 or t.priority >= EMERGENCY_PRIORITY or t.preempt_at is not None
+                or t.preemptions >= max_preemptions
                 or not can_take(s, capability) or fit(s.id) >= INFEASIBLE):
             continue
         out.append(t)

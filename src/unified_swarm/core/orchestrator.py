@@ -667,7 +667,8 @@ class Orchestrator:
             return Placement()
         running, _ = await self.store.list_tasks(status="in_progress", limit=RUNNING_READ)
         by_id = {s.id: s for s in sessions}
-        for victim in victims(cap, running, by_id, fit)[:EMERGENCY_TRIES]:
+        chosen = victims(cap, running, by_id, fit, self.settings.max_preemptions)
+        for victim in chosen[:EMERGENCY_TRIES]:
             marked = await self.store.preempt(victim.id, victim.fencing_token,
                                               now + self.settings.preempt_grace, now)
             if marked is not None and marked.assigned_to is not None:

@@ -268,8 +268,9 @@ class Store(Protocol):
     async def preempt(self, task_id: str, token: int, deadline: float,
                       now: float) -> Task | None:
         """Atomically mark the lease `token` of the task preempted: it runs to `deadline`
-        at the latest and no renewal lengthens it (`task.preempted`). Past it the reaper
-        revokes the lease: the attempt ends `released` (not counted), the fencing token
+        at the latest and no renewal lengthens it (`task.preempted`); the task's
+        `preemptions` grows by one (not for a second mark of the same attempt). Past it the
+        reaper revokes the lease: the attempt ends `released` (not counted), the fencing token
         moves on, the task goes back to ready. None (nothing written) when that lease is
         no longer held."""
 

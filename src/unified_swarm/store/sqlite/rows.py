@@ -23,7 +23,7 @@ TASK_COLUMNS = (
     "critical", "infinite_scale", "roi", "estimated_hours", "dependencies", "status",
     "assigned_to", "attempts", "max_attempts", "lease_expires_at", "fencing_token", "progress",
     "progress_message", "result", "error", "parent_id", "created_at", "started_at",
-    "completed_at", "updated_at", "context_topics", "depth", "preempt_at",
+    "completed_at", "updated_at", "context_topics", "depth", "preempt_at", "preemptions",
 )
 INSERT_TASK = (
     f"INSERT INTO tasks ({', '.join(TASK_COLUMNS)}) "
@@ -33,7 +33,7 @@ INSERT_TASK = (
 MUTABLE = (
     "priority", "status", "assigned_to", "attempts", "lease_expires_at", "fencing_token",
     "progress", "progress_message", "result", "error", "started_at", "completed_at", "updated_at",
-    "preempt_at",
+    "preempt_at", "preemptions",
 )
 UPDATE_TASK = f"UPDATE tasks SET {', '.join(f'{c} = ?' for c in MUTABLE)} WHERE id = ?"
 
@@ -71,7 +71,7 @@ def task_values(t: Task) -> tuple[Any, ...]:
         t.lease_expires_at, t.fencing_token, t.progress, t.progress_message,
         None if t.result is None else dumps(t.result), t.error, t.parent_id, t.created_at,
         t.started_at, t.completed_at, t.updated_at, dumps(t.context_topics), t.depth,
-        t.preempt_at,
+        t.preempt_at, t.preemptions,
     )
 
 
@@ -80,7 +80,7 @@ def save_task(conn: sqlite3.Connection, t: Task) -> None:
         t.priority, t.status.value, t.assigned_to, t.attempts, t.lease_expires_at,
         t.fencing_token, t.progress, t.progress_message,
         None if t.result is None else dumps(t.result), t.error, t.started_at, t.completed_at,
-        t.updated_at, t.preempt_at, t.id,
+        t.updated_at, t.preempt_at, t.preemptions, t.id,
     ))
 
 

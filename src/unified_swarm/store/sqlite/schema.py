@@ -28,6 +28,7 @@ ADDED_COLUMNS = (
     ("attempts", "usage", "TEXT"),
     ("sessions", "usage", "TEXT"),
     ("sessions", "rate_limited", "TEXT"),
+    ("tasks", "preemptions", "INTEGER NOT NULL DEFAULT 0"),
 )
 
 

@@ -481,6 +481,7 @@ def preempt(conn: Conn, ev: list[Event], task_id: str, token: int, deadline: flo
     if (t.status != S.IN_PROGRESS or t.fencing_token != token or t.lease_expires_at is None
             or t.lease_expires_at <= now):
         return None  # that lease is over already: nothing to preempt
+    t.preemptions += t.preempt_at is None  # a second mark of one attempt is not another
     lifecycle.mark_preempted(t, deadline)
     t.updated_at = now
     save_task(conn, t)

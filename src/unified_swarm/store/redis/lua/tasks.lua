@@ -406,6 +406,8 @@ OPS.preempt = function()
   local deadline = tonumber(A[3]) + SHIFT
   local old = tonumber(t.preempt_at)
   if old and old < deadline then deadline = old end -- lifecycle.mark_preempted
+  -- a second mark of one attempt is not another preemption
+  if not old then redis.call('HINCRBY', T(tid), 'preemptions', 1) end
   t.preempt_at = F(deadline)
   put(T(tid), 'preempt_at', t.preempt_at, 'updated_at', F(NOW))
   if tonumber(t.lease_expires_at) > deadline then set_lease(t, deadline) end
