@@ -22,10 +22,10 @@ system-deps:
 	bash scripts/system-deps.sh
 
 # the real agent CLIs (Claude Code; Codex and Gemini CLI when they install) for the
-# end-to-end tests of tests/agents, from npm into .agent-clis/ once (skipped without npm
-# locally, a failure in CI)
+# end-to-end tests of tests/agents and the config round trips through Codex's and Gemini's
+# own readers, from npm into .agent-clis/ once (skipped without npm locally, a failure in CI)
 agent-clis:
-	bash scripts/agent-clis.sh
+	SWARM_AGENT_CLIS=all bash scripts/agent-clis.sh
 
 run: install
 	$(BIN)/swarm demo

@@ -3,7 +3,9 @@
 # from the npm registry into .agent-clis/ (ignored by git), once; later runs find them there.
 #   bash scripts/agent-clis.sh          Claude Code (the e2e drives it)
 #   SWARM_AGENT_CLIS=all bash ...       also Codex and Gemini CLI, when they install (about
-#                                       0.5 GB more; for `swarm join --check` by hand)
+#                                       0.6 GB more; `make test` asks for them: their own
+#                                       config readers check what `swarm join` writes,
+#                                       tests/agents/test_cli_readers.py)
 # Without npm it says so and exits 0 (the e2e then skips), unless CI is set: then it fails.
 set -u
 here=$(cd "$(dirname "$0")/.." && pwd)

@@ -71,7 +71,9 @@ def cli_of(env: Mapping[str, str] | None = None) -> str:
     env = os.environ if env is None else env
     if env.get("CLAUDE_CODE_SESSION_ID") or env.get("CLAUDECODE"):
         return "claude"
-    if env.get("GEMINI_SESSION_ID"):
+    # Gemini CLI gives its session id to hooks only; every process it starts (our bridge
+    # among them) gets GEMINI_CLI=1
+    if env.get("GEMINI_SESSION_ID") or env.get("GEMINI_CLI") == "1":
         return "gemini"
     return env.get("SWARM_CLI") or "agent"
 
