@@ -10,6 +10,8 @@ shows the median rate and latencies. Prints one table.
     python bench/throughput.py --store sqlite --workers 8 --tasks 5000
     python bench/throughput.py --store redis --appendfsync always --repeat 3
     python bench/throughput.py --store sqlite --batch 4
+    python bench/throughput.py --store redis --scheduler fifo --profile /tmp/server.prof
+    python bench/throughput.py --store sqlite --src /tmp/before   # another commit's tree
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ from unified_swarm.procs import Proc, RedisServer, free_port, swarm_env, wait_un
 TOKEN = "bench-operator-token"
 #: `--profile PATH`: run the server under cProfile and write its stats to PATH
 PROFILE: dict[str, str] = {}
+#: `--scheduler NAME`: the server's SWARM_SCHEDULER (its own default when not given)
+SERVER_ENV: dict[str, str] = {}
 
 
 @dataclass
@@ -57,7 +61,7 @@ def start_server(store: str, data_dir: Path, src: Path | None = None,
     port = free_port()
     env = swarm_env(SWARM_TOKEN=TOKEN, SWARM_DATA_DIR=str(data_dir), SWARM_STORE=store,
                     SWARM_RATE_LIMIT="0", SWARM_PORT=str(port),
-                    SWARM_REDIS_PREFIX=prefix or f"bench{port}")
+                    SWARM_REDIS_PREFIX=prefix or f"bench{port}", **SERVER_ENV)
     if src is not None:
         env["PYTHONPATH"] = str(src)
     code = ("import uvicorn\n"
@@ -299,12 +303,23 @@ def main() -> None:
     ap.add_argument("--servers", type=int, default=1,
                     help="--store redis: this many server processes (replicas) on the one "
                          "redis-server; the workers spread over them")
+    ap.add_argument("--src", type=Path, metavar="DIR",
+                    help="run the server from the source tree DIR (DIR/src/unified_swarm: a "
+                         "checkout or `git archive` of another commit) instead of this one")
+    ap.add_argument("--scheduler", choices=["learned", "fifo"],
+                    help="the server's SWARM_SCHEDULER (default: the server's own default)")
     args = ap.parse_args()
     exit_on_sigterm()
     if args.profile:
         PROFILE["path"] = str(Path(args.profile).resolve())
+    if args.scheduler:
+        SERVER_ENV["SWARM_SCHEDULER"] = args.scheduler
+    src = None if args.src is None else (args.src / "src").resolve()
+    if src is not None and not (src / "unified_swarm").is_dir():
+        raise SystemExit(f"--src {args.src}: no src/unified_swarm in it")
     r = measure(args.store, args.workers, args.tasks, args.latency_samples, args.max_seconds,
-                args.appendfsync, args.repeat, batch=args.batch, servers=args.servers)
+                args.appendfsync, args.repeat, src=src, batch=args.batch,
+                servers=args.servers)
     store = args.store if args.store == "sqlite" else f"redis/{args.appendfsync}"
     print(f"{'system':<22} {'store':<15} {'workers':>7} {'tasks':>7} {'done':>7} "
           f"{'tasks/s':>9} {'p50 ms':>8} {'p99 ms':>8}")

@@ -14,7 +14,16 @@ from ..core.orchestrator import Success
 from ..core.waiters import Waiter
 from ..errors import SwarmError
 from ..models import MAX_CLAIM, MAX_WAIT, Claimed, Recorded, Task, TaskStatus, iso
-from .deps import Caller, Keyed, Operator, Orch, SessionCaller, SwarmRoute
+from .deps import (
+    Caller,
+    HolderCall,
+    Keyed,
+    KeyedHolderCall,
+    Operator,
+    Orch,
+    SessionCaller,
+    SwarmRoute,
+)
 from .replies import (
     COMMON,
     ClaimedBatchReply,
@@ -103,12 +112,13 @@ async def _watch_disconnect(request: Request, waiter: Waiter) -> None:
 
 @router.get("/work/request", response_model=ClaimedReply | ClaimedBatchReply,
             responses={204: {"description": "nothing came in time"}, **errors(403, 409)})
-async def request_work(request: Request, orch: Orch, session: SessionCaller, idem: Keyed,
-                       wait: Wait = 0.0, max_: MaxQuery = None) -> Response:
+async def request_work(request: Request, call: KeyedHolderCall, wait: Wait = 0.0,
+                       max_: MaxQuery = None) -> Response:
+    session = call.session
     waiter = Waiter(session.id, frozenset(session.capabilities))
     watcher = asyncio.create_task(_watch_disconnect(request, waiter)) if wait > 0 else None
     try:
-        got = await orch.request_batch(session, wait, max_, waiter, idem)
+        got = await call.orch.request_batch(session, wait, max_, waiter, call.idem)
     finally:
         if watcher is not None:
             watcher.cancel()
@@ -154,8 +164,8 @@ async def progress(body: ProgressIn, orch: Orch, session: SessionCaller) -> JSON
 
 @router.post("/work/complete", response_model=RecordedReply | CompleteBatchReply,
              responses=OUTCOME)
-async def complete(body: CompleteBody, orch: Orch, session: SessionCaller) -> JSONResp:
-    then = body.then()
+async def complete(body: CompleteBody, call: HolderCall) -> JSONResp:
+    orch, session, then = call.orch, call.session, body.then()
     if isinstance(body, CompleteBatch):
         return _batch_done(*await orch.complete_batch(
             session, [Success(o.task_id, o.fencing_token, o.result, _spent(o.usage))

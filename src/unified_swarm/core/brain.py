@@ -420,8 +420,12 @@ class Brain:
 
     def _eligible(self, s: SessionInfo, cap: str, now: float) -> bool:
         """The breakers let the session start a task of `cap` (or nobody healthy can)."""
+        if not self.quarantines:  # every breaker closed: asked for every candidate
+            return True
         for key in ((s.id, cap), (s.id, ANY)):
             q = self.quarantines.get(key)
+            if q is None:
+                continue  # closed (breaker.may_take)
             running = sum(1 for c, _ in s.running.values() if key[1] in (ANY, c))
             if not breaker.may_take(q, now, running):
                 return not self._healthy_exists(cap, s.id, now)

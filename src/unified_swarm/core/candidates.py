@@ -86,6 +86,8 @@ class Pools:
 
     def __init__(self) -> None:
         self._pools: OrderedDict[Key, Pool] = OrderedDict()
+        #: moves on whenever a task is made ready: a read begun before may not show it
+        self.generation = 0
 
     def get(self, key: Key) -> Pool | None:
         pool = self._pools.get(key)
@@ -107,6 +109,7 @@ class Pools:
 
     def made_ready(self, capability: str | None) -> None:
         """A task needing `capability` became ready: the pools that could hold it go."""
+        self.generation += 1
         for key in [k for k in self._pools if not k or capability is None or capability in k]:
             del self._pools[key]
 

@@ -38,7 +38,7 @@ from typing import Protocol, TypeVar
 from ..errors import Contended, TaskTaken
 from ..models import Candidate, Claimed, Clock, Event, Idem, Session, Task
 from ..store.base import Store
-from .candidates import READ, Pool, Pools, key_of
+from .candidates import READ, Key, Pool, Pools, key_of
 
 T = TypeVar("T")
 #: candidate reads whose every candidate was lost before a claim gives up (Contended)
@@ -85,6 +85,8 @@ class Scheduler:
         #: task id -> the fencing token its latest claim (heard of) gave it, newest last
         self._claimed: OrderedDict[str, int] = OrderedDict()
         self.pools = Pools()
+        #: the pool read in flight per key, with the pools' generation when it began
+        self._reads: dict[Key, tuple[int, asyncio.Future[Pool | None]]] = {}
         store.add_listener(self._heard)
 
     async def claim(self, session: Session, clock: Clock,
@@ -184,14 +186,40 @@ class Scheduler:
         for _ in range(ROUNDS + 1):
             if pool is not None and pool.items:
                 return pool
-            limit = READ + len(self._trying)
-            read = await self.store.ready_candidates(session.capabilities, limit)
-            if not read:
+            pool = await self._read(session, key)
+            if pool is None:
                 return None
-            pool = Pool.of(key, read, limit, [t for t in read if not self._stale(t)])
-            self.pools.put(pool)  # (a read older than our own claims: the next one is not)
         raise Contended("the ready tasks kept changing under every read; ask again",
                         retry_after=0.1)
+
+    async def _read(self, session: Session, key: Key) -> Pool | None:
+        """A fresh pool for `key`, shared: requests that find the pool used up at the same
+        moment (every worker whose claim settled together) wait for one read instead of
+        each sending its own, as long as no task was made ready since that read began
+        (then it might not show the task: read again)."""
+        flight = self._reads.get(key)
+        if flight is None or flight[0] != self.pools.generation:
+            read = asyncio.ensure_future(self._read_now(session, key))
+            mine = self._reads[key] = (self.pools.generation, read)
+
+            def landed(done: asyncio.Future[Pool | None]) -> None:
+                if self._reads.get(key) is mine:
+                    del self._reads[key]
+                _retrieved(done)
+
+            read.add_done_callback(landed)
+            flight = mine
+        # shielded: a request that gives up (its client left) ends no other's read
+        return await asyncio.shield(flight[1])
+
+    async def _read_now(self, session: Session, key: Key) -> Pool | None:
+        limit = READ + len(self._trying)
+        read = await self.store.ready_candidates(session.capabilities, limit)
+        if not read:
+            return None
+        pool = Pool.of(key, read, limit, [t for t in read if not self._stale(t)])
+        self.pools.put(pool)  # (a read older than our own claims: the next one is not)
+        return pool
 
     async def _rounds(self, session: Session,
                       first: Callable[[Sequence[Candidate], Pool], Awaitable[T | None]],
@@ -280,6 +308,13 @@ class Scheduler:
             for tid in ([t.id for t in picked] if not got else [c.task.id for c in got]):
                 pool.discard(tid)
         return got or None
+
+
+def _retrieved(read: asyncio.Future[Pool | None]) -> None:
+    """A shared read's failure reaches every request waiting for it; this marks it seen
+    even when none waits any more (no "exception was never retrieved" at exit)."""
+    if not read.cancelled():
+        read.exception()
 
 
 class _Silent:

@@ -7,6 +7,10 @@ anyway, the reader re-reads the log after the last seq it delivered, so a lost m
 never loses it. Events of this process's own writes come back in the script's reply and
 are delivered at once when they are next in line; a gap (another replica wrote in
 between) is filled from the log first. Listeners see each event once, in seq order.
+
+A ring of this process's own write usually arrives together with the write's reply: the
+reader lets a couple of loop turns pass, and reads the log only if what the ring (or a
+gap) announced is still not delivered, instead of one read of the log per write.
 """
 
 from __future__ import annotations
@@ -32,6 +36,12 @@ PAGE = 1000
 MAX_PAGES = 50
 #: own events held back behind a gap, at most (more are dropped and read from the log)
 MAX_PENDING = 10_000
+#: loop turns the reader lets pass before it reads the log for a ring or a gap: the reply
+#: of this process's own write, read off another connection at the same moment, usually
+#: delivers what the ring announced, and then nothing is left to read
+SETTLE_TURNS = 2
+#: "read the log whatever was delivered" (a timer, a resubscription, an error)
+ANYWAY = 1 << 62
 
 
 class EventPump:
@@ -43,6 +53,8 @@ class EventPump:
         self._seen = 0
         self._pending: dict[int, Event] = {}
         self._wake = asyncio.Event()
+        #: the last seq a ring or a gap says exists (ANYWAY: read the log regardless)
+        self._want = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
 
@@ -84,8 +96,9 @@ class EventPump:
             self._seen += 1
         if len(self._pending) > MAX_PENDING:  # the log has them all: read them from there
             self._pending.clear()
+            self._ring(ANYWAY)
         if self._pending:
-            self._wake.set()
+            self._ring(max(self._pending))
         if batch:
             for listener in self._listeners:
                 try:
@@ -100,22 +113,39 @@ class EventPump:
             pubsub = client.pubsub()
             try:
                 await pubsub.subscribe(channel)
-                self._wake.set()  # whatever was written while we were not subscribed
+                self._ring(ANYWAY)  # whatever was written while we were not subscribed
                 backoff = 0.05
                 while not self._closed:
                     msg = await pubsub.get_message(ignore_subscribe_messages=True,
                                                    timeout=POLL)
-                    if msg is None or _seq(msg.get("data")) > self._seen:
-                        self._wake.set()  # (our own writes were delivered from the reply)
+                    if msg is None:
+                        self._ring(ANYWAY)
+                    elif (seq := _seq(msg.get("data"))) > self._seen:
+                        self._ring(seq)  # (our own writes were delivered from the reply)
             except UNAVAILABLE_ERRORS as exc:
                 _raise_if_cancelled()
                 log.debug("event subscription lost (%s); resubscribing", exc)
             finally:
                 with contextlib.suppress(*UNAVAILABLE_ERRORS):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
-            self._wake.set()  # poll the log while the subscription is down
+            self._ring(ANYWAY)  # poll the log while the subscription is down
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, POLL)
+
+    def _ring(self, seq: int) -> None:
+        """Ask the reader to bring delivery up to `seq` (ANYWAY: to read the log)."""
+        self._want = max(self._want, seq)
+        self._wake.set()
+
+    async def _settled(self) -> bool:
+        """Whether the log must be read now: a few loop turns first, for a reply in flight
+        to deliver what was asked (an own write's ring, a gap it fills)."""
+        for _ in range(SETTLE_TURNS):
+            if self._want <= self._seen and not self._pending:
+                break
+            await asyncio.sleep(0)
+        want, self._want = self._want, 0
+        return want > self._seen or bool(self._pending)
 
     async def _read(self) -> None:
         failing = False
@@ -124,6 +154,8 @@ class EventPump:
             self._wake.clear()
             if self._closed:
                 break
+            if not await self._settled():
+                continue
             try:
                 for _ in range(MAX_PAGES):
                     page = await self._fetch(self._seen, PAGE)
@@ -131,7 +163,7 @@ class EventPump:
                     if len(page) < PAGE:
                         break
                 else:
-                    self._wake.set()
+                    self._ring(ANYWAY)
                 if failing:
                     log.info("the event log is readable again")
                 failing = False
@@ -143,7 +175,7 @@ class EventPump:
                     log.warning("cannot read the event log, retrying: %s", exc)
                 failing = True
                 await asyncio.sleep(0.25)
-                self._wake.set()
+                self._ring(ANYWAY)
 
 
 def _raise_if_cancelled() -> None:
