@@ -57,8 +57,8 @@ class Conn:
         self.writer: asyncio.StreamWriter | None = None
 
     async def call(self, method: str, path: str, token: str,
-                   body: JSONObj | None = None, timeout: float = 30.0) -> tuple[int, bytes]:
-        return await asyncio.wait_for(self._call(method, path, token, body), timeout)
+                   body: JSONObj | None = None, within: float = 30.0) -> tuple[int, bytes]:
+        return await asyncio.wait_for(self._call(method, path, token, body), within)
 
     async def _call(self, method: str, path: str, token: str,
                     body: JSONObj | None) -> tuple[int, bytes]:
@@ -152,7 +152,7 @@ class Client:
             while time.monotonic() < self.end:
                 self.parked_now.add(k)
                 code, body = await conn.call("GET", f"/work/request?wait={self.s.wait:g}",
-                                             token, timeout=self.s.wait + 60)
+                                             token, within=self.s.wait + 60)
                 at = time.monotonic()
                 self.parked_now.discard(k)
                 if code == 204:
