@@ -109,6 +109,11 @@ CREATE INDEX IF NOT EXISTS tasks_deadline
 CREATE INDEX IF NOT EXISTS tasks_holder
     ON tasks (assigned_to) WHERE status IN {HELD_IN};
 CREATE INDEX IF NOT EXISTS tasks_status ON tasks (status, seq);
+-- the task list's capability filter (GET /work?capability=): a range of one index in
+-- insertion order, not a walk over every task until a page fills. (No such index for the
+-- session filter: SQLite would take it over tasks_holder for the claim path's "what does
+-- this session hold" and walk every task the session ever ran.)
+CREATE INDEX IF NOT EXISTS tasks_capability ON tasks (required_capability, seq);
 CREATE INDEX IF NOT EXISTS tasks_parent ON tasks (parent_id) WHERE parent_id IS NOT NULL;
 
 -- one row per split parent (collab.py): its subtasks in the holder's order (a merge task
