@@ -142,6 +142,7 @@ def measure(url: str, n: int, samples: int) -> list[tuple[str, list[float], int]
     rng = random.Random(3)
     ids = [f"t{rng.randrange(n)}" for _ in range(samples)]
     pages: dict[str, str | None] = {}
+    owners = min(SESSIONS, (n + BATCH - 1) // BATCH)  # the sessions that ran a batch
 
     def tasks_of(r: httpx.Response) -> int:
         return len(r.json()["tasks"])
@@ -167,7 +168,7 @@ def measure(url: str, n: int, samples: int) -> list[tuple[str, list[float], int]
         ("list status=ready (0)", lambda k: "/work?limit=100&status=ready", tasks_of),
         ("list capability=", lambda k: f"/work?limit=100&capability=type-{k % TYPES}",
          tasks_of),
-        ("list session=", lambda k: f"/work?limit=100&session=w{k % SESSIONS}", tasks_of),
+        ("list session=", lambda k: f"/work?limit=100&session=w{k % owners}", tasks_of),
         ("status", lambda k: "/swarm/status", lambda r: int(r.json()["tasks_total"])),
         ("task + history", lambda k: f"/work/{ids[k]}",
          lambda r: len(r.json()["history"])),
