@@ -21,7 +21,6 @@ import asyncio
 import os
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,6 +31,7 @@ from pathlib import Path
 import httpx
 
 import throughput as tp
+from sessions import git_head
 from unified_swarm.config import Settings
 from unified_swarm.core import planning
 from unified_swarm.models import Session, SessionStatus, TaskSpec
@@ -192,17 +192,17 @@ def main() -> None:
     ap.add_argument("--quiet", action="store_true", help="no fill progress on stderr")
     args = ap.parse_args()
     tp.exit_on_sigterm()
+    commit, load0 = git_head(), os.getloadavg()[0]  # at the start: the tree may move
     with filled_server(args.store, args.tasks, args.appendfsync, not args.quiet) as (
             server, fill_s):
         rows = measure(server.url, args.tasks, args.samples)
         rss = tp_rss(server.proc.pid)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True, check=False).stdout.strip() or "?"
     store = args.store if args.store == "sqlite" else f"redis/{args.appendfsync}"
     print("command: " + " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]))
     print(f"store {store}, {args.tasks:,} finished tasks (filled in {fill_s:.0f} s, "
           f"{args.tasks / fill_s:,.0f}/s), {args.samples} samples per read; server RSS "
-          f"{rss:.0f} MiB; commit {commit}, load {os.getloadavg()[0]:.2f} at end")
+          f"{rss:.0f} MiB; commit {commit}, load {load0:.2f} at start, "
+          f"{os.getloadavg()[0]:.2f} at end")
     print(f"{'read':<24} {'rows':>6} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
     for name, lat, n in rows:
         print(f"{name:<24} {n:>6} {statistics.median(lat) * 1e3:>8.1f} "

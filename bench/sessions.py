@@ -286,6 +286,12 @@ def shares(args: argparse.Namespace, host: str, port: int) -> list[Share]:
     return out
 
 
+def git_head() -> str:
+    """The commit measured (read at the start: the tree may move during a long run)."""
+    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                          text=True, check=False, cwd=Path(__file__).parent).stdout.strip() or "?"
+
+
 def run(url: str, pid: int, args: argparse.Namespace) -> dict[str, Any]:
     host, port = url.removeprefix("http://").split(":")
     parts = shares(args, host, int(port))
@@ -345,13 +351,11 @@ def report(r: dict[str, Any], args: argparse.Namespace) -> None:
     errors = probe.errors + sum(o.errors for o in r["load"])
     lost = sum(1 for w in probe.wakes if w == float("inf"))
     parked = sum(p.parked for p in r["parts"])
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True, check=False).stdout.strip() or "?"
     print("command: " + " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]))
     print(f"store {args.store}, {args.sessions} sessions ({r['parts'][0].count} probe), "
           f"{parked} parked, heartbeat interval {args.interval:g} s, {args.seconds:g} s "
-          f"measured, {args.procs} load processes; commit {commit}, "
-          f"load {os.getloadavg()[0]:.2f} at end")
+          f"measured, {args.procs} load processes; commit {r['commit']}, "
+          f"load {r['load0']:.2f} at start, {os.getloadavg()[0]:.2f} at end")
     print(f"{'what':<22} {'n':>7} {'p50 ms':>9} {'p99 ms':>9} {'max ms':>9} {'lost':>6}")
     print(_row("heartbeat (probe)", probe.beats))
     print(_row("heartbeat (load)", load_beats))
@@ -385,9 +389,10 @@ def main() -> None:
     tp.exit_on_sigterm()
     if args.profile:
         tp.PROFILE["path"] = str(Path(args.profile).resolve())
+    commit, load0 = git_head(), os.getloadavg()[0]
     with tp.swarm_server(args.store, args.appendfsync) as (server, *_):
         r = run(server.url, server.proc.pid, args)
-    report(r, args)
+    report({**r, "commit": commit, "load0": load0}, args)
 
 
 if __name__ == "__main__":
