@@ -259,6 +259,13 @@ def _client(share: Share, pipe: Any) -> None:
     asyncio.run(_client_main(share, pipe))
 
 
+def _recv(pipe: Any) -> Any:
+    try:
+        return pipe.recv()
+    except EOFError:
+        raise SystemExit("a client process died (its traceback is above)") from None
+
+
 def memory(pid: int) -> dict[str, float]:
     """VmRSS and VmHWM (the peak) of a process, MiB."""
     out: dict[str, float] = {}
@@ -309,7 +316,7 @@ def run(url: str, pid: int, args: argparse.Namespace) -> dict[str, Any]:
         for pipe in pipes:
             if not pipe.poll(args.seconds + 600):
                 raise SystemExit("a client did not finish registering in time")
-            pipe.recv()
+            _recv(pipe)
         registered = time.monotonic() - t0
         rss_reg = memory(pid)["VmRSS"]
         start = time.monotonic() + 1.0
@@ -325,7 +332,7 @@ def run(url: str, pid: int, args: argparse.Namespace) -> dict[str, Any]:
         for pipe in pipes:
             if not pipe.poll(args.wait + 120):
                 raise SystemExit("a client did not finish in time")
-            outs.append(Outcome(**pipe.recv()[1]))
+            outs.append(Outcome(**_recv(pipe)[1]))
     finally:
         for proc in procs:
             proc.join(5)
