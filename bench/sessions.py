@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 import throughput as tp  # the same server and store set-up
 
 #: heartbeat (and registration) connections per load process
@@ -61,6 +63,19 @@ class Conn:
         return await asyncio.wait_for(self._call(method, path, token, body), within)
 
     async def _call(self, method: str, path: str, token: str,
+                    body: JSONObj | None) -> tuple[int, bytes]:
+        reused = self.writer is not None
+        try:
+            return await self._once(method, path, token, body)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            if not reused:
+                raise
+            # the server closed a connection idle past its keep-alive timeout (uvicorn: 5 s)
+            # before this request reached it: once more on a new one, as HTTP clients do
+            self.close()
+            return await self._once(method, path, token, body)
+
+    async def _once(self, method: str, path: str, token: str,
                     body: JSONObj | None) -> tuple[int, bytes]:
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
@@ -105,7 +120,11 @@ class Share:
 class Outcome:
     beats: list[float] = field(default_factory=list)
     wakes: list[float] = field(default_factory=list)
-    errors: int = 0
+    #: what went wrong, by kind ("beat 503", "poll timeout", ...): counted, never hidden
+    errors: dict[str, int] = field(default_factory=dict)
+
+    def error(self, kind: str) -> None:
+        self.errors[kind] = self.errors.get(kind, 0) + 1
 
 
 class Client:
@@ -148,11 +167,15 @@ class Client:
         """Session k's long-poll, asked again whenever it ends; a task it gets is
         completed on the same connection."""
         conn, token = Conn(self.s.host, self.s.port), self.tokens[k]
+        # the first wait ends at the session's own phase of the wait: the polls' ends (and
+        # so their next asks) spread evenly instead of all falling due together
+        wait = self.s.wait * (((self.s.first + k) % self.s.total) + 1) / self.s.total
         try:
             while time.monotonic() < self.end:
                 self.parked_now.add(k)
-                code, body = await conn.call("GET", f"/work/request?wait={self.s.wait:g}",
+                code, body = await conn.call("GET", f"/work/request?wait={wait:.3f}",
                                              token, within=self.s.wait + 60)
+                wait = self.s.wait
                 at = time.monotonic()
                 self.parked_now.discard(k)
                 if code == 204:
@@ -161,15 +184,16 @@ class Client:
                 if fut is not None and not fut.done():
                     fut.set_result(at)
                 if code != 200:
-                    self.out.errors += 1
+                    self.out.error(f"poll {code}")
                     await asyncio.sleep(1.0)
                     continue
                 got = json.loads(body)
                 await conn.call("POST", "/work/complete", token, {
                     "task_id": got["task"]["id"],
                     "fencing_token": got["lease"]["fencing_token"]})
-        except (OSError, TimeoutError, asyncio.IncompleteReadError):
-            self.out.errors += 1
+        except (OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
+            if time.monotonic() < self.end:
+                self.out.error(f"poll {type(exc).__name__}")
         finally:
             self.parked_now.discard(k)
             conn.close()
@@ -178,10 +202,11 @@ class Client:
         t0 = time.monotonic()
         try:
             code, _ = await self.pooled("POST", "/session/heartbeat", self.tokens[k], {})
-        except (OSError, TimeoutError, asyncio.IncompleteReadError):
-            code = 0
+        except (OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
+            self.out.error(f"beat {type(exc).__name__}")
+            return
         if code != 200:
-            self.out.errors += 1
+            self.out.error(f"beat {code}")
         elif t0 >= self.record_from:
             self.out.beats.append(time.monotonic() - t0)
 
@@ -225,7 +250,7 @@ class Client:
                 "id": f"wake-{k_add}", "type": f"cap-{self.s.first + k}"})
             k_add += 1
             if code != 201:
-                self.out.errors += 1
+                self.out.error(f"wake add {code}")
             try:
                 self.out.wakes.append(await asyncio.wait_for(fut, LOST_AFTER) - t0)
             except TimeoutError:
@@ -241,10 +266,12 @@ async def _client_main(share: Share, pipe: Any) -> None:
         c.pool.put_nowait(Conn(share.host, share.port))
     t0 = time.monotonic()
     await c.register()
-    pipe.send(("registered", time.monotonic() - t0))
+    registered = time.monotonic() - t0
+    c.end = float("inf")  # until the parent says
+    polls = [asyncio.create_task(c.poll(k)) for k in range(min(share.parked, share.count))]
+    pipe.send(("registered", registered))
     start, c.end = await asyncio.to_thread(pipe.recv)  # the same clock for every process
     c.record_from = start + WARM
-    polls = [asyncio.create_task(c.poll(k)) for k in range(min(share.parked, share.count))]
     jobs = [c.heartbeats(start)] + ([c.wakes()] if share.probe else [])
     await asyncio.gather(*jobs)
     for p in polls:
@@ -264,6 +291,20 @@ def _recv(pipe: Any) -> Any:
         return pipe.recv()
     except EOFError:
         raise SystemExit("a client process died (its traceback is above)") from None
+
+
+def quiet(url: str, within: float = 120.0) -> float:
+    """Seconds until the server answers /healthz in under 20 ms five times running (the
+    burst of parking polls is over), at most `within`."""
+    t0 = time.monotonic()
+    fast = 0
+    with httpx.Client(base_url=url, timeout=30) as http:
+        while fast < 5 and time.monotonic() - t0 < within:
+            t = time.monotonic()
+            http.get("/healthz")
+            fast = fast + 1 if time.monotonic() - t < 0.02 else 0
+            time.sleep(0.2)
+    return time.monotonic() - t0
 
 
 def memory(pid: int) -> dict[str, float]:
@@ -319,6 +360,7 @@ def run(url: str, pid: int, args: argparse.Namespace) -> dict[str, Any]:
             _recv(pipe)
         registered = time.monotonic() - t0
         rss_reg = memory(pid)["VmRSS"]
+        settled = quiet(url)  # the polls are parked: the server answers at once again
         start = time.monotonic() + 1.0
         end = start + WARM + args.seconds
         for pipe in pipes:
@@ -338,7 +380,8 @@ def run(url: str, pid: int, args: argparse.Namespace) -> dict[str, Any]:
             proc.join(5)
             if proc.is_alive():
                 proc.terminate()
-    return {"probe": outs[0], "load": outs[1:], "register_s": registered, "rss0": rss0,
+    return {"probe": outs[0], "load": outs[1:], "register_s": registered, "settle_s": settled,
+            "rss0": rss0,
             "rss_registered": rss_reg, "rss_peak_seen": peak_seen, "rss_end": mem["VmRSS"],
             "hwm": mem["VmHWM"], "parts": parts}
 
@@ -355,21 +398,26 @@ def _row(name: str, xs: list[float], lost: int | None = None) -> str:
 def report(r: dict[str, Any], args: argparse.Namespace) -> None:
     probe: Outcome = r["probe"]
     load_beats = [b for o in r["load"] for b in o.beats]
-    errors = probe.errors + sum(o.errors for o in r["load"])
+    errors: dict[str, int] = {}
+    for o in [probe, *r["load"]]:
+        for kind, n in o.errors.items():
+            errors[kind] = errors.get(kind, 0) + n
     lost = sum(1 for w in probe.wakes if w == float("inf"))
     parked = sum(p.parked for p in r["parts"])
     print("command: " + " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]))
     print(f"store {args.store}, {args.sessions} sessions ({r['parts'][0].count} probe), "
           f"{parked} parked, heartbeat interval {args.interval:g} s, {args.seconds:g} s "
-          f"measured, {args.procs} load processes; commit {r['commit']}, "
+          f"measured, {args.procs} load processes; commit {r['commit']}"
+          f"{f' (server from {args.src})' if args.src else ''}, "
           f"load {r['load0']:.2f} at start, {os.getloadavg()[0]:.2f} at end")
     print(f"{'what':<22} {'n':>7} {'p50 ms':>9} {'p99 ms':>9} {'max ms':>9} {'lost':>6}")
     print(_row("heartbeat (probe)", probe.beats))
     print(_row("heartbeat (load)", load_beats))
     print(_row("wake (probe)", probe.wakes, lost))
     print(f"register: {args.sessions} sessions in {r['register_s']:.1f} s "
-          f"({args.sessions / r['register_s']:.0f}/s); errors (non-2xx or broken calls): "
-          f"{errors}")
+          f"({args.sessions / r['register_s']:.0f}/s), polls parked and the server quiet "
+          f"{r['settle_s']:.1f} s later; errors: "
+          f"{', '.join(f'{k} x{n}' for k, n in sorted(errors.items())) or 'none'}")
     print(f"server RSS MiB: start {r['rss0']:.0f}, registered {r['rss_registered']:.0f}, "
           f"peak sampled {r['rss_peak_seen']:.0f}, end {r['rss_end']:.0f}, "
           f"VmHWM {r['hwm']:.0f}")
@@ -388,6 +436,9 @@ def main() -> None:
     ap.add_argument("--procs", type=int, default=4, help="load processes")
     ap.add_argument("--probe-sessions", type=int, default=100,
                     help="sessions of the probe process (parked; the timings are theirs)")
+    ap.add_argument("--src", type=Path,
+                    help="a source tree (its src/ folder) for the server instead of the "
+                         "installed package: a before/after comparison")
     ap.add_argument("--profile", metavar="PATH",
                     help="run the server under cProfile (event-loop thread CPU); stats to PATH")
     args = ap.parse_args()
@@ -397,7 +448,7 @@ def main() -> None:
     if args.profile:
         tp.PROFILE["path"] = str(Path(args.profile).resolve())
     commit, load0 = git_head(), os.getloadavg()[0]
-    with tp.swarm_server(args.store, args.appendfsync) as (server, *_):
+    with tp.swarm_server(args.store, args.appendfsync, args.src) as (server, *_):
         r = run(server.url, server.proc.pid, args)
     report({**r, "commit": commit, "load0": load0}, args)
 
