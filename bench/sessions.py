@@ -40,6 +40,8 @@ import throughput as tp  # the same server and store set-up
 
 #: heartbeat (and registration) connections per load process
 POOL = 32
+#: registrations in flight per client process (10,000 at once are not a realistic start)
+REGISTERING = 8
 #: a wake-up not answered within this many seconds is lost (counted, never hidden)
 LOST_AFTER = 10.0
 #: seconds between wake-ups the probe asks for
@@ -152,10 +154,18 @@ class Client:
             self.pool.put_nowait(conn)
 
     async def register(self) -> None:
+        gate = asyncio.Semaphore(REGISTERING)
+
         async def one(i: int) -> str:
-            code, body = await self.pooled("POST", "/session/register", tp.TOKEN, {
-                "id": f"s{i}", "capabilities": [f"cap-{i}"],
-                "heartbeat_interval": self.s.interval})
+            for _ in range(5):
+                async with gate:
+                    code, body = await self.pooled("POST", "/session/register", tp.TOKEN, {
+                        "id": f"s{i}", "capabilities": [f"cap-{i}"],
+                        "heartbeat_interval": self.s.interval})
+                if code != 503:
+                    break
+                self.out.error("register 503")  # the server's store pool ran dry: again
+                await asyncio.sleep(1.0)
             if code != 201:
                 raise SystemExit(f"register s{i}: HTTP {code} {body[:200]!r}")
             token: str = json.loads(body)["token"]
@@ -246,11 +256,20 @@ class Client:
             fut: asyncio.Future[float] = loop.create_future()
             self.waiting_for[k] = fut
             t0 = time.monotonic()
-            code, _ = await op.call("POST", "/work", tp.TOKEN, {
-                "id": f"wake-{k_add}", "type": f"cap-{self.s.first + k}"})
+            try:
+                code, _ = await op.call("POST", "/work", tp.TOKEN, {
+                    "id": f"wake-{k_add}", "type": f"cap-{self.s.first + k}"})
+                failed = None if code == 201 else str(code)
+            except (OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
+                op.close()
+                failed = type(exc).__name__
             k_add += 1
-            if code != 201:
-                self.out.error(f"wake add {code}")
+            if failed is not None:
+                self.out.error(f"wake add {failed}")
+                self.out.wakes.append(float("inf"))  # asked for and never seen: lost
+                self.waiting_for.pop(k, None)
+                await asyncio.sleep(WAKE_GAP)
+                continue
             try:
                 self.out.wakes.append(await asyncio.wait_for(fut, LOST_AFTER) - t0)
             except TimeoutError:
