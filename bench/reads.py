@@ -34,19 +34,23 @@ import throughput as tp
 from sessions import git_head
 from unified_swarm.config import Settings
 from unified_swarm.core import planning
-from unified_swarm.models import Session, SessionStatus, TaskSpec
+from unified_swarm.models import Claimed, Session, SessionStatus, TaskSpec
 from unified_swarm.procs import RedisServer
 from unified_swarm.store import make_store
 from unified_swarm.store.base import Store
 from unified_swarm.tokens import hash_token
 
-#: tasks planned and inserted per batch (and claimed, then completed, per round)
+#: tasks planned and inserted per batch (and claimed, then completed, per round);
+#: `--batch` sets it (Redis: smaller, one script per batch must answer within the store's
+#: 1 s socket timeout while fsyncing every write)
 BATCH = 1000
 #: task types (capabilities) and sessions the fill spreads over
 TYPES = 20
 SESSIONS = 50
-#: batches in flight at once while filling
+#: batches in flight at once while filling, and store steps (completes) in flight: more
+#: than the Redis store's connection pool (64) only queue, and time out
 IN_FLIGHT = 8
+STEPS = 64
 PREFIX = "bench"
 
 
@@ -66,7 +70,13 @@ async def fill(store: Store, settings: Settings, n: int, progress: bool) -> floa
             sid, sid, [f"type-{j}" for j in range(TYPES)], SessionStatus.IDLE, BATCH, 3600.0,
             t0, t0), hash_token(sid), t0)
     gate = asyncio.Semaphore(IN_FLIGHT)
+    steps = asyncio.Semaphore(STEPS)
     done = 0
+
+    async def complete(sid: str, c: Claimed, i: int, end: float) -> None:
+        async with steps:
+            await store.complete(sid, c.task.id, c.lease.fencing_token, {"ok": True, "n": i},
+                                 end)
 
     async def one_batch(b: int) -> None:
         nonlocal done
@@ -80,9 +90,7 @@ async def fill(store: Store, settings: Settings, n: int, progress: bool) -> floa
             sid = sessions[b % SESSIONS]
             claims = await store.claim_many(sid, [(t.id, None) for t in tasks], time.time())
             end = time.time()
-            await asyncio.gather(*(store.complete(sid, c.task.id, c.lease.fencing_token,
-                                                  {"ok": True, "n": i}, end)
-                                   for i, c in enumerate(claims)))
+            await asyncio.gather(*(complete(sid, c, i, end) for i, c in enumerate(claims)))
             done += len(claims)
             if progress and b % 50 == 0:
                 rate = done / (time.monotonic() - started)
@@ -189,8 +197,12 @@ def main() -> None:
     ap.add_argument("--appendfsync", choices=["always", "everysec", "no"], default="always")
     ap.add_argument("--tasks", type=int, default=1_000_000)
     ap.add_argument("--samples", type=int, default=200, help="timed reads per case")
+    ap.add_argument("--batch", type=int, help="tasks per fill batch (1000 on SQLite, 200 on "
+                                               "Redis)")
     ap.add_argument("--quiet", action="store_true", help="no fill progress on stderr")
     args = ap.parse_args()
+    global BATCH
+    BATCH = args.batch or (1000 if args.store == "sqlite" else 200)
     tp.exit_on_sigterm()
     commit, load0 = git_head(), os.getloadavg()[0]  # at the start: the tree may move
     with filled_server(args.store, args.tasks, args.appendfsync, not args.quiet) as (
@@ -200,6 +212,7 @@ def main() -> None:
     store = args.store if args.store == "sqlite" else f"redis/{args.appendfsync}"
     print("command: " + " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]))
     print(f"store {store}, {args.tasks:,} finished tasks (filled in {fill_s:.0f} s, "
+          f"batches of {BATCH}, "
           f"{args.tasks / fill_s:,.0f}/s), {args.samples} samples per read; server RSS "
           f"{rss:.0f} MiB; commit {commit}, load {load0:.2f} at start, "
           f"{os.getloadavg()[0]:.2f} at end")
