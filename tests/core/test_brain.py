@@ -174,6 +174,29 @@ def test_the_match_respects_capabilities() -> None:
     assert proposals == {"any": "tx"}
 
 
+def test_the_parked_match_finds_the_one_session_with_the_capability() -> None:
+    """The parked sessions are reached through their capability index: among many parked
+    sessions of other capabilities (more than one solve's `lsa_limit` counts), the one that
+    can do the task gets it; one parked before its join was heard of is filed once it is;
+    one whose poll was already woken is passed over; and one without capabilities takes it
+    when nobody declared it."""
+    b = brain(lsa_limit=4)
+    for i in range(20):
+        join(b, f"other-{i}", [f"c{i}"])
+        b.waiting.add(f"other-{i}")
+    b.waiting.add("late")  # parked before its join event arrived
+    join(b, "late", ["rare"])
+    join(b, "woken", ["rare"])
+    b.waiting.add("woken")
+    add(b, "t1", cap="rare")
+    assert b.match(None, 0.0, lambda sid: sid != "woken") == {"late": "t1"}
+    b.waiting.discard("late")
+    assert b.match(None, 5.0, lambda sid: sid != "woken") == {}
+    join(b, "any")
+    b.waiting.add("any")
+    assert b.match(None, 10.0, lambda sid: sid != "woken") == {"any": "t1"}
+
+
 def test_an_ejected_session_gets_nothing_while_a_healthy_one_can_do_the_work() -> None:
     b = brain()
     join(b, "bad")

@@ -547,6 +547,27 @@ async def test_list_tasks_filters_and_pages(store: Store) -> None:
         await store.list_tasks(cursor="garbage")
 
 
+async def test_a_filtered_page_is_full_however_far_its_matches_lie(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A page holds `limit` matches when there are that many after the cursor, on every
+    store: Redis looks at a bounded number of tasks per script (lowered to 4 here) and asks
+    again from where it stopped, instead of answering a short or empty page."""
+    from unified_swarm.store import redis as redis_store
+
+    monkeypatch.setattr(redis_store, "LIST_BUDGET", 4)
+    await join(store, "w1", ["rare"], max_tasks=3)
+    await add_tasks(store, [spec(f"b{i}") for i in range(12)] +
+                    [spec(f"r{i}", "rare") for i in range(3)], T0)
+    for i in range(3):
+        await store.claim("w1", f"r{i}", T0)
+    for kw in ({"capability": "rare"}, {"session": "w1"}, {"status": "in_progress"}):
+        page, cursor = await store.list_tasks(limit=2, **kw)
+        assert [t.id for t in page] == ["r0", "r1"] and cursor is not None, kw
+        rest, end = await store.list_tasks(limit=2, cursor=cursor, **kw)
+        assert [t.id for t in rest] == ["r2"] and end is None, kw
+    assert (await store.list_tasks(capability="none"))[0] == []
+
+
 # -- knowledge ---------------------------------------------------------------------------
 
 

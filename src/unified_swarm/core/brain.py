@@ -25,7 +25,7 @@ from .breaker import BreakerParams
 from .choice import ChoiceParams, Decision, Hold, Option
 from .learning import Model, Params
 from .ranks import Ranks
-from .view import ReadyIndex, SessionInfo, TaskInfo
+from .view import ByCapability, Parked, ReadyIndex, SessionInfo, TaskInfo
 
 #: a proposal keeps racing deciders off a task between the choice and the claim
 PROPOSAL_HOLD = 2.0
@@ -55,6 +55,8 @@ class Brain:
         self.ready = ReadyIndex()
         self.tasks: dict[str, TaskInfo] = {}
         self.sessions: dict[str, SessionInfo] = {}
+        #: the same sessions by capability (who can do a task is a lookup, not a scan)
+        self._able = ByCapability()
         self.holds: dict[str, Hold] = {}
         #: task id -> the end of the first hold made for it: no later hold outlasts it
         self._hold_ends: dict[str, float] = {}
@@ -64,7 +66,7 @@ class Brain:
         #: (session, capability) -> an operator's prior, added to what is observed
         self.prior: dict[tuple[str, str], PairStats] = {}
         #: sessions parked in a long-poll on this replica: free now
-        self.waiting: set[str] = set()
+        self.waiting = Parked(self._caps_of)
         self.metrics = SchedulerMetrics()
         self._predicted: dict[str, float] = {}
         self._weights: dict[str, float] = {}
@@ -157,7 +159,13 @@ class Brain:
         if old is not None:
             info.running = old.running
         self.sessions[sid] = info
+        self._able.put(sid, info.capabilities)
+        self.waiting.reindex(sid)
         self._resort(sid)
+
+    def _caps_of(self, sid: str) -> frozenset[str] | None:
+        s = self.sessions.get(sid)
+        return None if s is None else s.capabilities
 
     def _learn(self, data: dict[str, object]) -> None:
         sid = data.get("session_id")
@@ -200,7 +208,8 @@ class Brain:
     def census(self, cap: str, now: float) -> tuple[int, int]:
         """For the breaker's cap: sessions ejected now on `cap` (or whole), and sessions that
         can do it (every online session for `stats.ANY`)."""
-        able = [s for s in self.sessions.values() if cap == ANY or s.can_do(cap)]
+        able = list(self.sessions.values()) if cap == ANY else \
+            [self.sessions[sid] for sid in self._able.able(cap)]
         ejected = sum(1 for s in able
                       if (q := self.quarantines.get((s.id, cap))) is not None and q.open(now))
         return ejected, len(able)
@@ -274,26 +283,34 @@ class Brain:
         if h is not None and h.session_id == session_id:
             del self.holds[tid]
 
-    def match(self, waiting: Iterable[str], now: float) -> dict[str, str]:
+    def match(self, waiting: Iterable[str] | None, now: float,
+              unwoken: Callable[[str], bool] | None = None) -> dict[str, str]:
         """Waiting sessions matched to the best-ranked ready tasks in one solve. Returns
-        proposals (session -> task) and records holds for sessions free soon.
+        proposals (session -> task) and records holds for sessions free soon. `waiting`:
+        the sessions to match, None for those parked here (`self.waiting`) for which
+        `unwoken` holds (a parked poll not already woken).
 
         Rows are the top tasks (as many as free sessions, at most `lsa_limit`); columns are,
         per capability of those rows, the fastest sessions free now or soon, so a solve
-        stays small however many sessions wait."""
+        stays small however many sessions wait. The parked sessions are reached through
+        their capability index from the capabilities that have ready tasks: the cost
+        follows the candidates, not parked sessions x ready tasks."""
         started = time.perf_counter()
         self._housekeeping(now)
-        free = {sid for sid in waiting if (s := self.sessions.get(sid)) is not None
-                and s.free_slots > 0 and not s.draining}
-        if not free:
-            return {}
+        parked = self.waiting if waiting is None else self._parked(waiting)
+
+        def free(sid: str) -> bool:
+            s = self.sessions.get(sid)
+            return (s is not None and s.free_slots > 0 and not s.draining
+                    and sid in parked and (unwoken is None or unwoken(sid)))
+
         limit = self.params.choice.lsa_limit
-        caps: set[str] | None = set()
-        for sid in free:
-            own = self.sessions[sid].capabilities
-            caps = None if caps is None or not own else caps | own
+        want = self._count(parked, free, limit)
+        if not want:
+            return {}
+        caps = None if any(map(free, parked.index.takes_any())) else [
+            c for c in self.ready.capabilities() if any(map(free, parked.index.declared(c)))]
         held = self._held_for(now)
-        want = min(len(free), limit)
         tasks = [t for t in self.ready.top(caps, want + len(self.holds)) if held(t) is None]
         tasks = tasks[:want]
         if not tasks:
@@ -312,7 +329,23 @@ class Brain:
         self.metrics.decided(time.perf_counter() - started)
         return proposals
 
-    def _columns(self, tasks: Sequence[str], free: set[str], per_cap: int,
+    def _parked(self, sids: Iterable[str]) -> Parked:
+        """An explicit list of waiting sessions, indexed as `self.waiting` is."""
+        parked = Parked(self._caps_of)
+        parked |= sids
+        return parked
+
+    @staticmethod
+    def _count(parked: Parked, free: Callable[[str], bool], limit: int) -> int:
+        """How many parked sessions are free, counted up to `limit` (all a solve can use)."""
+        n = 0
+        for sid in parked.index:
+            if n >= limit:
+                break
+            n += free(sid)
+        return n
+
+    def _columns(self, tasks: Sequence[str], free: Callable[[str], bool], per_cap: int,
                  now: float) -> tuple[list[str], list[tuple[str, float]]]:
         """The sessions a solve places `tasks` on: per capability of the tasks, the fastest
         `per_cap` of those free now (waiting), and the fastest `per_cap` of those busy but
@@ -328,7 +361,7 @@ class Brain:
                 s = self.sessions.get(sid)
                 if s is None or sid in spoken:
                     continue
-                if sid in free:
+                if free(sid):
                     n_free += 1
                     now_free[sid] = None
                 elif n_later < per_cap and s.free_slots <= 0:
@@ -411,8 +444,7 @@ class Brain:
         """The sessions that can do `cap`, fastest first (refreshed every `speed_refresh`)."""
         if now - self._speed_at.get(cap, -math.inf) > self.params.speed_refresh or \
                 cap not in self._by_speed:
-            units = {s.id: self._unit_cost(s.id, cap) for s in self.sessions.values()
-                     if s.can_do(cap)}
+            units = {sid: self._unit_cost(sid, cap) for sid in self._able.able(cap)}
             self._unit.update(((sid, cap), u) for sid, u in units.items())
             self._by_speed[cap] = sorted((u, sid) for sid, u in units.items())
             self._speed_at[cap] = now
@@ -432,8 +464,9 @@ class Brain:
         return True
 
     def _healthy_exists(self, cap: str, but: str, now: float) -> bool:
-        for other in self.sessions.values():
-            if other.id == but or other.draining or not other.can_do(cap):
+        for sid in self._able.able(cap):
+            other = self.sessions[sid]
+            if other.id == but or other.draining:
                 continue
             if all(not (q := self.quarantines.get(k)) or not q.open(now)
                    for k in ((other.id, cap), (other.id, ANY))):
@@ -594,6 +627,7 @@ def _on_joined(b: Brain, ev: Event) -> None:
 def _on_gone(b: Brain, ev: Event) -> None:
     sid = str(ev.data["session_id"])
     b.sessions.pop(sid, None)
+    b._able.remove(sid)
     b.waiting.discard(sid)
     b._resort(sid)
 

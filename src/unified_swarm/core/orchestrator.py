@@ -779,11 +779,9 @@ class Orchestrator:
             elif ev.type in ENDED_EVENTS and self.interrupt is not None \
                     and self.interrupt.task_id == d.get("task_id"):
                 self._later(self._lift_emergency(str(d["task_id"])))
-        if learning and ready and self.interrupt is None:
-            parked = self.waiters.unwoken()
-            if parked:
-                self.waiters.propose(self.brain.match([w.session_id for w in parked],
-                                                      self.clock()))
+        # the Brain finds the unwoken parked sessions through its capability index
+        if learning and ready and self.interrupt is None and len(self.waiters):
+            self.waiters.propose(self.brain.match(None, self.clock(), self.waiters.has_unwoken))
 
     def _refresh_interrupt(self, d: dict[str, JSON]) -> None:
         if d.get("active"):

@@ -10,7 +10,7 @@ the loser moves on to its next candidate.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 Key = tuple[int, float, int]
@@ -66,6 +66,8 @@ class ReadyIndex:
         self._heaps: dict[str | None, list[tuple[int, float, int, str]]] = {None: []}
         self._key: dict[str, Key] = {}
         self._cap: dict[str, str] = {}
+        #: capability -> how many ready tasks it has (only those with some)
+        self._live: dict[str, int] = {}
 
     def __len__(self) -> int:
         return len(self._key)
@@ -75,8 +77,11 @@ class ReadyIndex:
 
     def put(self, task: TaskInfo, rank: float) -> None:
         key = (-task.priority, -rank, task.seq)
-        if self._key.get(task.id) == key:
+        old = self._key.get(task.id)
+        if old == key:
             return
+        if old is None:
+            self._live[task.capability] = self._live.get(task.capability, 0) + 1
         self._key[task.id] = key
         self._cap[task.id] = task.capability
         entry = (*key, task.id)
@@ -86,10 +91,17 @@ class ReadyIndex:
 
     def discard(self, task_id: str) -> None:
         self._key.pop(task_id, None)
-        self._cap.pop(task_id, None)
+        cap = self._cap.pop(task_id, None)
+        if cap is not None:
+            left = self._live[cap] - 1
+            if left:
+                self._live[cap] = left
+            else:
+                del self._live[cap]
 
     def capabilities(self) -> list[str]:
-        return [c for c in self._heaps if c is not None]
+        """The capabilities that have ready tasks now."""
+        return list(self._live)
 
     def top(self, capabilities: Iterable[str] | None, k: int) -> list[str]:
         """The k best ready tasks among `capabilities` (None: any), best first."""
@@ -122,3 +134,103 @@ class ReadyIndex:
                 self._heaps[c] = [e for e in heap if self._key.get(e[3]) == e[:3]
                                   and (c is None or self._cap[e[3]] == c)]
                 heapq.heapify(self._heaps[c])
+
+
+class ByCapability:
+    """Session ids by the capabilities they take: those that declared a capability, and those
+    that declared none (they take any). Who can do `cap` is then a lookup, proportional to
+    the answer, not a scan of every session."""
+
+    def __init__(self) -> None:
+        self._caps: dict[str, frozenset[str]] = {}
+        self._by: dict[str, dict[str, None]] = {}
+        self._any: dict[str, None] = {}
+
+    def __len__(self) -> int:
+        return len(self._caps)
+
+    def __contains__(self, sid: object) -> bool:
+        return sid in self._caps
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._caps)
+
+    def put(self, sid: str, caps: frozenset[str]) -> None:
+        self.remove(sid)
+        self._caps[sid] = caps
+        if not caps:
+            self._any[sid] = None
+        for c in caps:
+            self._by.setdefault(c, {})[sid] = None
+
+    def remove(self, sid: str) -> None:
+        caps = self._caps.pop(sid, None)
+        if caps is None:
+            return
+        if not caps:
+            del self._any[sid]
+        for c in caps:
+            sids = self._by[c]
+            del sids[sid]
+            if not sids:
+                del self._by[c]
+
+    def takes_any(self) -> Iterable[str]:
+        """Those that declared no capability."""
+        return self._any
+
+    def declared(self, cap: str) -> Iterable[str]:
+        """Those that declared `cap`."""
+        return self._by.get(cap, {})
+
+    def able(self, cap: str) -> Iterator[str]:
+        """Everyone who can do `cap` (`SessionInfo.can_do`)."""
+        yield from self._any
+        yield from self._by.get(cap, {})
+
+
+class Parked:
+    """The sessions parked in a long-poll on this replica, indexed by capability, so the
+    one-solve match finds the parked sessions that can take the ready tasks without looking
+    at every parked session. A session not heard of yet (its join event still on the way) is
+    parked but unindexed until `reindex` is called for it."""
+
+    def __init__(self, caps_of: Callable[[str], frozenset[str] | None]) -> None:
+        self._caps_of = caps_of
+        self._ids: dict[str, None] = {}
+        self.index = ByCapability()
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __contains__(self, sid: object) -> bool:
+        return sid in self._ids
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._ids)
+
+    def __ior__(self, sids: Iterable[str]) -> Parked:
+        self.update(sids)
+        return self
+
+    def update(self, sids: Iterable[str]) -> None:
+        for sid in sids:
+            self.add(sid)
+
+    def add(self, sid: str) -> None:
+        self._ids[sid] = None
+        self.reindex(sid)
+
+    def discard(self, sid: str) -> None:
+        self._ids.pop(sid, None)
+        self.index.remove(sid)
+
+    def reindex(self, sid: str) -> None:
+        """The session's capabilities are known now (or changed): file it under them."""
+        if sid not in self._ids:
+            return
+        caps = self._caps_of(sid)
+        if caps is None:
+            self.index.remove(sid)
+        else:
+            self.index.put(sid, caps)

@@ -35,26 +35,26 @@ class Waiter:
 
 class Waiters:
     """The parked sessions of this process, oldest first. Parking and leaving are O(1)
-    (an insertion-ordered dict, and a count per session), so 10,000 parked long-polls cost
-    nothing per request; a wake-up scans from the oldest until it finds a match."""
+    (insertion-ordered dicts, over all and per session), so 10,000 parked long-polls cost
+    nothing per request; a wake-up scans from the oldest until it finds a match, and what
+    concerns one session (its proposal, its offer) looks at that session's waiters only."""
 
     def __init__(self) -> None:
         self._parked: dict[Waiter, None] = {}
-        self._per_session: dict[str, int] = {}
+        self._per_session: dict[str, dict[Waiter, None]] = {}
 
     def __len__(self) -> int:
         return len(self._parked)
 
     def park(self, waiter: Waiter) -> None:
         self._parked[waiter] = None
-        self._per_session[waiter.session_id] = self._per_session.get(waiter.session_id, 0) + 1
+        self._per_session.setdefault(waiter.session_id, {})[waiter] = None
 
     def leave(self, waiter: Waiter) -> None:
         if self._parked.pop(waiter, 0) is None:  # it was parked
-            left = self._per_session[waiter.session_id] - 1
-            if left:
-                self._per_session[waiter.session_id] = left
-            else:
+            mine = self._per_session[waiter.session_id]
+            del mine[waiter]
+            if not mine:
                 del self._per_session[waiter.session_id]
 
     def wake(self, capability: str | None, n: int = 1) -> int:
@@ -76,16 +76,20 @@ class Waiters:
         """Parked waiters not woken yet, oldest first."""
         return [w for w in self._parked if not w.event.is_set()]
 
+    def has_unwoken(self, session_id: str) -> bool:
+        """Some waiter of the session is parked and not woken yet."""
+        return any(not w.event.is_set() for w in self._per_session.get(session_id, ()))
+
     def propose(self, proposals: dict[str, str]) -> None:
-        """Wake, for each session, its oldest unwoken waiter with the task chosen for it."""
-        for w in self._parked:
-            if not proposals:
-                break
-            tid = proposals.get(w.session_id)
-            if tid is not None and not w.event.is_set():
-                del proposals[w.session_id]
-                w.proposal = tid
-                w.event.set()
+        """Wake, for each session, its oldest unwoken waiter with the task chosen for it
+        (the proposals handed over are removed from `proposals`)."""
+        for sid, tid in list(proposals.items()):
+            for w in self._per_session.get(sid, ()):
+                if not w.event.is_set():
+                    del proposals[sid]
+                    w.proposal = tid
+                    w.event.set()
+                    break
 
     def wake_all(self) -> None:
         for w in self._parked:
@@ -93,9 +97,6 @@ class Waiters:
 
     def wake_session(self, session_id: str) -> None:
         """An offer was made to this session: its waiters look at their offers."""
-        if session_id not in self._per_session:
-            return
-        for w in self._parked:
-            if w.session_id == session_id:
-                w.offered = True
-                w.event.set()
+        for w in self._per_session.get(session_id, ()):
+            w.offered = True
+            w.event.set()

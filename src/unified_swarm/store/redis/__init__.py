@@ -290,13 +290,21 @@ class RedisStore:
         after = cursor_seq(cursor)
         if limit <= 0:
             return [], None
-        found, more, last = await self._call(
-            "list_tasks", str(after), str(limit), opt(status), opt(capability), opt(session),
-            str(LIST_BUDGET))
-        tasks = [codec.task_from(f) for f in found]
-        if len(tasks) > limit:
-            return tasks[:limit], str(tasks[limit - 1].seq)
-        return tasks, (str(last) if more else None)
+        tasks: list[Task] = []
+        # one script looks at LIST_BUDGET tasks at most (a script blocks the server); a
+        # selective filter asks again from where it stopped until the page is full or the
+        # tasks end, so a page holds what SQLite's does, not a short or empty page whose
+        # matches lie further on
+        while True:
+            found, more, last = await self._call(
+                "list_tasks", str(after), str(limit - len(tasks)), opt(status),
+                opt(capability), opt(session), str(LIST_BUDGET))
+            tasks += [codec.task_from(f) for f in found]
+            if len(tasks) > limit:
+                return tasks[:limit], str(tasks[limit - 1].seq)
+            if not int(more):
+                return tasks, None
+            after = int(last)
 
     async def history(self, task_id: str) -> list[Attempt]:
         reply = await self._call("history", task_id)

@@ -55,7 +55,7 @@ from .rows import (
     session_from_row,
 )
 from .rows import task_from_row as _task_from_row
-from .schema import ADDED_COLUMNS, DDL, HELD_IN, SCHEMA_VERSION
+from .schema import ADDED_COLUMNS, DDL, HELD_IN, SCHEMA_VERSION, TRIGGERS
 from .usage import totals as usage_totals
 
 P = ParamSpec("P")
@@ -391,7 +391,7 @@ class SQLiteStore:
     async def counts(self) -> Counts:
         def read(conn: sqlite3.Connection) -> Counts:
             sess = dict(conn.execute("SELECT status, COUNT(*) FROM sessions GROUP BY status"))
-            tsk = dict(conn.execute("SELECT status, COUNT(*) FROM tasks GROUP BY status"))
+            tsk = dict(conn.execute("SELECT status, n FROM task_counts WHERE n > 0"))
             meta = dict(conn.execute("SELECT key, value FROM meta"))
             last = conn.execute("SELECT MAX(seq) FROM events").fetchone()[0] or 0
             swarm, by_type = usage_totals(conn)
@@ -415,10 +415,16 @@ def from_settings(settings: Settings) -> SQLiteStore:
 def _init_schema(conn: sqlite3.Connection) -> None:
     conn.execute("BEGIN IMMEDIATE")
     try:
+        counted = _has_table(conn, "task_counts")
         for statement in DDL.split(";"):
             if statement.strip():
                 _replace_stale_index(conn, statement)
                 conn.execute(statement)
+        for trigger in TRIGGERS:
+            conn.execute(trigger)
+        if not counted:  # a file from before task_counts: count once, the triggers go on
+            conn.execute("INSERT INTO task_counts (status, n) "
+                         "SELECT status, COUNT(*) FROM tasks GROUP BY status")
         for table, column, declaration in ADDED_COLUMNS:
             have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
             if column not in have:
@@ -439,6 +445,11 @@ def _init_schema(conn: sqlite3.Connection) -> None:
 
 
 __all__ = ["SQLiteStore", "from_settings"]
+
+
+def _has_table(conn: sqlite3.Connection, name: str) -> bool:
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                        (name,)).fetchone() is not None
 
 
 def _replace_stale_index(conn: sqlite3.Connection, statement: str) -> None:

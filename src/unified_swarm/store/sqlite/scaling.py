@@ -17,8 +17,11 @@ def ready_counts(conn: sqlite3.Connection, capabilities: Sequence[str]) -> dict[
     """Counted on the partial index of ready tasks: as many rows as are ready, no more."""
     counts = dict.fromkeys(capabilities, 0)
     for cap in counts:
-        row = conn.execute("SELECT COUNT(*) FROM tasks WHERE status = 'ready' "
-                           "AND required_capability = ?", (cap,)).fetchone()
+        # the ready index: the planner would otherwise count every task of the capability
+        # through tasks_capability (the task list's index)
+        row = conn.execute("SELECT COUNT(*) FROM tasks INDEXED BY tasks_ready "
+                           "WHERE status = 'ready' AND required_capability = ?",
+                           (cap,)).fetchone()
         counts[cap] = int(row[0])
     return counts
 

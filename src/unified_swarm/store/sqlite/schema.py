@@ -109,6 +109,11 @@ CREATE INDEX IF NOT EXISTS tasks_deadline
 CREATE INDEX IF NOT EXISTS tasks_holder
     ON tasks (assigned_to) WHERE status IN {HELD_IN};
 CREATE INDEX IF NOT EXISTS tasks_status ON tasks (status, seq);
+-- the task list's capability filter (GET /work?capability=): a range of one index in
+-- insertion order, not a walk over every task until a page fills. (No such index for the
+-- session filter: SQLite would take it over tasks_holder for the claim path's "what does
+-- this session hold" and walk every task the session ever ran.)
+CREATE INDEX IF NOT EXISTS tasks_capability ON tasks (required_capability, seq);
 CREATE INDEX IF NOT EXISTS tasks_parent ON tasks (parent_id) WHERE parent_id IS NOT NULL;
 
 -- one row per split parent (collab.py): its subtasks in the holder's order (a merge task
@@ -212,6 +217,14 @@ CREATE TABLE IF NOT EXISTS usage_totals (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS usage_totals_cost ON usage_totals (scope, cost_usd DESC);
 
+-- tasks per status, kept by the triggers below in the step that moves a task: the status
+-- view reads a handful of rows instead of counting a million tasks (the Redis store keeps
+-- the same in its count:tasks hash)
+CREATE TABLE IF NOT EXISTS task_counts (
+    status TEXT PRIMARY KEY,
+    n      INTEGER NOT NULL
+) WITHOUT ROWID;
+
 CREATE TABLE IF NOT EXISTS events (
     seq  INTEGER PRIMARY KEY,
     type TEXT NOT NULL,
@@ -219,3 +232,21 @@ CREATE TABLE IF NOT EXISTS events (
     data TEXT NOT NULL                           -- JSON object
 );
 """
+
+#: the triggers that keep task_counts (each one statement: a trigger body holds `;`, so they
+#: are not in DDL, which is split on it)
+TRIGGERS = (
+    """CREATE TRIGGER IF NOT EXISTS task_counts_insert AFTER INSERT ON tasks BEGIN
+        INSERT INTO task_counts (status, n) VALUES (NEW.status, 1)
+            ON CONFLICT (status) DO UPDATE SET n = n + 1;
+    END""",
+    """CREATE TRIGGER IF NOT EXISTS task_counts_delete AFTER DELETE ON tasks BEGIN
+        UPDATE task_counts SET n = n - 1 WHERE status = OLD.status;
+    END""",
+    """CREATE TRIGGER IF NOT EXISTS task_counts_update AFTER UPDATE OF status ON tasks
+        WHEN OLD.status IS NOT NEW.status BEGIN
+        UPDATE task_counts SET n = n - 1 WHERE status = OLD.status;
+        INSERT INTO task_counts (status, n) VALUES (NEW.status, 1)
+            ON CONFLICT (status) DO UPDATE SET n = n + 1;
+    END""",
+)
