@@ -10,7 +10,7 @@ the loser moves on to its next candidate.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 Key = tuple[int, float, int]
@@ -136,35 +136,41 @@ class ReadyIndex:
                 heapq.heapify(self._heaps[c])
 
 
-class ByCapability:
+class _Ids:
+    """A set of session ids kept as the keys of `_ids` (insertion-ordered, O(1) in and out)."""
+
+    _ids: Mapping[str, object]
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __contains__(self, sid: object) -> bool:
+        return sid in self._ids
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._ids)
+
+
+class ByCapability(_Ids):
     """Session ids by the capabilities they take: those that declared a capability, and those
     that declared none (they take any). Who can do `cap` is then a lookup, proportional to
     the answer, not a scan of every session."""
 
     def __init__(self) -> None:
-        self._caps: dict[str, frozenset[str]] = {}
+        self._ids: dict[str, frozenset[str]] = {}
         self._by: dict[str, dict[str, None]] = {}
         self._any: dict[str, None] = {}
 
-    def __len__(self) -> int:
-        return len(self._caps)
-
-    def __contains__(self, sid: object) -> bool:
-        return sid in self._caps
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._caps)
-
     def put(self, sid: str, caps: frozenset[str]) -> None:
         self.remove(sid)
-        self._caps[sid] = caps
+        self._ids[sid] = caps
         if not caps:
             self._any[sid] = None
         for c in caps:
             self._by.setdefault(c, {})[sid] = None
 
     def remove(self, sid: str) -> None:
-        caps = self._caps.pop(sid, None)
+        caps = self._ids.pop(sid, None)
         if caps is None:
             return
         if not caps:
@@ -189,7 +195,7 @@ class ByCapability:
         yield from self._by.get(cap, {})
 
 
-class Parked:
+class Parked(_Ids):
     """The sessions parked in a long-poll on this replica, indexed by capability, so the
     one-solve match finds the parked sessions that can take the ready tasks without looking
     at every parked session. A session not heard of yet (its join event still on the way) is
@@ -199,15 +205,6 @@ class Parked:
         self._caps_of = caps_of
         self._ids: dict[str, None] = {}
         self.index = ByCapability()
-
-    def __len__(self) -> int:
-        return len(self._ids)
-
-    def __contains__(self, sid: object) -> bool:
-        return sid in self._ids
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._ids)
 
     def __ior__(self, sids: Iterable[str]) -> Parked:
         self.update(sids)

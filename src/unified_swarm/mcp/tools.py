@@ -90,54 +90,52 @@ class Directives(BaseModel):
     offer: Offer | None = None
 
 
-class StatusResult(BaseModel):
-    session: dict[str, Any] | None
-    held: list[dict[str, Any]]
-    swarm: dict[str, Any]
+class Directed(BaseModel):
+    """Every tool result carries the session's directives (interrupt, drain, preempt)."""
+
     directives: Directives
 
 
-class ClaimResult(BaseModel):
+class StatusResult(Directed):
+    session: dict[str, Any] | None
+    held: list[dict[str, Any]]
+    swarm: dict[str, Any]
+
+
+class ClaimResult(Directed):
     task: dict[str, Any] | None
     lease: dict[str, Any] | None
     #: a repeat of an earlier claim (same request_key): the same lease
     duplicate: bool = False
     #: nothing came: when to ask again
     retry_after_s: float | None = None
-    directives: Directives
 
 
-class TaskResult(BaseModel):
+class TaskResult(Directed):
     task: dict[str, Any]
     history: list[dict[str, Any]]
-    directives: Directives
 
 
-class RecordedResult(BaseModel):
+class RecordedResult(Directed):
     task: dict[str, Any]
     duplicate: bool
-    directives: Directives
 
 
-class OneTaskResult(BaseModel):
+class OneTaskResult(Directed):
     task: dict[str, Any]
-    directives: Directives
 
 
-class TasksResult(BaseModel):
+class TasksResult(Directed):
     tasks: list[dict[str, Any]]
-    directives: Directives
 
 
-class SplitResult(BaseModel):
+class SplitResult(Directed):
     task: dict[str, Any]
     subtasks: list[dict[str, Any]]
-    directives: Directives
 
 
-class EntryResult(BaseModel):
+class EntryResult(Directed):
     entry: dict[str, Any]
-    directives: Directives
 
 
 class NewTask(BaseModel):
