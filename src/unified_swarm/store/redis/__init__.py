@@ -304,6 +304,8 @@ class RedisStore:
                 return tasks[:limit], str(tasks[limit - 1].seq)
             if not int(more):
                 return tasks, None
+            if len(tasks) == limit:  # full, and the scan stopped at `last`: go on from there
+                return tasks, str(last)
             after = int(last)
 
     async def history(self, task_id: str) -> list[Attempt]:
