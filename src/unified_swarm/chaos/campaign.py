@@ -21,9 +21,12 @@ import random
 import threading
 import time
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from ..errors import SwarmError
 from . import checker
 from .dump import dump_http, dump_store, same_state
 from .effects import read_effects
@@ -39,6 +42,9 @@ from .swarm import (
     submit,
     write_knowledge,
 )
+
+#: the statuses of a task not finished yet
+OPEN = ("pending", "ready", "assigned", "in_progress")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,8 +66,13 @@ class Profile:
     #: operator operations (operator.OPERATIONS, one of each per round) per hundred
     #: completed tasks
     ops_per_100: float = 0.3
-    #: a bound on the whole run, far past what a loaded machine needs
-    time_limit: float = 3600.0
+    #: a bound on the whole run, far past what a loaded machine needs (the CI profile runs
+    #: in 2-5 minutes, under load too)
+    time_limit: float = 1800.0
+    #: no task completed for this long while tasks were open: the run stops there and says
+    #: what the swarm looked like (a stall is a failure, not a slow machine: a loaded one
+    #: still completes a task every few seconds)
+    stall_after: float = 300.0
 
     @classmethod
     def named(cls, name: str) -> Profile:
@@ -88,6 +99,8 @@ class Report:
     notes: list[str] = field(default_factory=list)
     #: the operator's operations, by kind and by what came of them
     operations: dict[str, int] = field(default_factory=dict)
+    #: why the run stopped early, with what the swarm looked like then ('' : it did not)
+    stalled: str = ""
 
     @property
     def ok(self) -> bool:
@@ -96,7 +109,7 @@ class Report:
 
     def shortfalls(self) -> list[str]:
         """Why the run proves less than its profile promises (empty: it proves it all)."""
-        short = []
+        short = [f"the run stalled: {self.stalled}"] if self.stalled else []
         if self.tasks < self.profile.tasks:
             short.append(f"only {self.tasks} of {self.profile.tasks} tasks ran")
         if sum(self.faults.values()) < self.profile.min_faults:
@@ -146,11 +159,13 @@ def run(profile: Profile, store: str, workdir: Path, seed: int | None = None,
                           held_by(swarm), swarm.infra_faults(),
                           profile.infra_every)
         operator = Operator(swarm, rng.randrange(1 << 31), GRACE_BEATS * profile.heartbeat)
-        submitted = _drive(swarm, profile, nemesis, operator, rng, seed, deadline)
+        watch = Watchdog(profile.stall_after)
+        submitted = _drive(swarm, profile, nemesis, operator, rng, seed, deadline, watch)
+        stalled = _stall_report(swarm, watch) if watch.stalled else ""
         nemesis.heal()
         _keep_faults(workdir, nemesis, lease, profile.heartbeat, swarm.attached)
         ran = time.monotonic()
-        settle(swarm, deadline)
+        settle(swarm, deadline if not stalled else time.monotonic() + 30)
         settled = time.monotonic()
         view = dump_http(swarm.servers[0].url, swarm.token)
         served = time.monotonic()
@@ -167,7 +182,8 @@ def run(profile: Profile, store: str, workdir: Path, seed: int | None = None,
     results.append(same_state(view, stored))
     report = Report(swarm.kind, seed, profile, results, dict(nemesis.counts),
                     time.monotonic() - t0, len(view.tasks),
-                    (*WORKER_FAULTS, *swarm.infra_faults()), operations=dict(operator.counts))
+                    (*WORKER_FAULTS, *swarm.infra_faults()), operations=dict(operator.counts),
+                    stalled=stalled)
     report.notes += _notes(workdir, results, codes, submitted)
     report.notes.append(f"phases: ran {ran - t0:.0f} s, settled {settled - ran:.0f} s, read "
                         f"over HTTP {served - settled:.0f} s, stopped and read the store "
@@ -175,8 +191,30 @@ def run(profile: Profile, store: str, workdir: Path, seed: int | None = None,
     return report
 
 
+class Watchdog:
+    """Tells a stall from a slow run: the count of completed tasks has not moved for
+    `after` seconds while tasks were still open."""
+
+    def __init__(self, after: float) -> None:
+        self.after = after
+        self.completed = -1
+        self.since = time.monotonic()
+        self.stalled = False
+        self.status: dict[str, Any] = {}
+
+    def saw(self, status: Mapping[str, Any]) -> bool:
+        """Whether the run stalled, given the status just read."""
+        now = time.monotonic()
+        open_ = sum(int(status.get(f"tasks_{s}", 0)) for s in OPEN)
+        if status["tasks_completed"] != self.completed or not open_:
+            self.completed, self.since = status["tasks_completed"], now
+        self.status = dict(status)
+        self.stalled = now - self.since >= self.after
+        return self.stalled
+
+
 def _drive(swarm: Swarm, profile: Profile, nemesis: Nemesis, operator: Operator,
-           rng: random.Random, seed: int, deadline: float) -> int:
+           rng: random.Random, seed: int, deadline: float, watch: Watchdog) -> int:
     """Submit the workload, inject faults and make the operator's operations as it
     completes; returns tasks submitted."""
     submitted, stop_writer = threading.Event(), threading.Event()
@@ -204,7 +242,10 @@ def _drive(swarm: Swarm, profile: Profile, nemesis: Nemesis, operator: Operator,
     last = 0.0
     with swarm.client() as c:
         while time.monotonic() < deadline and not (submitted.is_set() and enough()):
-            due = c.status()["tasks_completed"] * profile.faults_per_100 / 100
+            status = c.status()
+            if watch.saw(status):
+                break
+            due = status["tasks_completed"] * profile.faults_per_100 / 100
             if (len(nemesis.faults) < due and time.monotonic() - last >= profile.min_gap
                     and nemesis.step()):
                 last = time.monotonic()
@@ -213,6 +254,34 @@ def _drive(swarm: Swarm, profile: Profile, nemesis: Nemesis, operator: Operator,
     for t in threads:
         t.join(30)
     return sum(count)
+
+
+def _stall_report(swarm: Swarm, watch: Watchdog) -> str:
+    """What a stalled swarm looked like: each replica's counts, the sessions, a few open
+    tasks and the last warnings of each replica's log (CI keeps no work directory)."""
+    lines = [f"no task completed for {watch.after:.0f} s after {watch.completed}"]
+    for n, server in enumerate(swarm.servers):
+        try:
+            with swarm.client(n) as c:
+                s = c.status()
+                sessions = c.sessions()
+                ready = c.list_tasks(status="ready", limit=5)["tasks"]
+                held = c.list_tasks(status="in_progress", limit=5)["tasks"]
+        except SwarmError as exc:
+            lines.append(f"{server.name}: unreadable ({exc.message})")
+            continue
+        counts = " ".join(f"{k}={v}" for k, v in sorted(s.items())
+                          if k.startswith(("tasks_", "sessions")))
+        by_status = Counter(str(x["status"]) for x in sessions)
+        holding = sum(len(x["current_tasks"]) for x in sessions)
+        lines.append(f"{server.name}: {counts}; sessions {dict(by_status)}, holding "
+                     f"{holding}; ready {[t['id'] for t in ready]}; in progress "
+                     f"{[(t['id'], t['assigned_to']) for t in held]}")
+    for log in sorted((swarm.workdir / "logs").glob("replica-*.log")):
+        warned = [ln for ln in log.read_text(errors="replace").splitlines()
+                  if "WARNING" in ln or "ERROR" in ln or "Traceback" in ln]
+        lines += [f"{log.stem}: {ln[:300]}" for ln in warned[-8:]]
+    return "\n  ".join(lines)
 
 
 def _keep_faults(workdir: Path, nemesis: Nemesis, lease: float, heartbeat: float,
