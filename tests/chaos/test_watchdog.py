@@ -4,8 +4,10 @@ a slow run or a finished one."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
-from unified_swarm.chaos.campaign import Watchdog
+from unified_swarm.chaos.campaign import Watchdog, _stall_report
+from unified_swarm.chaos.swarm import Swarm
 
 
 def status(completed: int, ready: int = 0, in_progress: int = 0) -> dict[str, int]:
@@ -35,3 +37,19 @@ def test_nothing_open_is_not_a_stall() -> None:
     watch.saw(status(10))
     time.sleep(0.06)
     assert not watch.saw(status(10))
+
+
+def test_the_stall_report_reads_a_live_swarm(tmp_path: Path) -> None:
+    """What a stalled run prints: each replica's counts and sessions, a few open tasks."""
+    swarm = Swarm("sqlite", tmp_path, 1, 1, 1.0)
+    try:
+        swarm.start()
+        with swarm.client() as c:
+            c.add_task("nobody-has-this", id="stuck")
+        watch = Watchdog(300.0)
+        watch.completed = 7
+        report = _stall_report(swarm, watch)
+    finally:
+        swarm.kill_all()
+    assert report.startswith("no task completed for 300 s after 7")
+    assert "replica-0: " in report and "tasks_ready=1" in report and "'stuck'" in report

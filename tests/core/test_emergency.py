@@ -185,3 +185,51 @@ async def test_input_required_answered_to_the_same_holder(orch: Orchestrator) ->
     beat, _ = await orch.heartbeat("a", None)
     assert beat.held[0].notes is not None and beat.held[0].notes[-1]["text"] == "main"
     assert (await orch.complete(a, "q", token, "ok")).task.status == S.COMPLETED
+
+
+async def test_an_emergency_finished_before_its_interrupt_was_set_lifts_it(
+        orch: Orchestrator, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A session waiting for work may take the emergency the moment it is added and
+    finish it before the interrupt is set: its end was heard with nothing to lift. The
+    interrupt must not outlive its task (a chaos campaign stalled for an hour on this)."""
+    quick = await join(orch, "quick", ["build"])
+    await orch.add_tasks([TaskSpec("build", id="queued")])
+    record = orch.store.record_event
+
+    async def meanwhile(type_: str, data: dict[str, object], now: float) -> None:
+        await record(type_, data, now)
+        if type_ == "swarm.emergency":
+            got = await orch.claim(quick, "fire")
+            await orch.complete(quick, "fire", got.lease.fencing_token, "done")
+
+    monkeypatch.setattr(orch.store, "record_event", meanwhile)
+    task, _ = await orch.emergency(TaskSpec("build", id="fire", title="fire"), True, True,
+                                   "operator")
+    assert task.status == S.COMPLETED
+    assert orch.interrupt is None and await orch.store.get_interrupt() is None
+    nxt = await orch.request_work(quick, 0)
+    assert nxt is not None and nxt.task.id == "queued"
+
+
+async def test_an_interrupt_whose_task_ended_is_lifted_by_the_next_request(
+        orch: Orchestrator) -> None:
+    """The lift that follows the emergency's end failed (the store was away then): the next
+    session asking for work finds the task ended and lifts the interrupt itself."""
+    s = await join(orch, "s", ["build"])
+    await orch.add_tasks([TaskSpec("build", id="old"), TaskSpec("build", id="queued")])
+    got = await orch.request_work(s, 0)
+    assert got is not None and got.task.id == "old"
+    await orch.complete(s, "old", got.lease.fencing_token, "done")
+    await orch.set_interrupt("emergency: old", "operator", "old")  # as if the lift failed
+    nxt = await orch.request_work(s, 0)
+    assert nxt is not None and nxt.task.id == "queued"
+    assert orch.interrupt is None and await orch.store.get_interrupt() is None
+
+
+async def test_a_replica_follows_a_new_interrupt_of_the_same_reason(
+        orch: Orchestrator) -> None:
+    """Emergencies may share a title: a replica hearing a second interrupt of the same
+    reason follows its task, not the first one's."""
+    await orch.set_interrupt("emergency: same", "operator", "e1")
+    orch._refresh_interrupt({"active": True, "reason": "emergency: same", "task_id": "e2"})
+    assert orch.interrupt is not None and orch.interrupt.task_id == "e2"

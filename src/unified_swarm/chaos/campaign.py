@@ -277,10 +277,13 @@ def _stall_report(swarm: Swarm, watch: Watchdog) -> str:
         lines.append(f"{server.name}: {counts}; sessions {dict(by_status)}, holding "
                      f"{holding}; ready {[t['id'] for t in ready]}; in progress "
                      f"{[(t['id'], t['assigned_to']) for t in held]}")
-    for log in sorted((swarm.workdir / "logs").glob("replica-*.log")):
-        warned = [ln for ln in log.read_text(errors="replace").splitlines()
+    logs = [swarm.workdir / "logs" / f"{p.name}.log" for p in swarm.workers]
+    for log in [*sorted((swarm.workdir / "logs").glob("replica-*.log")), *logs]:
+        text = log.read_text(errors="replace") if log.exists() else ""
+        warned = [ln for ln in text.splitlines()
                   if "WARNING" in ln or "ERROR" in ln or "Traceback" in ln]
-        lines += [f"{log.stem}: {ln[:300]}" for ln in warned[-8:]]
+        lines += [f"{log.stem}: {ln[:300]}" for ln in warned[-(8 if "replica" in log.stem
+                                                                 else 2):]]
     return "\n  ".join(lines)
 
 

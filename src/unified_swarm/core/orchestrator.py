@@ -387,7 +387,9 @@ class Orchestrator:
         waiter.event.clear()
         if self.interrupt is not None:
             one = await self._claim_emergency(session)
-            return [] if one is None else [one]
+            if one is not None or self.interrupt is not None:
+                return [] if one is None else [one]
+            # (the interrupt had outlived its task and was lifted: the queue is open again)
         try:
             got = await self._claim_for(session, True if offered else None, proposal, n, idem)
         except Contended:
@@ -640,6 +642,9 @@ class Orchestrator:
             "preempt": preempt, "by": by}, self.clock())
         if interrupt:
             await self.set_interrupt(f"emergency: {task.title}", by, task.id)
+            # a session waiting for work may have taken and finished the task before the
+            # interrupt was set: its end was heard with no interrupt to lift, so look now
+            await self._lift_emergency(task.id)
         placed = await self._place(task, preempt)
         return (await self.get_task(task.id))[0], placed
 
@@ -690,6 +695,10 @@ class Orchestrator:
             return await self.store.claim(session.id, task_id, self.clock(),
                                           self.brain.predict(session.id, task_id))
         except (NotClaimable, NotFound):
+            # held by another, or ended: if ended, the lift its end should have brought
+            # may have failed (the store was away then); lift it here, or the swarm would
+            # take nothing new for ever
+            await self._lift_emergency(task_id)
             return None
 
     async def _lift_emergency(self, task_id: str) -> None:
@@ -785,7 +794,8 @@ class Orchestrator:
 
     def _refresh_interrupt(self, d: dict[str, JSON]) -> None:
         if d.get("active"):
-            if self.interrupt is None or self.interrupt.reason != d.get("reason"):
+            if (self.interrupt is None or self.interrupt.reason != d.get("reason")
+                    or self.interrupt.task_id != d.get("task_id")):  # (titles repeat)
                 task = d.get("task_id")
                 self.interrupt = Interrupt(str(d.get("reason")), self.clock(), None,
                                            None if task is None else str(task))
