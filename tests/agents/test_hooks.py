@@ -240,10 +240,11 @@ def test_stop_names_an_offer(live_server: LiveServer, tmp_path: Path, flavour: s
     assert out == ({} if flavour == "codex" else None)  # named once: an ignored offer lapses
 
 
-def stop_wait(cli: Cli, **env: str) -> subprocess.Popen[str]:
+def stop_wait(cli: Cli, transcript: Path | None = None, **env: str) -> subprocess.Popen[str]:
     swarm = Path(sys.executable).parent / "swarm"
     payload = cli.project / f"stop-{uuid.uuid4().hex}.json"
-    payload.write_text(json.dumps(cli.payload("Stop", stop_hook_active=False)))
+    more = {} if transcript is None else {"transcript_path": str(transcript)}
+    payload.write_text(json.dumps(cli.payload("Stop", stop_hook_active=False, **more)))
     with payload.open() as stdin:
         return subprocess.Popen(
             [str(swarm), "hook", "stop-wait", "--url", cli.server.url], stdin=stdin,
@@ -285,3 +286,35 @@ def test_stop_wait_ends_when_the_user_drives_or_the_cli_is_gone(
     assert finish(stop_wait(cli, CLAUDE_PID=str(dead.pid)))[0] == 0
     cli.run("prompt-submit", prompt="hello")
     assert finish(stop_wait(cli))[0] == 0
+
+
+@pytest.mark.slow
+def test_stop_wait_leaves_an_offer_the_stop_hook_named_in_the_same_stop(
+        sqlite_server: LiveServer, tmp_path: Path) -> None:
+    """Claude Code goes on with the stop hook's block only once every Stop hook has ended:
+    the waiter of the Stop whose stop hook named the offer ends at once (else the task sat
+    offered for its whole claim timeout, measured); the waiter of a later Stop, the offer
+    ignored, waits for it to lapse rather than naming it again."""
+    cli = Cli(sqlite_server, tmp_path)
+    transcript = tmp_path / "transcript.jsonl"
+    transcript.write_text('{"turn": 1}\n')
+    cli.run("session-start", source="startup")
+    add_task(sqlite_server, "t-named")
+    _, out, err = cli.run("stop", "--autopilot", transcript_path=str(transcript))
+    assert out is not None and "claim_task with task_id t-named" in out["reason"], err
+    code, err = finish(stop_wait(cli, transcript))
+    assert code == 0 and "t-named" not in err, err
+    with transcript.open("a") as f:
+        f.write('{"turn": 2}\n')  # the model went on, ignored the offer and stopped again
+    later = stop_wait(cli, transcript)
+    state = identity.token_path(tmp_path / ".swarm", cli.session_id).with_suffix(".hook.json")
+    try:
+        deadline = time.monotonic() + 60
+        while json.loads(state.read_text()).get("waiter") != later.pid:
+            assert time.monotonic() < deadline and later.poll() is None
+            time.sleep(0.05)
+        time.sleep(2.0)  # past its first offer read on a quiet machine
+        assert later.poll() is None  # waiting for the ignored offer to lapse
+    finally:
+        later.kill()
+        later.communicate(timeout=30)

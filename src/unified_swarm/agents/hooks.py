@@ -217,7 +217,8 @@ def stop(hook: Hook) -> None:
         _save_state(hook, who.cli_session_id, state)
         return  # reminded once already: the model chose to stop; that is the user's to see
     got = call(hook.url, "GET", "/work/offer?wait=0", who.token)
-    if got.status != 200 or not isinstance(got.body, dict) or _announced(state, got.body):
+    if got.status != 200 or not isinstance(got.body, dict) or \
+            _announced(state, got.body, _stop_mark(hook)):
         _save_state(hook, who.cli_session_id, state)
         return
     _save_state(hook, who.cli_session_id, state)
@@ -228,16 +229,41 @@ def stop(hook: Hook) -> None:
         hook.tell_user(text + " (autopilot is off: ask for it to take it)")
 
 
-def _announced(state: dict[str, Any], offered: dict[str, Any]) -> bool:
+def _announced(state: dict[str, Any], offered: dict[str, Any], mark: str | None) -> bool:
     """Whether this offer was named to the session already (then it is not named again: an
-    ignored offer lapses to another session instead of looping); notes it when not."""
-    offer = offered.get("offer") or {}
-    key = f"{offer.get('task_id')}@{offer.get('expires_at')}"
+    ignored offer lapses to another session instead of looping); notes it when not, with
+    the Stop it was named in (`mark`)."""
+    key = _offer_key(offered)
     seen = list(state.get("announced", []))
     if key in seen:
         return True
     state["announced"] = [*seen, key][-20:]
+    state["named_in"] = [key, mark]
     return False
+
+
+def _offer_key(offered: dict[str, Any]) -> str:
+    offer = offered.get("offer") or {}
+    return f"{offer.get('task_id')}@{offer.get('expires_at')}"
+
+
+def _stop_mark(hook: Hook) -> str | None:
+    """Which Stop this is: the transcript as it stands when its hooks start (Claude Code
+    writes the turn before its Stop hooks run and their output after every one has ended),
+    so the stop hook and stop-wait of one Stop read the same mark. None when unknown."""
+    path = hook.payload.get("transcript_path")
+    if not isinstance(path, str) or not path:
+        return None
+    try:
+        return f"{path}:{os.stat(path).st_size}"
+    except OSError:
+        return None
+
+
+def _named_in_this_stop(state: dict[str, Any], offered: dict[str, Any],
+                        mark: str | None) -> bool:
+    """The stop hook of this same Stop named the offer: the turn goes on with it."""
+    return mark is not None and state.get("named_in") == [_offer_key(offered), mark]
 
 
 def _offer_left(offered: dict[str, Any]) -> float:
@@ -259,7 +285,7 @@ def stop_wait(hook: Hook, clock: Callable[[], float] = time.monotonic) -> int:
     who = _known(hook)
     if who is None:
         return 0
-    me, cli = os.getpid(), _cli_pid(hook.env)
+    me, cli, mark = os.getpid(), _cli_pid(hook.env), _stop_mark(hook)
     _save_state(hook, who.cli_session_id, _load_state(hook, who.cli_session_id) | {"waiter": me})
     deadline = clock() + WAIT_TOTAL
     while clock() < deadline:
@@ -276,7 +302,11 @@ def stop_wait(hook: Hook, clock: Callable[[], float] = time.monotonic) -> int:
             state = _load_state(hook, who.cli_session_id)
             if state.get("user_driving"):
                 return 0  # the user took the session meanwhile; the offer lapses to another
-            if _announced(state, got.body):  # named already and not taken: let it lapse
+            if _named_in_this_stop(state, got.body, mark):
+                # Claude Code goes on with the stop hook's block only once every Stop hook
+                # has ended (measured): waiting here would hold the turn that takes it
+                return 0
+            if _announced(state, got.body, mark):  # named already and not taken: let it lapse
                 _pause(hook, who, min(_offer_left(got.body) + 1.0, deadline - clock()), me, cli)
                 continue
             _save_state(hook, who.cli_session_id, state)
