@@ -20,30 +20,8 @@ import httpx
 
 from ..errors import SwarmError
 from . import base
+from . import types as t
 from .base import BaseClient, Call, RetryPolicy
-from .types import (
-    JSON,
-    Claimed,
-    CompletedBatch,
-    Emergency,
-    Health,
-    HeartbeatReply,
-    Interrupt,
-    KnowledgeEntry,
-    Offered,
-    OutcomeIn,
-    RateLimit,
-    Recorded,
-    Registered,
-    Session,
-    Split,
-    Status,
-    Task,
-    TaskDetail,
-    TaskIn,
-    TaskPage,
-    Usage,
-)
 
 T = TypeVar("T")
 
@@ -88,7 +66,7 @@ class AsyncClient(BaseClient):
 
     # -- health and sessions -------------------------------------------------------------
 
-    async def healthz(self) -> Health:
+    async def healthz(self) -> t.Health:
         """Liveness (no token needed): `status` is "ok", or "degraded" when the store does
         not answer."""
         return await self.send(base.healthz())
@@ -96,8 +74,8 @@ class AsyncClient(BaseClient):
     async def register(self, capabilities: Iterable[str], *, id: str | None = None,
                        name: str | None = None, max_concurrent_tasks: int | None = None,
                        heartbeat_interval: float | None = None,
-                       metadata: Mapping[str, JSON] | None = None,
-                       idempotency_key: str | None = None) -> Registered:
+                       metadata: Mapping[str, t.JSON] | None = None,
+                       idempotency_key: str | None = None) -> t.Registered:
         """Join the swarm (operator token). Answers the session and its own token; use
         `with_token(reply["token"])` to act as it. An id that is online already raises
         `AlreadyExists`; an offline one resumes."""
@@ -105,22 +83,22 @@ class AsyncClient(BaseClient):
             capabilities, id=id, name=name, max_concurrent_tasks=max_concurrent_tasks,
             heartbeat_interval=heartbeat_interval, metadata=metadata, key=idempotency_key))
 
-    async def heartbeat(self, status: str | None = None) -> HeartbeatReply:
+    async def heartbeat(self, status: str | None = None) -> t.HeartbeatReply:
         """Say this session is alive (session token): renews its leases and answers the
         leases it holds and the directives waiting for it (assignments, interrupt,
         drain)."""
         return await self.send(base.heartbeat(status))
 
-    async def leave(self, session_id: str) -> Session:
+    async def leave(self, session_id: str) -> t.Session:
         """Leave the swarm (the session's own token or the operator's); its unfinished
         tasks go back to the queue at once."""
         return await self.send(base.leave(session_id))
 
-    async def drain(self, session_id: str) -> Session:
+    async def drain(self, session_id: str) -> t.Session:
         """Operator: the session finishes what it holds, takes nothing new, and leaves."""
         return await self.send(base.drain(session_id))
 
-    async def interrupt(self, reason: str) -> Interrupt:
+    async def interrupt(self, reason: str) -> t.Interrupt:
         """Operator: every session stops taking new work until `lift_interrupt`."""
         return await self.send(base.interrupt(reason))
 
@@ -128,24 +106,24 @@ class AsyncClient(BaseClient):
         """Operator: lift the interrupt in force, if any."""
         return await self.send(base.lift_interrupt())
 
-    async def sessions(self, status: str | None = None) -> list[Session]:
+    async def sessions(self, status: str | None = None) -> list[t.Session]:
         """Every session the swarm knows (those that left stay, as `offline`)."""
         return await self.send(base.sessions(status))
 
-    async def session(self, session_id: str) -> Session:
+    async def session(self, session_id: str) -> t.Session:
         """One session; `NotFound` when there is none of that id."""
         return await self.send(base.session(session_id))
 
     # -- tasks ---------------------------------------------------------------------------
 
     async def add_task(self, type: str, *, id: str | None = None, title: str | None = None,
-                       input: JSON = None, required_capability: str | None = None,
+                       input: t.JSON = None, required_capability: str | None = None,
                        priority: int | None = None, critical: bool | None = None,
                        infinite_scale: bool | None = None, roi: str | None = None,
                        estimated_hours: float | None = None,
                        dependencies: Iterable[str] | None = None,
                        max_attempts: int | None = None,
-                       idempotency_key: str | None = None) -> Task:
+                       idempotency_key: str | None = None) -> t.Task:
         """Add one task and answer it as stored (status, computed priority, ...)."""
         return await self.send(base.add_task(base.task_in(
             type, id=id, title=title, input=input, required_capability=required_capability,
@@ -153,21 +131,21 @@ class AsyncClient(BaseClient):
             estimated_hours=estimated_hours, dependencies=dependencies,
             max_attempts=max_attempts), idempotency_key))
 
-    async def add_tasks(self, tasks: Iterable[TaskIn], *,
-                        idempotency_key: str | None = None) -> list[Task]:
+    async def add_tasks(self, tasks: Iterable[t.TaskIn], *,
+                        idempotency_key: str | None = None) -> list[t.Task]:
         """Add a batch, all or nothing; dependencies inside the batch are allowed, cycles
         raise `DependencyCycle`."""
         return await self.send(base.add_tasks(tasks, idempotency_key))
 
     async def list_tasks(self, *, status: str | None = None, capability: str | None = None,
                          session: str | None = None, limit: int | None = None,
-                         cursor: str | None = None) -> TaskPage:
+                         cursor: str | None = None) -> t.TaskPage:
         """One page of tasks; pass `next_cursor` back as `cursor` for the next one."""
         return await self.send(base.list_tasks(status, capability, session, limit, cursor))
 
     async def iter_tasks(self, *, status: str | None = None, capability: str | None = None,
                          session: str | None = None,
-                         page_size: int = 500) -> AsyncIterator[Task]:
+                         page_size: int = 500) -> AsyncIterator[t.Task]:
         """Every matching task, page after page."""
         cursor: str | None = None
         while True:
@@ -179,45 +157,45 @@ class AsyncClient(BaseClient):
                 return
             cursor = page["next_cursor"]
 
-    async def get_task(self, task_id: str) -> TaskDetail:
+    async def get_task(self, task_id: str) -> t.TaskDetail:
         """One task and its history, one entry per attempt."""
         return await self.send(base.get_task(task_id))
 
     async def request_work(self, wait: float = 0.0, *,
-                           idempotency_key: str | None = None) -> Claimed | None:
+                           idempotency_key: str | None = None) -> t.Claimed | None:
         """Claim the best ready task for this session (session token), waiting up to
         `wait` seconds for one; None when nothing came in time."""
         return await self.send(base.request_work(wait, idempotency_key))
 
     async def request_batch(self, max: int, wait: float = 0.0, *,
-                      idempotency_key: str | None = None) -> list[Claimed]:
+                      idempotency_key: str | None = None) -> list[t.Claimed]:
         """Claim up to `max` tasks in one call (as many as this session has free slots
         for), waiting up to `wait` seconds for the first; empty when nothing came in time."""
         return await self.send(base.request_batch(wait, max, idempotency_key))
-    async def offer_work(self, wait: float = 0.0) -> Offered | None:
+    async def offer_work(self, wait: float = 0.0) -> t.Offered | None:
         """The best task for this session (session token), offered but not claimed: it is
         `assigned` to the session until `offer.expires_at` (claim it with `claim`), waiting
         up to `wait` seconds for one; None when nothing came in time, or when a newer wait
         of this session took over."""
         return await self.send(base.offer_work(wait))
 
-    async def claim(self, task_id: str, *, idempotency_key: str | None = None) -> Claimed:
+    async def claim(self, task_id: str, *, idempotency_key: str | None = None) -> t.Claimed:
         """Claim one named task (ready, or offered to this session); `NotClaimable` when
         another session holds it or it is not ready."""
         return await self.send(base.claim(task_id, idempotency_key))
 
     async def progress(self, task_id: str, fencing_token: int, progress: float,
-                       message: str | None = None, *, usage: Usage | None = None,
-                       rate_limit: RateLimit | None = None) -> Recorded:
+                       message: str | None = None, *, usage: t.Usage | None = None,
+                       rate_limit: t.RateLimit | None = None) -> t.Recorded:
         """Report progress (0..1) and renew the lease; `LeaseLost` when the lease is gone.
         `usage`: what the attempt spent so far; `rate_limit`: its agent waits out an API
         rate limit now (the session shows `rate_limited` until a report without one)."""
         return await self.send(base.progress(task_id, fencing_token, progress, message, usage,
                                          rate_limit))
 
-    async def complete(self, task_id: str, fencing_token: int, result: JSON = None, *,
+    async def complete(self, task_id: str, fencing_token: int, result: t.JSON = None, *,
                  claim_next: int = 0, idempotency_key: str | None = None,
-                 usage: Usage | None = None) -> Recorded:
+                 usage: t.Usage | None = None) -> t.Recorded:
         """Record the result; a repeat answers `duplicate: True`, a stale token raises
         `LeaseLost` and records nothing. With `claim_next`, the same call then claims up to
         that many next tasks (`claimed`): a busy worker makes one request per task.
@@ -225,21 +203,21 @@ class AsyncClient(BaseClient):
         return await self.send(base.complete(task_id, fencing_token, result, claim_next,
                                          idempotency_key, usage))
 
-    async def complete_many(self, outcomes: Iterable[OutcomeIn], *, claim_next: int = 0,
-                      idempotency_key: str | None = None) -> CompletedBatch:
+    async def complete_many(self, outcomes: Iterable[t.OutcomeIn], *, claim_next: int = 0,
+                      idempotency_key: str | None = None) -> t.CompletedBatch:
         """Record several successes in one call, each on its own (a refused one does not
         lose the others: its result carries `error`); then, with `claim_next`, claim up
         to that many next tasks."""
         return await self.send(base.complete_many(outcomes, claim_next, idempotency_key))
 
     async def fail(self, task_id: str, fencing_token: int, error: str, *,
-             retry: bool = True, usage: Usage | None = None) -> Recorded:
+             retry: bool = True, usage: t.Usage | None = None) -> t.Recorded:
         """Record a failure; with `retry` the task runs again until its max_attempts.
         `usage`: what the attempt spent (kept on it, summed per session)."""
         return await self.send(base.fail(task_id, fencing_token, error, retry, usage))
 
-    async def split(self, task_id: str, fencing_token: int, subtasks: Iterable[TaskIn], *,
-              merge: str | Mapping[str, Any] = "list") -> Split:
+    async def split(self, task_id: str, fencing_token: int, subtasks: Iterable[t.TaskIn], *,
+              merge: str | Mapping[str, Any] = "list") -> t.Split:
         """Split a task this session holds into subtasks (they may depend on each other):
         the task waits, and completes with their results merged by `merge`: "list" (in
         subtask order), "object" ({subtask id: result}) or {"task": {"type": ...}} (a
@@ -248,58 +226,58 @@ class AsyncClient(BaseClient):
         return await self.send(base.split(task_id, fencing_token, subtasks, merge))
 
     async def release(self, task_id: str, fencing_token: int,
-                      note: str | None = None) -> Recorded:
+                      note: str | None = None) -> t.Recorded:
         """Give the lease back (a `preempt` directive honoured, or by choice): not counted
         against max_attempts; `note` reaches the next holder in `context.notes`."""
         return await self.send(base.release(task_id, fencing_token, note))
 
-    async def input_request(self, task_id: str, fencing_token: int, question: str) -> Recorded:
+    async def input_request(self, task_id: str, fencing_token: int, question: str) -> t.Recorded:
         """Ask the operator: the task waits `input_required`, its lease clock stopped,
         until `answer`; the answer then shows in the heartbeat's `held` notes."""
         return await self.send(base.input_request(task_id, fencing_token, question))
 
     async def answer(self, task_id: str, text: str, *,
-               idempotency_key: str | None = None) -> Task:
+               idempotency_key: str | None = None) -> t.Task:
         """Operator: answer a task's question; it goes back to its holder (or the queue)."""
         return await self.send(base.answer(task_id, text, idempotency_key))
 
     async def emergency(self, type: str, *, interrupt: bool = True, preempt: bool = True,
-                  idempotency_key: str | None = None, **fields: Any) -> Emergency:
+                  idempotency_key: str | None = None, **fields: Any) -> t.Emergency:
         """Operator: a task above every priority, offered at once to the best idle session
         or to one freed by preemption; with `interrupt`, nothing else starts until it
         ends. `fields` are a task object's (`id`, `title`, `input`, ...)."""
         return await self.send(base.emergency(base.task_in(type, **fields), interrupt, preempt,
                                           idempotency_key))
 
-    async def cancel(self, task_id: str, reason: str | None = None) -> Task:
+    async def cancel(self, task_id: str, reason: str | None = None) -> t.Task:
         """Operator: cancel a task; its dependents become blocked."""
         return await self.send(base.cancel(task_id, reason))
 
     # -- knowledge and status ------------------------------------------------------------
 
-    async def get_knowledge(self, topic: str, version: int | None = None) -> KnowledgeEntry:
+    async def get_knowledge(self, topic: str, version: int | None = None) -> t.KnowledgeEntry:
         """The latest entry of a topic, or the given version of it."""
         return await self.send(base.get_knowledge(topic, version))
 
-    async def put_knowledge(self, topic: str, content: JSON, *,
+    async def put_knowledge(self, topic: str, content: t.JSON, *,
                             expected_version: int | None = None,
                             tags: Iterable[str] = (),
-                      idempotency_key: str | None = None) -> KnowledgeEntry:
+                      idempotency_key: str | None = None) -> t.KnowledgeEntry:
         """Write a new version; with `expected_version` (0: the topic must not exist) a
         stale one raises `StaleVersion`."""
         return await self.send(base.put_knowledge(topic, content, expected_version, tags,
                                                  idempotency_key))
 
-    async def list_knowledge(self, tag: str | None = None) -> list[KnowledgeEntry]:
+    async def list_knowledge(self, tag: str | None = None) -> list[t.KnowledgeEntry]:
         """The latest entry of every topic, optionally only those with `tag`."""
         return await self.send(base.list_knowledge(tag))
 
     async def delete_knowledge(self, topic: str,
-                               expected_version: int | None = None) -> KnowledgeEntry:
+                               expected_version: int | None = None) -> t.KnowledgeEntry:
         """Delete a topic (its history stays readable by version)."""
         return await self.send(base.delete_knowledge(topic, expected_version))
 
-    async def status(self) -> Status:
+    async def status(self) -> t.Status:
         """The swarm's global metrics: sessions, tasks by status, times, utilization."""
         return await self.send(base.status())
 
