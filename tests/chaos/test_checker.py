@@ -542,6 +542,8 @@ OPERATED_BREAK: dict[str, Any] = {
     "victim-held-by-another-session": lambda o, e, d: _op(o, "emergency", "e1").data.update(
         preempted={"task_id": "v", "session_id": "w2"}),
     "preempted-past-the-limit": lambda o, e, d: d.tasks["v"].update(preemptions=3),
+    "interrupt-outlived-its-emergency": lambda o, e, d: setattr(
+        d, "interrupt", {"reason": "emergency: e1", "task_id": "e1"}),
     "late-complete-accepted": lambda o, e, d: setattr(_op(o, "complete", "r", 1),
                                                       "outcome", "ok"),
     "late-progress-accepted": lambda o, e, d: o.append(
@@ -561,6 +563,7 @@ OPERATED_CAUGHT_BY = [
     ("victim-never-completed", "emergencies complete once, victims too"),
     ("victim-held-by-another-session", "emergencies complete once, victims too"),
     ("preempted-past-the-limit", "emergencies complete once, victims too"),
+    ("interrupt-outlived-its-emergency", "emergencies complete once, victims too"),
     ("late-complete-accepted", "given back: not counted, late refused"),
     ("late-progress-accepted", "given back: not counted, late refused"),
     ("late-result-applied", "given back: not counted, late refused"),

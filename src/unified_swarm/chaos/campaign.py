@@ -177,6 +177,7 @@ def run(profile: Profile, store: str, workdir: Path, seed: int | None = None,
     view.event_seqs, view.outages = stored.event_seqs, nemesis.outages
     view.faults, view.lease, view.heartbeat = nemesis.windows(), lease, profile.heartbeat
     view.attached, view.max_preemptions = swarm.attached, MAX_PREEMPTIONS
+    view.interrupt = stored.interrupt
     results = checker.check(read_histories(swarm.journal_dir),
                             read_effects(swarm.effects_dir), view)
     results.append(same_state(view, stored))

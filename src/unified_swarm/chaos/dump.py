@@ -67,7 +67,9 @@ async def _dump(store: Store) -> Dump:
                 break
             seqs.extend(e.seq for e in events)
         knowledge = await _knowledge(store)
-        return Dump(tasks, history, knowledge, seqs)
+        held = await patient(store.get_interrupt)
+        interrupt = None if held is None else {"reason": held.reason, "task_id": held.task_id}
+        return Dump(tasks, history, knowledge, seqs, interrupt=interrupt)
     finally:
         await store.close()
 

@@ -2,7 +2,8 @@
 from the journal, the side-effect log and the final state:
 
 - every emergency task (`POST /swarm/emergency` answered 201, or unanswered and in the
-  store) is in the emergency class and completed exactly once; a task it preempted was
+  store) is in the emergency class and completed exactly once, and its interrupt did not
+  outlive it; a task it preempted was
   marked (`preemptions` > 0) and completed later, exactly once; no task was preempted more
   often than the run's `max_preemptions`;
 - every attempt given back (released by choice, for a preemption, or revoked past the
@@ -68,8 +69,19 @@ def emergencies_once(ops: list[Op], _: list[dict[str, Any]], dump: Dump) -> Resu
         bad += [f"{tid}: preempted {t.get('preemptions')} times, over the run's limit of "
                 f"{dump.max_preemptions}" for tid, t in sorted(dump.tasks.items())
                 if (t.get("preemptions") or 0) > dump.max_preemptions]
+    bad += _outlived(dump)
     note = ", ".join(f"{n} {w}" for w, n in sorted(ways.items())) or "no emergency was sent"
     return Result("emergencies complete once, victims too", len(sent), bad, note)
+
+
+def _outlived(dump: Dump) -> list[str]:
+    """An emergency's interrupt ends with its task: one still in force at the end, for a
+    task that ended, would have kept the swarm from taking any other work."""
+    tid = (dump.interrupt or {}).get("task_id")
+    task = dump.tasks.get(str(tid)) if tid is not None else None
+    if task is not None and task["status"] in lifecycle.FINAL:
+        return [f"the interrupt of emergency {tid} outlived its task ({task['status']})"]
+    return []
 
 
 def _victim(tid: str, session: str, o: Op, dump: Dump) -> list[str]:
