@@ -117,8 +117,8 @@ class Nemesis:
 
     def worker_kill(self, w: Proc, held: dict[str, int]) -> None:
         at, pid = time.time(), w.pid
-        w.kill()
-        self._record(Fault("worker_kill", w.name, at, at, pid, held))
+        w.kill()  # sent, then reaped: the process died between `at` and now
+        self._record(Fault("worker_kill", w.name, at, time.time(), pid, held))
         self.workers[self.workers.index(w)] = self.replace_worker(w)
 
     def worker_pause_long(self, w: Proc, held: dict[str, int]) -> None:

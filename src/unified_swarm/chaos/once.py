@@ -207,7 +207,8 @@ def no_result_dropped(ops: list[Op], effects: list[dict[str, Any]], dump: Dump) 
         if (e["task"], e["token"]) in back:
             kinds["given back"] += 1
             continue
-        kill = next((f for f in kills if f.pid == e["pid"] and f.start >= e["t"] - SLACK),
+        # the kill's window runs from SIGKILL sent to the process reaped: it died in it
+        kill = next((f for f in kills if f.pid == e["pid"] and f.end >= e["t"] - SLACK),
                     None)
         if kill is None:
             bad.append(f"{e['task']}: token {e['token']} ran to its end in pid {e['pid']}, "
