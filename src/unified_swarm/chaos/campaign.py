@@ -38,13 +38,11 @@ from .swarm import (
     MAX_PREEMPTIONS,
     Swarm,
     held_by,
+    open_tasks,
     settle,
     submit,
     write_knowledge,
 )
-
-#: the statuses of a task not finished yet
-OPEN = ("pending", "ready", "assigned", "in_progress")
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,15 +199,12 @@ class Watchdog:
         self.completed = -1
         self.since = time.monotonic()
         self.stalled = False
-        self.status: dict[str, Any] = {}
 
     def saw(self, status: Mapping[str, Any]) -> bool:
         """Whether the run stalled, given the status just read."""
         now = time.monotonic()
-        open_ = sum(int(status.get(f"tasks_{s}", 0)) for s in OPEN)
-        if status["tasks_completed"] != self.completed or not open_:
+        if status["tasks_completed"] != self.completed or not open_tasks(status):
             self.completed, self.since = status["tasks_completed"], now
-        self.status = dict(status)
         self.stalled = now - self.since >= self.after
         return self.stalled
 
@@ -278,13 +273,15 @@ def _stall_report(swarm: Swarm, watch: Watchdog) -> str:
         lines.append(f"{server.name}: {counts}; sessions {dict(by_status)}, holding "
                      f"{holding}; ready {[t['id'] for t in ready]}; in progress "
                      f"{[(t['id'], t['assigned_to']) for t in held]}")
-    logs = [swarm.workdir / "logs" / f"{p.name}.log" for p in swarm.workers]
-    for log in [*sorted((swarm.workdir / "logs").glob("replica-*.log")), *logs]:
-        text = log.read_text(errors="replace") if log.exists() else ""
-        warned = [ln for ln in text.splitlines()
-                  if "WARNING" in ln or "ERROR" in ln or "Traceback" in ln]
-        lines += [f"{log.stem}: {ln[:300]}" for ln in warned[-(8 if "replica" in log.stem
-                                                                 else 2):]]
+    logs = swarm.workdir / "logs"
+    replicas = sorted(logs.glob("replica-*.log"))
+    workers = [logs / f"{p.name}.log" for p in swarm.workers]
+    for files, last in ((replicas, 8), (workers, 2)):
+        for log in files:
+            text = log.read_text(errors="replace") if log.exists() else ""
+            warned = [ln for ln in text.splitlines()
+                      if "WARNING" in ln or "ERROR" in ln or "Traceback" in ln]
+            lines += [f"{log.stem}: {ln[:300]}" for ln in warned[-last:]]
     return "\n  ".join(lines)
 
 

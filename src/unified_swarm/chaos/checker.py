@@ -82,7 +82,7 @@ class Dump:
     attached: dict[str, str] = field(default_factory=dict)
     #: the run's SWARM_MAX_PREEMPTIONS: no task may be preempted more often (0: not known)
     max_preemptions: int = 0
-    #: the interrupt in force at the end ({"reason", "task_id"}; None: none)
+    #: the interrupt in force at the end (`Interrupt.wire()`; None: none)
     interrupt: dict[str, Any] | None = None
 
 

@@ -68,8 +68,8 @@ async def _dump(store: Store) -> Dump:
             seqs.extend(e.seq for e in events)
         knowledge = await _knowledge(store)
         held = await patient(store.get_interrupt)
-        interrupt = None if held is None else {"reason": held.reason, "task_id": held.task_id}
-        return Dump(tasks, history, knowledge, seqs, interrupt=interrupt)
+        return Dump(tasks, history, knowledge, seqs,
+                    interrupt=None if held is None else held.wire())
     finally:
         await store.close()
 

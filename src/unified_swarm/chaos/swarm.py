@@ -9,9 +9,9 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 from ..client import Client
 from ..client.base import RetryPolicy
@@ -210,6 +210,12 @@ def held_by(swarm: Swarm) -> Callable[[str, float], dict[str, int]]:
     return held
 
 
+def open_tasks(status: Mapping[str, Any]) -> int:
+    """Tasks not finished yet, by `GET /swarm/status`."""
+    return sum(int(status[f"tasks_{s}"]) for s in ("pending", "ready", "assigned",
+                                                    "in_progress"))
+
+
 def settle(swarm: Swarm, deadline: float) -> None:
     """Wait (bounded) until no task is open; then the checker sees final states."""
     def quiet() -> bool:
@@ -218,7 +224,6 @@ def settle(swarm: Swarm, deadline: float) -> None:
                 s = c.status()
         except SwarmError:
             return False
-        return (s["tasks_pending"] + s["tasks_ready"] + s["tasks_assigned"]
-                + s["tasks_in_progress"]) == 0
+        return open_tasks(s) == 0
     with contextlib.suppress(TimeoutError):  # the checker reports what is still open
         wait_until(quiet, max(30.0, deadline - time.monotonic()), "every task to finish", 0.2)
