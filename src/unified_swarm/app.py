@@ -15,8 +15,9 @@ from starlette.exceptions import HTTPException
 from . import __version__, dashboard
 from .api import knowledge, metrics, realtime, scaling, sessions, swarm, work
 from .api.events_hub import EventHub
+from .api.fastlane import FastLane
 from .api.guard import Guard
-from .api.responses import JSONResp, error_body, error_response
+from .api.responses import JSONResp, error_body, swarm_error_response
 from .config import Settings
 from .core.orchestrator import Orchestrator
 from .errors import SwarmError
@@ -75,6 +76,8 @@ def create_app(
     dashboard.mount(app)
     app.router.routes.append(mcp.route())
     _install_error_handlers(app)
+    # added first, so it runs second: behind the Guard, in front of the framework
+    app.add_middleware(FastLane, orch=orch, settings=settings)
     app.add_middleware(Guard, settings=settings)
     return app
 
@@ -82,9 +85,7 @@ def create_app(
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(SwarmError)
     async def swarm_error(_: Request, exc: SwarmError) -> JSONResp:
-        if exc.status >= 500 and exc.status != 503:
-            log.error("internal error: %s", exc.message)
-        return error_response(exc)
+        return swarm_error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResp:

@@ -146,7 +146,11 @@ async def get_orchestrator(request: Request) -> Orchestrator:
 
 
 def bearer(request: Request) -> str | None:
-    auth = request.headers.get("authorization", "")
+    return bearer_of(request.headers.get("authorization", ""))
+
+
+def bearer_of(auth: str) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header value (None without one)."""
     scheme, _, value = auth.partition(" ")
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
 

@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Request
 from starlette.responses import Response
+from starlette.types import Receive
 
 from ..core.collab import Merge
 from ..core.orchestrator import Success
@@ -16,6 +17,7 @@ from ..errors import SwarmError
 from ..models import MAX_CLAIM, MAX_WAIT, Claimed, Recorded, Task, TaskStatus, iso
 from .deps import (
     Caller,
+    Holder,
     HolderCall,
     Keyed,
     KeyedHolderCall,
@@ -44,6 +46,7 @@ from .schemas import (
     ClaimIn,
     CompleteBatch,
     CompleteBody,
+    CompleteIn,
     FailIn,
     IdPath,
     InputIn,
@@ -101,10 +104,10 @@ async def list_work(
     return JSONResp({"tasks": [t.wire() for t in tasks], "next_cursor": nxt})
 
 
-async def _watch_disconnect(request: Request, waiter: Waiter) -> None:
+async def _watch_disconnect(receive: Receive, waiter: Waiter) -> None:
     """A long-poll whose client hung up must not claim a task for nobody."""
     while True:
-        message = await request.receive()
+        message = await receive()
         if message["type"] == "http.disconnect":
             waiter.abandon()
             return
@@ -114,9 +117,15 @@ async def _watch_disconnect(request: Request, waiter: Waiter) -> None:
             responses={204: {"description": "nothing came in time"}, **errors(403, 409)})
 async def request_work(request: Request, call: KeyedHolderCall, wait: Wait = 0.0,
                        max_: MaxQuery = None) -> Response:
+    return await serve_request(call, wait, max_, request.receive)
+
+
+async def serve_request(call: Holder, wait: float, max_: int | None,
+                        receive: Receive) -> Response:
+    """GET /work/request once its parameters are checked (the route, and the fast lane)."""
     session = call.session
     waiter = Waiter(session.id, frozenset(session.capabilities))
-    watcher = asyncio.create_task(_watch_disconnect(request, waiter)) if wait > 0 else None
+    watcher = asyncio.create_task(_watch_disconnect(receive, waiter)) if wait > 0 else None
     try:
         got = await call.orch.request_batch(session, wait, max_, waiter, call.idem)
     finally:
@@ -140,7 +149,8 @@ def offered(task: Task) -> dict[str, object]:
 async def offer_work(request: Request, orch: Orch, session: SessionCaller,
                      wait: Wait = 0.0) -> Response:
     waiter = Waiter(session.id, frozenset(session.capabilities))
-    watcher = asyncio.create_task(_watch_disconnect(request, waiter)) if wait > 0 else None
+    watcher = (asyncio.create_task(_watch_disconnect(request.receive, waiter))
+               if wait > 0 else None)
     try:
         got = await orch.offer_work(session, wait, waiter)
     finally:
@@ -165,6 +175,11 @@ async def progress(body: ProgressIn, orch: Orch, session: SessionCaller) -> JSON
 @router.post("/work/complete", response_model=RecordedReply | CompleteBatchReply,
              responses=OUTCOME)
 async def complete(body: CompleteBody, call: HolderCall) -> JSONResp:
+    return await serve_complete(body, call)
+
+
+async def serve_complete(body: CompleteBatch | CompleteIn, call: Holder) -> JSONResp:
+    """POST /work/complete once its body is checked (the route, and the fast lane)."""
     orch, session, then = call.orch, call.session, body.then()
     if isinstance(body, CompleteBatch):
         return _batch_done(*await orch.complete_batch(
