@@ -122,9 +122,19 @@ def test_one_refused_outcome_does_not_lose_the_others(server: LiveServer) -> Non
             res = me.ok("POST", "/work/complete", json={"outcomes": [unknown, _done(b)]})
             assert res["results"][0]["error"]["code"] == "not_found"
             assert res["results"][1]["task"]["status"] == "completed"
-            # a single complete asking for the next one is refused as a whole, as before
+            # a single complete asking for the next one is refused as a whole, as before,
+            # and claims nothing: its caller would never hear of what it claimed
+            _add(op, 1, prefix="more")
             r = me.call("POST", "/work/complete", json={**unknown, "next": True})
             assert r.status_code == 404
+            r = me.call("POST", "/work/complete", json={**_done(a), "fencing_token": 9,
+                                                        "next": True})
+            assert r.status_code in (403, 409)
+            # nor does a batch whose every outcome was refused
+            res = me.ok("POST", "/work/complete", json={"outcomes": [unknown], "max": 2})
+            assert res["claimed"] == [] and res["results"][0]["error"]["code"] == "not_found"
+        (more,) = op.ok("GET", "/work", params={"status": "ready"})["tasks"]
+        assert more["id"] == "more0" and more["attempts"] == 0
 
 
 def test_phase_one_calls_answer_exactly_as_before(server: LiveServer) -> None:

@@ -32,7 +32,7 @@ from .common import ClientConfig, CliError, add_client_options
 
 HELP = "run tasks: register, heartbeat, long-poll, execute, complete (see docs/worker.md)"
 WORKER_KEYS = frozenset({"url", "id", "name", "capabilities", "max_concurrent_tasks",
-                         "heartbeat_interval", "wait", "burst", "connect_timeout",
+                         "heartbeat_interval", "wait", "burst", "batch", "connect_timeout",
                          "executor", "metadata", *EXECUTORS})
 #: flag dest -> executor option, for the executors that take it
 EXECUTOR_FLAGS: dict[str, dict[str, str]] = {
@@ -62,6 +62,10 @@ def register(parser: argparse.ArgumentParser) -> None:
                      help=f"long-poll wait for work, 0..60 (default: {POLL_WAIT:g})")
     who.add_argument("--burst", action="store_true", default=None,
                      help="exit (drained, 0) once the queue has nothing for it")
+    who.add_argument("--batch", action=argparse.BooleanOptionalAction, default=None,
+                     help="one request for every free slot and the next task claimed in "
+                          "the call that completes the last (default: on; --no-batch: "
+                          "phase 1's request and complete per task)")
     who.add_argument("--connect-timeout", type=float, metavar="S",
                      help=f"keep trying to reach the server this long at start "
                           f"(default: {CONNECT_TIMEOUT:g})")
@@ -142,7 +146,7 @@ def config_from(args: argparse.Namespace, file: Mapping[str, Any]) -> WorkerConf
 
     values = {name: pick(name) for name in ("id", "name", "max_concurrent_tasks",
                                             "heartbeat_interval", "wait", "burst",
-                                            "connect_timeout")}
+                                            "batch", "connect_timeout")}
     metadata = file.get("metadata") or {}
     if not isinstance(metadata, Mapping):
         raise CliError("metadata in the config file must be a table")

@@ -569,7 +569,10 @@ class Orchestrator:
         lose the others: each answer is its Recorded or its refusal), then, with `then`,
         claim up to that many next tasks without waiting (a busy worker's one request per
         task). Each outcome is idempotent per (task, fencing token), so a retried batch never
-        records twice; its `then` claims again, as a new request would."""
+        records twice; its `then` claims again, as a new request would. A call whose every
+        outcome was refused claims nothing: its caller lost those leases (paused or cut off
+        past them), and the one-outcome form answers with the refusal alone, so a task
+        claimed then would be held by a session that never heard of it."""
         limits.check_batch_claim(len(outcomes), "a batch of outcomes")
         if then is not None:
             limits.check_batch_claim(then)
@@ -580,7 +583,8 @@ class Orchestrator:
         # concurrently: the store groups them (SQLite: one commit; Redis: one round each,
         # in flight together)
         answers = await asyncio.gather(*(self._complete_one(session, o) for o in outcomes))
-        if then is None or self.interrupt is not None:
+        if then is None or self.interrupt is not None or \
+                all(isinstance(a, SwarmError) for a in answers):
             return list(answers), []
         ended = {a.task.id for a in answers if isinstance(a, Recorded)}
         free = replace(session, current_tasks=[t for t in session.current_tasks

@@ -51,9 +51,8 @@ class WorkerConfig:
     #: drain and exit as soon as a poll finds nothing and nothing runs (tests, batch jobs)
     burst: bool = False
     #: fewer round trips (issue 16): one request for every free slot (`max=N`) and the next
-    #: task claimed in the complete. Off by default until the chaos campaign explains every
-    #: stray lease it produces (docs/benchmarks.md, section 2b)
-    batch: bool = False
+    #: task claimed in the complete, so a busy worker makes one request per task
+    batch: bool = True
     connect_timeout: float = CONNECT_TIMEOUT
     record_budget: float = RECORD_BUDGET
     metadata: Mapping[str, JSON] = field(default_factory=dict)
