@@ -89,6 +89,10 @@ def test_well_formed_calls_never_reach_the_framework(
             assert len(rec["claimed"]) == 1
             retry = me.ok("POST", "/work/complete", json=_done(last))
             assert retry["duplicate"] is True
+            beat = me.ok("POST", "/session/heartbeat")
+            assert [h["task_id"] for h in beat["held"]] == [rec["claimed"][0]["task"]["id"]]
+            beat = me.ok("POST", "/session/heartbeat", json={"status": "busy"})
+            assert beat["session"]["id"] == "w1" and beat["directives"]["drain"] is False
         assert behind.calls == seen
         statuses = sorted(t["status"] for t in op.ok("GET", "/work")["tasks"])
         assert statuses == ["completed"] * 4 + ["in_progress"]
@@ -128,6 +132,9 @@ MALFORMED: list[tuple[str, str, dict[str, Any], int, str]] = [
     ("POST", "/work/complete", {"json": {"outcomes": []}}, 422, "outcomes"),
     ("POST", "/work/complete?next=1", {"json": {"task_id": "t0", "fencing_token": 1}}, 400,
      "unknown query parameter"),
+    ("POST", "/session/heartbeat", {"json": {"status": "asleep"}}, 422, "status"),
+    ("POST", "/session/heartbeat", {"content": b"[1"}, 422, "malformed JSON"),
+    ("POST", "/session/heartbeat?x=1", {}, 400, "unknown query parameter"),
 ]
 
 

@@ -1,17 +1,20 @@
-"""The fast lane: a busy worker's two calls, served without the framework's per-request walk.
+"""The fast lane: the calls every session makes all the time, served without the framework's
+per-request walk.
 
 A worker makes two calls per task (`GET /work/request`, `POST /work/complete`), or one with
-batching. Through FastAPI each of them matches the path against every route, solves the
-route's dependencies (each with its own walk of path, query, headers and cookies), and
-passes three more middleware layers: measured under `bench/throughput.py --profile`, that
-was three quarters of the server's CPU per task on FastAPI 0.165, the handlers a quarter.
+batching, and every session heart-beats (`POST /session/heartbeat`). Through FastAPI each of
+them matches the path against every route, solves the route's dependencies (each with its
+own walk of path, query, headers and cookies), and passes three more middleware layers:
+measured under `bench/throughput.py --profile`, that was three quarters of the server's CPU
+per task on FastAPI 0.165, the handlers a quarter.
 
 This ASGI layer sits behind the Guard (so the Host check, head limits, body cap and rate
-limit hold as before) and in front of the framework. It serves those two calls itself only
+limit hold as before) and in front of the framework. It serves those calls itself only
 when they are plainly well formed: the exact path and method, only the query parameters the
-route takes (each once, in plain digits), a JSON body that parses and validates against the
-same schema, no Idempotency-Key. The handlers are the routes' own (`work.serve_request`,
-`work.serve_complete`); the checks are the same (the bearer token, a session's token).
+route takes (each once, in plain digits), a JSON object body that parses and validates
+against the same schema (or none, where the body is optional), no Idempotency-Key. The
+handlers are the routes' own (`work.serve_request`, `work.serve_complete`,
+`sessions.serve_heartbeat`); the checks are the same (the bearer token, a session's token).
 Anything else, and every error of the input, falls through to the framework, with the body
 it read handed on: the answer to a malformed call is the one the routes give, word for
 word. An error of the call itself (401, 403, 409) is rendered as the app's handler renders
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
+from typing import TypeVar, cast
 
 import orjson
 from pydantic import TypeAdapter, ValidationError
@@ -37,7 +41,8 @@ from ..models import MAX_CLAIM
 from .deps import LONG_DIGITS, Holder, bearer_of
 from .guard import AUTHENTICATED, ASGIApp, Message, Receive, Scope, Send
 from .responses import swarm_error_response
-from .schemas import CompleteBatch, CompleteBody, CompleteIn
+from .schemas import CompleteBatch, CompleteBody, CompleteIn, HeartbeatIn
+from .sessions import serve_heartbeat
 from .work import serve_complete, serve_request
 
 #: what the fast lane takes of a query value: plain digits (no sign, exponent, escapes)
@@ -45,6 +50,8 @@ WAIT_VALUE = re.compile(rb"[0-9]{1,6}(?:\.[0-9]{1,6})?")
 MAX_VALUE = re.compile(rb"[0-9]{1,4}")
 IDEM_HEADER = idempotency.HEADER.lower().encode()
 COMPLETE: TypeAdapter[CompleteBatch | CompleteIn] = TypeAdapter(CompleteBody)
+HEARTBEAT: TypeAdapter[HeartbeatIn | None] = TypeAdapter(HeartbeatIn)
+B = TypeVar("B")
 
 
 class FallThrough(Exception):
@@ -57,14 +64,16 @@ class FastLane:
         self.orch = orch
         self.settings = settings
 
+        self.lanes: dict[tuple[str, str], ASGIApp] = {
+            ("GET", "/work/request"): self._request,
+            ("POST", "/work/complete"): self._complete,
+            ("POST", "/session/heartbeat"): self._heartbeat,
+        }
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            path, method = scope["path"], scope["method"]
-            if path == "/work/request" and method == "GET":
-                return await self._request(scope, receive, send)
-            if path == "/work/complete" and method == "POST":
-                return await self._complete(scope, receive, send)
-        await self.app(scope, receive, send)
+        lane = self.lanes.get((scope["method"], scope["path"])) \
+            if scope["type"] == "http" else None
+        await (lane or self.app)(scope, receive, send)
 
     async def _request(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -76,27 +85,40 @@ class FastLane:
                            lambda call: serve_request(call, wait, max_, receive))
 
     async def _complete(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._with_body(scope, receive, send, COMPLETE, serve_complete)
+
+    async def _heartbeat(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._with_body(scope, receive, send, HEARTBEAT, serve_heartbeat)
+
+    async def _with_body(self, scope: Scope, receive: Receive, send: Send,
+                         schema: TypeAdapter[B],
+                         serve: Callable[[B, Holder], Awaitable[Response]]) -> None:
+        """A POST whose route takes no query parameter and a body of `schema` (an empty
+        body: None, for the routes whose body is optional)."""
         body = await _read_body(receive)
         if body is None:
             return  # the client hung up before its body was in: nobody to answer
         try:
             if scope.get("query_string"):
                 raise FallThrough  # the route takes no parameter: the framework says so
-            auth = _headers(scope, json=True)
-            outcome = self._parse(body)
+            auth = _headers(scope, json=bool(body))
+            value = self._parse(body, schema)
         except FallThrough:
             return await self.app(scope, _replay(body, receive), send)
-        await self._answer(scope, receive, send, auth,
-                           lambda call: serve_complete(outcome, call))
+        await self._answer(scope, receive, send, auth, lambda call: serve(value, call))
 
-    def _parse(self, body: bytes) -> CompleteBatch | CompleteIn:
+    def _parse(self, body: bytes, schema: TypeAdapter[B]) -> B:
         """The body as the route would take it, or FallThrough for the route to refuse it."""
+        if not body and schema is HEARTBEAT:
+            return cast(B, None)  # the heartbeat's body is optional
         if LONG_DIGITS.search(body):
             raise FallThrough  # perhaps an integer past 64 bits: the route's exact check
         try:
             value = orjson.loads(body)
+            if not isinstance(value, dict):
+                raise FallThrough  # e.g. `null`: the framework's reading, not ours
             check_depth(value, self.settings.max_json_depth)
-            return COMPLETE.validate_python(value)
+            return schema.validate_python(value)
         except (orjson.JSONDecodeError, InvalidInput, ValidationError):
             raise FallThrough from None
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body
 from ..core.orchestrator import SessionSpec
 from ..errors import Forbidden
 from ..models import SessionStatus
-from .deps import Caller, Keyed, Operator, Orch, SessionCaller, SwarmRoute
+from .deps import Caller, Holder, Keyed, Operator, Orch, SessionCaller, SwarmRoute
 from .replies import COMMON, HeartbeatOut, Registered, SessionReply, SessionsReply, errors
 from .responses import JSONResp
 from .schemas import HeartbeatIn, IdPath, RegisterIn
@@ -32,7 +32,13 @@ async def register(body: RegisterIn, orch: Orch, _: Operator, idem: Keyed) -> JS
 @router.post("/session/heartbeat", response_model=HeartbeatOut, responses=errors(403, 404))
 async def heartbeat(orch: Orch, session: SessionCaller,
                     body: Annotated[HeartbeatIn | None, Body()] = None) -> JSONResp:
-    beat, directives = await orch.heartbeat(session.id, body.status if body else None)
+    return await serve_heartbeat(body, Holder(orch, session))
+
+
+async def serve_heartbeat(body: HeartbeatIn | None, call: Holder) -> JSONResp:
+    """POST /session/heartbeat once its body is checked (the route, and the fast lane)."""
+    beat, directives = await call.orch.heartbeat(call.session.id,
+                                                 body.status if body else None)
     return JSONResp({
         "session": beat.session.wire(),
         "held": [lease.wire() for lease in beat.held],
