@@ -113,6 +113,10 @@ class Success:
         return rng.betavariate(self.alpha, self.beta)
 
 
+#: durations remembered between two changes of the model at most
+MAX_REMEMBERED = 10_000
+
+
 @dataclass(slots=True)
 class Model:
     """Every pair's statistics, and the pools they feed. Replace a pair with `set`."""
@@ -121,8 +125,13 @@ class Model:
     _pairs: dict[str, dict[str, PairStats]] = field(default_factory=dict)
     _pools: dict[str, _Pool] = field(default_factory=dict)
     _all: _Pool = field(default_factory=_Pool)
+    #: durations asked since the last change: one scheduling decision asks for the same
+    #: few many times (every running task of every session it weighs), and a batch of
+    #: decisions between two outcomes asks for them again
+    _durations: dict[tuple[str, str, float | None], Estimate] = field(default_factory=dict)
 
     def set(self, session_id: str, capability: str, st: PairStats) -> None:
+        self._durations.clear()  # a pair feeds its pool, and the pool every session's prior
         pairs = self._pairs.setdefault(session_id, {})
         old = pairs.get(capability)
         pairs[capability] = st
@@ -136,6 +145,7 @@ class Model:
         self._all.add(st, 1.0)
 
     def forget(self, session_id: str) -> None:
+        self._durations.clear()
         for cap, st in self._pairs.pop(session_id, {}).items():
             if cap != ANY:
                 self._pools[cap].add(st, -1.0)
@@ -185,6 +195,16 @@ class Model:
     def duration(self, session_id: str, capability: str,
                  default_log: float | None = None) -> Estimate:
         """The posterior duration of the session on the capability."""
+        key = (session_id, capability, default_log)
+        known = self._durations.get(key)
+        if known is None:
+            if len(self._durations) >= MAX_REMEMBERED:
+                self._durations.clear()
+            known = self._durations[key] = self._duration(session_id, capability, default_log)
+        return known
+
+    def _duration(self, session_id: str, capability: str,
+                  default_log: float | None) -> Estimate:
         p = self.params
         st = self.pair(session_id, capability)
         prior = self.pool_mean(capability, default_log) + self.speed_effect(session_id)
