@@ -199,7 +199,7 @@ def run_swarm(store: str, args: argparse.Namespace, label: str = "",
     try:
         r = tp.measure(store, args.workers, args.tasks, args.latency_samples, args.max_seconds,
                        args.appendfsync, gap_s=args.gap_ms / 1000, src=src,
-                       batch=0 if src is not None else args.swarm_batch,
+                       batch=args.swarm_batch if src is None or args.src_batch else 0,
                        servers=args.servers if store == "redis" else 1)
     except (SystemExit, Exception) as exc:  # e.g. the Redis store is not installed yet
         return Row(system, store, 0, None, note=f"not measured: {exc}")
@@ -277,7 +277,10 @@ def main() -> None:
     ap.add_argument("--swarm-batch", type=int, default=4, metavar="K",
                     help="unified-swarm's workers claim K tasks at a time (max=K) and send "
                          "their outcomes in one complete that claims the next K; 0: phase 1's "
-                         "request + complete per task (always 0 for --src trees)")
+                         "request + complete per task (0 for --src trees, unless --src-batch)")
+    ap.add_argument("--src-batch", action="store_true",
+                    help="run the --src trees with --swarm-batch too (trees that have "
+                         "batching: issue 16 on)")
     ap.add_argument("--servers", type=int, default=1,
                     help="unified-swarm on Redis: this many server processes (replicas) on "
                          "the one redis-server, the workers spread over them")
