@@ -78,10 +78,14 @@ async def test_a_waiting_offer_is_woken_by_new_work(op: AsyncClient) -> None:
     assert time.monotonic() - t0 >= 0.29
 
 
-async def test_a_newer_wait_supersedes_the_older(op: AsyncClient) -> None:
+async def test_a_newer_wait_supersedes_the_older(op: AsyncClient,
+                                                 quick_offers: LiveServer) -> None:
     s1 = await joined(op, "s1")
     older = asyncio.create_task(s1.offer_work(wait=30))
-    await asyncio.sleep(0.3)
+    deadline = time.monotonic() + 15
+    while not len(quick_offers.orchestrator.waiters):  # the older is parked: then the newer
+        assert time.monotonic() < deadline, "the older wait never parked"
+        await asyncio.sleep(0.02)
     newer = asyncio.create_task(s1.offer_work(wait=30))
     t0 = time.monotonic()
     assert await asyncio.wait_for(older, 15) is None  # 204 at once, not after 30 s

@@ -141,8 +141,13 @@ def test_after_the_whole_budget_a_held_lease_is_given_back(
     op.add_task("build", id="r3")
     running = run_worker(lambda request, n: answer(500), record_budget=2.0)
     wait_for(lambda: status_is(op, "r3", "in_progress"), "r3 to be claimed")
-    done = wait_for(lambda: status_is(op, "r3", "ready"), "r3 to be given back", within=20)
+
+    def given_back() -> list[dict[str, object]]:
+        # the worker may claim r3 again at once: read the first attempt, whatever followed
+        history = op.get_task("r3")["history"]
+        return [dict(a) for a in history[:1] if a["outcome"] is not None]
+
+    (attempt,) = wait_for(given_back, "r3 to be given back", within=20)
     assert running.stop() == WorkerExit.UNRECORDED
-    (attempt,) = done["history"]
     assert attempt["outcome"] == "failed"
-    assert "could not be recorded within the record budget" in (attempt["error"] or "")
+    assert "could not be recorded within the record budget" in str(attempt["error"] or "")
