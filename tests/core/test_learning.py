@@ -145,3 +145,28 @@ def test_detection_has_hysteresis(history: tuple[int, int], before: bool, after:
     m.set("s", "build", observed([1.0] * history[0], failures=history[1]))
     current = frozenset({"build"}) if before else frozenset()
     assert ("build" in m.detected("s", current)) is after
+
+
+def test_remembered_durations_follow_every_change() -> None:
+    """Model.duration remembers its estimates until the model changes: after any set or
+    forget, every session's estimate equals a fresh model's given the same pairs."""
+    rng = random.Random(7)
+    model, pairs = Model(), dict[tuple[str, str], PairStats]()
+    for step in range(200):
+        sid, cap = f"s{rng.randrange(4)}", f"c{rng.randrange(3)}"
+        if step % 17 == 16:
+            model.forget(sid)
+            pairs = {k: v for k, v in pairs.items() if k[0] != sid}
+        else:
+            st = observed([rng.lognormvariate(0, 1) for _ in range(rng.randrange(1, 4))])
+            model.set(sid, cap, st)
+            pairs[(sid, cap)] = st
+        fresh = Model()
+        for (s, c), st in pairs.items():
+            fresh.set(s, c, st)
+        for s in ("s0", "s1", "s2", "s3"):
+            for c in ("c0", "c1", "c2"):
+                for default in (None, 1.5):
+                    model.duration(s, c, default)  # remembered, then compared below
+                    assert model.duration(s, c, default).mean_log == pytest.approx(
+                        fresh.duration(s, c, default).mean_log)
