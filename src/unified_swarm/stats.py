@@ -54,11 +54,16 @@ class PairStats:
     @classmethod
     def from_mapping(cls, raw: Mapping[str, object]) -> PairStats:
         out = cls()
-        for f in fields(cls):
-            if f.name in raw and raw[f.name] is not None:
-                value = float(str(raw[f.name]))
-                setattr(out, f.name, int(value) if f.type == "int" else value)
+        for name, whole in _TYPED:  # read on every outcome: the field list is made once
+            value = raw.get(name)
+            if value is not None:
+                number = float(value) if isinstance(value, int | float) else float(str(value))
+                setattr(out, name, int(number) if whole else number)
         return out
+
+
+#: PairStats' fields, and which of them are whole numbers
+_TYPED = tuple((f.name, f.type == "int") for f in fields(PairStats))
 
 
 #: How a success moves each field (`old * a + b`).
