@@ -114,7 +114,32 @@ def test_errors_of_the_call_are_answered_by_the_lane_as_the_app_does(
         with Wire(server.url, token) as me:
             r = me.call("POST", "/work/complete", json={"task_id": "nope", "fencing_token": 1})
             assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+            r = me.call("GET", "/work/request", headers={"idempotency-key": "k" * 256})
+            assert r.status_code == 400 and "Idempotency" in r.json()["error"]["message"]
     assert behind.calls == seen + 1  # the register call only
+
+
+def test_a_keyed_request_for_work_is_answered_once(lane: tuple[LiveServer, Counted]) -> None:
+    """The key every SDK request for work carries: a retry gets the first answer, the
+    same lease, and no second claim; the lane serves it all."""
+    server, behind = lane
+    with Wire(server.url, server.token) as op:
+        token = op.register("w1", ["noop"], max_concurrent_tasks=2)
+        op.ok("POST", "/work", json={"tasks": [{"id": "a", "type": "noop"},
+                                               {"id": "b", "type": "noop"}]})
+        seen = behind.calls
+        with Wire(server.url, token) as me:
+            key = {"idempotency-key": "retry-me"}
+            first = me.ok("GET", "/work/request", params={"wait": 1}, headers=key)
+            again = me.ok("GET", "/work/request", params={"wait": 1}, headers=key)
+            assert again["lease"] == first["lease"] and again["task"]["id"] == first["task"]["id"]
+        assert behind.calls == seen
+        ready = op.ok("GET", "/work", params={"status": "ready"})["tasks"]
+        assert len(ready) == 1  # one claim, not two
+        seen = behind.calls
+        twice = op.call("GET", "/work/request",  # a key sent twice: the framework's call
+                        headers=[("idempotency-key", "x"), ("idempotency-key", "y")])
+        assert twice.status_code in (400, 403) and behind.calls == seen + 1
 
 
 MALFORMED: list[tuple[str, str, dict[str, Any], int, str]] = [
@@ -122,7 +147,6 @@ MALFORMED: list[tuple[str, str, dict[str, Any], int, str]] = [
     ("GET", "/work/request?max=0", {}, 422, "validation_error"),
     ("GET", "/work/request?stauts=ready", {}, 400, "unknown query parameter"),
     ("GET", "/work/request?max=2&max=3", {}, 400, "more than once"),
-    ("GET", "/work/request", {"headers": {"idempotency-key": "k" * 256}}, 400, "Idempotency"),
     ("POST", "/work/complete", {"content": b"{not json"}, 422, "malformed JSON"),
     ("POST", "/work/complete", {"content": b'{"task_id": "t0", "fencing_token": '
                                 b'123456789012345678901234}'}, 422, "64 bits"),

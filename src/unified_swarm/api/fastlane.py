@@ -12,9 +12,10 @@ This ASGI layer sits behind the Guard (so the Host check, head limits, body cap 
 limit hold as before) and in front of the framework. It serves those calls itself only
 when they are plainly well formed: the exact path and method, only the query parameters the
 route takes (each once, in plain digits), a JSON object body that parses and validates
-against the same schema (or none, where the body is optional), no Idempotency-Key. The
+against the same schema (or none, where the body is optional). The
 handlers are the routes' own (`work.serve_request`, `work.serve_complete`,
-`sessions.serve_heartbeat`); the checks are the same (the bearer token, a session's token).
+`sessions.serve_heartbeat`); the checks are the same, in the same order (the bearer token,
+a session's token, the Idempotency-Key a worker sends with every request for work).
 Anything else, and every error of the input, falls through to the framework, with the body
 it read handed on: the answer to a malformed call is the one the routes give, word for
 word. An error of the call itself (401, 403, 409) is rendered as the app's handler renders
@@ -49,6 +50,8 @@ from .work import serve_complete, serve_request
 WAIT_VALUE = re.compile(rb"[0-9]{1,6}(?:\.[0-9]{1,6})?")
 MAX_VALUE = re.compile(rb"[0-9]{1,4}")
 IDEM_HEADER = idempotency.HEADER.lower().encode()
+#: GET /work/request's template, as its Idempotency-Key is scoped (`deps._idem`)
+REQUEST = "/work/request"
 COMPLETE: TypeAdapter[CompleteBatch | CompleteIn] = TypeAdapter(CompleteBody)
 HEARTBEAT: TypeAdapter[HeartbeatIn | None] = TypeAdapter(HeartbeatIn)
 B = TypeVar("B")
@@ -78,11 +81,12 @@ class FastLane:
     async def _request(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             wait, max_ = request_query(scope.get("query_string", b""))
-            auth = _headers(scope, forbid=IDEM_HEADER)
+            auth, key = _headers(scope)
         except FallThrough:
             return await self.app(scope, receive, send)
         await self._answer(scope, receive, send, auth,
-                           lambda call: serve_request(call, wait, max_, receive))
+                           lambda call: serve_request(call, wait, max_, receive),
+                           (REQUEST, key))
 
     async def _complete(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._with_body(scope, receive, send, COMPLETE, serve_complete)
@@ -101,7 +105,7 @@ class FastLane:
         try:
             if scope.get("query_string"):
                 raise FallThrough  # the route takes no parameter: the framework says so
-            auth = _headers(scope, json=bool(body))
+            auth, _ = _headers(scope, json=bool(body))  # the route reads no key
             value = self._parse(body, schema)
         except FallThrough:
             return await self.app(scope, _replay(body, receive), send)
@@ -123,13 +127,20 @@ class FastLane:
             raise FallThrough from None
 
     async def _answer(self, scope: Scope, receive: Receive, send: Send, auth: str,
-                      serve: Callable[[Holder], Awaitable[Response]]) -> None:
-        """Authenticate as the routes do, run the handler, send its answer (or its error,
-        as the app's handler renders it)."""
+                      serve: Callable[[Holder], Awaitable[Response]],
+                      keyed: tuple[str, str | None] | None = None) -> None:
+        """Authenticate as the routes do (the token, a session's, then the call's
+        Idempotency-Key: `keyed` is the route's template and the key), run the handler,
+        send its answer (or its error, as the app's handler renders it)."""
         try:
             principal = await self.orch.authenticate(bearer_of(auth))
             scope[AUTHENTICATED] = True  # the Guard's rate limit: a real token, own bucket
-            response = await serve(Holder(self.orch, require_holder(principal)))
+            session = require_holder(principal)
+            idem = None
+            if keyed is not None and keyed[1] is not None:
+                idem = self.orch.idem(principal, f"{scope['method']} {keyed[0]}", keyed[1],
+                                      scope["path"], b"")
+            response = await serve(Holder(self.orch, session, idem))
         except SwarmError as exc:
             response = swarm_error_response(exc)
         await response(scope, receive, send)
@@ -152,20 +163,22 @@ def request_query(query: bytes) -> tuple[float, int | None]:
     return (0.0 if wait is None else wait), max_
 
 
-def _headers(scope: Scope, *, forbid: bytes | None = None, json: bool = False) -> str:
-    """The Authorization header's value; FallThrough on a header the lane leaves to the
-    routes (`forbid`), or, for a body, one not declared JSON."""
-    auth, typed = "", not json
+def _headers(scope: Scope, *, json: bool = False) -> tuple[str, str | None]:
+    """The Authorization header's value and the Idempotency-Key's (None without one);
+    FallThrough on a key sent twice, or, for a body, on one not declared JSON."""
+    auth, key, typed = "", None, not json
     for name, value in scope["headers"]:
         if name == b"authorization":
             auth = value.decode("latin-1")
-        elif name == forbid:
-            raise FallThrough
+        elif name == IDEM_HEADER:
+            if key is not None:
+                raise FallThrough  # sent twice: which one counts is the framework's call
+            key = value.decode("latin-1")
         elif json and name == b"content-type":
             typed = value.split(b";", 1)[0].strip().lower() == b"application/json"
     if not typed:
         raise FallThrough
-    return auth
+    return auth, key
 
 
 async def _read_body(receive: Receive) -> bytes | None:
