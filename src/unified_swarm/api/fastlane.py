@@ -66,7 +66,6 @@ class FastLane:
         self.app = app
         self.orch = orch
         self.settings = settings
-
         self.lanes: dict[tuple[str, str], ASGIApp] = {
             ("GET", "/work/request"): self._request,
             ("POST", "/work/complete"): self._complete,
