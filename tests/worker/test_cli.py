@@ -52,6 +52,20 @@ def test_defaults_heartbeat_every_ten_seconds() -> None:
     assert isinstance(executor_from(args, {}), PythonExecutor)
 
 
+@pytest.mark.parametrize(("argv", "toml", "batch"), [
+    ([], "", True),  # batching is the default: one request per task for a busy worker
+    (["--no-batch"], "", False),
+    ([], "batch = false\n", False),
+    (["--batch"], "batch = false\n", True),  # the flag wins over the file
+])
+def test_batching_is_on_unless_turned_off(tmp_path: Path, argv: list[str], toml: str,
+                                          batch: bool) -> None:
+    path = tmp_path / "worker.toml"
+    path.write_text(toml)
+    args = parse("--config", str(path), "--command", "true", *argv)
+    assert config_from(args, load_config_file(str(path))).batch is batch
+
+
 @pytest.mark.parametrize(("argv", "message"), [
     (["--function", "m:f"], "--function do(es) not apply to the shell executor"),
     (["--command", "true", "--heartbeat-interval", "0"], "heartbeat interval"),
