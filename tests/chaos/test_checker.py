@@ -612,6 +612,18 @@ def test_each_operated_violation_is_caught(change: str, caught_by: str) -> None:
     assert caught_by in [r.name for r in check(ops, effects, dump) if not r.ok]
 
 
+def test_a_victim_split_after_its_preemption_completes_by_its_merge() -> None:
+    """v, given back for e1, was split by its next holder: it completes with the merge of
+    its subtasks, no attempt of its own completed it (a CI campaign met this). Not
+    completed, it is still caught."""
+    ops, effects, dump = copy.deepcopy(operated())
+    _set(dump, "v", 1, outcome="split")
+    line = "emergencies complete once, victims too"
+    assert by_name(check(ops, effects, dump))[line].ok
+    dump.tasks["v"]["status"] = "waiting"
+    assert not by_name(check(ops, effects, dump))[line].ok
+
+
 def test_a_failure_stands_when_its_counted_attempts_are_explained() -> None:
     """r failed for good after its one counted attempt was lost to a kill: the release
     before it cost nothing, and needs no fault to explain it."""

@@ -317,3 +317,10 @@ def events_contiguous(_: list[Op], __: list[dict[str, Any]], dump: Dump) -> Resu
     if not seqs:
         gaps.append("no events at all")
     return Result("event sequence contiguous", len(seqs), gaps)
+
+
+def ended_by_split(attempts: list[dict[str, Any]]) -> bool:
+    """A split parent: its last attempt split it and none completed it. It ends with its
+    subtasks' merge, not with an attempt of its own (splits.py judges that merge)."""
+    return bool(attempts) and attempts[-1]["outcome"] == "split" and \
+        not any(a["outcome"] == "completed" for a in attempts)

@@ -13,7 +13,7 @@ from typing import Any
 
 from .. import lifecycle
 from ..jsonutil import digest
-from .checker import SLACK, Dump, Result, attempt_of, ok_ops, ts
+from .checker import SLACK, Dump, Result, attempt_of, ended_by_split, ok_ops, ts
 from .excuses import explain
 from .history import Op
 from .preempts import GIVEN_BACK
@@ -67,7 +67,7 @@ def completed_exactly_once(ops: list[Op], _: list[dict[str, Any]], dump: Dump) -
         n = sum(a["outcome"] == "completed" for a in attempts)
         if task["status"] == "completed" and n == 1:
             continue
-        if attempts and attempts[-1]["outcome"] == "split" and not n:
+        if ended_by_split(attempts):
             continue  # a split parent ends as its subtasks do (splits.py judges it)
         if task["status"] == "completed" or n:
             bad.append(f"{tid}: {n} completed attempts, status {task['status']}")

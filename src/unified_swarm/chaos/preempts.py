@@ -19,7 +19,7 @@ from typing import Any
 
 from .. import lifecycle
 from ..jsonutil import digest
-from .checker import SLACK, Dump, Result, ts
+from .checker import SLACK, Dump, Result, ended_by_split, ts
 from .history import Op
 
 #: the errors of an attempt given back, by its holder or by the grace running out
@@ -38,10 +38,11 @@ def _completed_once(tid: str, dump: Dump) -> str | None:
     task = dump.tasks.get(tid)
     if task is None:
         return f"{tid}: missing"
-    n = sum(a["outcome"] == "completed" for a in dump.history.get(tid, []))
-    if task["status"] != "completed" or n != 1:
-        return f"{tid}: {task['status']} with {n} completed attempts"
-    return None
+    attempts = dump.history.get(tid, [])
+    n = sum(a["outcome"] == "completed" for a in attempts)
+    if task["status"] == "completed" and (n == 1 or ended_by_split(attempts)):
+        return None  # completed by its one attempt, or by the merge of its subtasks
+    return f"{tid}: {task['status']} with {n} completed attempts"
 
 
 def emergencies_once(ops: list[Op], _: list[dict[str, Any]], dump: Dump) -> Result:
