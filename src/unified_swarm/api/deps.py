@@ -166,9 +166,14 @@ async def get_principal(request: Request, _: Declared) -> Principal:
 
 
 async def _authenticate(request: Request) -> Principal:
-    orch: Orchestrator = request.app.state.orchestrator
-    principal: Principal = await orch.authenticate(bearer(request))
-    request.scope[AUTHENTICATED] = True  # the Guard's rate limit: a real token, own bucket
+    return await authenticate(request.app.state.orchestrator, request.scope,
+                              request.headers.get("authorization", ""))
+
+
+async def authenticate(orch: Orchestrator, scope: Scope, auth: str) -> Principal:
+    """The caller of the `Authorization` header value `auth` (the routes, the fast lane)."""
+    principal = await orch.authenticate(bearer_of(auth))
+    scope[AUTHENTICATED] = True  # the Guard's rate limit: a real token, own bucket
     return principal
 
 
@@ -196,11 +201,14 @@ async def get_idem(request: Request, principal: Annotated[Principal, Depends(get
 
 
 async def _idem(request: Request, principal: Principal, key: str) -> Idem:
-    route = request.scope.get("route")
-    template = getattr(route, "path", request.url.path)
     orch: Orchestrator = request.app.state.orchestrator
-    return orch.idem(principal, f"{request.method} {template}", key, request.url.path,
-                     await request.body())
+    return orch.idem(principal, _route(request), key, request.url.path, await request.body())
+
+
+def _route(request: Request) -> str:
+    """The call's route, as its Idempotency-Key is scoped: `GET /work/request`."""
+    template = getattr(request.scope.get("route"), "path", request.url.path)
+    return f"{request.method} {template}"
 
 
 Orch = Annotated[Orchestrator, Depends(get_orchestrator)]
@@ -229,19 +237,28 @@ class Holder:
     idem: Idem | None = None
 
 
+async def hold(orch: Orchestrator, scope: Scope, auth: str, key: str | None = None,
+               route: str = "", path: str = "", body: bytes = b"") -> Holder:
+    """A session's call (the routes below, and the fast lane): the token of `auth` first,
+    a session's, then the call's Idempotency-Key `key` scoped to `route` (None: none)."""
+    principal = await authenticate(orch, scope, auth)
+    session = require_holder(principal)
+    idem = None if key is None else orch.idem(principal, route, key, path, body)
+    return Holder(orch, session, idem)
+
+
 async def get_holder(request: Request, _: Declared) -> Holder:
     """`Orch` and `SessionCaller` in one dependency."""
-    session = require_holder(await _authenticate(request))
-    return Holder(request.app.state.orchestrator, session)
+    return await hold(request.app.state.orchestrator, request.scope,
+                      request.headers.get("authorization", ""))
 
 
 async def get_keyed_holder(request: Request, _: Declared, key: KeyHeader = None) -> Holder:
-    """`Orch`, `SessionCaller` and `Keyed` in one dependency (the same order of checks:
-    the token first, then the key)."""
-    principal = await _authenticate(request)
-    session = require_holder(principal)
-    idem = None if key is None else await _idem(request, principal, key)
-    return Holder(request.app.state.orchestrator, session, idem)
+    """`Orch`, `SessionCaller` and `Keyed` in one dependency."""
+    body = b"" if key is None else await request.body()
+    return await hold(request.app.state.orchestrator, request.scope,
+                      request.headers.get("authorization", ""), key, _route(request),
+                      request.url.path, body)
 
 
 HolderCall = Annotated[Holder, Depends(get_holder)]

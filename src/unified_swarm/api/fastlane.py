@@ -34,13 +34,12 @@ from starlette.responses import Response
 
 from ..config import Settings
 from ..core import idempotency
-from ..core.auth import require_holder
 from ..core.orchestrator import Orchestrator
 from ..errors import InvalidInput, SwarmError
 from ..jsonutil import check_depth
 from ..models import MAX_CLAIM
-from .deps import LONG_DIGITS, Holder, bearer_of
-from .guard import AUTHENTICATED, ASGIApp, Message, Receive, Scope, Send
+from .deps import LONG_DIGITS, Holder, hold
+from .guard import ASGIApp, Message, Receive, Scope, Send
 from .responses import swarm_error_response
 from .schemas import CompleteBatch, CompleteBody, CompleteIn, HeartbeatIn
 from .sessions import serve_heartbeat
@@ -50,7 +49,7 @@ from .work import serve_complete, serve_request
 WAIT_VALUE = re.compile(rb"[0-9]{1,6}(?:\.[0-9]{1,6})?")
 MAX_VALUE = re.compile(rb"[0-9]{1,4}")
 IDEM_HEADER = idempotency.HEADER.lower().encode()
-#: GET /work/request's template, as its Idempotency-Key is scoped (`deps._idem`)
+#: GET /work/request's template, as its Idempotency-Key is scoped (`deps._route`)
 REQUEST = "/work/request"
 COMPLETE: TypeAdapter[CompleteBatch | CompleteIn] = TypeAdapter(CompleteBody)
 HEARTBEAT: TypeAdapter[HeartbeatIn | None] = TypeAdapter(HeartbeatIn)
@@ -85,19 +84,20 @@ class FastLane:
             return await self.app(scope, receive, send)
         await self._answer(scope, receive, send, auth,
                            lambda call: serve_request(call, wait, max_, receive),
-                           (REQUEST, key))
+                           key, f"GET {REQUEST}", scope["path"])
 
     async def _complete(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._with_body(scope, receive, send, COMPLETE, serve_complete)
 
     async def _heartbeat(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self._with_body(scope, receive, send, HEARTBEAT, serve_heartbeat)
+        await self._with_body(scope, receive, send, HEARTBEAT, serve_heartbeat, optional=True)
 
     async def _with_body(self, scope: Scope, receive: Receive, send: Send,
                          schema: TypeAdapter[B],
-                         serve: Callable[[B, Holder], Awaitable[Response]]) -> None:
+                         serve: Callable[[B, Holder], Awaitable[Response]],
+                         optional: bool = False) -> None:
         """A POST whose route takes no query parameter and a body of `schema` (an empty
-        body: None, for the routes whose body is optional)."""
+        body: None, where the route's body is `optional`)."""
         body = await _read_body(receive)
         if body is None:
             return  # the client hung up before its body was in: nobody to answer
@@ -105,15 +105,13 @@ class FastLane:
             if scope.get("query_string"):
                 raise FallThrough  # the route takes no parameter: the framework says so
             auth, _ = _headers(scope, json=bool(body))  # the route reads no key
-            value = self._parse(body, schema)
+            value = cast(B, None) if optional and not body else self._parse(body, schema)
         except FallThrough:
             return await self.app(scope, _replay(body, receive), send)
         await self._answer(scope, receive, send, auth, lambda call: serve(value, call))
 
     def _parse(self, body: bytes, schema: TypeAdapter[B]) -> B:
         """The body as the route would take it, or FallThrough for the route to refuse it."""
-        if not body and schema is HEARTBEAT:
-            return cast(B, None)  # the heartbeat's body is optional
         if LONG_DIGITS.search(body):
             raise FallThrough  # perhaps an integer past 64 bits: the route's exact check
         try:
@@ -127,19 +125,12 @@ class FastLane:
 
     async def _answer(self, scope: Scope, receive: Receive, send: Send, auth: str,
                       serve: Callable[[Holder], Awaitable[Response]],
-                      keyed: tuple[str, str | None] | None = None) -> None:
-        """Authenticate as the routes do (the token, a session's, then the call's
-        Idempotency-Key: `keyed` is the route's template and the key), run the handler,
-        send its answer (or its error, as the app's handler renders it)."""
+                      key: str | None = None, route: str = "", path: str = "") -> None:
+        """Check the call as the routes do (`deps.hold`: the token, a session's, then the
+        Idempotency-Key `key`, scoped to `route`), run the handler, send its answer (or its
+        error, as the app's handler renders it)."""
         try:
-            principal = await self.orch.authenticate(bearer_of(auth))
-            scope[AUTHENTICATED] = True  # the Guard's rate limit: a real token, own bucket
-            session = require_holder(principal)
-            idem = None
-            if keyed is not None and keyed[1] is not None:
-                idem = self.orch.idem(principal, f"{scope['method']} {keyed[0]}", keyed[1],
-                                      scope["path"], b"")
-            response = await serve(Holder(self.orch, session, idem))
+            response = await serve(await hold(self.orch, scope, auth, key, route, path))
         except SwarmError as exc:
             response = swarm_error_response(exc)
         await response(scope, receive, send)
