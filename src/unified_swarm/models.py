@@ -493,4 +493,4 @@ class Idem:
 
 
 #: what a keyed step answers, and a retry with the same key gets again
-Replay = Session | list[Task] | Claimed | KnowledgeEntry
+Replay = Session | list[Task] | Claimed | list[Claimed] | KnowledgeEntry

@@ -97,3 +97,23 @@ def test_the_sdk_acts_once_when_the_store_loses_replies(live_server: LiveServer)
         assert sorted(tasks) == ["a", "b"]
         assert tasks["a"]["attempts"] == tasks["b"]["attempts"] == 1
         assert op.get_knowledge("notes")["version"] == 1
+
+
+def test_the_sdk_batch_request_acts_once_when_the_store_loses_its_reply(
+        live_server: LiveServer) -> None:
+    """`GET /work/request?max=N` with the SDK's key: the first reply is lost after its claim
+    committed; the retry gets the same leases, and no task is held without its worker
+    knowing (the stray leases a retried batch used to leave)."""
+    lost = faults(live_server)
+    with Client(live_server.url, live_server.token) as op:
+        op.add_tasks([{"type": "build", "id": t} for t in ("a", "b", "c")])
+        joined = op.register(["build"], max_concurrent_tasks=3)
+        with op.with_token(joined["token"]) as me:
+            lost.arm("claim_many")
+            got = me.request_batch(max=2)
+            assert lost.lost["claim_many"] == 1
+            ids = sorted(c["task"]["id"] for c in got)
+            assert len(ids) == 2
+            assert all(c["lease"]["fencing_token"] == 1 for c in got)
+            assert sorted(me.heartbeat()["session"]["current_tasks"]) == ids
+        assert sum(t["attempts"] for t in op.iter_tasks()) == 2

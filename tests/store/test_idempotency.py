@@ -9,6 +9,7 @@ same session and token for a register, one knowledge version.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -20,7 +21,7 @@ from unified_swarm.core.auth import Principal
 from unified_swarm.core.orchestrator import Orchestrator, SessionSpec
 from unified_swarm.core.planning import plan_batch
 from unified_swarm.errors import AlreadyExists, KeyReused, NotClaimable, TaskTaken, Unavailable
-from unified_swarm.models import Idem, Session, Task, TaskSpec, TaskStatus
+from unified_swarm.models import Claimed, Idem, Session, Task, TaskSpec, TaskStatus
 from unified_swarm.store.base import Store
 from unified_swarm.store.replay import LostReplies
 from unified_swarm.tokens import hash_token
@@ -63,7 +64,8 @@ async def test_a_lost_insert_is_answered_again_without_a_second_write(store: Sto
     assert await last_seq(store) == seq  # no second event: nothing happened again
     assert (await store.counts()).tasks == {"ready": 2}
     kept = await store.recall(k, T0 + 2)
-    assert isinstance(kept, list) and [t.seq for t in kept] == [t.seq for t in got]
+    assert isinstance(kept, list) and all(isinstance(t, Task) for t in kept)
+    assert [t.seq for t in kept if isinstance(t, Task)] == [t.seq for t in got]
 
 
 async def test_a_lost_claim_is_answered_again_and_leaves_no_stray_lease(store: Store) -> None:
@@ -80,6 +82,42 @@ async def test_a_lost_claim_is_answered_again_and_leaves_no_stray_lease(store: S
     assert s is not None and s.current_tasks == ["a"]
     b = await store.get_task("b")
     assert b is not None and b.status == TaskStatus.READY
+
+
+async def test_a_lost_batch_claim_is_answered_again_and_leaves_no_stray_lease(
+        store: Store) -> None:
+    await join(store, "w1", max_tasks=4)
+    await add_tasks(store, [spec("a"), spec("b"), spec("c"), spec("d")], T0)
+    k = key("batch-1", who="w1")
+    faults(store).arm("claim_many")
+    with pytest.raises(Unavailable):
+        await store.claim_many("w1", [("a", 1.0), ("b", None)], T0 + 1, k)
+    seq = await last_seq(store)
+    # the retry names other tasks (a scheduler's fresh choice): the key answers first
+    got = await store.claim_many("w1", [("c", None), ("d", None)], T0 + 2, k)
+    assert [(c.task.id, c.lease.fencing_token) for c in got] == [("a", 1), ("b", 1)]
+    assert await last_seq(store) == seq  # nothing happened again
+    s = await store.get_session("w1")
+    assert s is not None and sorted(s.current_tasks) == ["a", "b"]
+    kept = await store.recall(k, T0 + 3)
+    assert isinstance(kept, list) and all(isinstance(c, Claimed) for c in kept)
+    assert [c.task.id for c in kept if isinstance(c, Claimed)] == ["a", "b"]
+
+
+async def test_a_batch_claim_that_found_nothing_keeps_nothing(store: Store) -> None:
+    """Its retry must look again: a key that kept "nothing" would answer nothing for a
+    day, however much work came in."""
+    await join(store, "w1", max_tasks=2, now=T0 - 100)  # silent: the claim revives it
+    await join(store, "w2")
+    await add_tasks(store, [spec("a")], T0)
+    await store.claim("w2", "a", T0)
+    k = key("batch-1", who="w1")
+    assert await store.claim_many("w1", [("a", None)], T0 + 1, k) == []
+    assert await store.recall(k, T0 + 1) is None
+    await add_tasks(store, [spec("b")], T0 + 2)
+    got = await store.claim_many("w1", [("b", None)], T0 + 3, k)
+    assert [c.task.id for c in got] == ["b"]
+    assert await store.recall(k, T0 + 4) is not None
 
 
 async def test_a_lost_register_is_answered_again_not_already_exists(store: Store) -> None:
@@ -232,6 +270,48 @@ async def test_request_retried_at_capacity_gets_its_claim(orch: Orchestrator) ->
     assert got is not None and got.task.id == "a"
     with pytest.raises(NotClaimable):  # a new request (no key, or another) is refused
         await orch.request_work(w, 0.0)
+
+
+@pytest.mark.parametrize("scheduler", ["fifo", "learned"])
+async def test_batch_request_retried_after_a_lost_reply_is_one_set_of_leases(
+        store: Store, settings: Settings, scheduler: str) -> None:
+    o = Orchestrator(store, settings.replace(scheduler=scheduler), "operator-token",
+                     at(T0 + 5))
+    await o.start(run_loop=False)
+    try:
+        await o.add_tasks([TaskSpec(type="build", id=t) for t in "abcd"])
+        w = holder(await as_session(o, "w1", max_tasks=4))
+        k = call(o, "req-1", "GET /work/request", None, caller=Principal("session", w))
+        faults(o.store).arm("claim_many")
+        with pytest.raises(Unavailable):
+            await o.request_batch(w, 0.0, 2, idem=k)
+        first = sorted((await o.get_session("w1")).current_tasks)
+        assert len(first) == 2
+        got = await o.request_batch(w, 0.0, 2, idem=k)
+        assert sorted(c.task.id for c in got) == first
+        assert all(c.lease.fencing_token == 1 for c in got)
+        assert sorted((await o.get_session("w1")).current_tasks) == first  # no stray lease
+        assert (await o.counts()).tasks == {"in_progress": 2, "ready": 2}
+        again = await o.request_batch(w, 0.0, 2)  # a new request (no key) claims the rest
+        assert sorted(c.task.id for c in again) == sorted(set("abcd") - set(first))
+    finally:
+        await o.stop()
+
+
+async def test_a_keyed_batch_request_that_waited_gets_the_task_that_came(
+        orch: Orchestrator) -> None:
+    """The wait's first look found nothing (kept nothing); the task added meanwhile is
+    claimed under the key, and a retry gets it again."""
+    w = holder(await as_session(orch, "w1", max_tasks=2))
+    k = call(orch, "req-1", "GET /work/request", None, caller=Principal("session", w))
+    waiting = asyncio.create_task(orch.request_batch(w, 5.0, 2, idem=k))
+    await asyncio.sleep(0.05)
+    await orch.add_tasks([TaskSpec(type="build", id="a")])
+    got = await asyncio.wait_for(waiting, 5.0)
+    assert [c.task.id for c in got] == ["a"]
+    again = await orch.request_batch(w, 0.0, 2, idem=k)
+    assert [(c.task.id, c.lease.fencing_token) for c in again] == [("a", 1)]
+    assert (await orch.get_session("w1")).current_tasks == ["a"]
 
 
 async def test_claim_retried_after_a_lost_reply_is_one_attempt(orch: Orchestrator) -> None:

@@ -76,20 +76,21 @@ class LearnedScheduler:
         return await self._choose(session, clock, take)
 
     async def claim_many(self, session: Session, clock: Clock, n: int,
-                         offers: bool | None = None,
-                         proposal: str | None = None) -> list[Claimed]:
+                         offers: bool | None = None, proposal: str | None = None,
+                         idem: Idem | None = None) -> list[Claimed]:
         """Up to `n` tasks in one store step: the session's offers first, then a task a
         one-solve match proposed for it, then the Brain's choices (`Brain.decide_many`).
         Empty when the Brain has nothing for it now (it checked in); a round whose every
         choice was lost to another replica chooses again, at most `ATTEMPTS` times (then
-        Contended)."""
+        Contended). With an Idempotency-Key the answer is the first store step that
+        claimed something (offers alone, if any): one step keeps the key."""
         claimed: list[Claimed] = []
         if offers or (offers is None and session.current_tasks):
             offered = [(c.id, None) for c in await self.store.offered_to(session.id)][:n]
             if offered:
-                claimed = await self.store.claim_many(session.id, offered, clock())
+                claimed = await self.store.claim_many(session.id, offered, clock(), idem)
         for _ in range(ATTEMPTS):
-            if len(claimed) >= n:
+            if len(claimed) >= n or (claimed and idem is not None):
                 return claimed
             want = n - len(claimed)
             picks, empty = self.brain.decide_many(session, clock(), want)
@@ -106,7 +107,8 @@ class LearnedScheduler:
                     await self.store.check_in(session.id, clock())
                 return claimed
             got = await self.store.claim_many(
-                session.id, [(d.task_id, d.predicted) for d in picks if d.task_id], clock())
+                session.id, [(d.task_id, d.predicted) for d in picks if d.task_id], clock(),
+                idem)
             had = {c.task.id for c in got}
             for d in picks:
                 if d.task_id is not None and d.task_id not in had:

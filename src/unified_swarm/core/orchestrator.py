@@ -327,8 +327,8 @@ class Orchestrator:
                             waiter: Waiter | None = None,
                             idem: Idem | None = None) -> list[Claimed]:
         """Claim up to `n` tasks for the session in one store step (None: one, by the
-        single-claim path, which an Idempotency-Key may guard), waiting up to `wait`
-        seconds for the first to be ready.
+        single-claim path), waiting up to `wait` seconds for the first to be ready. An
+        Idempotency-Key guards both: a retry gets the first answer, with no second lease.
 
         The waiter is parked before the first attempt, so a task made ready while that
         attempt runs still wakes it: no lost wake-up, no polling.
@@ -336,7 +336,8 @@ class Orchestrator:
         limits.check_wait(wait)
         if n is not None:
             limits.check_batch_claim(n)
-            got = await self._request(session, wait, waiter, n, None)
+            got = await self._once(idem, list, lambda: self._request(
+                session, wait, waiter, n, idem))
         else:
             one = await self._once(idem, Claimed, lambda: self._request_one(
                 session, wait, waiter, idem))
@@ -411,8 +412,9 @@ class Orchestrator:
             # only be held from others for nothing
             room = max(1, min(n, session.max_concurrent_tasks - len(session.current_tasks)))
             if isinstance(sched, learned.LearnedScheduler):
-                return await sched.claim_many(session, self.clock, room, offers, proposal)
-            return await sched.claim_many(session, self.clock, room, offers)
+                return await sched.claim_many(session, self.clock, room, offers, proposal,
+                                              idem)
+            return await sched.claim_many(session, self.clock, room, offers, idem)
         if isinstance(sched, learned.LearnedScheduler):
             one = await sched.claim(session, self.clock, offers, proposal, idem)
         else:

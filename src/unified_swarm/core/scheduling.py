@@ -119,12 +119,16 @@ class Scheduler:
             session, lambda ranked, pool: self._first(ranked, take, pool), none_ready)
 
     async def claim_many(self, session: Session, clock: Clock, n: int,
-                         offers: bool | None = None) -> list[Claimed]:
+                         offers: bool | None = None,
+                         idem: Idem | None = None) -> list[Claimed]:
         """Claim up to `n` tasks for the session in one store step: its offers first, then
         the best ready ones, in the policy's order (a worker with n free slots asks once).
-        Empty when nothing is ready for it (it checked in); Contended as `claim`."""
+        Empty when nothing is ready for it (it checked in); Contended as `claim`. With an
+        Idempotency-Key the answer is the first store step that claimed something (offers
+        alone, if any): the key is kept by one step, never split over two."""
         async def take(ts: Sequence[Candidate]) -> list[Claimed]:
-            got = await self.store.claim_many(session.id, [(t.id, None) for t in ts], clock())
+            got = await self.store.claim_many(session.id, [(t.id, None) for t in ts], clock(),
+                                              idem)
             for c in got:
                 self._remember(c.task.id, c.task.fencing_token)
             return got
@@ -135,7 +139,7 @@ class Scheduler:
             # _Busy: another request of this session is claiming its offers
             with contextlib.suppress(_Busy):
                 claimed = await self._first_n(offered, n, take) or []
-        if len(claimed) >= n:
+        if len(claimed) >= n or (claimed and idem is not None):
             return claimed
 
         async def none_ready() -> None:

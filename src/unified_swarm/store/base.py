@@ -208,14 +208,16 @@ class Store(Protocol):
         """
 
     async def claim_many(self, session_id: str, picks: Sequence[tuple[str, float | None]],
-                         now: float) -> list[Claimed]:
+                         now: float, idem: Idem | None = None) -> list[Claimed]:
         """Atomically claim the named tasks, each `(task id, predicted)`, in the order given,
         as one step (a worker with N free slots asks once): each as `claim` does, except
         that a task that can no longer be had (gone, held elsewhere, not ready, a capability
         the session lacks) is skipped instead of refusing the step, and claiming stops once
         the session runs its `max_concurrent_tasks`. Answers the claims made, in that order
         (empty when every task was skipped: the session has then checked in). Raises
-        NotFound or NotClaimable, as `check_in` does, when the session may take nothing."""
+        NotFound or NotClaimable, as `check_in` does, when the session may take nothing.
+        With `idem`, a step that claimed something keeps its answer under the key (an empty
+        one keeps nothing: the retry looks again)."""
 
     async def offer(self, session_id: str, task_id: str, now: float,
                     deadline: float) -> Task | None:

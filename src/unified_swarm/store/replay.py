@@ -4,7 +4,8 @@ A keyed step (register, insert_batch, claim, put_knowledge with an `Idem`) first
 key up: a kept answer is returned as it was (or `KeyReused` when the request differs), and
 nothing else runs. Otherwise the step runs, and when it changed something (it emitted
 events) its answer is kept under the key in the same atomic step, until `ttl` runs out.
-A step that refused or changed nothing keeps nothing: its retry simply runs again.
+A step that refused, changed nothing or answered nothing (a batch claim that found no
+task) keeps nothing: its retry simply runs again.
 
 This module is the part both stores share: the answer as JSON and back (`encode`,
 `decode`, exact: floats round-trip, enums come back as enums), the refusal, and the test
@@ -31,7 +32,7 @@ from ..models import (
 )
 
 #: the kind of answer each keyed step gives (kept with it, so a lookup can rebuild it)
-KINDS = ("register", "insert_batch", "claim", "put_knowledge")
+KINDS = ("register", "insert_batch", "claim", "claim_many", "put_knowledge")
 
 
 def reused() -> KeyReused:
@@ -53,13 +54,22 @@ def _task(d: dict[str, Any]) -> Task:
     return Task(**{**d, "status": TaskStatus(d["status"])})
 
 
+def _claimed(d: dict[str, Any]) -> Claimed:
+    return Claimed(_task(d["task"]), Lease(**d["lease"]))
+
+
 def encode(kind: str, value: Replay) -> str:
     """An answer as JSON text (`kind` is one of KINDS)."""
-    if kind == "insert_batch":
+    if kind in ("insert_batch", "claim_many"):
         assert isinstance(value, list)
-        return dumps([dataclasses.asdict(t) for t in value])
+        return dumps([dataclasses.asdict(v) for v in value])
     assert not isinstance(value, list)
     return dumps(dataclasses.asdict(value))
+
+
+def tasks_of(raw: str) -> list[Task]:
+    """The tasks an `insert_batch` answer kept."""
+    return [_task(t) for t in loads(raw)]
 
 
 def decode(kind: str, raw: str) -> Replay:
@@ -68,9 +78,11 @@ def decode(kind: str, raw: str) -> Replay:
     if kind == "register":
         return _session(d)
     if kind == "insert_batch":
-        return [_task(t) for t in d]
+        return tasks_of(raw)
     if kind == "claim":
-        return Claimed(_task(d["task"]), Lease(**d["lease"]))
+        return _claimed(d)
+    if kind == "claim_many":
+        return [_claimed(c) for c in d]
     if kind == "put_knowledge":
         return KnowledgeEntry(**d)
     raise ValueError(f"no such kind of kept answer: {kind!r}")

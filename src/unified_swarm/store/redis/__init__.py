@@ -277,7 +277,7 @@ class RedisStore:
                                         now, extra)
         if reply[0] == "replan":
             return None
-        return _added(list(tasks) if kept is None else _kept_tasks(kept), reply)
+        return _added(list(tasks) if kept is None else replay.tasks_of(kept), reply)
 
     async def get_task(self, task_id: str) -> Task | None:
         reply = await self._call("get_task", task_id)
@@ -342,11 +342,11 @@ class RedisStore:
         return _claimed(reply[0], reply[1])
 
     async def claim_many(self, session_id: str, picks: Sequence[tuple[str, float | None]],
-                         now: float) -> list[Claimed]:
+                         now: float, idem: Idem | None = None) -> list[Claimed]:
         flat = [arg for tid, predicted in picks
                 for arg in (tid, opt(None if predicted is None else num(predicted)))]
-        reply = await self._call("claim_many", session_id, *flat, now=now)
-        return [_claimed(flat, notes) for flat, notes in reply[0]]
+        reply, _ = await self._keyed("claim_many", idem, (session_id, *flat), now)
+        return _claims(reply[0])
 
     async def offer(self, session_id: str, task_id: str, now: float,
                     deadline: float) -> Task | None:
@@ -574,20 +574,16 @@ def _added(tasks: list[Task], reply: list[Any]) -> list[Task]:
     return tasks
 
 
-def _kept_tasks(extra: str) -> list[Task]:
-    tasks = replay.decode("insert_batch", extra)
-    assert isinstance(tasks, list)
-    return tasks
-
-
 def _answer(kind: str, payload: list[Any], extra: str) -> Replay:
     """A kept answer, read as the operation's own reply is read."""
     if kind == "insert_batch":
-        return _added(_kept_tasks(extra), payload)
+        return _added(replay.tasks_of(extra), payload)
     if kind == "register":
         return codec.session_from(payload[0])
     if kind == "claim":
         return _claimed(payload[0], payload[1])
+    if kind == "claim_many":
+        return _claims(payload[0])
     if kind == "put_knowledge":
         return codec.entry_from(payload[0])
     raise ValueError(f"no such kind of kept answer: {kind!r}")
@@ -596,6 +592,10 @@ def _answer(kind: str, payload: list[Any], extra: str) -> Replay:
 def _claimed(flat: list[str], notes: list[str]) -> Claimed:
     task = codec.task_from(flat)
     return Claimed(task, records.lease_of(task), [loads(n) for n in notes])
+
+
+def _claims(pairs: list[Any]) -> list[Claimed]:
+    return [_claimed(flat, notes) for flat, notes in pairs]
 
 
 def _recorded(reply: list[Any]) -> Recorded:

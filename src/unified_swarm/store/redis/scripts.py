@@ -75,7 +75,9 @@ if IDEM ~= '' then
   if kept then return kept end
 end
 local reply = op()
-if IDEM ~= '' and reply[1] == 'ok' and #EVENTS > 0 then keep_answer(reply) end
+if IDEM ~= '' and reply[1] == 'ok' and #EVENTS > 0 and not empty_answer(reply) then
+  keep_answer(reply)
+end
 if #EVENTS > 0 and CLOCK == 's' then redis.call('SET', P .. ':clock', F(NOW)) end
 if #EVENTS > 0 then
   redis.call('PUBLISH', CHANNEL, string.match(EVENTS[#EVENTS], '^{"seq":(%d+)'))

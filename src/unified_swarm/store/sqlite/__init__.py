@@ -237,9 +237,10 @@ class SQLiteStore:
             conn, ev, session_id, task_id, now, factor, predicted))
 
     async def claim_many(self, session_id: str, picks: Sequence[tuple[str, float | None]],
-                         now: float) -> list[Claimed]:
-        return await self._write(claims.claim_many, session_id, list(picks), now,
-                                 self.settings.lease_factor)
+                         now: float, idem: Idem | None = None) -> list[Claimed]:
+        factor, chosen = self.settings.lease_factor, list(picks)
+        return await self._keyed("claim_many", idem, now, lambda conn, ev: claims.claim_many(
+            conn, ev, session_id, chosen, now, factor))
 
     async def offer(self, session_id: str, task_id: str, now: float,
                     deadline: float) -> Task | None:

@@ -41,7 +41,9 @@ def keyed(kind: str, idem: Idem, now: float,
             return kept  # type: ignore[return-value]  # the same kind, by the key's scope
         before = len(events)
         result = step(conn, events)
-        if result is not None and len(events) > before:
+        # a step that changed nothing, or answered nothing (an empty batch claim, whose
+        # retry must look again), keeps nothing
+        if result is not None and result != [] and len(events) > before:
             conn.execute("DELETE FROM idempotency WHERE id IN (SELECT id FROM idempotency "
                          "WHERE expires_at <= ? LIMIT ?)", (now, PURGE))
             answer = replay.encode(kind, cast(Replay, result))

@@ -34,6 +34,12 @@ local function kept_answer()
   return {'=', {}, h[3], h[4]}
 end
 
+-- an answer with nothing in it (a batch claim that found no task) is not kept: the
+-- retry must look again, not be told "nothing" for as long as the key lives
+local function empty_answer(reply)
+  return reply[4] == nil and type(reply[3]) == 'table' and reply[3][1] == nil
+end
+
 local function keep_answer(reply)
   local payload, i = {}, 3
   while reply[i] ~= nil do
