@@ -127,7 +127,11 @@ def test_many_sessions_race_and_each_task_completes_once(live_server: LiveServer
 
     async def run() -> list[tuple[str, int]]:
         done: list[tuple[str, int]] = []
-        limits = httpx.Limits(max_connections=n_sessions)
+        # idle connections are dropped after 1 s, before uvicorn's keep-alive (5 s) closes
+        # them: at equal timeouts (httpx's default is 5 s too) a request can go out on a
+        # connection the server is closing that moment (a ReadError, seen in a loaded run
+        # once the first sessions had finished and left theirs idle)
+        limits = httpx.Limits(max_connections=n_sessions, keepalive_expiry=1.0)
         async with httpx.AsyncClient(base_url=live_server.url, limits=limits,
                                      timeout=60) as http:
             async def worker(token: str) -> None:
