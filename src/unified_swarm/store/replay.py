@@ -69,7 +69,11 @@ def encode(kind: str, value: Replay) -> str:
 
 def tasks_of(raw: str) -> list[Task]:
     """The tasks an `insert_batch` answer kept."""
-    return [_task(t) for t in loads(raw)]
+    return _tasks(loads(raw))
+
+
+def _tasks(d: list[dict[str, Any]]) -> list[Task]:
+    return [_task(t) for t in d]
 
 
 def decode(kind: str, raw: str) -> Replay:
@@ -78,7 +82,7 @@ def decode(kind: str, raw: str) -> Replay:
     if kind == "register":
         return _session(d)
     if kind == "insert_batch":
-        return tasks_of(raw)
+        return _tasks(d)
     if kind == "claim":
         return _claimed(d)
     if kind == "claim_many":
