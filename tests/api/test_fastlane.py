@@ -72,9 +72,14 @@ def test_well_formed_calls_never_reach_the_framework(
     server, behind = lane
     with Wire(server.url, server.token) as op:
         token = op.register("w1", ["noop"], max_concurrent_tasks=2)
-        op.ok("POST", "/work", json={"tasks": [{"id": f"t{i}", "type": "noop"}
-                                               for i in range(5)]})
         seen = behind.calls
+        op.ok("POST", "/work", json={"tasks": [{"id": f"t{i}", "type": "noop"}
+                                               for i in range(4)]})
+        key = {"idempotency-key": "submit-once"}
+        (added,) = op.ok("POST", "/work", json={"id": "t4", "type": "noop"},
+                         headers=key)["tasks"]
+        again = op.call("POST", "/work", json={"id": "t4", "type": "noop"}, headers=key)
+        assert again.status_code == 201 and again.json()["tasks"] == [added]  # kept, once
         with Wire(server.url, token) as me:
             one = me.ok("GET", "/work/request")
             rec = me.ok("POST", "/work/complete", json={**_done(one), "result": 1})
@@ -105,13 +110,23 @@ def test_errors_of_the_call_are_answered_by_the_lane_as_the_app_does(
     with Wire(server.url, "not-a-token") as stranger:
         r = stranger.call("GET", "/work/request")
         assert r.status_code == 401 and r.json()["error"]["code"] == "unauthorized"
+        r = stranger.call("POST", "/work", json={"id": "t", "type": "noop"})
+        assert r.status_code == 401 and r.json()["error"]["code"] == "unauthorized"
         r = stranger.call("POST", "/work/complete", json={"task_id": "t", "fencing_token": 1})
         assert r.status_code == 401
     with Wire(server.url, server.token) as op:  # the operator holds no lease
         r = op.call("GET", "/work/request")
         assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden"
+        r = op.call("POST", "/work", json={"id": "t", "type": "noop"},
+                    headers={"idempotency-key": "k" * 256})
+        assert r.status_code == 400 and "Idempotency" in r.json()["error"]["message"]
         token = op.register("w1", ["noop"])
         with Wire(server.url, token) as me:
+            me.ok("POST", "/work", json={"id": "taken", "type": "noop"})  # a session may
+            r = me.call("POST", "/work", json={"tasks": [{"id": "new", "type": "noop"},
+                                                         {"id": "taken", "type": "noop"}]})
+            assert r.status_code == 409 and r.json()["error"]["code"] == "already_exists"
+            assert "'taken'" in r.json()["error"]["message"]
             r = me.call("POST", "/work/complete", json={"task_id": "nope", "fencing_token": 1})
             assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
             r = me.call("GET", "/work/request", headers={"idempotency-key": "k" * 256})
@@ -159,6 +174,17 @@ MALFORMED: list[tuple[str, str, dict[str, Any], int, str]] = [
     ("POST", "/session/heartbeat", {"json": {"status": "asleep"}}, 422, "status"),
     ("POST", "/session/heartbeat", {"content": b"[1"}, 422, "malformed JSON"),
     ("POST", "/session/heartbeat?x=1", {}, 400, "unknown query parameter"),
+    ("POST", "/work", {"content": b"{not json"}, 422, "malformed JSON"),
+    ("POST", "/work", {"json": {"tasks": []}}, 422, "tasks"),
+    ("POST", "/work", {"json": {"id": "t1", "type": "noop", "priority": 99}}, 422,
+     "priority"),
+    ("POST", "/work", {"json": [{"id": "t1", "type": "noop"}]}, 422, "validation_error"),
+    ("POST", "/work", {"content": b'{"id": "t1", "type": "noop", "input": '
+                       b'123456789012345678901234}'}, 422, "64 bits"),
+    ("POST", "/work?wait=1", {"json": {"id": "t1", "type": "noop"}}, 400,
+     "unknown query parameter"),
+    ("POST", "/work", {"json": {"id": "t1", "type": "noop"},
+                       "headers": {"content-type": "text/plain"}}, 422, "valid dictionary"),
 ]
 
 

@@ -2,20 +2,22 @@
 per-request walk.
 
 A worker makes two calls per task (`GET /work/request`, `POST /work/complete`), or one with
-batching, and every session heart-beats (`POST /session/heartbeat`). Through FastAPI each of
-them matches the path against every route, solves the route's dependencies (each with its
-own walk of path, query, headers and cookies), and passes three more middleware layers:
-measured under `bench/throughput.py --profile`, that was three quarters of the server's CPU
-per task on FastAPI 0.165, the handlers a quarter.
+batching, every session heart-beats (`POST /session/heartbeat`), and every task comes in
+through `POST /work`, whose time is the first part of a task's submit -> start latency.
+Through FastAPI each of them matches the path against every route, solves the route's
+dependencies (each with its own walk of path, query, headers and cookies), and passes three
+more middleware layers: measured under `bench/throughput.py --profile`, that was three
+quarters of the server's CPU per task on FastAPI 0.165, the handlers a quarter.
 
 This ASGI layer sits behind the Guard (so the Host check, head limits, body cap and rate
 limit hold as before) and in front of the framework. It serves those calls itself only
 when they are plainly well formed: the exact path and method, only the query parameters the
 route takes (each once, in plain digits), a JSON object body that parses and validates
 against the same schema (or none, where the body is optional). The
-handlers are the routes' own (`work.serve_request`, `work.serve_complete`,
+handlers are the routes' own (`work.serve_request`, `work.serve_complete`, `work.serve_add`,
 `sessions.serve_heartbeat`); the checks are the same, in the same order (the bearer token,
-a session's token, the Idempotency-Key a worker sends with every request for work).
+a session's token where the route wants one, the Idempotency-Key a worker sends with every
+request for work and a client may send with a submit).
 Anything else, and every error of the input, falls through to the framework, with the body
 it read handed on: the answer to a malformed call is the one the routes give, word for
 word. An error of the call itself (401, 403, 409) is rendered as the app's handler renders
@@ -38,12 +40,20 @@ from ..core.orchestrator import Orchestrator
 from ..errors import InvalidInput, SwarmError
 from ..jsonutil import check_depth
 from ..models import MAX_CLAIM
-from .deps import LONG_DIGITS, Holder, hold
+from .deps import LONG_DIGITS, Holder, authenticate, hold
 from .guard import ASGIApp, Message, Receive, Scope, Send
 from .responses import swarm_error_response
-from .schemas import CompleteBatch, CompleteBody, CompleteIn, HeartbeatIn
+from .schemas import (
+    CompleteBatch,
+    CompleteBody,
+    CompleteIn,
+    HeartbeatIn,
+    TaskBatch,
+    TaskIn,
+    WorkIn,
+)
 from .sessions import serve_heartbeat
-from .work import serve_complete, serve_request
+from .work import serve_add, serve_complete, serve_request
 
 #: what the fast lane takes of a query value: plain digits (no sign, exponent, escapes)
 WAIT_VALUE = re.compile(rb"[0-9]{1,6}(?:\.[0-9]{1,6})?")
@@ -51,8 +61,11 @@ MAX_VALUE = re.compile(rb"[0-9]{1,4}")
 IDEM_HEADER = idempotency.HEADER.lower().encode()
 #: GET /work/request's template, as its Idempotency-Key is scoped (`deps._route`)
 REQUEST = "/work/request"
+#: POST /work's route, as its Idempotency-Key is scoped (`deps._route`)
+SUBMIT = "POST /work"
 COMPLETE: TypeAdapter[CompleteBatch | CompleteIn] = TypeAdapter(CompleteBody)
 HEARTBEAT: TypeAdapter[HeartbeatIn | None] = TypeAdapter(HeartbeatIn)
+WORK: TypeAdapter[TaskBatch | TaskIn] = TypeAdapter(WorkIn)
 B = TypeVar("B")
 
 
@@ -69,6 +82,7 @@ class FastLane:
             ("GET", "/work/request"): self._request,
             ("POST", "/work/complete"): self._complete,
             ("POST", "/session/heartbeat"): self._heartbeat,
+            ("POST", "/work"): self._submit,
         }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -91,6 +105,28 @@ class FastLane:
 
     async def _heartbeat(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._with_body(scope, receive, send, HEARTBEAT, serve_heartbeat, optional=True)
+
+    async def _submit(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """POST /work: any caller (operator or session), an optional Idempotency-Key over
+        the body, as the route takes them."""
+        body = await _read_body(receive)
+        if body is None:
+            return
+        try:
+            if scope.get("query_string"):
+                raise FallThrough
+            auth, key = _headers(scope, json=True)
+            work = self._parse(body, WORK)
+        except FallThrough:
+            return await self.app(scope, _replay(body, receive), send)
+        try:
+            principal = await authenticate(self.orch, scope, auth)
+            idem = (None if key is None
+                    else self.orch.idem(principal, SUBMIT, key, scope["path"], body))
+            response = await serve_add(self.orch, work, idem)
+        except SwarmError as exc:
+            response = swarm_error_response(exc)
+        await response(scope, receive, send)
 
     async def _with_body(self, scope: Scope, receive: Receive, send: Send,
                          schema: TypeAdapter[B],

@@ -11,10 +11,10 @@ from starlette.responses import Response
 from starlette.types import Receive
 
 from ..core.collab import Merge
-from ..core.orchestrator import Success
+from ..core.orchestrator import Orchestrator, Success
 from ..core.waiters import Waiter
 from ..errors import SwarmError
-from ..models import MAX_CLAIM, MAX_WAIT, Claimed, Recorded, Task, TaskStatus, iso
+from ..models import MAX_CLAIM, MAX_WAIT, Claimed, Idem, Recorded, Task, TaskStatus, iso
 from .deps import (
     Caller,
     Holder,
@@ -55,6 +55,7 @@ from .schemas import (
     ReleaseIn,
     SplitIn,
     TaskBatch,
+    TaskIn,
     UsageIn,
     WorkIn,
 )
@@ -84,6 +85,11 @@ def _recorded(r: Recorded) -> JSONResp:
 
 @router.post("/work", status_code=201, response_model=TasksReply, responses=errors(409))
 async def add_work(body: WorkIn, orch: Orch, _: Caller, idem: Keyed) -> JSONResp:
+    return await serve_add(orch, body, idem)
+
+
+async def serve_add(orch: Orchestrator, body: TaskBatch | TaskIn, idem: Idem | None) -> JSONResp:
+    """POST /work once its body and caller are checked (the route, and the fast lane)."""
     items = body.tasks if isinstance(body, TaskBatch) else [body]
     tasks = await orch.add_tasks([item.spec() for item in items], idem)
     return JSONResp({"tasks": [t.wire() for t in tasks]}, status_code=201)
