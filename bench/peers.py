@@ -82,8 +82,9 @@ Settings (library defaults unless stated; logging at WARNING for every system):
                  {batching};
                  a task is done only when completed under its lease. SQLite: WAL,
                  synchronous=FULL, group commit. Redis: the same private redis-server as the
-                 peers. Latency: one idle worker
-                 long-polling (wait=10).
+                 peers. Latency: one idle worker long-polling (wait=10); the
+                 submitter and the worker each on one keep-alive connection ({client}),
+                 as the peers' probes each use their own library's Redis client.
   celery         prefork pool -c N, task_acks_late=False (acked on receipt, before it runs),
                  prefetch multiplier 4, no result backend.
   celery-acks-late  the same with task_acks_late=True (acked after it runs).
@@ -257,7 +258,10 @@ def print_table(rows: list[Row], args: argparse.Namespace) -> None:
                 f"each session has {k} slots: GET /work/request?max={k} claims up to {k} in "
                 f"one step,\n                 one POST /work/complete records them and claims "
                 f"the next {k}")
+    client = ("stdlib http.client" if args.latency_client == "stdlib"
+              else "httpx AsyncClient, as the SDK")
     print(FOOTNOTE.format(fsync=args.appendfsync, gap=f"{args.gap_ms:g}", layout=layout,
+                          client=client,
                           servers=args.servers, batching=batching))
 
 
@@ -268,6 +272,9 @@ def main() -> None:
     ap.add_argument("--latency-samples", type=int, default=200)
     ap.add_argument("--gap-ms", type=float, default=5.0,
                     help="idle time before each latency sample")
+    ap.add_argument("--latency-client", choices=["stdlib", "httpx"], default="stdlib",
+                    help="unified-swarm's latency probe talks HTTP with stdlib http.client "
+                         "(default, as its throughput workers) or httpx (as the SDK)")
     ap.add_argument("--max-seconds", type=float, default=120, help="per system")
     ap.add_argument("--appendfsync", choices=["always", "everysec", "no"], default="always")
     ap.add_argument("--peers", default=",".join(PEERS),
@@ -292,6 +299,7 @@ def main() -> None:
                          "commit), as rows unified-swarm@LABEL, interleaved with the rest")
     args = ap.parse_args()
     tp.exit_on_sigterm()
+    tp.LATENCY_CLIENT["name"] = args.latency_client
     rounds = [one_round(args) for _ in range(args.repeat)]
     print_table([merge(same) for same in zip(*rounds, strict=True)], args)
 

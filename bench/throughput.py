@@ -3,7 +3,9 @@
 Starts a real server (uvicorn, separate process) on a free loopback port, on the chosen
 store; N worker processes (one keep-alive connection each, like the workers of a job queue)
 claim and complete M no-op tasks (the clock starts when every worker is up);
-then one idle long-polling worker measures submit->start latency over K single tasks.
+then one idle long-polling worker measures submit->start latency over K single tasks (the
+submitter and the worker on stdlib http.client too; `--latency-client httpx`: on the SDK's
+httpx, whose own time per call the figure then includes).
 With `--repeat R` the whole run (fresh server, fresh store) happens R times and the table
 shows the median rate and latencies. Prints one table.
 
@@ -25,6 +27,7 @@ import signal
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -42,6 +45,8 @@ TOKEN = "bench-operator-token"
 PROFILE: dict[str, str] = {}
 #: `--scheduler NAME`: the server's SWARM_SCHEDULER (its own default when not given)
 SERVER_ENV: dict[str, str] = {}
+#: `--latency-client`: what the latency probe's submitter and worker talk HTTP with
+LATENCY_CLIENT: dict[str, str] = {"name": "stdlib"}
 
 
 @dataclass
@@ -204,8 +209,57 @@ def throughput(urls: list[str], workers: int, tasks: int, deadline_s: float,
     return done / elapsed, done
 
 
-async def latency(url: str, samples: int, gap_s: float = 0.005) -> list[float]:
-    """Submit one task at a time to an idle long-polling worker; time submit -> claimed."""
+def latency(url: str, samples: int, gap_s: float = 0.005, client: str = "stdlib") -> list[float]:
+    """Submit one task at a time to an idle long-polling worker; time submit -> claimed.
+    `client` "stdlib": the submitter and the worker each on one keep-alive http.client
+    connection, as the throughput workers talk (the time is the server's and the wire's);
+    "httpx": both on httpx's AsyncClient, as the SDK talks (its own time per call on top)."""
+    if client == "httpx":
+        return asyncio.run(_latency_httpx(url, samples, gap_s))
+    host, port = url.removeprefix("http://").split(":")
+    submitter = http.client.HTTPConnection(host, int(port), timeout=60)
+    worker = http.client.HTTPConnection(host, int(port), timeout=60)
+    op = {"authorization": f"Bearer {TOKEN}", "content-type": "application/json"}
+    reg = _stdlib_call(submitter, "POST", "/session/register", op, {
+        "id": "lat", "capabilities": ["noop"], "max_concurrent_tasks": 1})
+    me = {"authorization": f"Bearer {reg['token']}", "content-type": "application/json"}
+    out: list[float] = []
+    for i in range(samples):
+        got: list[Any] = []
+        poll = threading.Thread(target=_park, args=(worker, me, got))
+        poll.start()
+        time.sleep(gap_s)  # let the poll park on the server
+        t0 = time.perf_counter()
+        _stdlib_call(submitter, "POST", "/work", op, {"id": f"lat-{i}", "type": "noop"})
+        poll.join(60)
+        if not got:
+            raise SystemExit(f"latency sample {i}: the worker's long-poll did not answer")
+        claimed, at = got[0]
+        out.append(at - t0)
+        _stdlib_call(worker, "POST", "/work/complete", me, {
+            "task_id": claimed["task"]["id"], "fencing_token": claimed["lease"]["fencing_token"]})
+    submitter.close()
+    worker.close()
+    return out
+
+
+def _park(worker: http.client.HTTPConnection, me: dict[str, str], got: list[Any]) -> None:
+    """The worker's long-poll: the task it was handed, and when it arrived."""
+    got.append((_stdlib_call(worker, "GET", "/work/request?wait=10", me), time.perf_counter()))
+
+
+def _stdlib_call(conn: http.client.HTTPConnection, method: str, path: str,
+                 headers: dict[str, str], body: object = None) -> Any:
+    conn.request(method, path, headers=headers,
+                 body=None if body is None else json.dumps(body))
+    r = conn.getresponse()
+    raw = r.read()
+    if r.status not in (200, 201):
+        raise SystemExit(f"{method} {path} answered {r.status}: {raw[:200]!r}")
+    return json.loads(raw)
+
+
+async def _latency_httpx(url: str, samples: int, gap_s: float) -> list[float]:
     async with httpx.AsyncClient(base_url=url, timeout=60) as http:
         h = await register(http, "lat")
         op = {"authorization": f"Bearer {TOKEN}"}
@@ -277,7 +331,7 @@ def measure(store: str, workers: int, tasks: int, samples: int, max_seconds: flo
         with swarm_server(store, appendfsync, src, servers) as started:
             rate, done = throughput([s.url for s in started], workers, tasks, max_seconds,
                                     batch)
-            lat = asyncio.run(latency(started[0].url, samples, gap_s))
+            lat = latency(started[0].url, samples, gap_s, LATENCY_CLIENT["name"])
         runs.append(Result(rate, done, statistics.median(lat), pct(lat, 99)))
     return Result(statistics.median(r.rate for r in runs), min(r.done for r in runs),
                   statistics.median(r.p50 for r in runs), statistics.median(r.p99 for r in runs))
@@ -306,6 +360,9 @@ def main() -> None:
     ap.add_argument("--src", type=Path, metavar="DIR",
                     help="run the server from the source tree DIR (DIR/src/unified_swarm: a "
                          "checkout or `git archive` of another commit) instead of this one")
+    ap.add_argument("--latency-client", choices=["stdlib", "httpx"], default="stdlib",
+                    help="the latency probe's HTTP client: stdlib http.client, as the "
+                         "throughput workers (default), or httpx's AsyncClient, as the SDK")
     ap.add_argument("--scheduler", choices=["learned", "fifo"],
                     help="the server's SWARM_SCHEDULER (default: the server's own default)")
     args = ap.parse_args()
@@ -314,6 +371,7 @@ def main() -> None:
         PROFILE["path"] = str(Path(args.profile).resolve())
     if args.scheduler:
         SERVER_ENV["SWARM_SCHEDULER"] = args.scheduler
+    LATENCY_CLIENT["name"] = args.latency_client
     src = None if args.src is None else (args.src / "src").resolve()
     if src is not None and not (src / "unified_swarm").is_dir():
         raise SystemExit(f"--src {args.src}: no src/unified_swarm in it")
