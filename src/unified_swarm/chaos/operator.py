@@ -95,9 +95,11 @@ class Operator:
         except SwarmError as exc:  # the server was down past the retries: journaled, go on
             self.counts[f"{kind} not answered ({type(exc).__name__})"] += 1
 
-    def _emergency(self, c: Client, n: int, cap: str, interrupt: bool) -> dict[str, Any]:
-        """Send emergency e<n>; what it preempted ({} if nothing)."""
-        with contextlib.suppress(AlreadyExists):  # a retried try that had landed
+    def _emergency(self, c: Client, n: int, cap: str,
+                   interrupt: bool) -> dict[str, Any] | None:
+        """Send emergency e<n>; what it preempted ({} if nothing; None when its answer was
+        lost: the SDK's retry met the task its first try had added, `already_exists`)."""
+        with contextlib.suppress(AlreadyExists):
             placed = c.emergency(cap, id=f"e{n:05d}", title=f"chaos emergency {n}",
                                  input={"ms": self.rng.randint(0, 30)},
                                  max_attempts=MAX_ATTEMPTS, interrupt=interrupt,
@@ -106,7 +108,8 @@ class Operator:
                      "offered" if placed["assigned_to"] else "queued")
             self.counts[f"emergency {where}"] += 1
             return dict(placed["preempted"] or {})
-        return {}
+        self.counts["emergency answer lost, read back"] += 1
+        return None
 
     def _as_a_session(self, kind: str, n: int) -> None:
         """Add o<n>, claim it as a session of the operator's own, let it go as `kind` says,
@@ -146,6 +149,9 @@ class Operator:
             me.release(tid, fence, f"chaos operator {n}: given back by choice")
             return
         victim = self._emergency(c, n, OPERATOR_CAP, interrupt=False)
+        if victim is None:  # the answer was lost: the task says whether it was the victim
+            # (its one attempt, claimed once: any preemption is this emergency's)
+            victim = {"task_id": tid} if c.get_task(tid)["task"]["preemptions"] else {}
         if victim.get("task_id") != tid:  # the checker says what went wrong
             self.counts[f"{kind}: its task was not preempted"] += 1
             me.release(tid, fence, f"chaos operator {n}: not preempted")
