@@ -492,5 +492,15 @@ class Idem:
     ttl: float
 
 
+@dataclass
+class Placed:
+    """An emergency's answer as its Idempotency-Key keeps it: the task as the first try
+    answered it, the session it was offered to, the task it preempted (id, holder)."""
+
+    task: Task
+    assigned_to: str | None = None
+    preempted: tuple[str, str] | None = None
+
+
 #: what a keyed step answers, and a retry with the same key gets again
-Replay = Session | list[Task] | Claimed | list[Claimed] | KnowledgeEntry
+Replay = Session | list[Task] | Claimed | list[Claimed] | KnowledgeEntry | Placed

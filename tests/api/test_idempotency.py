@@ -117,3 +117,41 @@ def test_the_sdk_batch_request_acts_once_when_the_store_loses_its_reply(
             assert all(c["lease"]["fencing_token"] == 1 for c in got)
             assert sorted(me.heartbeat()["session"]["current_tasks"]) == ids
         assert sum(t["attempts"] for t in op.iter_tasks()) == 2
+
+
+def emergency(http: httpx.Client, key: str, body: object) -> httpx.Response:
+    return http.post("/swarm/emergency", json=body, headers={"idempotency-key": key})
+
+
+def test_a_keyed_emergency_answers_its_retry_with_the_first_answer(
+        http: httpx.Client) -> None:
+    """No id given: the task's id comes from the key, so a retry names the same task; the
+    whole answer (task, placement) is kept once made, and a retry gets it, acting no
+    second time. Another key is another emergency; the key with another body is refused."""
+    body = {"task": {"type": "fix", "title": "now"}, "interrupt": False}
+    first = emergency(http, "e-1", body)
+    again = emergency(http, "e-1", body)
+    assert first.status_code == again.status_code == 201, first.text
+    assert again.json() == first.json()
+    other = emergency(http, "e-2", body)
+    assert other.status_code == 201 and other.json()["task"]["id"] != first.json()["task"]["id"]
+    reused = emergency(http, "e-1", {**body, "interrupt": True})
+    assert reused.status_code == 409
+    assert reused.json()["error"]["code"] == "idempotency_key_reused"
+    tasks = http.get("/work").json()["tasks"]
+    assert len(tasks) == 2 and {t["priority"] for t in tasks} == {11}
+
+
+def test_the_sdk_emergency_acts_once_when_the_store_loses_its_reply(
+        live_server: LiveServer) -> None:
+    """The kept answer's reply is lost after it committed (503); the SDK retries with its
+    key and gets that answer: one task, placed once, and no already_exists."""
+    lost = faults(live_server)
+    with Client(live_server.url, live_server.token) as op:
+        op.register(["fix"])
+        lost.arm("emergency")
+        placed = op.emergency("fix", title="now", interrupt=False)
+        assert lost.lost["emergency"] == 1
+        (task,) = op.iter_tasks()
+        assert task["id"] == placed["task"]["id"] and task["priority"] == 11
+        assert task["assigned_to"] == placed["assigned_to"]  # placed once, as answered

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -21,7 +22,7 @@ from unified_swarm.core.auth import Principal
 from unified_swarm.core.orchestrator import Orchestrator, SessionSpec
 from unified_swarm.core.planning import plan_batch
 from unified_swarm.errors import AlreadyExists, KeyReused, NotClaimable, TaskTaken, Unavailable
-from unified_swarm.models import Claimed, Idem, Session, Task, TaskSpec, TaskStatus
+from unified_swarm.models import Claimed, Idem, Placed, Session, Task, TaskSpec, TaskStatus
 from unified_swarm.store.base import Store
 from unified_swarm.store.replay import LostReplies
 from unified_swarm.tokens import hash_token
@@ -47,6 +48,25 @@ async def last_seq(store: Store) -> int:
 
 
 # -- the primitives ---------------------------------------------------------------------
+
+
+async def test_keep_is_first_writer_wins_and_refuses_another_request(store: Store) -> None:
+    """`Store.keep` (an answer of several steps, an emergency's): the first answer kept
+    is the one every later keep and recall of the key gets, exactly as it was; the key
+    with another request is refused; another key keeps its own."""
+    task = Task(id="e1", type="fix", title="now", required_capability="fix",
+                status=TaskStatus.READY, priority=11, created_at=T0, updated_at=T0,
+                input={"ms": 1.5})
+    first = Placed(task, "w1", None)
+    assert await store.keep("emergency", key("e-1", 1), first, T0) == first
+    second = Placed(replace(task, title="later"), None, ("t9", "w2"))
+    assert await store.keep("emergency", key("e-1", 1), second, T0 + 1) == first
+    assert await store.recall(key("e-1", 1), T0 + 2) == first
+    with pytest.raises(KeyReused):
+        await store.keep("emergency", key("e-1", 2), second, T0 + 3)
+    assert await store.keep("emergency", key("e-2", 1), second, T0 + 4) == second
+    assert await store.recall(key("e-2", 1), T0 + 5) == second
+    assert await store.recall(key("e-1", 1), T0 + TTL + 1) is None  # expired
 
 
 async def test_a_lost_insert_is_answered_again_without_a_second_write(store: Store) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from .deps import Caller, Operator, Orch, SwarmRoute
+from .deps import Caller, Keyed, Operator, Orch, SwarmRoute
 from .replies import (
     COMMON,
     EmergencyReply,
@@ -46,13 +46,13 @@ async def lift_interrupt(orch: Orch, op: Operator) -> JSONResp:
 
 @router.post("/swarm/emergency", status_code=201, response_model=EmergencyReply,
              responses=errors(403, 409))
-async def emergency(body: EmergencyIn, orch: Orch, op: Operator) -> JSONResp:
+async def emergency(body: EmergencyIn, orch: Orch, op: Operator, idem: Keyed) -> JSONResp:
     """A task in the emergency class, above every priority: everyone hears
     `swarm.emergency`; it is offered at once to the best idle session able to take it, else
     the best-fitting session running the least important task is preempted; with
     `interrupt`, the other sessions take nothing new until it ends."""
     task, placed = await orch.emergency(body.task.spec(), body.interrupt, body.preempt,
-                                        op.name)
+                                        op.name, idem)
     preempted = None if placed.preempted is None else {
         "task_id": placed.preempted[0], "session_id": placed.preempted[1]}
     return JSONResp({"task": task.wire(), "assigned_to": placed.assigned_to,

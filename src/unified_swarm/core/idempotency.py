@@ -67,6 +67,12 @@ def make(identity: str, route: str, key: str, path: str, body: bytes, ttl: float
     return Idem(scoped, fingerprint(route, path, body), ttl)
 
 
+def task_id(idem: Idem) -> str:
+    """The id of the task a keyed call adds when the client names none (an emergency's):
+    the same for every retry of the key, so a retry meets the first try's task."""
+    return "task-" + hashlib.sha256(b"task\0" + idem.id.encode()).hexdigest()[:32]
+
+
 def secret(operator_token: str) -> bytes:
     """The server's secret for derived session tokens: from the operator token, never kept."""
     return hmac.new(operator_token.encode(), b"unified-swarm idempotent register",

@@ -44,6 +44,7 @@ from ..models import (
     Idem,
     Interrupt,
     KnowledgeEntry,
+    Placed,
     Recorded,
     Session,
     SessionStatus,
@@ -632,14 +633,41 @@ class Orchestrator:
         return await self.store.give_input(task_id, answer, by, self.clock())
 
     async def emergency(self, spec: TaskSpec, interrupt: bool, preempt: bool,
-                        by: str) -> tuple[Task, Placement]:
+                        by: str, idem: Idem | None = None) -> tuple[Task, Placement]:
         """Add a task in the emergency class, tell everyone (`swarm.emergency`), stop new
         work elsewhere (`interrupt`, lifted when the task ends), and place it: offered to the
         best idle session able to take it, else (`preempt`) the best-fitting session running
-        the least important task is preempted and takes it once it lets go."""
+        the least important task is preempted and takes it once it lets go.
+
+        With an Idempotency-Key the whole answer is kept once it is made (`Store.keep`),
+        and a retry gets it. The steps before that are guarded by the task's id: the
+        client's, or one derived from the key, so a retry that comes while the first try
+        still runs, or after it died midway, meets `already_exists` and acts no second
+        time."""
         if spec.dependencies:
             raise InvalidInput("an emergency task cannot wait for dependencies")
         limits.check_size(spec.input, self.settings.max_input_bytes, "input of the task")
+        if idem is None:
+            return await self._emergency(spec, interrupt, preempt, by)
+        if spec.id is None:
+            spec.id = idempotency.task_id(idem)
+        kept = await self._kept(idem, Placed)
+        if kept is None:
+            try:
+                task, placed = await self._emergency(spec, interrupt, preempt, by)
+            except Conflict:
+                kept = await self._kept(idem, Placed)  # the first try kept it meanwhile
+                if kept is None:
+                    raise
+            else:
+                answer = await self.store.keep("emergency", idem, Placed(
+                    task, placed.assigned_to, placed.preempted), self.clock())
+                assert isinstance(answer, Placed)  # the first writer's, of this route
+                kept = answer
+        return kept.task, Placement(kept.assigned_to, kept.preempted)
+
+    async def _emergency(self, spec: TaskSpec, interrupt: bool, preempt: bool,
+                         by: str) -> tuple[Task, Placement]:
         (task,) = await planning.add_tasks(self.store, [spec], self.clock, self.settings,
                                            emergency=True)
         await self.store.record_event("swarm.emergency", {

@@ -396,6 +396,12 @@ class Store(Protocol):
         """The answer kept under this key, unexpired at `now`, if any (read only). Raises
         KeyReused when the key was first sent with another request."""
 
+    async def keep(self, kind: str, idem: Idem, answer: Replay, now: float) -> Replay:
+        """Keep `answer` (of `kind`, store/replay.py) under the key in a step of its own,
+        for a call whose answer is made of several steps (an emergency), unless the key
+        has an answer already: then that one (first writer wins). KeyReused when the key
+        was first sent with another request."""
+
     # -- autoscaling -------------------------------------------------------------------
 
     async def ready_counts(self, capabilities: Sequence[str]) -> dict[str, int]:

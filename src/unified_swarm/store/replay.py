@@ -7,6 +7,9 @@ events) its answer is kept under the key in the same atomic step, until `ttl` ru
 A step that refused, changed nothing or answered nothing (a batch claim that found no
 task) keeps nothing: its retry simply runs again.
 
+An answer made of several steps (an emergency's: the task, then its placement) is kept by
+a step of its own once it is whole (`Store.keep`): first writer wins.
+
 This module is the part both stores share: the answer as JSON and back (`encode`,
 `decode`, exact: floats round-trip, enums come back as enums), the refusal, and the test
 fault that loses a reply after its step committed (`LostReplies`).
@@ -24,6 +27,7 @@ from ..models import (
     Idem,
     KnowledgeEntry,
     Lease,
+    Placed,
     Replay,
     Session,
     SessionStatus,
@@ -32,7 +36,7 @@ from ..models import (
 )
 
 #: the kind of answer each keyed step gives (kept with it, so a lookup can rebuild it)
-KINDS = ("register", "insert_batch", "claim", "claim_many", "put_knowledge")
+KINDS = ("register", "insert_batch", "claim", "claim_many", "put_knowledge", "emergency")
 
 
 def reused() -> KeyReused:
@@ -89,6 +93,10 @@ def decode(kind: str, raw: str) -> Replay:
         return [_claimed(c) for c in d]
     if kind == "put_knowledge":
         return KnowledgeEntry(**d)
+    if kind == "emergency":
+        victim = d["preempted"]
+        return Placed(_task(d["task"]), d["assigned_to"],
+                      None if victim is None else (str(victim[0]), str(victim[1])))
     raise ValueError(f"no such kind of kept answer: {kind!r}")
 
 

@@ -180,6 +180,15 @@ class RedisStore:
         replay.check(idem, fingerprint)
         return _answer(kind, loads(raw), extra)
 
+    async def keep(self, kind: str, idem: Idem, answer: Replay, now: float) -> Replay:
+        # the answer travels as the key's "extra" (lua/keyed.lua, OPS.keep), its kind as
+        # the operation a recall reports
+        keyed = (idem.id, idem.fingerprint, num(idem.ttl), replay.encode(kind, answer))
+        _, kept = await self._run("keep", keyed, [kind], now)
+        if self.faults.armed:
+            self.faults.after(kind)
+        return answer if kept is None else replay.decode(kind, kept)
+
     async def _run(self, op: str, keyed: Sequence[str], args: Sequence[str],
                    now: float | None) -> tuple[list[Any], str | None]:
         if self._script is None:
@@ -586,6 +595,8 @@ def _answer(kind: str, payload: list[Any], extra: str) -> Replay:
         return _claims(payload[0])
     if kind == "put_knowledge":
         return codec.entry_from(payload[0])
+    if kind == "emergency":  # kept by OPS.keep: the whole answer is the extra
+        return replay.decode(kind, extra)
     raise ValueError(f"no such kind of kept answer: {kind!r}")
 
 

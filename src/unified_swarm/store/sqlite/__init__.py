@@ -43,7 +43,7 @@ from ..base import EVENT_TYPE_RE, cursor_seq
 from ..replay import LostReplies
 from . import claims, collab, knowledge, learning, scaling, sessions, tasks
 from .engine import Engine, WriteFn
-from .keyed import keyed, recall
+from .keyed import keep, keyed, recall
 from .rows import (
     add_note,
     attempt_from_row,
@@ -115,6 +115,12 @@ class SQLiteStore:
 
     async def recall(self, idem: Idem, now: float) -> Replay | None:
         return await self._read(recall, idem, now)
+
+    async def keep(self, kind: str, idem: Idem, answer: Replay, now: float) -> Replay:
+        kept = await self._write(keep, kind, idem, answer, now)
+        if self.faults.armed:
+            self.faults.after(kind)
+        return kept
 
     async def _read(self, fn: Callable[Concatenate[Conn, P], T],
                     *args: P.args, **kwargs: P.kwargs) -> T:

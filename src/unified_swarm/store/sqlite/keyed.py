@@ -44,11 +44,25 @@ def keyed(kind: str, idem: Idem, now: float,
         # a step that changed nothing, or answered nothing (an empty batch claim, whose
         # retry must look again), keeps nothing
         if result is not None and result != [] and len(events) > before:
-            conn.execute("DELETE FROM idempotency WHERE id IN (SELECT id FROM idempotency "
-                         "WHERE expires_at <= ? LIMIT ?)", (now, PURGE))
-            answer = replay.encode(kind, cast(Replay, result))
-            conn.execute("INSERT OR REPLACE INTO idempotency (id, fingerprint, kind, reply, "
-                         "expires_at) VALUES (?, ?, ?, ?, ?)",
-                         (idem.id, idem.fingerprint, kind, answer, now + idem.ttl))
+            _put(conn, kind, idem, cast(Replay, result), now)
         return result
     return run
+
+
+def keep(conn: sqlite3.Connection, _: list[Event], kind: str, idem: Idem, answer: Replay,
+         now: float) -> Replay:
+    """`Store.keep`: the answer kept already, else `answer`, kept now."""
+    kept = recall(conn, idem, now)
+    if kept is not None:
+        return kept
+    _put(conn, kind, idem, answer, now)
+    return answer
+
+
+def _put(conn: sqlite3.Connection, kind: str, idem: Idem, answer: Replay, now: float) -> None:
+    conn.execute("DELETE FROM idempotency WHERE id IN (SELECT id FROM idempotency "
+                 "WHERE expires_at <= ? LIMIT ?)", (now, PURGE))
+    conn.execute("INSERT OR REPLACE INTO idempotency (id, fingerprint, kind, reply, "
+                 "expires_at) VALUES (?, ?, ?, ?, ?)",
+                 (idem.id, idem.fingerprint, kind, replay.encode(kind, answer),
+                  now + idem.ttl))

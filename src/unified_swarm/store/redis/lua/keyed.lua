@@ -52,6 +52,17 @@ local function keep_answer(reply)
   redis.call('PEXPIRE', key, math.ceil(IDEM_TTL * 1000))
 end
 
+-- A: the answer's kind. Keeps an answer made of several steps (an emergency's), whole in
+-- IDEM_EXTRA, under the call's key; the dispatcher answered a key kept already ('=')
+-- before this ran. A recall reports the kind as the operation.
+OPS.keep = function()
+  local key = IDEM_KEY(IDEM)
+  redis.call('HSET', key, 'f', IDEM_FP, 'e', F(NOW + IDEM_TTL), 'k', A[1], 'x', IDEM_EXTRA,
+             'r', '[]')
+  redis.call('PEXPIRE', key, math.ceil(IDEM_TTL * 1000))
+  return OK(true)
+end
+
 -- A: the key's id. The kept fingerprint, operation, extra and payload JSON, or false.
 OPS.recall = function()
   local h = redis.call('HMGET', IDEM_KEY(A[1]), 'f', 'e', 'k', 'x', 'r')
