@@ -135,13 +135,7 @@ def _worker_proc(url: str, token: str, deadline_s: float, gate: Any, out: Queue[
     h = {"authorization": f"Bearer {token}", "content-type": "application/json"}
 
     def call(method: str, path: str, body: object = None) -> tuple[int, Any]:
-        conn.request(method, path, headers=h,
-                     body=None if body is None else json.dumps(body))
-        r = conn.getresponse()
-        raw = r.read()
-        if r.status not in (200, 204):
-            raise SystemExit(f"{method} {path} answered {r.status}: {raw[:200]!r}")
-        return r.status, (json.loads(raw) if raw else None)
+        return _stdlib_call(conn, method, path, h, body, (200, 204))
 
     def done_of(c: dict[str, Any]) -> dict[str, Any]:
         return {"task_id": c["task"]["id"], "fencing_token": c["lease"]["fencing_token"]}
@@ -220,7 +214,7 @@ def latency(url: str, samples: int, gap_s: float = 0.005, client: str = "stdlib"
     submitter = http.client.HTTPConnection(host, int(port), timeout=60)
     worker = http.client.HTTPConnection(host, int(port), timeout=60)
     op = {"authorization": f"Bearer {TOKEN}", "content-type": "application/json"}
-    reg = _stdlib_call(submitter, "POST", "/session/register", op, {
+    _, reg = _stdlib_call(submitter, "POST", "/session/register", op, {
         "id": "lat", "capabilities": ["noop"], "max_concurrent_tasks": 1})
     me = {"authorization": f"Bearer {reg['token']}", "content-type": "application/json"}
     out: list[float] = []
@@ -245,18 +239,22 @@ def latency(url: str, samples: int, gap_s: float = 0.005, client: str = "stdlib"
 
 def _park(worker: http.client.HTTPConnection, me: dict[str, str], got: list[Any]) -> None:
     """The worker's long-poll: the task it was handed, and when it arrived."""
-    got.append((_stdlib_call(worker, "GET", "/work/request?wait=10", me), time.perf_counter()))
+    got.append((_stdlib_call(worker, "GET", "/work/request?wait=10", me)[1],
+                time.perf_counter()))
 
 
 def _stdlib_call(conn: http.client.HTTPConnection, method: str, path: str,
-                 headers: dict[str, str], body: object = None) -> Any:
+                 headers: dict[str, str], body: object = None,
+                 ok: tuple[int, ...] = (200, 201)) -> tuple[int, Any]:
+    """One call on a keep-alive stdlib connection: its status and JSON body (None when
+    empty); any status but `ok` ends the run."""
     conn.request(method, path, headers=headers,
                  body=None if body is None else json.dumps(body))
     r = conn.getresponse()
     raw = r.read()
-    if r.status not in (200, 201):
+    if r.status not in ok:
         raise SystemExit(f"{method} {path} answered {r.status}: {raw[:200]!r}")
-    return json.loads(raw)
+    return r.status, (json.loads(raw) if raw else None)
 
 
 async def _latency_httpx(url: str, samples: int, gap_s: float) -> list[float]:
